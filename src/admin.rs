@@ -1,0 +1,1 @@
+//! The admin listener: /healthz, /readyz, /metrics, /config, /clusters.

@@ -1,0 +1,1 @@
+//! Load balancers: one policy per file behind one trait.

@@ -1,0 +1,1 @@
+//! EndpointSlice → [`crate::snapshot::EndpointSet`], published apart from the snapshot.

@@ -1,0 +1,27 @@
+//! weir: a Kubernetes ingress controller with its own data plane.
+//!
+//! The pipeline (see `ARCHITECTURE.md`):
+//!
+//! ```text
+//! store (files | Kubernetes API) → Objects → compile (pure) → Snapshot ─ArcSwap→ proxy
+//!                                     └──→ endpoints (EndpointSlice → EndpointSet) ──┘
+//! ```
+//!
+//! - [`store`]: the objects weir compiles from, and their sources.
+//! - [`compile`]: Objects → Snapshot + status, as ordered passes; never aborts on bad input.
+//! - [`snapshot`]: the compiled model; no Kubernetes types.
+//! - [`endpoints`]: EndpointSlice → EndpointSet, published apart from the snapshot.
+//! - [`reconcile`]: debounce, compile, publish.
+//! - [`proxy`]: listeners, routing, forwarding, upstream pools.
+//! - [`balance`]: load-balancing policies behind one trait.
+//! - [`admin`]: health, readiness, metrics and dumps.
+
+pub mod admin;
+pub mod api;
+pub mod balance;
+pub mod compile;
+pub mod endpoints;
+pub mod proxy;
+pub mod reconcile;
+pub mod snapshot;
+pub mod store;

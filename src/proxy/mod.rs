@@ -1,0 +1,1 @@
+//! The data plane: listeners, connections, routing, forwarding, upstream pools.

@@ -1,0 +1,1 @@
+//! Debounce → compile → publish.
