@@ -15,7 +15,8 @@ async fn routes_by_host_and_path_over_h1_and_h2() {
     let b = Backend::start("b").await;
     let w = Backend::start("w").await;
     let h = Harness::start(ProxyConfig::default()).await;
-    h.proxy.publish_endpoints(endpoints(&[("a", &[&a]), ("b", &[&b]), ("w", &[&w])]));
+    h.proxy
+        .publish_endpoints(endpoints(&[("a", &[&a]), ("b", &[&b]), ("w", &[&w])]));
     h.proxy.publish_snapshot(
         snapshot()
             .host("a.example")
@@ -28,7 +29,11 @@ async fn routes_by_host_and_path_over_h1_and_h2() {
     );
     for proto in BOTH {
         let mut c = h.client(proto).await;
-        assert_eq!(c.get("a.example", "/").await.backend(), Some("a"), "{proto:?}");
+        assert_eq!(
+            c.get("a.example", "/").await.backend(),
+            Some("a"),
+            "{proto:?}"
+        );
         assert_eq!(c.get("a.example", "/api").await.backend(), Some("b"));
         assert_eq!(c.get("a.example", "/api/v1?x=1").await.backend(), Some("b"));
         // Prefix matches whole path elements only.
@@ -79,21 +84,30 @@ async fn forwarded_headers_request_id_and_hop_by_hop() {
         })
         .await;
         h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-        h.proxy.publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+        h.proxy
+            .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
         for proto in BOTH {
             let mut c = h.client(proto).await;
             let mut req = c.request("POST", "a.example", "/echo", body("ping"));
-            req.headers_mut().insert("x-forwarded-for", "203.0.113.9".parse().expect("v"));
-            req.headers_mut().insert("x-forwarded-proto", "https".parse().expect("v"));
-            req.headers_mut().insert("x-request-id", "client-id-1".parse().expect("v"));
+            req.headers_mut()
+                .insert("x-forwarded-for", "203.0.113.9".parse().expect("v"));
+            req.headers_mut()
+                .insert("x-forwarded-proto", "https".parse().expect("v"));
+            req.headers_mut()
+                .insert("x-request-id", "client-id-1".parse().expect("v"));
             if proto == Proto::H1 {
-                req.headers_mut().insert("connection", "x-hop".parse().expect("v"));
+                req.headers_mut()
+                    .insert("connection", "x-hop".parse().expect("v"));
                 req.headers_mut().insert("x-hop", "1".parse().expect("v"));
             }
             let r = c.answer(req).await;
             assert_eq!(r.status, 200);
             assert_eq!(&r.body[..], b"ping");
-            assert_eq!(r.header("x-seen-x-forwarded-for"), Some(want_xff), "{mode:?}");
+            assert_eq!(
+                r.header("x-seen-x-forwarded-for"),
+                Some(want_xff),
+                "{mode:?}"
+            );
             let proto_seen = r.header("x-seen-x-forwarded-proto");
             match mode {
                 ForwardedHeaders::Overwrite => assert_eq!(proto_seen, Some("http")),
@@ -120,7 +134,8 @@ async fn forwarded_headers_request_id_and_hop_by_hop() {
 async fn upstream_protocols_h1_h2c_and_authority_rewrite() {
     let a = Backend::start("a").await;
     let h = Harness::start(ProxyConfig::default()).await;
-    h.proxy.publish_endpoints(endpoints(&[("h1", &[&a]), ("h2", &[&a])]));
+    h.proxy
+        .publish_endpoints(endpoints(&[("h1", &[&a]), ("h2", &[&a])]));
     h.proxy.publish_snapshot(
         snapshot()
             .host("a.example")
@@ -189,7 +204,8 @@ async fn failures_map_to_404_503_502_504_and_connect_failures_retry() {
     let mut metrics = String::new();
     h.proxy.render_metrics(&mut metrics);
     assert!(
-        metrics.contains("weir_upstream_errors_total{cluster=\"default/dead:80\",kind=\"connect\"}"),
+        metrics
+            .contains("weir_upstream_errors_total{cluster=\"default/dead:80\",kind=\"connect\"}"),
         "{metrics}"
     );
     assert!(metrics.contains("kind=\"timeout\"} 2"), "{metrics}");

@@ -141,6 +141,7 @@ async fn forward(
         return Err((Failure::NoEndpoint, route, Some(cluster)));
     };
 
+    let downstream_h1 = req.version() < Version::HTTP_2;
     let upgrade = is_upgrade(&req);
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let request_id = prepare_headers(inner, conn, &mut req, &host, upgrade);
@@ -199,6 +200,9 @@ async fn forward(
             status == StatusCode::SWITCHING_PROTOCOLS && upgrade,
         );
         parts.headers.insert(X_REQUEST_ID.clone(), request_id);
+        if downstream_h1 {
+            declare_grpc_trailers(&mut parts.headers);
+        }
         if let Some(l) = log.as_deref_mut() {
             l.endpoint = Some(ep.address);
             l.upstream = Some(upstream);
@@ -346,6 +350,20 @@ impl Completion {
             }
             self.inner.access_log.write(&l);
         }
+    }
+}
+
+/// HTTP/1.1 only sends trailers the response declared in `Trailer`; HTTP/2 gRPC servers
+/// declare none, so for gRPC responses to an HTTP/1.1 client weir declares gRPC's own.
+fn declare_grpc_trailers(headers: &mut HeaderMap) {
+    let grpc = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if grpc && !headers.contains_key(header::TRAILER) {
+        headers.insert(
+            header::TRAILER,
+            HeaderValue::from_static("grpc-status, grpc-message, grpc-status-details-bin"),
+        );
     }
 }
 

@@ -158,7 +158,10 @@ async fn backend_handle(
                 .map(str::to_string)
         })
         .unwrap_or_default();
-    out_headers.insert("x-seen-authority", HeaderValue::from_str(&authority).expect("a"));
+    out_headers.insert(
+        "x-seen-authority",
+        HeaderValue::from_str(&authority).expect("a"),
+    );
     out_headers.insert(
         "x-seen-path",
         HeaderValue::from_str(&req.uri().to_string()).expect("p"),
@@ -202,8 +205,10 @@ async fn backend_handle(
         });
         let mut resp = Response::new(empty());
         *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
-        resp.headers_mut().insert("upgrade", HeaderValue::from_static("websocket"));
-        resp.headers_mut().insert("connection", HeaderValue::from_static("upgrade"));
+        resp.headers_mut()
+            .insert("upgrade", HeaderValue::from_static("websocket"));
+        resp.headers_mut()
+            .insert("connection", HeaderValue::from_static("upgrade"));
         return Ok(resp);
     }
     if let Some(ms) = path.strip_prefix("/slow/") {
@@ -211,6 +216,7 @@ async fn backend_handle(
         tokio::time::sleep(Duration::from_millis(ms)).await;
     }
     if path == "/trailers" {
+        let undeclared = req.uri().query() == Some("undeclared");
         // gRPC-like: echo the request body, then trailers; report request trailers too.
         let collected = req.into_body().collect().await.expect("request body");
         let req_trailers = collected.trailers().cloned();
@@ -229,6 +235,14 @@ async fn backend_handle(
         resp.headers_mut().extend(out_headers);
         resp.headers_mut()
             .insert("content-type", HeaderValue::from_static("application/grpc"));
+        // HTTP/1.1 sends only the trailers declared up front (gRPC servers, speaking h2,
+        // declare none: `?undeclared` behaves like them).
+        if !undeclared {
+            resp.headers_mut().insert(
+                "trailer",
+                HeaderValue::from_static("grpc-status, grpc-message, x-seen-client-trailer"),
+            );
+        }
         return Ok(resp);
     }
     let data = req
@@ -241,7 +255,8 @@ async fn backend_handle(
     resp.headers_mut().extend(out_headers);
     resp.headers_mut()
         .insert("connection", HeaderValue::from_static("x-hop"));
-    resp.headers_mut().insert("x-hop", HeaderValue::from_static("1"));
+    resp.headers_mut()
+        .insert("x-hop", HeaderValue::from_static("1"));
     Ok(resp)
 }
 
@@ -402,10 +417,9 @@ pub fn set(addrs: impl IntoIterator<Item = SocketAddr>) -> Arc<EndpointSet> {
 
 /// A certificate for `names`, as compile would produce it.
 pub fn certificate(names: &[&str]) -> Arc<Certificate> {
-    let generated = rcgen::generate_simple_self_signed(
-        names.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
-    )
-    .expect("rcgen");
+    let generated =
+        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("rcgen");
     let der = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
     let signer = rustls::crypto::ring::sign::any_supported_type(&der).expect("key");
     Arc::new(Certificate {
@@ -434,7 +448,10 @@ impl Harness {
         let proxy = Proxy::new(config);
         let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let https = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-        let (http_addr, https_addr) = (http.local_addr().expect("a"), https.local_addr().expect("a"));
+        let (http_addr, https_addr) = (
+            http.local_addr().expect("a"),
+            https.local_addr().expect("a"),
+        );
         let (stop, stopped) = oneshot::channel::<()>();
         let p = proxy.clone();
         let task = tokio::spawn(async move {
