@@ -22,6 +22,7 @@ use super::access_log::LogRecord;
 use super::body::ProxyBody;
 use super::config::{ForwardedHeaders, RequestIdMode};
 use super::error::{Failure, synthetic};
+use super::framing::Ambiguous;
 use super::upstream::{ClusterState, EndpointState, H2Stream, Lease};
 use super::{Inner, RouteRt, router};
 use crate::balance::PickContext;
@@ -39,6 +40,8 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 pub(crate) struct ConnInfo {
     pub(crate) peer: SocketAddr,
     pub(crate) tls: bool,
+    /// Raised by the HTTP/1 framing guard: refuse every request left on the connection.
+    pub(crate) ambiguous: Arc<Ambiguous>,
 }
 
 /// Handles one request. Never fails: failures become responses via [`Failure::into_response`].
@@ -104,6 +107,11 @@ async fn forward(
     start: Instant,
     log: &mut Option<Box<LogRecord>>,
 ) -> Result<Response<ProxyBody>, Failed> {
+    if conn.ambiguous.is_set() {
+        // Drain nothing of it: the connection closes after the 400.
+        drop(req);
+        return Err((Failure::AmbiguousFraming, None, None));
+    }
     let rt = inner.runtime.load_full();
 
     let Some(host) = request_host(&req) else {

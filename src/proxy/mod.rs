@@ -20,6 +20,7 @@ mod body;
 mod config;
 mod error;
 mod forward;
+mod framing;
 mod metrics;
 mod router;
 mod server;

@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::error::ProxyError;
 use super::forward::{self, ConnInfo};
+use super::framing::{Ambiguous, FramingGuard};
 use super::metrics::ListenerStats;
 use super::{Inner, Listeners, tls};
 
@@ -119,7 +120,11 @@ async fn accept_loop(
             stats.total.fetch_add(1, Ordering::Relaxed);
             let _guard = ActiveGuard(stats);
             match tls {
-                None => serve_conn(&inner, &builder, tcp, peer, false, stop).await,
+                None => {
+                    let flag = Arc::new(Ambiguous::default());
+                    let io = FramingGuard::new(tcp, flag.clone());
+                    serve_conn(&inner, &builder, io, peer, false, flag, stop).await
+                }
                 Some(acceptor) => {
                     let hs = tokio::time::timeout(
                         inner.config.tls_handshake_timeout,
@@ -128,7 +133,13 @@ async fn accept_loop(
                     .await;
                     match hs {
                         Ok(Ok(stream)) => {
-                            serve_conn(&inner, &builder, stream, peer, true, stop).await
+                            let flag = Arc::new(Ambiguous::default());
+                            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                serve_conn(&inner, &builder, stream, peer, true, flag, stop).await
+                            } else {
+                                let io = FramingGuard::new(stream, flag.clone());
+                                serve_conn(&inner, &builder, io, peer, true, flag, stop).await
+                            }
                         }
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -154,11 +165,16 @@ async fn serve_conn<I>(
     io: I,
     peer: SocketAddr,
     tls: bool,
+    ambiguous: Arc<Ambiguous>,
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let info = Arc::new(ConnInfo { peer, tls });
+    let info = Arc::new(ConnInfo {
+        peer,
+        tls,
+        ambiguous,
+    });
     let handler = inner.clone();
     let service = service_fn(move |req| {
         let inner = handler.clone();
