@@ -192,7 +192,7 @@ async fn forward(
                 ep.load.in_flight.fetch_sub(1, Ordering::Relaxed);
                 cluster.stats.error(f.kind());
                 last = f;
-                req = Some(back);
+                req = Some(*back);
                 continue;
             }
             Err(SendError::Failed(f)) => {
@@ -244,7 +244,7 @@ async fn forward(
 
 enum SendError {
     /// Nothing was sent; the request comes back for another attempt.
-    NotSent(Request<Incoming>, Failure),
+    NotSent(Box<Request<Incoming>>, Failure),
     Failed(Failure),
 }
 
@@ -263,7 +263,7 @@ async fn send(lease: Lease, req: Request<Incoming>, timeout: Duration) -> Result
                 Some(Ok(resp)) => Ok((resp, Some(sender), None)),
                 Some(Err(mut e)) => match e.take_message() {
                     Some(back) => Err(SendError::NotSent(
-                        back,
+                        Box::new(back),
                         Failure::Connect(std::io::Error::other(e.into_error())),
                     )),
                     None => Err(SendError::Failed(Failure::Upstream(e.into_error()))),
@@ -277,7 +277,7 @@ async fn send(lease: Lease, req: Request<Incoming>, timeout: Duration) -> Result
                 Some(Ok(resp)) => Ok((resp, None, Some(conn))),
                 Some(Err(mut e)) => match e.take_message() {
                     Some(back) => Err(SendError::NotSent(
-                        back,
+                        Box::new(back),
                         Failure::Connect(std::io::Error::other(e.into_error())),
                     )),
                     None => Err(SendError::Failed(Failure::Upstream(e.into_error()))),
@@ -336,18 +336,19 @@ impl Completion {
     /// Accounts for the request; `ended`: the response body was sent completely.
     pub(crate) fn finish(mut self, ended: bool) {
         self.endpoint.load.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if let Some(h1) = self.h1.take() {
-            if ended && !self.errored {
-                self.endpoint.release_h1(h1);
-            }
+        if let Some(h1) = self.h1.take()
+            && ended
+            && !self.errored
+        {
+            self.endpoint.release_h1(h1);
         }
         let elapsed = self.start.elapsed();
         if let Some(r) = &self.route {
             r.stats.record(self.status, elapsed);
-            if self.errored {
-                if let Some(c) = &r.cluster {
-                    c.stats.error("upstream");
-                }
+            if self.errored
+                && let Some(c) = &r.cluster
+            {
+                c.stats.error("upstream");
             }
         }
         if let Some(mut l) = self.log.take() {
@@ -482,10 +483,10 @@ fn prepare_headers(
             if !headers.contains_key(&X_FORWARDED_PROTO) {
                 headers.insert(X_FORWARDED_PROTO.clone(), proto);
             }
-            if !headers.contains_key(&X_FORWARDED_HOST) {
-                if let Ok(v) = HeaderValue::from_str(host) {
-                    headers.insert(X_FORWARDED_HOST.clone(), v);
-                }
+            if !headers.contains_key(&X_FORWARDED_HOST)
+                && let Ok(v) = HeaderValue::from_str(host)
+            {
+                headers.insert(X_FORWARDED_HOST.clone(), v);
             }
         }
     }

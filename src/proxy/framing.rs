@@ -230,10 +230,10 @@ impl<T: AsyncRead + Unpin> AsyncRead for FramingGuard<T> {
         let this = self.get_mut();
         let before = buf.filled().len();
         let polled = Pin::new(&mut this.io).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = polled {
-            if !matches!(this.state, State::Off) {
-                this.observe(&buf.filled()[before..]);
-            }
+        if let Poll::Ready(Ok(())) = polled
+            && !matches!(this.state, State::Off)
+        {
+            this.observe(&buf.filled()[before..]);
         }
         polled
     }

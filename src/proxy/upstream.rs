@@ -277,10 +277,10 @@ impl EndpointState {
     /// A connection for one request: pooled when possible, else a new one.
     pub(crate) async fn checkout(&self, cluster: &ClusterState) -> Result<Lease, Failure> {
         let cfg = cluster.config.load();
-        if cluster.protocol != UpstreamProtocol::Http1 {
-            if let Some(lease) = self.h2_lease() {
-                return Ok(lease);
-            }
+        if cluster.protocol != UpstreamProtocol::Http1
+            && let Some(lease) = self.h2_lease()
+        {
+            return Ok(lease);
         }
         if cluster.protocol != UpstreamProtocol::H2c {
             loop {
