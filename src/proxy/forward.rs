@@ -162,7 +162,25 @@ async fn forward(
     let cfg = cluster.config.load_full();
     let mut last = Failure::NoEndpoint;
     let mut req = Some(req);
-    for i in candidates {
+    let mut candidates = candidates;
+    // `(endpoint, retried)`: a request that came back unsent from a pooled connection the
+    // peer had closed is retried once on the same endpoint (over a new connection) before
+    // moving on, so a stale keep-alive connection never costs a 502.
+    let mut current: Option<(usize, bool)> = None;
+    loop {
+        let i = match current {
+            Some((i, false)) => {
+                current = Some((i, true));
+                i
+            }
+            _ => match candidates.next() {
+                Some(i) => {
+                    current = None;
+                    i
+                }
+                None => break,
+            },
+        };
         let ep = &members.endpoints[i];
         let lease = if upgrade {
             ep.connect(&cfg, true).await
@@ -188,9 +206,12 @@ async fn forward(
         let (resp, h1, h2) = match outcome {
             Ok(ok) => ok,
             Err(SendError::NotSent(back, f)) => {
-                // The connection died before the request left: safe to try the next endpoint.
+                // The connection died before the request left: safe to try again.
                 ep.load.in_flight.fetch_sub(1, Ordering::Relaxed);
-                cluster.stats.error(f.kind());
+                ep.total.fetch_sub(1, Ordering::Relaxed);
+                if current.is_none() {
+                    current = Some((i, false));
+                }
                 last = f;
                 req = Some(*back);
                 continue;

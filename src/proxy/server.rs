@@ -61,6 +61,7 @@ pub(crate) async fn serve(
     tokio::select! {
         _ = shutdown => {}
         _ = async { tokio::join!(accept_http, accept_https) } => {}
+        _ = sweep_idle(&inner) => {}
     }
     // The accept loops (and listeners) are dropped here: new connections are refused.
     let _ = stop_tx.send(true);
@@ -72,6 +73,21 @@ pub(crate) async fn serve(
         );
     }
     Ok(())
+}
+
+/// Closes idle upstream connections periodically (checkout also skips expired ones).
+async fn sweep_idle(inner: &Inner) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        inner
+            .publish
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .registry
+            .sweep();
+    }
 }
 
 fn builder(inner: &Inner) -> Builder {
