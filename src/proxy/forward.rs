@@ -39,6 +39,8 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
     pub(crate) peer: SocketAddr,
+    /// The peer's IP, ready for `X-Forwarded-For`.
+    pub(crate) peer_ip: HeaderValue,
     pub(crate) tls: bool,
     /// Raised by the HTTP/1 framing guard: refuse every request left on the connection.
     pub(crate) ambiguous: Arc<Ambiguous>,
@@ -114,10 +116,15 @@ async fn forward(
     }
     let rt = inner.runtime.load_full();
 
-    let Some(host) = request_host(&req) else {
+    // An owned copy of the host (for HTTP/1 a reference-counted slice of the read buffer),
+    // so the request can be rewritten while the host is still borrowed.
+    let Some(host_value) = request_host(&req) else {
         return Err((Failure::BadRequest("missing host\n"), None, None));
     };
-    let Some(m) = router::route(&rt.snapshot, &host, req.uri().path()) else {
+    let Ok(host) = host_value.to_str() else {
+        return Err((Failure::BadRequest("invalid host\n"), None, None));
+    };
+    let Some(m) = router::route(&rt.snapshot, host, req.uri().path()) else {
         if let Some(l) = log.as_deref_mut() {
             l.authority = host.to_string();
         }
@@ -152,12 +159,10 @@ async fn forward(
     let downstream_h1 = req.version() < Version::HTTP_2;
     let upgrade = is_upgrade(&req);
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let request_id = prepare_headers(inner, conn, &mut req, &host, upgrade);
+    let request_id = prepare_headers(inner, conn, &mut req, &host_value, upgrade);
     if let Some(l) = log.as_deref_mut() {
         l.request_id = request_id.to_str().unwrap_or_default().to_string();
     }
-    let host_value = HeaderValue::from_str(&host).ok();
-    drop(host);
 
     let cfg = cluster.config.load_full();
     let mut last = Failure::NoEndpoint;
@@ -198,7 +203,7 @@ async fn forward(
             Err(f) => return Err((f, route, Some(cluster))),
         };
         let Some(mut r) = req.take() else { break };
-        set_request_target(&mut r, &lease, host_value.as_ref());
+        set_request_target(&mut r, &lease, &host_value);
         ep.load.in_flight.fetch_add(1, Ordering::Relaxed);
         ep.total.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();
@@ -407,15 +412,14 @@ fn version_name(v: Version) -> &'static str {
 }
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
     if let Some(a) = req.uri().authority() {
-        return Some(a.as_str().to_string());
+        return HeaderValue::from_str(a.as_str()).ok();
     }
     req.headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty())
-        .map(str::to_string)
+        .cloned()
 }
 
 fn is_upgrade(req: &Request<Incoming>) -> bool {
@@ -466,7 +470,7 @@ fn prepare_headers(
     inner: &Inner,
     conn: &ConnInfo,
     req: &mut Request<Incoming>,
-    host: &str,
+    host: &HeaderValue,
     upgrade: bool,
 ) -> HeaderValue {
     let trailers = req
@@ -481,33 +485,29 @@ fn prepare_headers(
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 
-    let peer_ip = conn.peer.ip().to_string();
+    let peer_ip = &conn.peer_ip;
     let proto = HeaderValue::from_static(if conn.tls { "https" } else { "http" });
     match inner.config.forwarded {
         ForwardedHeaders::Overwrite => {
-            if let Ok(v) = HeaderValue::from_str(&peer_ip) {
-                headers.insert(X_FORWARDED_FOR.clone(), v);
-            }
+            headers.insert(X_FORWARDED_FOR.clone(), peer_ip.clone());
             headers.insert(X_FORWARDED_PROTO.clone(), proto);
-            if let Ok(v) = HeaderValue::from_str(host) {
-                headers.insert(X_FORWARDED_HOST.clone(), v);
-            }
+            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         }
         ForwardedHeaders::Trust => {
             let joined = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-                Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer_ip}"),
-                _ => peer_ip,
+                Some(prev) if !prev.trim().is_empty() => {
+                    HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip())).ok()
+                }
+                _ => Some(peer_ip.clone()),
             };
-            if let Ok(v) = HeaderValue::from_str(&joined) {
+            if let Some(v) = joined {
                 headers.insert(X_FORWARDED_FOR.clone(), v);
             }
             if !headers.contains_key(&X_FORWARDED_PROTO) {
                 headers.insert(X_FORWARDED_PROTO.clone(), proto);
             }
-            if !headers.contains_key(&X_FORWARDED_HOST)
-                && let Ok(v) = HeaderValue::from_str(host)
-            {
-                headers.insert(X_FORWARDED_HOST.clone(), v);
+            if !headers.contains_key(&X_FORWARDED_HOST) {
+                headers.insert(X_FORWARDED_HOST.clone(), host.clone());
             }
         }
     }
@@ -552,7 +552,7 @@ fn new_request_id() -> HeaderValue {
 
 /// Puts the request in the form the upstream connection needs: origin-form plus `Host` for
 /// HTTP/1.1, absolute-form (`:scheme`, `:authority`) for HTTP/2.
-fn set_request_target(req: &mut Request<Incoming>, lease: &Lease, host: Option<&HeaderValue>) {
+fn set_request_target(req: &mut Request<Incoming>, lease: &Lease, host: &HeaderValue) {
     match lease {
         Lease::H1 { .. } => {
             *req.version_mut() = Version::HTTP_11;
@@ -566,18 +566,14 @@ fn set_request_target(req: &mut Request<Incoming>, lease: &Lease, host: Option<&
                     *req.uri_mut() = uri;
                 }
             }
-            if let Some(h) = host {
-                req.headers_mut().insert(header::HOST, h.clone());
-            }
+            req.headers_mut().insert(header::HOST, host.clone());
         }
         Lease::H2 { .. } => {
             *req.version_mut() = Version::HTTP_2;
             if req.uri().authority().is_none() {
                 let mut parts = std::mem::take(req.uri_mut()).into_parts();
                 parts.scheme = Some(http::uri::Scheme::HTTP);
-                parts.authority = host
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|h| h.parse().ok());
+                parts.authority = host.to_str().ok().and_then(|h| h.parse().ok());
                 if parts.path_and_query.is_none() {
                     parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
                 }

@@ -188,6 +188,8 @@ async fn serve_conn<I>(
 {
     let info = Arc::new(ConnInfo {
         peer,
+        peer_ip: http::HeaderValue::from_str(&peer.ip().to_string())
+            .expect("invariant: an IP address is a valid header value"),
         tls,
         ambiguous,
     });
