@@ -214,6 +214,8 @@ pub(crate) struct EndpointState {
     pub(crate) total: AtomicU64,
     /// Removed from its cluster: finish what is in flight, pool nothing.
     pub(crate) draining: AtomicBool,
+    /// A TLS endpoint that negotiated `http/1.1`: connect without the HTTP/2 single-flight.
+    tls_http1: AtomicBool,
     pool: Pool,
 }
 
@@ -249,6 +251,7 @@ impl EndpointState {
             load: Arc::new(EndpointLoad::default()),
             total: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            tls_http1: AtomicBool::new(false),
             pool: Pool {
                 idle_h1: Mutex::new(Vec::new()),
                 h2: Mutex::new(Vec::new()),
@@ -319,7 +322,7 @@ impl EndpointState {
                 }
             }
         }
-        if cluster.protocol == UpstreamProtocol::Http1 {
+        if cluster.protocol == UpstreamProtocol::Http1 || self.tls_http1.load(Ordering::Relaxed) {
             return self.connect(&cfg, false).await;
         }
         // HTTP/2 (or TLS that may negotiate it): one connect at a time, then look again.
@@ -381,6 +384,9 @@ impl EndpointState {
                 if h2 {
                     self.h2_handshake(TokioIo::new(tls)).await
                 } else {
+                    if !upgrade {
+                        self.tls_http1.store(true, Ordering::Relaxed);
+                    }
                     h1_handshake(TokioIo::new(tls), upgrade).await
                 }
             }
