@@ -2,7 +2,7 @@
 //! HTTP/2 client through weir to a hyper backend (one request at a time, so the figure is
 //! latency including client and backend work), plus the balancer pick alone.
 //!
-//! Run: `cargo bench --bench proxy`.
+//! Run: `cargo bench --bench proxy`. `direct/*` gives the client-plus-backend baseline.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
@@ -38,7 +38,7 @@ fn request_path(c: &mut Criterion) {
         .enable_all()
         .build()
         .expect("runtime");
-    let (h, _backend) = rt.block_on(async {
+    let (h, backend) = rt.block_on(async {
         let backend = Backend::start("a").await;
         let h = Harness::start(ProxyConfig::default()).await;
         h.proxy
@@ -54,11 +54,15 @@ fn request_path(c: &mut Criterion) {
         );
         (h, backend)
     });
-    for (name, proto, host) in [
-        ("proxy/h1_to_h1_get", Proto::H1, "h1.example"),
-        ("proxy/h2_to_h2c_get", Proto::H2, "h2.example"),
+    // `direct/*` is the same client talking to the backend without weir: the difference is
+    // weir's share.
+    for (name, proto, host, addr) in [
+        ("direct/h1_get", Proto::H1, "h1.example", backend.addr),
+        ("proxy/h1_to_h1_get", Proto::H1, "h1.example", h.http),
+        ("direct/h2_get", Proto::H2, "h2.example", backend.addr),
+        ("proxy/h2_to_h2c_get", Proto::H2, "h2.example", h.http),
     ] {
-        let mut client = rt.block_on(h.client(proto));
+        let mut client = rt.block_on(Client::connect(addr, proto));
         c.bench_function(name, |b| {
             b.iter_custom(|iters| {
                 rt.block_on(async {
