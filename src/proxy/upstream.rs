@@ -216,6 +216,10 @@ pub(crate) struct EndpointState {
     pub(crate) draining: AtomicBool,
     /// A TLS endpoint that negotiated `http/1.1`: connect without the HTTP/2 single-flight.
     tls_http1: AtomicBool,
+    /// The peer's stream limit as last seen on any of its HTTP/2 connections (0: unknown).
+    /// A new connection starts with it instead of the default 100, so a peer allowing
+    /// fewer streams does not refuse the ones sent before its SETTINGS arrive.
+    h2_limit_hint: AtomicUsize,
     pool: Pool,
 }
 
@@ -239,9 +243,14 @@ pub(crate) struct H2Conn {
     streams: AtomicUsize,
     /// When a stream was last opened, in milliseconds since [`epoch`].
     last_used: AtomicU64,
-    /// The peer's current `SETTINGS_MAX_CONCURRENT_STREAMS`.
-    peer_max_streams: AtomicUsize,
+    /// Reads the peer's current `SETTINGS_MAX_CONCURRENT_STREAMS` (`None` when the
+    /// connection's task is polling it at that instant).
+    peer_max_streams: PeerLimit,
+    /// The last value read.
+    peer_max_cached: AtomicUsize,
 }
+
+type PeerLimit = Box<dyn Fn() -> Option<usize> + Send + Sync>;
 
 impl EndpointState {
     fn new(address: SocketAddr, weight: u32, h2_max_streams: usize) -> Self {
@@ -252,6 +261,7 @@ impl EndpointState {
             total: AtomicU64::new(0),
             draining: AtomicBool::new(false),
             tls_http1: AtomicBool::new(false),
+            h2_limit_hint: AtomicUsize::new(0),
             pool: Pool {
                 idle_h1: Mutex::new(Vec::new()),
                 h2: Mutex::new(Vec::new()),
@@ -337,10 +347,15 @@ impl EndpointState {
         let mut conns = lock(&self.pool.h2);
         conns.retain(|c| !c.sender.is_closed());
         for c in conns.iter() {
-            let limit = c
-                .peer_max_streams
-                .load(Ordering::Relaxed)
-                .min(self.pool.h2_max_streams);
+            let peer = match (c.peer_max_streams)() {
+                Some(fresh) => {
+                    c.peer_max_cached.store(fresh, Ordering::Relaxed);
+                    self.h2_limit_hint.store(fresh, Ordering::Relaxed);
+                    fresh
+                }
+                None => c.peer_max_cached.load(Ordering::Relaxed),
+            };
+            let limit = peer.min(self.pool.h2_max_streams);
             let open = c.streams.load(Ordering::Relaxed);
             if open < limit && c.sender.is_ready() {
                 c.streams.fetch_add(1, Ordering::Relaxed);
@@ -397,30 +412,30 @@ impl EndpointState {
     where
         T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
     {
+        let hint = self.h2_limit_hint.load(Ordering::Relaxed);
         let (sender, conn) = http2::Builder::new(TokioExecutor::new())
             .timer(TokioTimer::new())
+            .initial_max_send_streams(if hint == 0 { 100 } else { hint })
+            .max_header_list_size(UPSTREAM_MAX_HEADER_LIST)
             .handshake(io)
             .await
             .map_err(|e| Failure::Connect(std::io::Error::other(e)))?;
+        // hyper keeps the peer's SETTINGS on the connection object, which its task must
+        // poll: share it behind a mutex the task takes to poll and a lease only tries.
+        let initial = conn.current_max_send_streams();
+        let conn = Arc::new(Mutex::new(Box::pin(conn)));
+        let driver = conn.clone();
+        let peer_max_streams: PeerLimit =
+            Box::new(move || conn.try_lock().ok().map(|c| c.current_max_send_streams()));
         let c = Arc::new(H2Conn {
             sender: sender.clone(),
             streams: AtomicUsize::new(1),
             last_used: AtomicU64::new(now_ms()),
-            peer_max_streams: AtomicUsize::new(conn.current_max_send_streams()),
+            peer_max_streams,
+            peer_max_cached: AtomicUsize::new(initial),
         });
-        let shared = c.clone();
         tokio::spawn(async move {
-            // Poll the connection, publishing the peer's SETTINGS_MAX_CONCURRENT_STREAMS
-            // after every poll (it only changes when a SETTINGS frame was processed).
-            let mut conn = std::pin::pin!(conn);
-            let ended = std::future::poll_fn(|cx| {
-                let polled = conn.as_mut().poll(cx);
-                shared
-                    .peer_max_streams
-                    .store(conn.current_max_send_streams(), Ordering::Relaxed);
-                polled
-            })
-            .await;
+            let ended = std::future::poll_fn(|cx| lock(&driver).as_mut().poll(cx)).await;
             if let Err(error) = ended {
                 tracing::debug!(%error, "upstream h2 connection ended");
             }
@@ -480,6 +495,10 @@ impl Drop for H2Stream {
         self.0.streams.fetch_sub(1, Ordering::Relaxed);
     }
 }
+
+/// Largest response head accepted from an HTTP/2 upstream (hyper's default is 16 KiB;
+/// this matches the downstream default).
+const UPSTREAM_MAX_HEADER_LIST: u32 = 64 * 1024;
 
 /// Milliseconds since the first call: a cheap, monotonic timestamp for atomics.
 fn now_ms() -> u64 {
