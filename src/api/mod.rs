@@ -43,6 +43,9 @@ pub mod condition_types {
 
 /// Reason constants (the `reason` of a [`crate::compile::Condition`]), CamelCase.
 pub mod reasons {
+    /// A manifest document could not be read or parsed (`weir validate` only; the document
+    /// was skipped).
+    pub const INVALID_MANIFEST: &str = "InvalidManifest";
     /// A rule's host is not a valid DNS name or wildcard (`*.` followed by a name).
     pub const INVALID_HOST: &str = "InvalidHost";
     /// A path is not absolute or contains a forbidden sequence (`//`, `/./`, `/../`, `%2f`).
