@@ -22,7 +22,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use k8s_openapi::api::core::v1::{Service, ServicePort};
+use k8s_openapi::api::core::v1::ServicePort;
 use k8s_openapi::api::networking::v1::IngressBackend;
 
 use super::classes::OwnedIngress;
@@ -224,7 +224,7 @@ impl<'a> Backends<'a> {
             port: number,
         };
         if !self.clusters.contains_key(&cluster_key) {
-            let cluster = cluster(cluster_key.clone(), service_port, &key, service, status);
+            let cluster = cluster(cluster_key.clone(), service_port, &key, status);
             self.clusters.insert(cluster_key.clone(), cluster);
         }
         Resolved::Cluster(cluster_key)
@@ -243,7 +243,6 @@ fn cluster(
     key: ClusterKey,
     port: &ServicePort,
     service_key: &ObjectKey,
-    _service: &Service,
     status: &mut Status,
 ) -> Cluster {
     let app_protocol = port.app_protocol.as_deref();

@@ -265,7 +265,6 @@ fn yaml_documents(text: &str) -> Vec<Document> {
     let mut start = 0usize; // byte offset of the current document
     let mut start_line = 1usize;
     let mut offset = 0usize;
-    let mut line_no = 1usize;
     let push = |documents: &mut Vec<Document>, body: &str, start_line: usize| {
         if body
             .lines()
@@ -285,7 +284,7 @@ fn yaml_documents(text: &str) -> Vec<Document> {
         };
         documents.push(Document { start_line, parsed });
     };
-    for line in text.split_inclusive('\n') {
+    for (line_no, line) in (1usize..).zip(text.split_inclusive('\n')) {
         let content = line.trim_end_matches(['\n', '\r']);
         let is_separator = content
             .strip_prefix("---")
@@ -296,7 +295,6 @@ fn yaml_documents(text: &str) -> Vec<Document> {
             start_line = line_no + 1;
         }
         offset += line.len();
-        line_no += 1;
     }
     push(&mut documents, &text[start..], start_line);
     documents

@@ -116,6 +116,10 @@ impl fmt::Display for Kind {
 
 /// One object of a kind weir keeps.
 #[derive(Debug, Clone)]
+#[expect(
+    clippy::large_enum_variant,
+    reason = "moved once into the store, which keeps the unboxed object; boxing adds an allocation"
+)]
 pub enum KubeObject {
     /// An Ingress.
     Ingress(Ingress),
