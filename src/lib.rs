@@ -15,6 +15,7 @@
 //! - [`proxy`]: listeners, routing, forwarding, upstream pools.
 //! - [`balance`]: load-balancing policies behind one trait.
 //! - [`admin`]: health, readiness, metrics and dumps.
+//! - [`validate`]: `weir validate`, compile a manifests directory and report, like `nginx -t`.
 
 pub mod admin;
 pub mod api;
@@ -25,3 +26,4 @@ pub mod proxy;
 pub mod reconcile;
 pub mod snapshot;
 pub mod store;
+pub mod validate;
