@@ -3,6 +3,8 @@
 //! [`Objects`] is the same whichever source filled it (a manifests directory or the
 //! Kubernetes API), so nothing downstream knows where an object came from.
 
+pub mod kube;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
