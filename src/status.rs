@@ -353,3 +353,162 @@ fn truncate(s: &str, max: usize) -> String {
     }
     s[..end].to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerStatus, IngressStatus};
+
+    use super::*;
+
+    fn ingress_with(ips: &[&str]) -> Ingress {
+        Ingress {
+            metadata: ObjectMeta {
+                namespace: Some("default".to_owned()),
+                name: Some("web".to_owned()),
+                resource_version: Some("7".to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+            status: Some(IngressStatus {
+                load_balancer: Some(IngressLoadBalancerStatus {
+                    ingress: Some(ips.iter().map(|ip| address(ip)).collect()),
+                }),
+            }),
+        }
+    }
+
+    fn objects(ingress: Ingress) -> Objects {
+        let mut objects = Objects::default();
+        objects
+            .ingresses
+            .insert(ObjectKey::new("default", "web"), ingress);
+        objects
+    }
+
+    fn owned() -> StatusReport {
+        let mut report = StatusReport::default();
+        report
+            .owned_ingresses
+            .insert(ObjectKey::new("default", "web"));
+        report
+    }
+
+    fn ours() -> Vec<IngressLoadBalancerIngress> {
+        PublishSource {
+            service: None,
+            addresses: vec!["127.0.0.1".to_owned()],
+        }
+        .resolve(None)
+        .expect("fixed addresses")
+    }
+
+    #[test]
+    fn an_owned_ingress_gets_the_published_address() {
+        let plan = plan(
+            &objects(ingress_with(&[])),
+            &owned(),
+            Some(&ours()),
+            &mut BTreeSet::new(),
+        );
+        assert_eq!(plan.patches.len(), 1);
+        assert_eq!(plan.patches[0].ingress, ours());
+        assert_eq!(plan.patches[0].resource_version.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn a_status_that_already_matches_is_not_patched() {
+        let plan = plan(
+            &objects(ingress_with(&["127.0.0.1"])),
+            &owned(),
+            Some(&ours()),
+            &mut BTreeSet::new(),
+        );
+        assert!(plan.patches.is_empty());
+    }
+
+    #[test]
+    fn an_ingress_that_left_the_class_is_cleared() {
+        let mut remembered = BTreeSet::new();
+        let objects = objects(ingress_with(&["127.0.0.1"]));
+        let _ = plan(&objects, &owned(), Some(&ours()), &mut remembered);
+        let plan = plan(
+            &objects,
+            &StatusReport::default(),
+            Some(&ours()),
+            &mut remembered,
+        );
+        assert_eq!(plan.patches.len(), 1);
+        assert!(plan.patches[0].ingress.is_empty(), "cleared");
+    }
+
+    #[test]
+    fn after_a_restart_our_own_address_is_still_cleared() {
+        let plan = plan(
+            &objects(ingress_with(&["127.0.0.1"])),
+            &StatusReport::default(),
+            Some(&ours()),
+            &mut BTreeSet::new(),
+        );
+        assert_eq!(plan.patches.len(), 1);
+        assert!(plan.patches[0].ingress.is_empty());
+    }
+
+    #[test]
+    fn another_controllers_status_is_left_alone() {
+        let plan = plan(
+            &objects(ingress_with(&["10.0.0.9"])),
+            &StatusReport::default(),
+            Some(&ours()),
+            &mut BTreeSet::new(),
+        );
+        assert!(plan.patches.is_empty());
+    }
+
+    #[test]
+    fn nothing_is_written_before_the_publish_service_has_listed() {
+        let source = PublishSource {
+            service: Some(ObjectKey::new("weir", "weir")),
+            addresses: Vec::new(),
+        };
+        let addresses = source.resolve(None);
+        assert_eq!(addresses, None);
+        let plan = plan(
+            &objects(ingress_with(&["127.0.0.1"])),
+            &owned(),
+            addresses.as_deref(),
+            &mut BTreeSet::new(),
+        );
+        assert!(
+            plan.patches.is_empty(),
+            "an unknown address must not clear anything"
+        );
+    }
+
+    #[test]
+    fn the_publish_service_load_balancer_wins_over_its_cluster_ip() {
+        use k8s_openapi::api::core::v1::{
+            LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
+        };
+        let mut svc = Service {
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("10.96.0.10".to_owned()),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        };
+        assert_eq!(service_addresses(Some(&svc)), vec![address("10.96.0.10")]);
+        svc.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(vec![LoadBalancerIngress {
+                    hostname: Some("lb.example.com".to_owned()),
+                    ..LoadBalancerIngress::default()
+                }]),
+            }),
+            ..ServiceStatus::default()
+        });
+        assert_eq!(
+            service_addresses(Some(&svc)),
+            vec![address("lb.example.com")]
+        );
+    }
+}
