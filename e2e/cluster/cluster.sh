@@ -231,7 +231,11 @@ gen_pki() {
       -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
     openssl genrsa -out sa.key 2048
     openssl rsa -in sa.key -pubout -out sa.pub
-    sign() { # sign NAME SUBJECT EXTKEYUSAGE [SAN]
+    openssl ecparam -name prime256v1 -genkey -noout -out front-proxy-ca.key
+    openssl req -x509 -new -key front-proxy-ca.key -sha256 -days 3650 -subj "/CN=weir-e2e-front-proxy-ca" \
+      -out front-proxy-ca.crt -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+    sign() { # sign NAME SUBJECT EXTKEYUSAGE [SAN] [CA]
       openssl ecparam -name prime256v1 -genkey -noout -out "$1.key"
       openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"
       {
@@ -240,7 +244,8 @@ gen_pki() {
         echo "extendedKeyUsage=$3"
         [[ -n "${4:-}" ]] && echo "subjectAltName=$4"
       } >"$1.ext"
-      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -sha256 \
+      local ca="${5:-ca}"
+      openssl x509 -req -in "$1.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 3650 -sha256 \
         -extfile "$1.ext" -out "$1.crt"
       rm -f "$1.csr" "$1.ext"
     }
@@ -251,6 +256,8 @@ gen_pki() {
     sign kube-scheduler "/CN=system:kube-scheduler" clientAuth
     # kwok plays every kubelet of the fake nodes and writes pod status for them.
     sign kwok "/O=system:masters/CN=kwok" clientAuth
+    # The aggregation layer's client (front proxy), as kubeadm sets it up.
+    sign front-proxy-client "/CN=front-proxy-client" clientAuth "" front-proxy-ca
   ) >"$STATE/logs/pki.log" 2>&1 || { cat "$STATE/logs/pki.log" >&2; die "step 'generate certificates' failed"; }
 }
 
@@ -303,6 +310,10 @@ start_apiserver() {
     --service-account-issuer "https://kubernetes.default.svc.cluster.local" \
     --service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
+    --requestheader-client-ca-file "$p/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$p/front-proxy-client.crt" --proxy-client-key-file "$p/front-proxy-client.key" \
     --allow-privileged=true --profiling=false \
     --enable-admission-plugins NodeRestriction \
     --event-ttl 10m
