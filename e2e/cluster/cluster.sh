@@ -19,9 +19,12 @@
 #   WEIR_CACHE       build cache, default ~/.cache/weir-e2e (keyed by version inside)
 #   WEIR_E2E_STATE   state directory, default /tmp/weir-e2e-cluster
 #   WEIR_E2E_APISERVER_PORT (16443)  WEIR_E2E_ETCD_PORT (12379)  WEIR_E2E_ETCD_PEER_PORT (12380)
-#   WEIR_E2E_KCM_PORT (10257->16257) WEIR_E2E_SCHED_PORT (16259) WEIR_E2E_KWOK_PORT (16080)
+#   WEIR_E2E_KCM_PORT (16257)        WEIR_E2E_SCHED_PORT (16259) WEIR_E2E_KWOK_PORT (16080)
+#   (all of these are inside the cluster's own network namespace, see below)
 #   WEIR_E2E_BACKEND_PORT (18080)    port the test backend binds on 0.0.0.0
-#   WEIR_E2E_POD_CIDR (127.1.0.0/24) pod IPs kwok hands out (must be inside 127.0.0.0/8)
+#   WEIR_E2E_HOST_BRIDGE (1)         0: do not forward host 127.0.0.1:16443 to the API server
+#   WEIR_E2E_ETCD_COMPACTION_INTERVAL (5m)  kube-apiserver --etcd-compaction-interval
+#                                    (shorter makes "410 Gone" after compaction quick to reach)
 #
 # Versions are pinned by the wrapper modules in e2e/cluster/gomod/*/go.mod (+ go.sum).
 set -euo pipefail
@@ -37,7 +40,6 @@ KCM_PORT="${WEIR_E2E_KCM_PORT:-16257}"
 SCHED_PORT="${WEIR_E2E_SCHED_PORT:-16259}"
 KWOK_PORT="${WEIR_E2E_KWOK_PORT:-16080}"
 BACKEND_PORT="${WEIR_E2E_BACKEND_PORT:-18080}"
-POD_CIDR="${WEIR_E2E_POD_CIDR:-127.1.0.0/24}"
 SERVICE_CIDR="10.96.0.0/16" # allocated only, never contacted
 NODE_NAME="kwok-node-0"
 
@@ -316,7 +318,7 @@ start_apiserver() {
     --proxy-client-cert-file "$p/front-proxy-client.crt" --proxy-client-key-file "$p/front-proxy-client.key" \
     --allow-privileged=true --profiling=false \
     --enable-admission-plugins NodeRestriction \
-    --event-ttl 10m
+    --event-ttl 10m --etcd-compaction-interval "${WEIR_E2E_ETCD_COMPACTION_INTERVAL:-5m}"
   wait_readyz
 }
 
@@ -427,8 +429,12 @@ start_host_bridge() { # host 127.0.0.1:APISERVER_PORT -> the namespace's kube-ap
   log "started host-bridge (pid $!): host 127.0.0.1:$APISERVER_PORT -> kube-apiserver in the namespace"
   local i
   for i in $(seq 50); do
+    if ! alive host-bridge; then # e.g. another cluster took the port meanwhile: not fatal
+      rm -f "$STATE/pids/host-bridge"
+      log "host bridge exited (log $STATE/logs/host-bridge.log); use '$0 exec -- kubectl ...' or '$0 shell'"
+      return 0
+    fi
     curl -s -o /dev/null --cacert "$STATE/pki/ca.crt" "https://$HOST:$APISERVER_PORT/livez" && return 0
-    check_alive host-bridge "start host bridge"
     sleep 0.1
   done
   log "warning: host bridge not answering (log $STATE/logs/host-bridge.log)"

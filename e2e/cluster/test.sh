@@ -54,6 +54,13 @@ got="$(k version -o json 2>/dev/null | python3 -c 'import json,sys; print(json.l
 got="$(k get --raw /readyz 2>&1)"
 [[ "$got" == ok ]] && pass "kubectl get --raw /readyz = ok" || fail "/readyz: '$got'"
 
+if [[ -f "$WEIR_E2E_STATE/pids/host-bridge" ]]; then
+  got="$(eval "$("$CLUSTER" env)" && kubectl get --raw /readyz 2>&1)"  # host network namespace
+  [[ "$got" == ok ]] && pass "kubectl on the host with the written kubeconfig (via the host bridge)" \
+    || fail "host kubectl via bridge: '$got'"
+else
+  skip "kubectl on the host: host 127.0.0.1:16443 was taken, no host bridge"
+fi
 got="$(x helm list -A 2>&1)" && pass "helm talks to the cluster (helm list -A)" || fail "helm list -A: $got"
 
 # ---------------------------------------------------------------- RBAC, Leases
