@@ -4,6 +4,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
@@ -12,7 +13,11 @@ use tokio::net::TcpListener;
 
 use weir::admin::{self, AdminState};
 use weir::compile::{CompileConfig, DefaultBackend};
-use weir::proxy::{Listeners, Proxy, ProxyConfig};
+use weir::proxy::{
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, ForwardedHeaders, Listeners, Proxy,
+    ProxyConfig,
+};
+use weir::reconcile::metrics::ControlPlaneMetrics;
 use weir::reconcile::{self, ReconcileConfig};
 
 /// weir: a Kubernetes ingress controller that balances every request.
@@ -59,6 +64,10 @@ struct ListenArgs {
     /// Access log as JSON lines instead of text.
     #[arg(long)]
     access_log_json: bool,
+    /// Trust incoming X-Forwarded-For/-Proto/-Host (weir behind a trusted load balancer):
+    /// append to them instead of overwriting.
+    #[arg(long)]
+    trust_forwarded_headers: bool,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     #[arg(long, default_value = "25s", value_parser = parse_duration)]
     drain_timeout: Duration,
@@ -72,10 +81,10 @@ struct RunArgs {
     #[arg(long)]
     manifests: Option<PathBuf>,
     /// IngressClass `spec.controller` value that selects weir's classes.
-    #[arg(long, default_value = weir::api::CONTROLLER_NAME)]
+    #[arg(long, default_value = weir::api::values::DEFAULT_CONTROLLER_NAME)]
     controller_name: String,
     /// Controller-wide default backend `NAMESPACE/SERVICE:PORT` (port by number or name).
-    #[arg(long, value_parser = parse_default_backend)]
+    #[arg(long, value_parser = weir::validate::parse_default_backend)]
     default_backend: Option<DefaultBackend>,
     /// Quiet period before a configuration change is compiled.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
@@ -125,7 +134,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_json);
     let result = match cli.command {
-        Command::Validate(args) => return ExitCode::from(weir::validate::run(&args)),
+        Command::Validate(args) => {
+            return ExitCode::from(u8::try_from(weir::validate::run(&args)).unwrap_or(1));
+        }
         Command::Run(args) => {
             let workers = args.listen.workers;
             block_on(workers, run(args))
@@ -157,7 +168,10 @@ fn init_tracing(filter: &str, json: bool) {
     }
 }
 
-fn block_on(workers: Option<usize>, fut: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {
+fn block_on(
+    workers: Option<usize>,
+    fut: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
     let runtime = match workers {
         Some(1) => tokio::runtime::Builder::new_current_thread()
             .enable_all()
@@ -166,7 +180,9 @@ fn block_on(workers: Option<usize>, fut: impl Future<Output = anyhow::Result<()>
             .worker_threads(n.max(1))
             .enable_all()
             .build(),
-        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
     }
     .context("starting the tokio runtime")?;
     runtime.block_on(fut)
@@ -204,26 +220,34 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         default_backend: args.default_backend.clone(),
         now_unix: 0,
     };
-    let cfg = ReconcileConfig {
-        compile,
-        quiet: args.debounce_quiet,
-        max_delay: args.debounce_max,
-    };
+    let mut cfg = ReconcileConfig::new(compile);
+    cfg.quiet = args.debounce_quiet;
+    cfg.max_delay = args.debounce_max;
     match args.manifests {
-        Some(dir) => serve(&args.listen, |proxy, shutdown| async move {
-            reconcile::run_files(dir, cfg, proxy, shutdown)
-                .await
-                .context("manifests source")
-        })
-        .await,
+        Some(dir) => {
+            serve(
+                &args.listen,
+                cfg.metrics.clone(),
+                |proxy, shutdown| async move {
+                    reconcile::run_files(dir, cfg, proxy, shutdown)
+                        .await
+                        .context("manifests source")
+                },
+            )
+            .await
+        }
         None => {
             let client = kube_client(args.kube.kubeconfig.as_deref()).await?;
-            let opts = kube_options(&args.kube)?;
-            serve(&args.listen, |proxy, shutdown| async move {
-                reconcile::run_kube(client, opts, cfg, proxy, shutdown)
-                    .await
-                    .context("Kubernetes source")
-            })
+            let opts = kube_options(&args.kube, &args.controller_name)?;
+            serve(
+                &args.listen,
+                cfg.metrics.clone(),
+                |proxy, shutdown| async move {
+                    reconcile::run_kube(client, opts, cfg, proxy, shutdown)
+                        .await
+                        .context("Kubernetes source")
+                },
+            )
             .await
         }
     }
@@ -245,7 +269,7 @@ async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kub
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
-fn kube_options(args: &KubeArgs) -> anyhow::Result<reconcile::KubeOptions> {
+fn kube_options(args: &KubeArgs, controller_name: &str) -> anyhow::Result<reconcile::KubeOptions> {
     let publish_service = args
         .publish_service
         .as_deref()
@@ -263,12 +287,12 @@ fn kube_options(args: &KubeArgs) -> anyhow::Result<reconcile::KubeOptions> {
         watch_namespace: args.watch_namespace.clone(),
         publish_service,
         publish_addresses: args.publish_address.clone(),
-        lease: reconcile::LeaseOptions {
-            namespace: args.lease_namespace.clone(),
-            name: args.lease_name.clone(),
+        lease: weir::lease::LeaseOptions::new(
+            args.lease_namespace.clone(),
+            args.lease_name.clone(),
             identity,
-            ..Default::default()
-        },
+        ),
+        event_controller: controller_name.to_string(),
     })
 }
 
@@ -282,7 +306,11 @@ fn hostname() -> String {
 
 /// Bind the listeners, start the proxy and the admin listener, run the control plane
 /// `source` until a signal, then drain.
-async fn serve<F, Fut>(listen: &ListenArgs, source: F) -> anyhow::Result<()>
+async fn serve<F, Fut>(
+    listen: &ListenArgs,
+    control_metrics: Arc<ControlPlaneMetrics>,
+    source: F,
+) -> anyhow::Result<()>
 where
     F: FnOnce(Proxy, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
     Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
@@ -314,7 +342,9 @@ where
         admin_listener,
         AdminState {
             proxy: proxy.clone(),
-            metrics: Vec::new(),
+            metrics: vec![Arc::new(move |out: &mut String| {
+                control_metrics.render_metrics(out)
+            })],
         },
         stopped(),
     ));
@@ -356,8 +386,26 @@ where
 }
 
 fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
-    let _ = listen;
-    Ok(ProxyConfig::default())
+    let target = match listen.access_log.as_str() {
+        "off" => AccessLogTarget::Off,
+        "stdout" | "-" => AccessLogTarget::Stdout,
+        path => AccessLogTarget::File(PathBuf::from(path)),
+    };
+    let format = if listen.access_log_json {
+        AccessLogFormat::Json
+    } else {
+        AccessLogFormat::Text
+    };
+    Ok(ProxyConfig {
+        drain_timeout: listen.drain_timeout,
+        access_log: AccessLogConfig { target, format },
+        forwarded: if listen.trust_forwarded_headers {
+            ForwardedHeaders::Trust
+        } else {
+            ForwardedHeaders::Overwrite
+        },
+        ..ProxyConfig::default()
+    })
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
@@ -388,39 +436,23 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         dir.display(),
         https_port = https.port(),
     );
-    let cfg = ReconcileConfig {
-        compile: CompileConfig {
-            controller_name: weir::api::CONTROLLER_NAME.to_string(),
-            http_addr: http,
-            https_addr: Some(https),
-            default_backend: None,
-            now_unix: 0,
+    let cfg = ReconcileConfig::new(CompileConfig {
+        controller_name: weir::api::values::DEFAULT_CONTROLLER_NAME.to_string(),
+        http_addr: http,
+        https_addr: Some(https),
+        default_backend: None,
+        now_unix: 0,
+    });
+    serve(
+        &args.listen,
+        cfg.metrics.clone(),
+        |proxy, shutdown| async move {
+            reconcile::run_files(dir, cfg, proxy, shutdown)
+                .await
+                .context("manifests source")
         },
-        quiet: Duration::from_millis(100),
-        max_delay: Duration::from_secs(1),
-    };
-    serve(&args.listen, |proxy, shutdown| async move {
-        reconcile::run_files(dir, cfg, proxy, shutdown)
-            .await
-            .context("manifests source")
-    })
+    )
     .await
-}
-
-fn parse_default_backend(s: &str) -> Result<DefaultBackend, String> {
-    let (ns, rest) = s
-        .split_once('/')
-        .ok_or_else(|| format!("{s:?}: expected NAMESPACE/SERVICE:PORT"))?;
-    let (name, port) = rest
-        .rsplit_once(':')
-        .ok_or_else(|| format!("{s:?}: expected NAMESPACE/SERVICE:PORT"))?;
-    if ns.is_empty() || name.is_empty() || port.is_empty() {
-        return Err(format!("{s:?}: expected NAMESPACE/SERVICE:PORT"));
-    }
-    Ok(DefaultBackend {
-        service: weir::store::ObjectKey::new(ns, name),
-        port: port.to_string(),
-    })
 }
 
 /// Parse `250ms`, `5s`, `2m` or a bare number of seconds.
@@ -430,7 +462,9 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
         Some(i) => s.split_at(i),
         None => (s, "s"),
     };
-    let n: f64 = number.parse().map_err(|_| format!("{s:?}: not a duration"))?;
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: not a duration"))?;
     let secs = match unit {
         "ms" => n / 1000.0,
         "s" => n,
