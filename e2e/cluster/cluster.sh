@@ -125,10 +125,15 @@ fetch_tools() {
 cmd_build() {
   command -v go >/dev/null || die "step 'build': go not found on PATH"
   local t0=$SECONDS
+  mkdir -p "$CACHE"
+  # Two `up`s at once (e.g. two test runs) must not build into the same place.
+  exec 9>"$CACHE/.build.lock"
+  flock -n 9 || { log "waiting for another build to finish ($CACHE/.build.lock)"; flock 9; }
   build_etcd
   build_kwok
   build_k8s
   fetch_tools
+  flock -u 9; exec 9>&-
   log "all components present in $CACHE ($((SECONDS - t0)) s)"
 }
 
@@ -448,11 +453,14 @@ cmd_up() {
     command -v "$t" >/dev/null || die "step 'up': $t not found on PATH"
   done
   cmd_build
-  if [[ -f "$STATE/pids/netns" ]]; then
-    die "step 'up': $STATE exists (cluster already up?). Run '$0 down' first."
+  if alive netns; then
+    die "step 'up': a cluster is already up with state $STATE. Run '$0 down' first."
   fi
+  [[ -e "$STATE" ]] && { log "removing stale state $STATE"; cmd_down; }
   log "up: state $STATE, kube-apiserver https://$HOST:$APISERVER_PORT (inside the cluster's network namespace)"
   mkdir -p "$STATE"
+  # A failed `up` stops what it started (by PID) but keeps $STATE/logs for a look.
+  trap 'rc=$?; if [[ $rc -ne 0 ]]; then stop_all; log "up failed; processes stopped, logs kept in $STATE/logs (remove with: $0 down)"; fi' EXIT
   start_netns
   gen_pki
   write_kubeconfig "$STATE/kubeconfig" admin
@@ -464,14 +472,19 @@ cmd_up() {
   start_backend
   start_host_bridge
   cmd_env >"$STATE/env"
+  trap - EXIT
   log "cluster up in $((SECONDS - t0)) s. Use: eval \"\$($0 env)\"; $0 exec -- kubectl get nodes"
 }
 
-cmd_down() {
+stop_all() {
   local n
   for n in host-bridge backend kwok kube-scheduler kube-controller-manager kube-apiserver etcd netns; do
     stop_pid "$n"
   done
+}
+
+cmd_down() {
+  stop_all
   if [[ -d "$STATE" ]]; then
     rm -rf "$STATE"
     log "down: stopped and removed $STATE"
