@@ -70,8 +70,28 @@ got="$(k -n kube-system get lease kube-controller-manager kube-scheduler -o name
 [[ "$got" == 2 ]] && pass "leader-election Leases of kube-controller-manager and kube-scheduler exist" \
   || fail "leases: $(k -n kube-system get lease 2>&1)"
 
-# ---------------------------------------------------------------- Deployment scale -> EndpointSlices
+# ---------------------------------------------------------------- the one substitute
+# Issue 5 asked for pod IPs from 127.x. The real API server refuses loopback addresses in
+# EndpointSlices, so that is impossible; the substitute is a pod range (10.244.0.0/24)
+# routed to `lo` inside the cluster's private network namespace. This check documents why
+# and fails loudly if a future Kubernetes ever allows it.
 k create namespace "$NS" >/dev/null
+out="$(cat <<EOF | k apply -f - 2>&1
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {name: loopback-probe, namespace: $NS}
+addressType: IPv4
+endpoints: [{addresses: ["127.1.0.5"]}]
+ports: [{port: $BACKEND_PORT}]
+EOF
+)"
+if [[ $? -ne 0 && "$out" == *"may not be in the loopback range"* ]]; then
+  pass "substitute needed: API server refuses loopback EndpointSlice addresses ($(grep -o 'may not be[^"]*' <<<"$out")); pods use 10.244.0.0/24 inside the cluster's own network namespace"
+else
+  fail "loopback EndpointSlice address was not refused as expected: $out"
+fi
+
+# ---------------------------------------------------------------- Deployment scale -> EndpointSlices
 cat <<EOF | k apply -f - >/dev/null
 apiVersion: apps/v1
 kind: Deployment
