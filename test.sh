@@ -30,7 +30,7 @@ export WEIR_BIN="$PWD/target/release/weir"
 failed=()
 for suite in e2e/manifests/test.sh e2e/helm/test.sh e2e/cluster/test.sh e2e/kube/test.sh; do
     [[ -x $suite ]] || continue
-    if [[ ${WEIR_SKIP_CLUSTER:-0} == 1 && $suite == e2e/*/cluster* || ${WEIR_SKIP_CLUSTER:-0} == 1 && $suite == e2e/kube/* ]]; then
+    if [[ ${WEIR_SKIP_CLUSTER:-0} == 1 && ($suite == e2e/cluster/* || $suite == e2e/kube/*) ]]; then
         echo "skipping $suite (WEIR_SKIP_CLUSTER=1)"
         continue
     fi
