@@ -31,7 +31,11 @@ fn bench(c: &mut Criterion) {
         .map(|v| v.routes.len())
         .sum();
     assert_eq!(routes, objects::INGRESSES * objects::PATHS);
-    assert!(!compiled.status.has_rejections(), "{:?}", compiled.status.conditions.iter().next());
+    assert!(
+        !compiled.status.has_rejections(),
+        "{:?}",
+        compiled.status.conditions.iter().next()
+    );
 
     let mut group = c.benchmark_group("compile");
     group.sample_size(20);
@@ -39,7 +43,9 @@ fn bench(c: &mut Criterion) {
         b.iter(|| compile(black_box(&objects), black_box(&config)))
     });
     group.bench_function("endpoints_build_5k_clusters_20k_endpoints", |b| {
-        b.iter(|| weir::endpoints::build(black_box(&objects), black_box(&compiled.snapshot.clusters)))
+        b.iter(|| {
+            weir::endpoints::build(black_box(&objects), black_box(&compiled.snapshot.clusters))
+        })
     });
     group.bench_function("compile_plus_endpoints", |b| {
         b.iter(|| {
@@ -51,7 +57,12 @@ fn bench(c: &mut Criterion) {
 
     let snapshot = &compiled.snapshot;
     c.bench_function("route_lookup_hit", |b| {
-        b.iter(|| snapshot.route(black_box("host-4242.example.com:8080"), black_box("/app-7/v0/x?q=1")))
+        b.iter(|| {
+            snapshot.route(
+                black_box("host-4242.example.com:8080"),
+                black_box("/app-7/v0/x?q=1"),
+            )
+        })
     });
     c.bench_function("route_lookup_uppercase_host", |b| {
         b.iter(|| snapshot.route(black_box("HOST-4242.example.com"), black_box("/app-7/v0/x")))
