@@ -3,9 +3,9 @@
 //! Pure router rules (host order, path order, trailing slash, query, port, case) are unit
 //! tests in `src/snapshot/router.rs`.
 
-mod support;
+mod fixtures;
 
-use support::{class, compile, config, ingress, objects, service, weir_class};
+use fixtures::{class, compile, config, ingress, objects, service, weir_class};
 use weir::api::reasons;
 use weir::compile::{ObjectRef, Severity};
 use weir::snapshot::RouteAction;
@@ -243,7 +243,7 @@ fn controller_default_backend_used_without_ingress_default() {
     let m = compiled.snapshot.route("h", "/").expect("default backend");
     assert!(matches!(m.action, RouteAction::Forward { cluster } if cluster.port == 80));
     // Without the flag: 404.
-    let compiled = weir::compile::compile(&objects, &support::config());
+    let compiled = weir::compile::compile(&objects, &fixtures::config());
     assert_eq!(compiled.snapshot.route("h", "/"), None);
 }
 

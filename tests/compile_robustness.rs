@@ -7,7 +7,7 @@
 //! IngressClass + Service + EndpointSlice + Ingress; then loads, compiles, builds endpoints
 //! and renders the `weir validate` report. Bounded to 200 cases.
 
-mod support;
+mod fixtures;
 
 use proptest::prelude::*;
 use weir::compile::compile;
@@ -227,11 +227,11 @@ proptest! {
         std::fs::write(dir.path().join("shared.yaml"), &shared).expect("write");
 
         let (objects, diagnostics) = load_dir(dir.path()).expect("directory is readable");
-        let compiled = compile(&objects, &support::config());
+        let compiled = compile(&objects, &fixtures::config());
         let sets = endpoints::build(&objects, &compiled.snapshot.clusters);
         let report = Report::new(dir.path(), &objects, &diagnostics, &compiled);
         let first = serde_yaml::to_string(&report).expect("report serializes");
-        let again = compile(&objects, &support::config());
+        let again = compile(&objects, &fixtures::config());
         let second = serde_yaml::to_string(&Report::new(dir.path(), &objects, &diagnostics, &again))
             .expect("report serializes");
         prop_assert_eq!(first, second);

@@ -2,9 +2,9 @@
 //! (<https://kubernetes.io/docs/concepts/services-networking/ingress/#examples>), compiled from
 //! fixture Ingresses and routed through `Snapshot::route`.
 
-mod support;
+mod fixtures;
 
-use support::{compile, ingress, service, weir_class};
+use fixtures::{compile, ingress, service, weir_class};
 use weir::snapshot::router::DEFAULT_BACKEND_ROUTE;
 use weir::store::KubeObject;
 

@@ -7,6 +7,8 @@
 
 pub mod files;
 
+pub mod kube;
+
 use std::collections::BTreeMap;
 use std::fmt;
 
