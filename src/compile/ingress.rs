@@ -91,6 +91,7 @@ pub(super) fn routes<'a>(
             let Some(http) = rule.http.as_ref() else {
                 continue;
             };
+            let host_routes = hosts.entry(host_key).or_default();
             for (path_index, path) in http.paths.iter().enumerate() {
                 let field = || format!("spec.rules[{rule_index}].http.paths[{path_index}]");
                 let path_match =
@@ -107,16 +108,13 @@ pub(super) fn routes<'a>(
                             continue;
                         }
                     };
-                hosts
-                    .entry(host_key.clone())
-                    .or_default()
-                    .push(PendingRoute {
-                        owner,
-                        rule: rule_index,
-                        path_index,
-                        path: path_match,
-                        backend: &path.backend,
-                    });
+                host_routes.push(PendingRoute {
+                    owner,
+                    rule: rule_index,
+                    path_index,
+                    path: path_match,
+                    backend: &path.backend,
+                });
             }
         }
     }

@@ -8,19 +8,32 @@
 //! # Passes, and why in this order
 //!
 //! 1. **listeners** — from the command line only; nothing depends on objects.
-//! 2. **classes** ([`classes`]) — decides which Ingresses are weir's and their precedence
+//! 2. **classes** (`classes.rs`) — decides which Ingresses are weir's and their precedence
 //!    (oldest first). Every later pass looks only at those, in that order, so "the older
 //!    Ingress wins" holds everywhere.
-//! 3. **tls** ([`tls`]) — certificates per SNI host. Independent of routes; run before them so
+//! 3. **tls** (`tls.rs`) — certificates per SNI host. Independent of routes; run before them so
 //!    an Ingress's TLS conditions come before its rule conditions in the report.
-//! 4. **ingress** ([`ingress`]) — hosts, paths, precedence sort and cross-Ingress conflicts.
+//! 4. **ingress** (`ingress.rs`) — hosts, paths, precedence sort and cross-Ingress conflicts.
 //!    Conflicts are settled before backends are resolved, so a losing path never creates a
 //!    cluster nor reports a missing Service it would never have served.
-//! 5. **backends** ([`backends`]) — resolves the surviving routes' Services into clusters
+//! 5. **backends** (`backends.rs`) — resolves the surviving routes' Services into clusters
 //!    (503 actions for unresolvable ones), then the default backend.
 //! 6. **assemble** — virtual hosts and route names.
 //!
-//! Conditions are collected by the [`status`] accumulator.
+//! Conditions are collected by the `status.rs` accumulator.
+//!
+//! # Choices where the Ingress spec leaves room
+//!
+//! - `pathType: ImplementationSpecific` is matched as `Prefix` (as Contour, and ingress-nginx
+//!   without regex, do); an empty ImplementationSpecific path means `/`.
+//! - A backend Service of type `ExternalName` is not proxied to (weir does not resolve DNS
+//!   names in this version): its routes answer 503 with `ExternalNameNotSupported`.
+//! - `resource` backends are skipped with `ResourceBackendNotSupported`.
+//! - A missing Service or Service port makes the route answer 503 (never 404, never the
+//!   default backend), with `ServiceNotFound` / `ServicePortNotFound`.
+//! - Conflicts (same host, path and path type; two default backends; two certificates for
+//!   one host) go to the oldest Ingress, then the first in namespace/name order; the loser
+//!   gets an `Error` condition naming the winner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
