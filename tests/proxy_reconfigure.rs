@@ -18,16 +18,16 @@ const CHANGES: usize = 200;
 fn variant(i: usize) -> Arc<weir::snapshot::Snapshot> {
     // Routes change every step: which cluster serves `/`, whether `/extra` exists, and the
     // protocol of `web2` (a protocol change gets fresh pools).
-    let main = if i % 2 == 0 { "web" } else { "web2" };
+    let main = if i.is_multiple_of(2) { "web" } else { "web2" };
     let mut b = snapshot().host("a.example").prefix("/", main);
-    if i % 3 == 0 {
+    if i.is_multiple_of(3) {
         b = b.prefix("/extra", "web");
     }
     b.prefix("/slow", "web2")
         .protocol("web", UpstreamProtocol::Http1)
         .protocol(
             "web2",
-            if (i / 4) % 2 == 0 {
+            if (i / 4).is_multiple_of(2) {
                 UpstreamProtocol::H2c
             } else {
                 UpstreamProtocol::Http1

@@ -173,9 +173,8 @@ async fn default_certificate_and_rotation_without_restart() {
     }
 }
 
-#[tokio::test]
-async fn tls_upstream_with_self_signed_certificate() {
-    // A TLS backend with a self-signed certificate, negotiating h2 or http/1.1 by ALPN.
+/// A TLS backend with a self-signed certificate offering `alpn`.
+async fn tls_backend(alpn: &[&[u8]]) -> (std::net::SocketAddr, tokio::task::JoinHandle<()>) {
     let cert = certificate(&["backend.internal"]);
     let mut server_cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
         rustls::crypto::ring::default_provider(),
@@ -184,19 +183,20 @@ async fn tls_upstream_with_self_signed_certificate() {
     .expect("versions")
     .with_no_client_auth()
     .with_cert_resolver(Arc::new(Fixed(cert.key.clone())));
-    server_cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    server_cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
     let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(server_cfg));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let server = tokio::spawn(async move {
+        let mut conns = tokio::task::JoinSet::new();
         loop {
             let Ok((tcp, _)) = listener.accept().await else {
                 break;
             };
             let acceptor = acceptor.clone();
-            tokio::spawn(async move {
+            conns.spawn(async move {
                 let Ok(tls) = acceptor.accept(tcp).await else {
                     return;
                 };
@@ -228,26 +228,39 @@ async fn tls_upstream_with_self_signed_certificate() {
             });
         }
     });
-    let h = Harness::start(ProxyConfig::default()).await;
-    let mut sets = std::collections::BTreeMap::new();
-    sets.insert(key("secure"), set([addr]));
-    h.proxy.publish_endpoints(Arc::new(sets));
-    h.proxy.publish_snapshot(
-        snapshot()
-            .host("a.example")
-            .prefix("/", "secure")
-            .protocol("secure", weir::snapshot::UpstreamProtocol::Tls)
-            .build(),
-    );
-    for proto in BOTH {
-        let mut c = h.client(proto).await;
-        let r = c.get("a.example", "/").await;
-        assert_eq!(r.status, 200, "{proto:?}");
-        assert_eq!(&r.body[..], b"tls-backend");
-        assert_eq!(r.header("x-alpn"), Some("h2"));
-        assert_eq!(r.header("x-seen-version"), Some("HTTP/2.0"));
+    (addr, server)
+}
+
+#[tokio::test]
+async fn tls_upstream_with_self_signed_certificate_negotiates_h2_or_http1() {
+    for (offered, want_alpn, want_version) in [
+        (&[&b"h2"[..], b"http/1.1"][..], "h2", "HTTP/2.0"),
+        (&[&b"http/1.1"[..]][..], "http/1.1", "HTTP/1.1"),
+    ] {
+        let (addr, server) = tls_backend(offered).await;
+        let h = Harness::start(ProxyConfig::default()).await;
+        let mut sets = std::collections::BTreeMap::new();
+        sets.insert(key("secure"), set([addr]));
+        h.proxy.publish_endpoints(Arc::new(sets));
+        h.proxy.publish_snapshot(
+            snapshot()
+                .host("a.example")
+                .prefix("/", "secure")
+                .protocol("secure", weir::snapshot::UpstreamProtocol::Tls)
+                .build(),
+        );
+        for proto in BOTH {
+            let mut c = h.client(proto).await;
+            for _ in 0..3 {
+                let r = c.get("a.example", "/").await;
+                assert_eq!(r.status, 200, "{proto:?}");
+                assert_eq!(&r.body[..], b"tls-backend");
+                assert_eq!(r.header("x-alpn"), Some(want_alpn));
+                assert_eq!(r.header("x-seen-version"), Some(want_version));
+            }
+        }
+        server.abort();
     }
-    server.abort();
 }
 
 #[derive(Debug)]

@@ -110,10 +110,9 @@ impl Drop for ProxyBody {
             completion,
             ended,
         } = &mut self.kind
+            && let Some(c) = completion.take()
         {
-            if let Some(c) = completion.take() {
-                c.finish(*ended || inner.is_end_stream());
-            }
+            c.finish(*ended || inner.is_end_stream());
         }
     }
 }

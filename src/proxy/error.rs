@@ -9,6 +9,9 @@ use super::body::ProxyBody;
 pub enum Failure {
     /// The request is unusable (missing host, bad URI): 400.
     BadRequest(&'static str),
+    /// The request head had both `Content-Length` and `Transfer-Encoding`: 400, and the
+    /// connection is closed.
+    AmbiguousFraming,
     /// No virtual host or route matched and there is no default backend: 404.
     NoRoute,
     /// The route's cluster has no endpoint: 503.
@@ -35,6 +38,7 @@ impl Failure {
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::BadRequest(_) => "bad_request",
+            Failure::AmbiguousFraming => "ambiguous_framing",
             Failure::NoRoute => "no_route",
             Failure::NoEndpoint => "no_endpoint",
             Failure::Connect(_) => "connect",
@@ -57,7 +61,7 @@ impl Failure {
     /// The status a client gets for this failure.
     pub fn status(&self) -> StatusCode {
         match self {
-            Failure::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Failure::BadRequest(_) | Failure::AmbiguousFraming => StatusCode::BAD_REQUEST,
             Failure::NoRoute => StatusCode::NOT_FOUND,
             Failure::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
             Failure::Connect(_) | Failure::Upstream(_) => StatusCode::BAD_GATEWAY,
@@ -70,12 +74,18 @@ impl Failure {
         let status = self.status();
         let body: &'static str = match &self {
             Failure::BadRequest(why) => why,
+            Failure::AmbiguousFraming => "ambiguous message framing\n",
             Failure::NoRoute => "no route\n",
             Failure::NoEndpoint => "no healthy upstream\n",
             Failure::Connect(_) | Failure::Upstream(_) => "upstream connect error or disconnect\n",
             Failure::ConnectTimeout | Failure::Timeout => "upstream request timeout\n",
         };
-        synthetic(status, bytes::Bytes::from_static(body.as_bytes()))
+        let mut resp = synthetic(status, bytes::Bytes::from_static(body.as_bytes()));
+        if matches!(self, Failure::AmbiguousFraming) {
+            resp.headers_mut()
+                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        resp
     }
 }
 

@@ -22,6 +22,7 @@ use super::access_log::LogRecord;
 use super::body::ProxyBody;
 use super::config::{ForwardedHeaders, RequestIdMode};
 use super::error::{Failure, synthetic};
+use super::framing::Ambiguous;
 use super::upstream::{ClusterState, EndpointState, H2Stream, Lease};
 use super::{Inner, RouteRt, router};
 use crate::balance::PickContext;
@@ -38,7 +39,11 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
     pub(crate) peer: SocketAddr,
+    /// The peer's IP, ready for `X-Forwarded-For`.
+    pub(crate) peer_ip: HeaderValue,
     pub(crate) tls: bool,
+    /// Raised by the HTTP/1 framing guard: refuse every request left on the connection.
+    pub(crate) ambiguous: Arc<Ambiguous>,
 }
 
 /// Handles one request. Never fails: failures become responses via [`Failure::into_response`].
@@ -104,12 +109,22 @@ async fn forward(
     start: Instant,
     log: &mut Option<Box<LogRecord>>,
 ) -> Result<Response<ProxyBody>, Failed> {
+    if conn.ambiguous.is_set() {
+        // Drain nothing of it: the connection closes after the 400.
+        drop(req);
+        return Err((Failure::AmbiguousFraming, None, None));
+    }
     let rt = inner.runtime.load_full();
 
-    let Some(host) = request_host(&req) else {
+    // An owned copy of the host (for HTTP/1 a reference-counted slice of the read buffer),
+    // so the request can be rewritten while the host is still borrowed.
+    let Some(host_value) = request_host(&req) else {
         return Err((Failure::BadRequest("missing host\n"), None, None));
     };
-    let Some(m) = router::route(&rt.snapshot, &host, req.uri().path()) else {
+    let Ok(host) = host_value.to_str() else {
+        return Err((Failure::BadRequest("invalid host\n"), None, None));
+    };
+    let Some(m) = router::route(&rt.snapshot, host, req.uri().path()) else {
         if let Some(l) = log.as_deref_mut() {
             l.authority = host.to_string();
         }
@@ -144,17 +159,33 @@ async fn forward(
     let downstream_h1 = req.version() < Version::HTTP_2;
     let upgrade = is_upgrade(&req);
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    let request_id = prepare_headers(inner, conn, &mut req, &host, upgrade);
+    let request_id = prepare_headers(inner, conn, &mut req, &host_value, upgrade);
     if let Some(l) = log.as_deref_mut() {
         l.request_id = request_id.to_str().unwrap_or_default().to_string();
     }
-    let host_value = HeaderValue::from_str(&host).ok();
-    drop(host);
 
     let cfg = cluster.config.load_full();
     let mut last = Failure::NoEndpoint;
     let mut req = Some(req);
-    for i in candidates {
+    let mut candidates = candidates;
+    // `(endpoint, retried)`: a request that came back unsent from a pooled connection the
+    // peer had closed is retried once on the same endpoint (over a new connection) before
+    // moving on, so a stale keep-alive connection never costs a 502.
+    let mut current: Option<(usize, bool)> = None;
+    loop {
+        let i = match current {
+            Some((i, false)) => {
+                current = Some((i, true));
+                i
+            }
+            _ => match candidates.next() {
+                Some(i) => {
+                    current = None;
+                    i
+                }
+                None => break,
+            },
+        };
         let ep = &members.endpoints[i];
         let lease = if upgrade {
             ep.connect(&cfg, true).await
@@ -172,7 +203,7 @@ async fn forward(
             Err(f) => return Err((f, route, Some(cluster))),
         };
         let Some(mut r) = req.take() else { break };
-        set_request_target(&mut r, &lease, host_value.as_ref());
+        set_request_target(&mut r, &lease, &host_value);
         ep.load.in_flight.fetch_add(1, Ordering::Relaxed);
         ep.total.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();
@@ -180,11 +211,14 @@ async fn forward(
         let (resp, h1, h2) = match outcome {
             Ok(ok) => ok,
             Err(SendError::NotSent(back, f)) => {
-                // The connection died before the request left: safe to try the next endpoint.
+                // The connection died before the request left: safe to try again.
                 ep.load.in_flight.fetch_sub(1, Ordering::Relaxed);
-                cluster.stats.error(f.kind());
+                ep.total.fetch_sub(1, Ordering::Relaxed);
+                if current.is_none() {
+                    current = Some((i, false));
+                }
                 last = f;
-                req = Some(back);
+                req = Some(*back);
                 continue;
             }
             Err(SendError::Failed(f)) => {
@@ -236,7 +270,7 @@ async fn forward(
 
 enum SendError {
     /// Nothing was sent; the request comes back for another attempt.
-    NotSent(Request<Incoming>, Failure),
+    NotSent(Box<Request<Incoming>>, Failure),
     Failed(Failure),
 }
 
@@ -255,7 +289,7 @@ async fn send(lease: Lease, req: Request<Incoming>, timeout: Duration) -> Result
                 Some(Ok(resp)) => Ok((resp, Some(sender), None)),
                 Some(Err(mut e)) => match e.take_message() {
                     Some(back) => Err(SendError::NotSent(
-                        back,
+                        Box::new(back),
                         Failure::Connect(std::io::Error::other(e.into_error())),
                     )),
                     None => Err(SendError::Failed(Failure::Upstream(e.into_error()))),
@@ -269,7 +303,7 @@ async fn send(lease: Lease, req: Request<Incoming>, timeout: Duration) -> Result
                 Some(Ok(resp)) => Ok((resp, None, Some(conn))),
                 Some(Err(mut e)) => match e.take_message() {
                     Some(back) => Err(SendError::NotSent(
-                        back,
+                        Box::new(back),
                         Failure::Connect(std::io::Error::other(e.into_error())),
                     )),
                     None => Err(SendError::Failed(Failure::Upstream(e.into_error()))),
@@ -328,18 +362,19 @@ impl Completion {
     /// Accounts for the request; `ended`: the response body was sent completely.
     pub(crate) fn finish(mut self, ended: bool) {
         self.endpoint.load.in_flight.fetch_sub(1, Ordering::Relaxed);
-        if let Some(h1) = self.h1.take() {
-            if ended && !self.errored {
-                self.endpoint.release_h1(h1);
-            }
+        if let Some(h1) = self.h1.take()
+            && ended
+            && !self.errored
+        {
+            self.endpoint.release_h1(h1);
         }
         let elapsed = self.start.elapsed();
         if let Some(r) = &self.route {
             r.stats.record(self.status, elapsed);
-            if self.errored {
-                if let Some(c) = &r.cluster {
-                    c.stats.error("upstream");
-                }
+            if self.errored
+                && let Some(c) = &r.cluster
+            {
+                c.stats.error("upstream");
             }
         }
         if let Some(mut l) = self.log.take() {
@@ -377,15 +412,14 @@ fn version_name(v: Version) -> &'static str {
 }
 
 /// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
-fn request_host(req: &Request<Incoming>) -> Option<String> {
+fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
     if let Some(a) = req.uri().authority() {
-        return Some(a.as_str().to_string());
+        return HeaderValue::from_str(a.as_str()).ok();
     }
     req.headers()
         .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
         .filter(|h| !h.is_empty())
-        .map(str::to_string)
+        .cloned()
 }
 
 fn is_upgrade(req: &Request<Incoming>) -> bool {
@@ -436,7 +470,7 @@ fn prepare_headers(
     inner: &Inner,
     conn: &ConnInfo,
     req: &mut Request<Incoming>,
-    host: &str,
+    host: &HeaderValue,
     upgrade: bool,
 ) -> HeaderValue {
     let trailers = req
@@ -451,33 +485,29 @@ fn prepare_headers(
         headers.insert(header::TE, HeaderValue::from_static("trailers"));
     }
 
-    let peer_ip = conn.peer.ip().to_string();
+    let peer_ip = &conn.peer_ip;
     let proto = HeaderValue::from_static(if conn.tls { "https" } else { "http" });
     match inner.config.forwarded {
         ForwardedHeaders::Overwrite => {
-            if let Ok(v) = HeaderValue::from_str(&peer_ip) {
-                headers.insert(X_FORWARDED_FOR.clone(), v);
-            }
+            headers.insert(X_FORWARDED_FOR.clone(), peer_ip.clone());
             headers.insert(X_FORWARDED_PROTO.clone(), proto);
-            if let Ok(v) = HeaderValue::from_str(host) {
-                headers.insert(X_FORWARDED_HOST.clone(), v);
-            }
+            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
         }
         ForwardedHeaders::Trust => {
             let joined = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-                Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer_ip}"),
-                _ => peer_ip,
+                Some(prev) if !prev.trim().is_empty() => {
+                    HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip())).ok()
+                }
+                _ => Some(peer_ip.clone()),
             };
-            if let Ok(v) = HeaderValue::from_str(&joined) {
+            if let Some(v) = joined {
                 headers.insert(X_FORWARDED_FOR.clone(), v);
             }
             if !headers.contains_key(&X_FORWARDED_PROTO) {
                 headers.insert(X_FORWARDED_PROTO.clone(), proto);
             }
             if !headers.contains_key(&X_FORWARDED_HOST) {
-                if let Ok(v) = HeaderValue::from_str(host) {
-                    headers.insert(X_FORWARDED_HOST.clone(), v);
-                }
+                headers.insert(X_FORWARDED_HOST.clone(), host.clone());
             }
         }
     }
@@ -522,7 +552,7 @@ fn new_request_id() -> HeaderValue {
 
 /// Puts the request in the form the upstream connection needs: origin-form plus `Host` for
 /// HTTP/1.1, absolute-form (`:scheme`, `:authority`) for HTTP/2.
-fn set_request_target(req: &mut Request<Incoming>, lease: &Lease, host: Option<&HeaderValue>) {
+fn set_request_target(req: &mut Request<Incoming>, lease: &Lease, host: &HeaderValue) {
     match lease {
         Lease::H1 { .. } => {
             *req.version_mut() = Version::HTTP_11;
@@ -536,18 +566,14 @@ fn set_request_target(req: &mut Request<Incoming>, lease: &Lease, host: Option<&
                     *req.uri_mut() = uri;
                 }
             }
-            if let Some(h) = host {
-                req.headers_mut().insert(header::HOST, h.clone());
-            }
+            req.headers_mut().insert(header::HOST, host.clone());
         }
         Lease::H2 { .. } => {
             *req.version_mut() = Version::HTTP_2;
             if req.uri().authority().is_none() {
                 let mut parts = std::mem::take(req.uri_mut()).into_parts();
                 parts.scheme = Some(http::uri::Scheme::HTTP);
-                parts.authority = host
-                    .and_then(|h| h.to_str().ok())
-                    .and_then(|h| h.parse().ok());
+                parts.authority = host.to_str().ok().and_then(|h| h.parse().ok());
                 if parts.path_and_query.is_none() {
                     parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
                 }

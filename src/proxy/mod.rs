@@ -13,13 +13,45 @@
 //!
 //! Publishing builds a route table that resolves every route of the snapshot to its
 //! counters and cluster state once, so a request does no map lookup by name: it loads the
-//! current [`Runtime`] (one `ArcSwap` load), routes, and follows `Arc`s.
+//! current `Runtime` (one `ArcSwap` load), routes, and follows `Arc`s.
+//!
+//! # Behaviour users can rely on
+//!
+//! - **Failures → responses** (one function, `error::Failure::into_response`): no route 404;
+//!   `Respond` routes their own status; no endpoint 503; connect failure or a request that
+//!   came back unsent → the next endpoint (each endpoint once, in balancer order; a stale
+//!   pooled connection is retried once on the same endpoint), 502 when none is left;
+//!   failure after the request was sent 502, never retried; no response headers within the
+//!   request timeout (or connect timeout on the last endpoint) 504; malformed request 400.
+//! - **Timeouts**: per cluster from the snapshot (connect 2 s, request-to-response-headers
+//!   60 s, upstream idle 60 s by default); downstream: request head 30 s (also the idle
+//!   keep-alive timeout of HTTP/1 client connections), TLS handshake 10 s, drain 30 s
+//!   ([`ProxyConfig`]).
+//! - **Limits**: request head 64 KiB and 100 header fields (431 above; HTTP/2 advertises the
+//!   same as `SETTINGS_MAX_HEADER_LIST_SIZE`); 200 concurrent streams per client HTTP/2
+//!   connection (hyper's default); upstream HTTP/2 streams per connection capped at the
+//!   peer's `SETTINGS_MAX_CONCURRENT_STREAMS` and [`ProxyConfig::upstream_h2_max_streams`].
+//! - **Forwarded headers** ([`ForwardedHeaders`]): by default weir is the edge and
+//!   overwrites `X-Forwarded-For` (peer IP), `X-Forwarded-Proto` (`http`/`https`) and
+//!   `X-Forwarded-Host` (request host); with `Trust` it appends the peer IP to an incoming
+//!   `X-Forwarded-For` and keeps incoming `-Proto`/`-Host`.
+//! - **Request id** ([`RequestIdMode`]): a well-formed incoming `X-Request-Id` is kept,
+//!   otherwise a UUID v4 is generated; it is sent upstream, echoed on the response, and
+//!   logged.
+//! - **Hop-by-hop headers** are removed both ways; `TE: trailers` is kept (gRPC).
+//!   HTTP/1.1 `Upgrade` (WebSocket) is tunnelled over a dedicated upstream HTTP/1.1
+//!   connection; WebSocket over HTTP/2 (extended CONNECT, RFC 8441) is not supported yet.
+//! - **Ambiguous framing** (`Content-Length` with `Transfer-Encoding`) is refused with 400
+//!   and the connection closed (`framing`).
+//! - **Upstream TLS** does not verify certificates (as Envoy/Contour by default); see
+//!   `upstream`.
 
 mod access_log;
 mod body;
 mod config;
 mod error;
 mod forward;
+mod framing;
 mod metrics;
 mod router;
 mod server;

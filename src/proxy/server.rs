@@ -19,6 +19,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::error::ProxyError;
 use super::forward::{self, ConnInfo};
+use super::framing::{Ambiguous, FramingGuard};
 use super::metrics::ListenerStats;
 use super::{Inner, Listeners, tls};
 
@@ -60,6 +61,7 @@ pub(crate) async fn serve(
     tokio::select! {
         _ = shutdown => {}
         _ = async { tokio::join!(accept_http, accept_https) } => {}
+        _ = sweep_idle(&inner) => {}
     }
     // The accept loops (and listeners) are dropped here: new connections are refused.
     let _ = stop_tx.send(true);
@@ -71,6 +73,21 @@ pub(crate) async fn serve(
         );
     }
     Ok(())
+}
+
+/// Closes idle upstream connections periodically (checkout also skips expired ones).
+async fn sweep_idle(inner: &Inner) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        inner
+            .publish
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .registry
+            .sweep();
+    }
 }
 
 fn builder(inner: &Inner) -> Builder {
@@ -119,7 +136,11 @@ async fn accept_loop(
             stats.total.fetch_add(1, Ordering::Relaxed);
             let _guard = ActiveGuard(stats);
             match tls {
-                None => serve_conn(&inner, &builder, tcp, peer, false, stop).await,
+                None => {
+                    let flag = Arc::new(Ambiguous::default());
+                    let io = FramingGuard::new(tcp, flag.clone());
+                    serve_conn(&inner, &builder, io, peer, false, flag, stop).await
+                }
                 Some(acceptor) => {
                     let hs = tokio::time::timeout(
                         inner.config.tls_handshake_timeout,
@@ -128,7 +149,13 @@ async fn accept_loop(
                     .await;
                     match hs {
                         Ok(Ok(stream)) => {
-                            serve_conn(&inner, &builder, stream, peer, true, stop).await
+                            let flag = Arc::new(Ambiguous::default());
+                            if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
+                                serve_conn(&inner, &builder, stream, peer, true, flag, stop).await
+                            } else {
+                                let io = FramingGuard::new(stream, flag.clone());
+                                serve_conn(&inner, &builder, io, peer, true, flag, stop).await
+                            }
                         }
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
                         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -154,11 +181,18 @@ async fn serve_conn<I>(
     io: I,
     peer: SocketAddr,
     tls: bool,
+    ambiguous: Arc<Ambiguous>,
     mut stop: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let info = Arc::new(ConnInfo { peer, tls });
+    let info = Arc::new(ConnInfo {
+        peer,
+        peer_ip: http::HeaderValue::from_str(&peer.ip().to_string())
+            .expect("invariant: an IP address is a valid header value"),
+        tls,
+        ambiguous,
+    });
     let handler = inner.clone();
     let service = service_fn(move |req| {
         let inner = handler.clone();

@@ -85,6 +85,16 @@ impl Registry {
         }
     }
 
+    /// Closes pooled connections idle longer than their cluster's idle timeout.
+    pub(crate) fn sweep(&self) {
+        for c in self.clusters.values() {
+            let idle = c.config.load().timeouts.idle;
+            for e in &c.members.load().endpoints {
+                e.sweep(idle);
+            }
+        }
+    }
+
     /// The current clusters, sorted by key.
     pub(crate) fn clusters(&self) -> Vec<Arc<ClusterState>> {
         let mut all: Vec<_> = self.clusters.values().cloned().collect();
@@ -204,6 +214,8 @@ pub(crate) struct EndpointState {
     pub(crate) total: AtomicU64,
     /// Removed from its cluster: finish what is in flight, pool nothing.
     pub(crate) draining: AtomicBool,
+    /// A TLS endpoint that negotiated `http/1.1`: connect without the HTTP/2 single-flight.
+    tls_http1: AtomicBool,
     pool: Pool,
 }
 
@@ -225,6 +237,8 @@ struct IdleH1 {
 pub(crate) struct H2Conn {
     sender: http2::SendRequest<Incoming>,
     streams: AtomicUsize,
+    /// When a stream was last opened, in milliseconds since [`epoch`].
+    last_used: AtomicU64,
     /// The peer's current `SETTINGS_MAX_CONCURRENT_STREAMS`.
     peer_max_streams: AtomicUsize,
 }
@@ -237,6 +251,7 @@ impl EndpointState {
             load: Arc::new(EndpointLoad::default()),
             total: AtomicU64::new(0),
             draining: AtomicBool::new(false),
+            tls_http1: AtomicBool::new(false),
             pool: Pool {
                 idle_h1: Mutex::new(Vec::new()),
                 h2: Mutex::new(Vec::new()),
@@ -251,6 +266,17 @@ impl EndpointState {
         // Dropping the pool's handles lets each connection close once its last request ends.
         lock(&self.pool.idle_h1).clear();
         lock(&self.pool.h2).clear();
+    }
+
+    fn sweep(&self, idle: std::time::Duration) {
+        lock(&self.pool.idle_h1).retain(|c| c.since.elapsed() <= idle && !c.sender.is_closed());
+        let idle_ms = idle.as_millis() as u64;
+        let now = now_ms();
+        lock(&self.pool.h2).retain(|c| {
+            !c.sender.is_closed()
+                && (c.streams.load(Ordering::Relaxed) > 0
+                    || now.saturating_sub(c.last_used.load(Ordering::Relaxed)) <= idle_ms)
+        });
     }
 
     /// Whether the endpoint was removed from its cluster.
@@ -277,10 +303,10 @@ impl EndpointState {
     /// A connection for one request: pooled when possible, else a new one.
     pub(crate) async fn checkout(&self, cluster: &ClusterState) -> Result<Lease, Failure> {
         let cfg = cluster.config.load();
-        if cluster.protocol != UpstreamProtocol::Http1 {
-            if let Some(lease) = self.h2_lease() {
-                return Ok(lease);
-            }
+        if cluster.protocol != UpstreamProtocol::Http1
+            && let Some(lease) = self.h2_lease()
+        {
+            return Ok(lease);
         }
         if cluster.protocol != UpstreamProtocol::H2c {
             loop {
@@ -296,7 +322,7 @@ impl EndpointState {
                 }
             }
         }
-        if cluster.protocol == UpstreamProtocol::Http1 {
+        if cluster.protocol == UpstreamProtocol::Http1 || self.tls_http1.load(Ordering::Relaxed) {
             return self.connect(&cfg, false).await;
         }
         // HTTP/2 (or TLS that may negotiate it): one connect at a time, then look again.
@@ -318,6 +344,7 @@ impl EndpointState {
             let open = c.streams.load(Ordering::Relaxed);
             if open < limit && c.sender.is_ready() {
                 c.streams.fetch_add(1, Ordering::Relaxed);
+                c.last_used.store(now_ms(), Ordering::Relaxed);
                 return Some(Lease::H2 {
                     sender: c.sender.clone(),
                     conn: H2Stream(c.clone()),
@@ -357,6 +384,9 @@ impl EndpointState {
                 if h2 {
                     self.h2_handshake(TokioIo::new(tls)).await
                 } else {
+                    if !upgrade {
+                        self.tls_http1.store(true, Ordering::Relaxed);
+                    }
                     h1_handshake(TokioIo::new(tls), upgrade).await
                 }
             }
@@ -375,6 +405,7 @@ impl EndpointState {
         let c = Arc::new(H2Conn {
             sender: sender.clone(),
             streams: AtomicUsize::new(1),
+            last_used: AtomicU64::new(now_ms()),
             peer_max_streams: AtomicUsize::new(conn.current_max_send_streams()),
         });
         let shared = c.clone();
@@ -448,6 +479,12 @@ impl Drop for H2Stream {
     fn drop(&mut self) {
         self.0.streams.fetch_sub(1, Ordering::Relaxed);
     }
+}
+
+/// Milliseconds since the first call: a cheap, monotonic timestamp for atomics.
+fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
