@@ -16,6 +16,7 @@
 //! - [`proxy`]: listeners, routing, forwarding, upstream pools.
 //! - [`balance`]: load-balancing policies behind one trait.
 //! - [`admin`]: health, readiness, metrics and dumps.
+//! - [`validate`]: `weir validate`, compile a manifests directory and report, like `nginx -t`.
 
 pub mod admin;
 pub mod api;
@@ -28,3 +29,4 @@ pub mod reconcile;
 pub mod snapshot;
 pub mod status;
 pub mod store;
+pub mod validate;

@@ -149,6 +149,9 @@ netns_pid() { cat "$STATE/pids/netns" 2>/dev/null || true; }
 in_ns() { # run a command inside the cluster's network namespace (foreground)
   local ns; ns="$(netns_pid)"
   [[ -n "$ns" ]] || die "cluster is not up (no $STATE/pids/netns)"
+  # Pod IPs are only local inside the namespace: never run a command with the host's network.
+  [[ "$(readlink "/proc/$ns/ns/net" 2>/dev/null || echo gone)" != "$(readlink /proc/self/ns/net)" &&
+    -e "/proc/$ns/ns/net" ]] || die "the cluster's network namespace (pid $ns) is gone"
   if [[ "$(id -u)" == 0 ]]; then
     nsenter -t "$ns" -n -- "$@"
   else
@@ -165,11 +168,14 @@ start_netns() {
   fi
   local pid=$!
   echo "$pid" >"$STATE/pids/netns"
-  local i
+  local i host_ns; host_ns="$(readlink /proc/self/ns/net)"
   for i in $(seq 50); do
-    [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ]] && break
+    [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null || echo "$host_ns")" != "$host_ns" ]] && break
     sleep 0.1
   done
+  # Never touch the host's routes: go on only if the holder really is in a new namespace.
+  [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null || echo "$host_ns")" != "$host_ns" ]] ||
+    die "step 'netns': 'unshare --net' did not give a new network namespace (pid $pid)"
   in_ns ip link set lo up || die "step 'netns': cannot bring lo up"
   in_ns ip route add local "$POD_NET" dev lo || die "step 'netns': cannot route $POD_NET to lo"
 }
@@ -192,7 +198,11 @@ stop_pid() { # stop_pid NAME : TERM, wait up to 15 s, then KILL; only if the PID
   local name="$1" f="$STATE/pids/$1" pid i
   [[ -f "$f" ]] || return 0
   pid="$(cat "$f")"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+  local want="$name"
+  case "$name" in netns) want=sleep ;; backend) want=backend.py ;; host-bridge) want=nsbridge.py ;; esac
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$want"; then
+    log "pid $pid is no longer $name; not touching it"
+  elif [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
@@ -387,6 +397,32 @@ start_backend() {
   die "step 'start test backend': no answer on $HOST:$BACKEND_PORT"
 }
 
+port_free_on_host() { # port_free_on_host PORT: nothing listens on 127.0.0.1:PORT of the host
+  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+start_host_bridge() { # host 127.0.0.1:APISERVER_PORT -> the namespace's kube-apiserver
+  [[ "${WEIR_E2E_HOST_BRIDGE:-1}" == 1 ]] || return 0
+  if [[ "$(id -u)" != 0 ]]; then
+    log "no host bridge (needs root); use '$0 exec -- kubectl ...' or '$0 shell'"; return 0
+  fi
+  if ! port_free_on_host "$APISERVER_PORT"; then
+    log "host 127.0.0.1:$APISERVER_PORT is in use: no host bridge; use '$0 exec -- kubectl ...' or '$0 shell'"
+    return 0
+  fi
+  python3 -u "$HERE/nsbridge.py" --netns-pid "$(netns_pid)" --listen "$HOST:$APISERVER_PORT" \
+    --target "$HOST:$APISERVER_PORT" >>"$STATE/logs/host-bridge.log" 2>&1 </dev/null &
+  echo $! >"$STATE/pids/host-bridge"
+  log "started host-bridge (pid $!): host 127.0.0.1:$APISERVER_PORT -> kube-apiserver in the namespace"
+  local i
+  for i in $(seq 50); do
+    curl -s -o /dev/null --cacert "$STATE/pki/ca.crt" "https://$HOST:$APISERVER_PORT/livez" && return 0
+    check_alive host-bridge "start host bridge"
+    sleep 0.1
+  done
+  log "warning: host bridge not answering (log $STATE/logs/host-bridge.log)"
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
@@ -409,17 +445,17 @@ cmd_up() {
   create_node
   wait_node_ready
   start_backend
+  start_host_bridge
   cmd_env >"$STATE/env"
   log "cluster up in $((SECONDS - t0)) s. Use: eval \"\$($0 env)\"; $0 exec -- kubectl get nodes"
 }
 
 cmd_down() {
   local n
-  for n in backend kwok kube-scheduler kube-controller-manager kube-apiserver etcd netns; do
+  for n in host-bridge backend kwok kube-scheduler kube-controller-manager kube-apiserver etcd netns; do
     stop_pid "$n"
   done
   if [[ -d "$STATE" ]]; then
-    [[ -f "$STATE/pids/netns" || ! -d "$STATE/pids" || -z "$(ls -A "$STATE/pids")" ]] || log "leftover pid files: $(ls "$STATE/pids")"
     rm -rf "$STATE"
     log "down: stopped and removed $STATE"
   else
@@ -448,7 +484,7 @@ cmd_exec() { # run a command inside the namespace with the cluster's environment
 
 cmd_status() {
   local n
-  for n in netns etcd kube-apiserver kube-controller-manager kube-scheduler kwok backend; do
+  for n in netns etcd kube-apiserver kube-controller-manager kube-scheduler kwok backend host-bridge; do
     if alive "$n"; then
       printf '%-24s pid %-7s rss %6s MB\n' "$n" "$(cat "$STATE/pids/$n")" \
         "$(( $(awk '/VmRSS/ {print $2}' "/proc/$(cat "$STATE/pids/$n")/status") / 1024 ))"
@@ -468,6 +504,7 @@ cmd_restart_apiserver() {
 
 case "${1:-}" in
   build) cmd_build ;;
+  tools) fetch_tools ;;
   up) cmd_up ;;
   down) cmd_down ;;
   env) cmd_env ;;

@@ -1,44 +1,168 @@
 //! The data plane: listeners, connections, routing, forwarding, upstream pools.
 //!
 //! The control plane talks to the proxy only through [`Proxy::publish_snapshot`],
-//! [`Proxy::publish_endpoints`] and [`Proxy::update_endpoints`]; everything else here is
-//! the request path.
+//! [`Proxy::publish_endpoints`] and [`Proxy::update_endpoints`]; the admin listener reads
+//! [`Proxy::render_metrics`], [`Proxy::clusters_json`], [`Proxy::snapshot`] and
+//! [`Proxy::generation`]; `main` runs [`Proxy::serve`]. Everything else is the request path:
+//!
+//! - `server`: accept, TLS (`tls`), HTTP/1.1 + HTTP/2, graceful shutdown;
+//! - `forward`: one request: route (`router`), balance ([`crate::balance`]), rewrite
+//!   headers, forward over a pooled connection (`upstream`), stream the response (`body`);
+//! - `error`: the one place failures become responses;
+//! - `metrics`, `access_log`: accounting.
+//!
+//! Publishing builds a route table that resolves every route of the snapshot to its
+//! counters and cluster state once, so a request does no map lookup by name: it loads the
+//! current [`Runtime`] (one `ArcSwap` load), routes, and follows `Arc`s.
 
-use std::sync::Arc;
+mod access_log;
+mod body;
+mod config;
+mod error;
+mod forward;
+mod metrics;
+mod router;
+mod server;
+mod tls;
+mod upstream;
+
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use crate::snapshot::{ClusterKey, EndpointSet, EndpointSets, Snapshot};
+pub use body::ProxyBody;
+pub use config::{
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, ForwardedHeaders, ProxyConfig, RequestIdMode,
+};
+pub use error::ProxyError;
+
+use crate::snapshot::{ClusterKey, EndpointSet, EndpointSets, RouteAction, Snapshot};
+use metrics::{ListenerStats, RouteStats, Unrouted};
+use upstream::{ClusterState, Registry};
+
+/// Already-bound listening sockets for [`Proxy::serve`] (the caller binds, so tests can use
+/// port 0 and `main` can report bind errors itself).
+#[derive(Debug, Default)]
+pub struct Listeners {
+    /// Cleartext HTTP/1.1 and HTTP/2 (prior knowledge).
+    pub http: Option<tokio::net::TcpListener>,
+    /// TLS with ALPN `h2` / `http/1.1`; certificates from the snapshot by SNI.
+    pub https: Option<tokio::net::TcpListener>,
+}
 
 /// Handle to the data plane. Cheap to clone.
-#[derive(Clone, Default)]
+#[derive(Clone)]
 pub struct Proxy {
     inner: Arc<Inner>,
 }
 
-#[derive(Default)]
-struct Inner {
-    snapshot: ArcSwap<Snapshot>,
+impl Default for Proxy {
+    fn default() -> Self {
+        Proxy::new(ProxyConfig::default())
+    }
+}
+
+pub(crate) struct Inner {
+    config: ProxyConfig,
+    runtime: ArcSwap<Runtime>,
     endpoints: ArcSwap<EndpointSets>,
     generation: AtomicU64,
+    /// Serializes publishers; never touched by requests.
+    publish: Mutex<PublishState>,
+    access_log: access_log::AccessLog,
+    unrouted: Unrouted,
+    /// `[http, https]`.
+    listener_stats: [ListenerStats; 2],
+}
+
+#[derive(Default)]
+struct PublishState {
+    registry: Registry,
+    /// Route counters by (route name, cluster name), kept across snapshots so counters stay
+    /// monotonic; routes that disappear are dropped.
+    route_stats: HashMap<(String, String), Arc<RouteStats>>,
+}
+
+/// The published state a request reads: the snapshot and its resolved route table.
+pub(crate) struct Runtime {
+    snapshot: Arc<Snapshot>,
+    /// `(address of a RouteAction inside `snapshot`, its runtime)`, sorted by address.
+    /// Addresses are stable because `snapshot` is immutable and kept alive here.
+    routes: Vec<(usize, Arc<RouteRt>)>,
+}
+
+/// A route resolved against the registry.
+pub(crate) struct RouteRt {
+    stats: Arc<RouteStats>,
+    /// The cluster state for `Forward` routes.
+    cluster: Option<Arc<ClusterState>>,
+}
+
+impl Runtime {
+    fn empty() -> Self {
+        Runtime {
+            snapshot: Arc::new(Snapshot::default()),
+            routes: Vec::new(),
+        }
+    }
+
+    /// The runtime of `action`, which must be a reference into `self.snapshot`.
+    fn route_for(&self, action: &RouteAction) -> Option<Arc<RouteRt>> {
+        let key = action as *const RouteAction as usize;
+        self.routes
+            .binary_search_by_key(&key, |(k, _)| *k)
+            .ok()
+            .map(|i| self.routes[i].1.clone())
+    }
 }
 
 impl Proxy {
+    /// A proxy with `config`, serving nothing until a snapshot is published (every request
+    /// gets 404 before that).
+    pub fn new(config: ProxyConfig) -> Proxy {
+        let access_log = access_log::AccessLog::start(&config.access_log);
+        Proxy {
+            inner: Arc::new(Inner {
+                config,
+                runtime: ArcSwap::from_pointee(Runtime::empty()),
+                endpoints: ArcSwap::from_pointee(EndpointSets::new()),
+                generation: AtomicU64::new(0),
+                publish: Mutex::new(PublishState::default()),
+                access_log,
+                unrouted: Unrouted::default(),
+                listener_stats: Default::default(),
+            }),
+        }
+    }
+
+    /// The configuration the proxy was built with.
+    pub fn config(&self) -> &ProxyConfig {
+        &self.inner.config
+    }
+
     /// Swap in a new snapshot. Requests in flight keep the snapshot they started with.
+    /// Clusters whose protocol is unchanged keep their endpoints, pools and balancer state.
     pub fn publish_snapshot(&self, snapshot: Arc<Snapshot>) {
-        self.inner.snapshot.store(snapshot);
+        let mut state = self.publish_lock();
+        let sets = self.inner.endpoints.load_full();
+        self.rebuild(&mut state, snapshot, &sets);
         self.inner.generation.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Replace the endpoint sets of every cluster.
     pub fn publish_endpoints(&self, endpoints: Arc<EndpointSets>) {
-        self.inner.endpoints.store(endpoints);
+        let mut state = self.publish_lock();
+        self.inner.endpoints.store(endpoints.clone());
+        let snapshot = self.inner.runtime.load().snapshot.clone();
+        self.rebuild(&mut state, snapshot, &endpoints);
     }
 
     /// Replace (`Some`) or remove (`None`) the endpoint set of one cluster; the fast path
-    /// for EndpointSlice changes.
+    /// for EndpointSlice changes (the route table is not rebuilt).
     pub fn update_endpoints(&self, cluster: &ClusterKey, set: Option<Arc<EndpointSet>>) {
+        let state = self.publish_lock();
         self.inner.endpoints.rcu(|current| {
             let mut next = EndpointSets::clone(current);
             match &set {
@@ -47,6 +171,7 @@ impl Proxy {
             };
             next
         });
+        state.registry.update_endpoints(cluster, set.as_deref());
     }
 
     /// Number of snapshots published so far; `0` means not ready.
@@ -56,6 +181,137 @@ impl Proxy {
 
     /// The current snapshot.
     pub fn snapshot(&self) -> Arc<Snapshot> {
-        self.inner.snapshot.load_full()
+        self.inner.runtime.load().snapshot.clone()
+    }
+
+    /// Serves `listeners` until `shutdown` resolves, then stops accepting, asks every
+    /// connection to finish (GOAWAY on HTTP/2), waits for in-flight requests up to
+    /// [`ProxyConfig::drain_timeout`], and returns.
+    pub async fn serve(
+        &self,
+        listeners: Listeners,
+        shutdown: impl Future<Output = ()>,
+    ) -> Result<(), ProxyError> {
+        server::serve(self.inner.clone(), listeners, shutdown).await
+    }
+
+    /// Appends the Prometheus text exposition of the data plane's metrics to `out`:
+    /// `weir_requests_total{route,cluster,code_class}`,
+    /// `weir_request_duration_seconds{route,cluster}` (histogram),
+    /// `weir_upstream_errors_total{cluster,kind}`, `weir_endpoints{cluster}`,
+    /// `weir_downstream_connections_active/total{listener}`, `weir_snapshot_generation`.
+    pub fn render_metrics(&self, out: &mut String) {
+        let (routes, clusters) = {
+            let state = self.publish_lock();
+            let mut routes: Vec<Arc<RouteStats>> = state.route_stats.values().cloned().collect();
+            routes.sort_by(|a, b| (&a.route, &a.cluster).cmp(&(&b.route, &b.cluster)));
+            (routes, state.registry.clusters())
+        };
+        metrics::render(
+            &metrics::MetricsView {
+                routes: &routes,
+                unrouted: &self.inner.unrouted,
+                clusters: &clusters,
+                listeners: [
+                    ("http", &self.inner.listener_stats[0]),
+                    ("https", &self.inner.listener_stats[1]),
+                ],
+                generation: self.generation(),
+            },
+            out,
+        );
+    }
+
+    /// Every cluster with its endpoints: address, weight, in-flight and total requests,
+    /// pooled connections, and whether it is draining (for the admin `/clusters`).
+    pub fn clusters_json(&self) -> serde_json::Value {
+        let clusters = self.publish_lock().registry.clusters();
+        let list: Vec<serde_json::Value> = clusters
+            .iter()
+            .map(|c| {
+                let cfg = c.config.load();
+                let members = c.members.load();
+                let endpoints: Vec<serde_json::Value> = members
+                    .endpoints
+                    .iter()
+                    .map(|e| {
+                        serde_json::json!({
+                            "address": e.address.to_string(),
+                            "weight": e.weight.load(Ordering::Relaxed),
+                            "in_flight": e.load.in_flight(),
+                            "total": e.total.load(Ordering::Relaxed),
+                            "pooled_connections": e.pooled_connections(),
+                            "health": if e.is_draining() { "draining" } else { "healthy" },
+                        })
+                    })
+                    .collect();
+                serde_json::json!({
+                    "name": c.name.as_ref(),
+                    "protocol": cfg.protocol,
+                    "lb_policy": cfg.lb_policy,
+                    "endpoints": endpoints,
+                })
+            })
+            .collect();
+        serde_json::json!({ "clusters": list })
+    }
+
+    fn publish_lock(&self) -> std::sync::MutexGuard<'_, PublishState> {
+        // Publishing state stays consistent even if a publisher panicked mid-way: the next
+        // publish rebuilds everything from its inputs.
+        self.inner.publish.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Reconciles the registry with `snapshot` and `sets` and publishes a new route table.
+    fn rebuild(&self, state: &mut PublishState, snapshot: Arc<Snapshot>, sets: &EndpointSets) {
+        let PublishState {
+            registry,
+            route_stats,
+        } = state;
+        let clusters =
+            registry.reconcile(&snapshot, sets, self.inner.config.upstream_h2_max_streams);
+        let mut routes = Vec::new();
+        let mut seen = HashMap::new();
+        let mut add = |name: &str, action: &RouteAction| {
+            let cluster = match action {
+                RouteAction::Forward { cluster } => clusters.get(cluster).cloned(),
+                RouteAction::Respond { .. } => None,
+            };
+            let cluster_name = cluster
+                .as_ref()
+                .map(|c| c.name.to_string())
+                .unwrap_or_default();
+            let key = (name.to_string(), cluster_name);
+            let stats = route_stats.get(&key).cloned().unwrap_or_else(|| {
+                Arc::new(RouteStats::new(
+                    Arc::from(key.0.as_str()),
+                    Arc::from(key.1.as_str()),
+                ))
+            });
+            seen.insert(key, stats.clone());
+            routes.push((
+                action as *const RouteAction as usize,
+                Arc::new(RouteRt { stats, cluster }),
+            ));
+        };
+        let vh = &snapshot.virtual_hosts;
+        for v in vh
+            .exact
+            .values()
+            .chain(vh.wildcard.values())
+            .chain(vh.any.iter())
+        {
+            for r in &v.routes {
+                add(&r.name, &r.action);
+            }
+        }
+        if let Some(d) = &snapshot.default_backend {
+            add("default_backend", d);
+        }
+        routes.sort_by_key(|(k, _)| *k);
+        *route_stats = seen;
+        self.inner
+            .runtime
+            .store(Arc::new(Runtime { snapshot, routes }));
     }
 }

@@ -1,0 +1,162 @@
+//! Smooth weighted round robin (nginx's algorithm), precomputed.
+//!
+//! nginx's smooth WRR spreads heavier endpoints evenly through the cycle (weights 5,1,1 give
+//! `a a b a c a a`, not `a a a a a b c`). Running it per request needs a lock; instead the
+//! whole cycle (one entry per unit of weight) is computed once when the endpoint set changes,
+//! and each request takes the next entry with one relaxed atomic increment.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use super::{Balancer, Candidates, PickContext};
+use crate::snapshot::Endpoint;
+
+/// Longest precomputed cycle; larger total weights are scaled down to fit.
+const MAX_CYCLE: u64 = 4096;
+
+/// Smooth weighted round robin over one endpoint set.
+#[derive(Debug)]
+pub struct RoundRobin {
+    /// Endpoint indices, one full smooth-WRR cycle.
+    schedule: Vec<u32>,
+    len: usize,
+    next: AtomicUsize,
+}
+
+impl RoundRobin {
+    /// Builds the cycle for `endpoints` (zero weights count as 1). The starting point is
+    /// random so that many proxies restarted together do not hit the same endpoint first.
+    pub fn new(endpoints: &[Endpoint]) -> Self {
+        let weights = scaled_weights(endpoints);
+        let schedule = smooth_cycle(&weights);
+        let start = if schedule.is_empty() {
+            0
+        } else {
+            rand::random_range(0..schedule.len())
+        };
+        RoundRobin {
+            schedule,
+            len: endpoints.len(),
+            next: AtomicUsize::new(start),
+        }
+    }
+}
+
+impl Balancer for RoundRobin {
+    fn pick(&self, _ctx: &PickContext) -> Option<Candidates> {
+        if self.schedule.is_empty() {
+            return None;
+        }
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let first = self.schedule[n % self.schedule.len()] as usize;
+        Some(Candidates::starting_at(first, self.len))
+    }
+}
+
+/// Weights reduced by their GCD, then scaled down (keeping every weight ≥ 1) so that the
+/// cycle stays at most [`MAX_CYCLE`] long.
+fn scaled_weights(endpoints: &[Endpoint]) -> Vec<u64> {
+    let raw: Vec<u64> = endpoints
+        .iter()
+        .map(|e| u64::from(e.weight.max(1)))
+        .collect();
+    let g = raw.iter().copied().fold(0, gcd).max(1);
+    let reduced: Vec<u64> = raw.iter().map(|w| w / g).collect();
+    let total: u64 = reduced.iter().sum();
+    if total <= MAX_CYCLE {
+        return reduced;
+    }
+    reduced
+        .iter()
+        .map(|w| (w * MAX_CYCLE / total).max(1))
+        .collect()
+}
+
+fn gcd(a: u64, b: u64) -> u64 {
+    if b == 0 { a } else { gcd(b, a % b) }
+}
+
+/// One cycle of nginx's smooth weighted round robin: each step adds every weight to its
+/// current value, picks the largest (first on ties), and subtracts the total from it.
+fn smooth_cycle(weights: &[u64]) -> Vec<u32> {
+    let total: i64 = weights.iter().map(|&w| w as i64).sum();
+    let mut current = vec![0i64; weights.len()];
+    let mut out = Vec::with_capacity(total as usize);
+    for _ in 0..total {
+        let mut best = 0;
+        for (i, w) in weights.iter().enumerate() {
+            current[i] += *w as i64;
+            if current[i] > current[best] {
+                best = i;
+            }
+        }
+        current[best] -= total;
+        out.push(best as u32);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn eps(weights: &[u32]) -> Vec<Endpoint> {
+        weights
+            .iter()
+            .enumerate()
+            .map(|(i, &weight)| Endpoint {
+                address: format!("127.0.0.1:{}", 1000 + i).parse().expect("addr"),
+                weight,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn smooth_cycle_interleaves_heavy_endpoints_like_nginx() {
+        assert_eq!(smooth_cycle(&[5, 1, 1]), vec![0, 0, 1, 0, 2, 0, 0]);
+    }
+
+    #[test]
+    fn equal_weights_alternate_exactly() {
+        let rr = RoundRobin::new(&eps(&[1, 1, 1, 1]));
+        let mut counts = [0usize; 4];
+        for _ in 0..4000 {
+            let c = rr.pick(&PickContext::default()).expect("non-empty");
+            counts[c.clone().next().expect("first")] += 1;
+        }
+        assert_eq!(counts, [1000; 4]);
+    }
+
+    #[test]
+    fn weights_are_honoured_in_proportion() {
+        let rr = RoundRobin::new(&eps(&[3, 1]));
+        let mut counts = [0usize; 2];
+        for _ in 0..400 {
+            let first = rr
+                .pick(&PickContext::default())
+                .and_then(|mut c| c.next())
+                .expect("first");
+            counts[first] += 1;
+        }
+        assert_eq!(counts, [300, 100]);
+    }
+
+    #[test]
+    fn huge_weights_are_scaled_into_a_bounded_cycle() {
+        let w = scaled_weights(&eps(&[1_000_000, 3, 999_999]));
+        assert!(w.iter().sum::<u64>() <= MAX_CYCLE + 3);
+        assert!(w.iter().all(|&x| x >= 1));
+    }
+
+    #[test]
+    fn empty_set_picks_nothing() {
+        assert!(RoundRobin::new(&[]).pick(&PickContext::default()).is_none());
+    }
+
+    #[test]
+    fn candidates_fall_back_to_every_other_endpoint() {
+        let rr = RoundRobin::new(&eps(&[1, 1, 1]));
+        let mut all: Vec<usize> = rr.pick(&PickContext::default()).expect("c").collect();
+        all.sort_unstable();
+        assert_eq!(all, vec![0, 1, 2]);
+    }
+}

@@ -1,0 +1,598 @@
+//! One request, from head to upstream and back: route, balance, rewrite headers, forward,
+//! stream the response, account for it.
+//!
+//! Header rules (documented for users in `ProxyConfig`):
+//! - hop-by-hop headers are removed both ways: `Connection` and every header it lists,
+//!   `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`, `Upgrade` (kept when tunnelling),
+//!   `TE` (except `TE: trailers`, which gRPC needs);
+//! - `X-Forwarded-For` / `-Proto` / `-Host` follow [`ForwardedHeaders`];
+//! - `X-Request-Id` follows [`RequestIdMode`] and is echoed on the response.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use http::header::{self, HeaderMap, HeaderName, HeaderValue};
+use http::{Request, Response, StatusCode, Uri, Version};
+use hyper::body::Incoming;
+use hyper::client::conn::http1;
+
+use super::access_log::LogRecord;
+use super::body::ProxyBody;
+use super::config::{ForwardedHeaders, RequestIdMode};
+use super::error::{Failure, synthetic};
+use super::upstream::{ClusterState, EndpointState, H2Stream, Lease};
+use super::{Inner, RouteRt, router};
+use crate::balance::PickContext;
+use crate::snapshot::RouteAction;
+
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
+static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
+
+/// What the server knows about the connection a request came on.
+#[derive(Debug)]
+pub(crate) struct ConnInfo {
+    pub(crate) peer: SocketAddr,
+    pub(crate) tls: bool,
+}
+
+/// Handles one request. Never fails: failures become responses via [`Failure::into_response`].
+pub(crate) async fn handle(
+    inner: Arc<Inner>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<ProxyBody> {
+    let start = Instant::now();
+    let mut log = inner.access_log.enabled().then(|| {
+        Box::new(LogRecord {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            protocol: version_name(req.version()),
+            peer: Some(conn.peer),
+            ..LogRecord::default()
+        })
+    });
+    let (resp, route) = match forward(&inner, &conn, req, start, &mut log).await {
+        Ok(resp) => return resp,
+        Err((failure, route, cluster)) => {
+            failure.trace();
+            if let Some(c) = &cluster {
+                c.stats.error(failure.kind());
+            }
+            if let Some(l) = log.as_deref_mut() {
+                l.error = failure.kind();
+            }
+            (failure.into_response(), route)
+        }
+    };
+    finish_synthetic(&inner, resp, route, start, log)
+}
+
+type Failed = (Failure, Option<Arc<RouteRt>>, Option<Arc<ClusterState>>);
+
+/// Accounts for a response weir made itself (no upstream body to wait for).
+fn finish_synthetic(
+    inner: &Inner,
+    resp: Response<ProxyBody>,
+    route: Option<Arc<RouteRt>>,
+    start: Instant,
+    log: Option<Box<LogRecord>>,
+) -> Response<ProxyBody> {
+    let status = resp.status().as_u16();
+    let elapsed = start.elapsed();
+    match &route {
+        Some(r) => r.stats.record(status, elapsed),
+        None => inner.unrouted.record(status),
+    }
+    if let Some(mut l) = log {
+        l.status = status;
+        l.duration = elapsed;
+        inner.access_log.write(&l);
+    }
+    resp
+}
+
+async fn forward(
+    inner: &Arc<Inner>,
+    conn: &ConnInfo,
+    mut req: Request<Incoming>,
+    start: Instant,
+    log: &mut Option<Box<LogRecord>>,
+) -> Result<Response<ProxyBody>, Failed> {
+    let rt = inner.runtime.load_full();
+
+    let Some(host) = request_host(&req) else {
+        return Err((Failure::BadRequest("missing host\n"), None, None));
+    };
+    let Some(m) = router::route(&rt.snapshot, &host, req.uri().path()) else {
+        if let Some(l) = log.as_deref_mut() {
+            l.authority = host.to_string();
+        }
+        return Err((Failure::NoRoute, None, None));
+    };
+    let route = rt.route_for(m.action);
+    if let Some(l) = log.as_deref_mut() {
+        l.authority = host.to_string();
+        l.route = m.name.to_string();
+    }
+    let cluster = match (m.action, route.as_ref().and_then(|r| r.cluster.clone())) {
+        (RouteAction::Respond { status, body }, _) => {
+            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let resp = synthetic(status, bytes::Bytes::from(body.clone()));
+            return Ok(finish_synthetic(inner, resp, route, start, log.take()));
+        }
+        (RouteAction::Forward { .. }, Some(c)) => c,
+        // The route table always resolves Forward routes; a miss means a publish race.
+        (RouteAction::Forward { .. }, None) => {
+            return Err((Failure::NoEndpoint, route, None));
+        }
+    };
+    if let Some(l) = log.as_deref_mut() {
+        l.cluster = cluster.name.to_string();
+    }
+
+    let members = cluster.members.load_full();
+    let Some(candidates) = members.balancer.pick(&PickContext::default()) else {
+        return Err((Failure::NoEndpoint, route, Some(cluster)));
+    };
+
+    let downstream_h1 = req.version() < Version::HTTP_2;
+    let upgrade = is_upgrade(&req);
+    let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    let request_id = prepare_headers(inner, conn, &mut req, &host, upgrade);
+    if let Some(l) = log.as_deref_mut() {
+        l.request_id = request_id.to_str().unwrap_or_default().to_string();
+    }
+    let host_value = HeaderValue::from_str(&host).ok();
+    drop(host);
+
+    let cfg = cluster.config.load_full();
+    let mut last = Failure::NoEndpoint;
+    let mut req = Some(req);
+    for i in candidates {
+        let ep = &members.endpoints[i];
+        let lease = if upgrade {
+            ep.connect(&cfg, true).await
+        } else {
+            ep.checkout(&cluster).await
+        };
+        let lease = match lease {
+            Ok(l) => l,
+            Err(f) if f.retry_safe() => {
+                tracing::debug!(endpoint = %ep.address, error = ?f, "connect failed; trying next endpoint");
+                cluster.stats.error(f.kind());
+                last = f;
+                continue;
+            }
+            Err(f) => return Err((f, route, Some(cluster))),
+        };
+        let Some(mut r) = req.take() else { break };
+        set_request_target(&mut r, &lease, host_value.as_ref());
+        ep.load.in_flight.fetch_add(1, Ordering::Relaxed);
+        ep.total.fetch_add(1, Ordering::Relaxed);
+        let sent_at = Instant::now();
+        let outcome = send(lease, r, cfg.timeouts.request).await;
+        let (resp, h1, h2) = match outcome {
+            Ok(ok) => ok,
+            Err(SendError::NotSent(back, f)) => {
+                // The connection died before the request left: safe to try the next endpoint.
+                ep.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+                cluster.stats.error(f.kind());
+                last = f;
+                req = Some(back);
+                continue;
+            }
+            Err(SendError::Failed(f)) => {
+                ep.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+                return Err((f, route, Some(cluster)));
+            }
+        };
+        let upstream = sent_at.elapsed();
+        let (mut parts, body) = resp.into_parts();
+        let status = parts.status;
+        strip_hop_by_hop(
+            &mut parts.headers,
+            status == StatusCode::SWITCHING_PROTOCOLS && upgrade,
+        );
+        parts.headers.insert(X_REQUEST_ID.clone(), request_id);
+        if downstream_h1 {
+            declare_grpc_trailers(&mut parts.headers);
+        }
+        if let Some(l) = log.as_deref_mut() {
+            l.endpoint = Some(ep.address);
+            l.upstream = Some(upstream);
+        }
+        let completion = Completion {
+            inner: inner.clone(),
+            start,
+            status: status.as_u16(),
+            route,
+            endpoint: ep.clone(),
+            h1,
+            _h2: h2,
+            log: log.take(),
+            errored: false,
+        };
+        if status == StatusCode::SWITCHING_PROTOCOLS && upgrade {
+            let mut upstream_resp = Response::from_parts(parts, body);
+            let upstream_io = hyper::upgrade::on(&mut upstream_resp);
+            let (parts, _empty) = upstream_resp.into_parts();
+            tunnel(on_upgrade, upstream_io);
+            completion.finish(false);
+            return Ok(Response::from_parts(parts, ProxyBody::empty()));
+        }
+        return Ok(Response::from_parts(
+            parts,
+            ProxyBody::upstream(body, completion),
+        ));
+    }
+    Err((last, route, Some(cluster)))
+}
+
+enum SendError {
+    /// Nothing was sent; the request comes back for another attempt.
+    NotSent(Request<Incoming>, Failure),
+    Failed(Failure),
+}
+
+type Sent = (
+    Response<Incoming>,
+    Option<http1::SendRequest<Incoming>>,
+    Option<H2Stream>,
+);
+
+async fn send(lease: Lease, req: Request<Incoming>, timeout: Duration) -> Result<Sent, SendError> {
+    match lease {
+        Lease::H1 { mut sender, .. } => {
+            let fut = sender.try_send_request(req);
+            match with_timeout(timeout, fut).await {
+                None => Err(SendError::Failed(Failure::Timeout)),
+                Some(Ok(resp)) => Ok((resp, Some(sender), None)),
+                Some(Err(mut e)) => match e.take_message() {
+                    Some(back) => Err(SendError::NotSent(
+                        back,
+                        Failure::Connect(std::io::Error::other(e.into_error())),
+                    )),
+                    None => Err(SendError::Failed(Failure::Upstream(e.into_error()))),
+                },
+            }
+        }
+        Lease::H2 { mut sender, conn } => {
+            let fut = sender.try_send_request(req);
+            match with_timeout(timeout, fut).await {
+                None => Err(SendError::Failed(Failure::Timeout)),
+                Some(Ok(resp)) => Ok((resp, None, Some(conn))),
+                Some(Err(mut e)) => match e.take_message() {
+                    Some(back) => Err(SendError::NotSent(
+                        back,
+                        Failure::Connect(std::io::Error::other(e.into_error())),
+                    )),
+                    None => Err(SendError::Failed(Failure::Upstream(e.into_error()))),
+                },
+            }
+        }
+    }
+}
+
+async fn with_timeout<F: Future>(timeout: Duration, fut: F) -> Option<F::Output> {
+    if timeout.is_zero() {
+        Some(fut.await)
+    } else {
+        tokio::time::timeout(timeout, fut).await.ok()
+    }
+}
+
+/// Joins the client's and the upstream's upgraded connections and copies bytes both ways.
+fn tunnel(downstream: Option<hyper::upgrade::OnUpgrade>, upstream: hyper::upgrade::OnUpgrade) {
+    let Some(downstream) = downstream else { return };
+    tokio::spawn(async move {
+        let (down, up) = match tokio::try_join!(downstream, upstream) {
+            Ok(both) => both,
+            Err(error) => {
+                tracing::debug!(%error, "upgrade failed");
+                return;
+            }
+        };
+        let mut down = hyper_util::rt::TokioIo::new(down);
+        let mut up = hyper_util::rt::TokioIo::new(up);
+        if let Err(error) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+            tracing::debug!(%error, "tunnel ended");
+        }
+    });
+}
+
+/// Finishes a forwarded request when its response body is dropped.
+pub(crate) struct Completion {
+    inner: Arc<Inner>,
+    start: Instant,
+    status: u16,
+    route: Option<Arc<RouteRt>>,
+    endpoint: Arc<EndpointState>,
+    h1: Option<http1::SendRequest<Incoming>>,
+    _h2: Option<H2Stream>,
+    log: Option<Box<LogRecord>>,
+    errored: bool,
+}
+
+impl Completion {
+    /// The upstream body failed mid-stream.
+    pub(crate) fn body_error(&mut self) {
+        self.errored = true;
+    }
+
+    /// Accounts for the request; `ended`: the response body was sent completely.
+    pub(crate) fn finish(mut self, ended: bool) {
+        self.endpoint.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+        if let Some(h1) = self.h1.take() {
+            if ended && !self.errored {
+                self.endpoint.release_h1(h1);
+            }
+        }
+        let elapsed = self.start.elapsed();
+        if let Some(r) = &self.route {
+            r.stats.record(self.status, elapsed);
+            if self.errored {
+                if let Some(c) = &r.cluster {
+                    c.stats.error("upstream");
+                }
+            }
+        }
+        if let Some(mut l) = self.log.take() {
+            l.status = self.status;
+            l.duration = elapsed;
+            if self.errored {
+                l.error = "upstream_body";
+            }
+            self.inner.access_log.write(&l);
+        }
+    }
+}
+
+/// HTTP/1.1 only sends trailers the response declared in `Trailer`; HTTP/2 gRPC servers
+/// declare none, so for gRPC responses to an HTTP/1.1 client weir declares gRPC's own.
+fn declare_grpc_trailers(headers: &mut HeaderMap) {
+    let grpc = headers
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"));
+    if grpc && !headers.contains_key(header::TRAILER) {
+        headers.insert(
+            header::TRAILER,
+            HeaderValue::from_static("grpc-status, grpc-message, grpc-status-details-bin"),
+        );
+    }
+}
+
+fn version_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        _ => "other",
+    }
+}
+
+/// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
+fn request_host(req: &Request<Incoming>) -> Option<String> {
+    if let Some(a) = req.uri().authority() {
+        return Some(a.as_str().to_string());
+    }
+    req.headers()
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| !h.is_empty())
+        .map(str::to_string)
+}
+
+fn is_upgrade(req: &Request<Incoming>) -> bool {
+    req.version() == Version::HTTP_11
+        && req.headers().contains_key(header::UPGRADE)
+        && req
+            .headers()
+            .get_all(header::CONNECTION)
+            .iter()
+            .any(|v| has_token(v, "upgrade"))
+}
+
+fn has_token(v: &HeaderValue, token: &str) -> bool {
+    v.to_str()
+        .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
+        .unwrap_or(false)
+}
+
+/// Removes hop-by-hop headers. With `upgrade`, keeps `Connection: upgrade` and `Upgrade`.
+fn strip_hop_by_hop(headers: &mut HeaderMap, upgrade: bool) {
+    // Headers named in Connection are hop-by-hop too.
+    let listed: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|s| s.split(','))
+        .filter_map(|t| HeaderName::from_bytes(t.trim().as_bytes()).ok())
+        .collect();
+    for name in listed {
+        if upgrade && name == header::UPGRADE {
+            continue;
+        }
+        headers.remove(name);
+    }
+    headers.remove(&KEEP_ALIVE);
+    headers.remove(&PROXY_CONNECTION);
+    headers.remove(header::TRANSFER_ENCODING);
+    if upgrade {
+        headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    } else {
+        headers.remove(header::CONNECTION);
+        headers.remove(header::UPGRADE);
+    }
+}
+
+/// Rewrites the request headers for the upstream; returns the request id.
+fn prepare_headers(
+    inner: &Inner,
+    conn: &ConnInfo,
+    req: &mut Request<Incoming>,
+    host: &str,
+    upgrade: bool,
+) -> HeaderValue {
+    let trailers = req
+        .headers()
+        .get_all(header::TE)
+        .iter()
+        .any(|v| has_token(v, "trailers"));
+    let headers = req.headers_mut();
+    strip_hop_by_hop(headers, upgrade);
+    headers.remove(header::TE);
+    if trailers {
+        headers.insert(header::TE, HeaderValue::from_static("trailers"));
+    }
+
+    let peer_ip = conn.peer.ip().to_string();
+    let proto = HeaderValue::from_static(if conn.tls { "https" } else { "http" });
+    match inner.config.forwarded {
+        ForwardedHeaders::Overwrite => {
+            if let Ok(v) = HeaderValue::from_str(&peer_ip) {
+                headers.insert(X_FORWARDED_FOR.clone(), v);
+            }
+            headers.insert(X_FORWARDED_PROTO.clone(), proto);
+            if let Ok(v) = HeaderValue::from_str(host) {
+                headers.insert(X_FORWARDED_HOST.clone(), v);
+            }
+        }
+        ForwardedHeaders::Trust => {
+            let joined = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+                Some(prev) if !prev.trim().is_empty() => format!("{prev}, {peer_ip}"),
+                _ => peer_ip,
+            };
+            if let Ok(v) = HeaderValue::from_str(&joined) {
+                headers.insert(X_FORWARDED_FOR.clone(), v);
+            }
+            if !headers.contains_key(&X_FORWARDED_PROTO) {
+                headers.insert(X_FORWARDED_PROTO.clone(), proto);
+            }
+            if !headers.contains_key(&X_FORWARDED_HOST) {
+                if let Ok(v) = HeaderValue::from_str(host) {
+                    headers.insert(X_FORWARDED_HOST.clone(), v);
+                }
+            }
+        }
+    }
+
+    let keep = match inner.config.request_id {
+        RequestIdMode::PreserveOrGenerate => headers
+            .get(&X_REQUEST_ID)
+            .filter(|v| valid_request_id(v))
+            .cloned(),
+        RequestIdMode::Generate => None,
+    };
+    let id = keep.unwrap_or_else(new_request_id);
+    headers.insert(X_REQUEST_ID.clone(), id.clone());
+    id
+}
+
+fn valid_request_id(v: &HeaderValue) -> bool {
+    let b = v.as_bytes();
+    !b.is_empty() && b.len() <= 128 && b.iter().all(|c| c.is_ascii_graphic())
+}
+
+/// A random UUID v4, formatted without allocation beyond the header value itself.
+fn new_request_id() -> HeaderValue {
+    let mut bytes: [u8; 16] = rand::random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut out = [0u8; 36];
+    let mut o = 0;
+    for (i, b) in bytes.iter().enumerate() {
+        if matches!(i, 4 | 6 | 8 | 10) {
+            out[o] = b'-';
+            o += 1;
+        }
+        out[o] = HEX[(b >> 4) as usize];
+        out[o + 1] = HEX[(b & 0x0f) as usize];
+        o += 2;
+    }
+    HeaderValue::from_bytes(&out)
+        .expect("invariant: hex digits and dashes are a valid header value")
+}
+
+/// Puts the request in the form the upstream connection needs: origin-form plus `Host` for
+/// HTTP/1.1, absolute-form (`:scheme`, `:authority`) for HTTP/2.
+fn set_request_target(req: &mut Request<Incoming>, lease: &Lease, host: Option<&HeaderValue>) {
+    match lease {
+        Lease::H1 { .. } => {
+            *req.version_mut() = Version::HTTP_11;
+            if req.uri().authority().is_some() {
+                let pq = req
+                    .uri()
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/");
+                if let Ok(uri) = Uri::try_from(pq) {
+                    *req.uri_mut() = uri;
+                }
+            }
+            if let Some(h) = host {
+                req.headers_mut().insert(header::HOST, h.clone());
+            }
+        }
+        Lease::H2 { .. } => {
+            *req.version_mut() = Version::HTTP_2;
+            if req.uri().authority().is_none() {
+                let mut parts = std::mem::take(req.uri_mut()).into_parts();
+                parts.scheme = Some(http::uri::Scheme::HTTP);
+                parts.authority = host
+                    .and_then(|h| h.to_str().ok())
+                    .and_then(|h| h.parse().ok());
+                if parts.path_and_query.is_none() {
+                    parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+                }
+                if let Ok(uri) = Uri::from_parts(parts) {
+                    *req.uri_mut() = uri;
+                }
+            } else if req.uri().scheme().is_none() {
+                let mut parts = std::mem::take(req.uri_mut()).into_parts();
+                parts.scheme = Some(http::uri::Scheme::HTTP);
+                if let Ok(uri) = Uri::from_parts(parts) {
+                    *req.uri_mut() = uri;
+                }
+            }
+            req.headers_mut().remove(header::HOST);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn request_ids_are_uuid_v4() {
+        let id = new_request_id();
+        let s = id.to_str().expect("ascii");
+        assert_eq!(s.len(), 36);
+        assert_eq!(&s[14..15], "4");
+        assert!(matches!(&s[19..20], "8" | "9" | "a" | "b"));
+        assert_ne!(new_request_id(), id);
+    }
+
+    #[test]
+    fn hop_by_hop_headers_and_those_listed_in_connection_are_removed() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            header::CONNECTION,
+            HeaderValue::from_static("close, x-secret"),
+        );
+        h.insert("x-secret", HeaderValue::from_static("1"));
+        h.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+        h.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+        h.insert("x-kept", HeaderValue::from_static("1"));
+        strip_hop_by_hop(&mut h, false);
+        assert_eq!(h.len(), 1);
+        assert!(h.contains_key("x-kept"));
+    }
+}

@@ -1,0 +1,252 @@
+//! Request-path counters (plain atomics, resolved when a snapshot is published) and their
+//! Prometheus text rendering.
+//!
+//! Label sets are bounded by configuration: route and cluster names come from the snapshot,
+//! status classes and error kinds are fixed lists. Nothing a client sends becomes a label.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the request duration histogram.
+const BUCKETS: [f64; 12] = [
+    0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+const CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
+
+/// Counters of one route (and the cluster it forwards to).
+pub(crate) struct RouteStats {
+    pub(crate) route: Arc<str>,
+    /// Cluster name, or empty for routes that answer directly.
+    pub(crate) cluster: Arc<str>,
+    by_class: [AtomicU64; 5],
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+}
+
+impl RouteStats {
+    pub(crate) fn new(route: Arc<str>, cluster: Arc<str>) -> Self {
+        RouteStats {
+            route,
+            cluster,
+            by_class: Default::default(),
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+        }
+    }
+
+    /// Records one finished request.
+    pub(crate) fn record(&self, status: u16, elapsed: Duration) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        if let Some(i) = BUCKETS.iter().position(|b| secs <= *b) {
+            self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+}
+
+/// Error kinds counted per cluster.
+pub(crate) const ERROR_KINDS: [&str; 5] = [
+    "connect",
+    "connect_timeout",
+    "upstream",
+    "timeout",
+    "no_endpoint",
+];
+
+/// Counters of one cluster.
+#[derive(Default)]
+pub(crate) struct ClusterStats {
+    errors: [AtomicU64; ERROR_KINDS.len()],
+    /// Endpoints currently in the set.
+    pub(crate) endpoints: AtomicU64,
+}
+
+impl ClusterStats {
+    /// Counts one upstream error of `kind` (ignored when not in [`ERROR_KINDS`]).
+    pub(crate) fn error(&self, kind: &str) {
+        if let Some(i) = ERROR_KINDS.iter().position(|k| *k == kind) {
+            self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// Downstream connection counters of one listener.
+#[derive(Default)]
+pub(crate) struct ListenerStats {
+    pub(crate) active: AtomicU64,
+    pub(crate) total: AtomicU64,
+}
+
+/// Requests that matched no route (and so have no route label).
+#[derive(Default)]
+pub(crate) struct Unrouted {
+    pub(crate) by_class: [AtomicU64; 5],
+}
+
+impl Unrouted {
+    pub(crate) fn record(&self, status: u16) {
+        let class = (status / 100).clamp(1, 5) as usize - 1;
+        self.by_class[class].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Everything `/metrics` shows, gathered by the proxy.
+pub(crate) struct MetricsView<'a> {
+    pub(crate) routes: &'a [Arc<RouteStats>],
+    pub(crate) unrouted: &'a Unrouted,
+    pub(crate) clusters: &'a [Arc<super::upstream::ClusterState>],
+    pub(crate) listeners: [(&'static str, &'a ListenerStats); 2],
+    pub(crate) generation: u64,
+}
+
+pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
+    out.push_str("# HELP weir_requests_total Requests finished, by route, cluster and status class.\n# TYPE weir_requests_total counter\n");
+    for r in view.routes {
+        for (i, class) in CLASSES.iter().enumerate() {
+            let n = r.by_class[i].load(Ordering::Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "weir_requests_total{{route=\"{}\",cluster=\"{}\",code_class=\"{}\"}} {}",
+                    esc(&r.route),
+                    esc(&r.cluster),
+                    class,
+                    n
+                );
+            }
+        }
+    }
+    for (i, class) in CLASSES.iter().enumerate() {
+        let n = view.unrouted.by_class[i].load(Ordering::Relaxed);
+        if n > 0 {
+            let _ = writeln!(
+                out,
+                "weir_requests_total{{route=\"\",cluster=\"\",code_class=\"{class}\"}} {n}"
+            );
+        }
+    }
+    out.push_str("# HELP weir_request_duration_seconds Time from request head to response end.\n# TYPE weir_request_duration_seconds histogram\n");
+    for r in view.routes {
+        let labels = format!(
+            "route=\"{}\",cluster=\"{}\"",
+            esc(&r.route),
+            esc(&r.cluster)
+        );
+        let mut cumulative = 0;
+        for (i, b) in BUCKETS.iter().enumerate() {
+            cumulative += r.buckets[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "weir_request_duration_seconds_bucket{{{labels},le=\"{b}\"}} {cumulative}"
+            );
+        }
+        let count = r.count.load(Ordering::Relaxed);
+        let _ = writeln!(
+            out,
+            "weir_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {count}"
+        );
+        let sum = r.sum_micros.load(Ordering::Relaxed) as f64 / 1e6;
+        let _ = writeln!(out, "weir_request_duration_seconds_sum{{{labels}}} {sum}");
+        let _ = writeln!(
+            out,
+            "weir_request_duration_seconds_count{{{labels}}} {count}"
+        );
+    }
+    out.push_str("# HELP weir_upstream_errors_total Upstream failures by cluster and kind.\n# TYPE weir_upstream_errors_total counter\n");
+    for c in view.clusters {
+        for (i, kind) in ERROR_KINDS.iter().enumerate() {
+            let n = c.stats.errors[i].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "weir_upstream_errors_total{{cluster=\"{}\",kind=\"{kind}\"}} {n}",
+                esc(&c.name)
+            );
+        }
+    }
+    out.push_str("# HELP weir_endpoints Endpoints in each cluster's current set.\n# TYPE weir_endpoints gauge\n");
+    for c in view.clusters {
+        let _ = writeln!(
+            out,
+            "weir_endpoints{{cluster=\"{}\"}} {}",
+            esc(&c.name),
+            c.stats.endpoints.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP weir_downstream_connections_active Open client connections.\n# TYPE weir_downstream_connections_active gauge\n");
+    for (name, l) in &view.listeners {
+        let _ = writeln!(
+            out,
+            "weir_downstream_connections_active{{listener=\"{name}\"}} {}",
+            l.active.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP weir_downstream_connections_total Accepted client connections.\n# TYPE weir_downstream_connections_total counter\n");
+    for (name, l) in &view.listeners {
+        let _ = writeln!(
+            out,
+            "weir_downstream_connections_total{{listener=\"{name}\"}} {}",
+            l.total.load(Ordering::Relaxed)
+        );
+    }
+    let _ = writeln!(
+        out,
+        "# HELP weir_snapshot_generation Snapshots published so far.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}",
+        view.generation
+    );
+}
+
+/// Escapes a Prometheus label value.
+fn esc(s: &str) -> std::borrow::Cow<'_, str> {
+    if s.contains(['\\', '"', '\n']) {
+        std::borrow::Cow::Owned(
+            s.replace('\\', "\\\\")
+                .replace('"', "\\\"")
+                .replace('\n', "\\n"),
+        )
+    } else {
+        std::borrow::Cow::Borrowed(s)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_fall_into_cumulative_buckets() {
+        let r = Arc::new(RouteStats::new(
+            "default/web/0/0".into(),
+            "default/web:80".into(),
+        ));
+        r.record(200, Duration::from_millis(3));
+        r.record(503, Duration::from_secs(20));
+        let mut out = String::new();
+        render(
+            &MetricsView {
+                routes: &[r],
+                unrouted: &Unrouted::default(),
+                clusters: &[],
+                listeners: [
+                    ("http", &ListenerStats::default()),
+                    ("https", &ListenerStats::default()),
+                ],
+                generation: 7,
+            },
+            &mut out,
+        );
+        assert!(out.contains("weir_requests_total{route=\"default/web/0/0\",cluster=\"default/web:80\",code_class=\"2xx\"} 1"));
+        assert!(out.contains("code_class=\"5xx\"} 1"));
+        assert!(out.contains("le=\"0.005\"} 1\n"));
+        assert!(out.contains("le=\"10\"} 1\n"));
+        assert!(out.contains("le=\"+Inf\"} 2\n"));
+        assert!(out.contains("weir_snapshot_generation 7"));
+    }
+}

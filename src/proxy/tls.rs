@@ -1,0 +1,79 @@
+//! Downstream TLS: the rustls server configuration and certificate selection by SNI from the
+//! current snapshot, so a rotated certificate is served from the next handshake on.
+//!
+//! Lookup: exact SNI (lower-cased), then the wildcard `*.parent` covering one extra label,
+//! then the snapshot's default certificate, then a self-signed certificate generated once at
+//! start-up (SAN `weir.invalid`), served also when the client sends no SNI.
+
+use std::sync::Arc;
+
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+
+use super::Inner;
+use super::error::ProxyError;
+
+/// Picks the certificate for a handshake from the snapshot current at that moment.
+pub(crate) struct SniResolver {
+    inner: Arc<Inner>,
+    fallback: Arc<CertifiedKey>,
+}
+
+impl std::fmt::Debug for SniResolver {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SniResolver").finish_non_exhaustive()
+    }
+}
+
+impl ResolvesServerCert for SniResolver {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        let rt = self.inner.runtime.load();
+        let tls = &rt.snapshot.tls;
+        if let Some(name) = hello.server_name() {
+            let name = name.to_ascii_lowercase();
+            if let Some(c) = tls.sni.get(&name) {
+                return Some(c.key.clone());
+            }
+            if let Some(dot) = name.find('.') {
+                let wildcard = format!("*{}", &name[dot..]);
+                if let Some(c) = tls.sni.get(&wildcard) {
+                    return Some(c.key.clone());
+                }
+            }
+        }
+        Some(
+            tls.default
+                .as_ref()
+                .map(|c| c.key.clone())
+                .unwrap_or_else(|| self.fallback.clone()),
+        )
+    }
+}
+
+/// The HTTPS listener's configuration: TLS 1.2 and 1.3, ALPN `h2` then `http/1.1`.
+pub(crate) fn server_config(inner: Arc<Inner>) -> Result<Arc<rustls::ServerConfig>, ProxyError> {
+    let fallback = self_signed()?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13, &rustls::version::TLS12])
+        .map_err(|e| ProxyError::Tls(e.to_string()))?
+        .with_no_client_auth()
+        .with_cert_resolver(Arc::new(SniResolver { inner, fallback }));
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A self-signed certificate for `weir.invalid`, for handshakes no configured certificate
+/// covers.
+fn self_signed() -> Result<Arc<CertifiedKey>, ProxyError> {
+    let generated = rcgen::generate_simple_self_signed(vec!["weir.invalid".to_string()])
+        .map_err(|e| ProxyError::Tls(e.to_string()))?;
+    let key_der =
+        rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+    let signer = rustls::crypto::ring::sign::any_supported_type(&key_der)
+        .map_err(|e| ProxyError::Tls(e.to_string()))?;
+    Ok(Arc::new(CertifiedKey::new(
+        vec![generated.cert.der().clone()],
+        signer,
+    )))
+}

@@ -1,0 +1,625 @@
+//! Shared fixtures for the proxy tests: real hyper backends on 127.0.0.1:0, a proxy
+//! harness, HTTP/1.1, h2c and TLS clients, and fluent snapshot builders.
+#![allow(dead_code, missing_docs)]
+
+use std::collections::BTreeMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Request, Response, StatusCode};
+use http_body_util::combinators::BoxBody;
+use http_body_util::{BodyExt, Empty, Full, StreamBody};
+use hyper::body::{Frame, Incoming};
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use weir::proxy::{Listeners, Proxy, ProxyConfig};
+use weir::snapshot::{
+    Certificate, Cluster, ClusterKey, Endpoint, EndpointSet, EndpointSets, LbPolicy, PathMatch,
+    Route, RouteAction, Snapshot, Timeouts, UpstreamProtocol, VirtualHost,
+};
+
+pub type Body = BoxBody<Bytes, Infallible>;
+
+pub fn body(b: impl Into<Bytes>) -> Body {
+    Full::new(b.into()).boxed()
+}
+
+pub fn empty() -> Body {
+    Empty::new().boxed()
+}
+
+/// Downstream protocol a test case runs over.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Proto {
+    H1,
+    H2,
+}
+
+pub const BOTH: [Proto; 2] = [Proto::H1, Proto::H2];
+
+// ---------------------------------------------------------------- backends
+
+/// A real hyper server (HTTP/1.1 and h2c on one port) answering with its name.
+pub struct Backend {
+    pub name: String,
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicU64>,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Backend {
+    pub async fn start(name: &str) -> Backend {
+        Self::start_on("127.0.0.1:0", name).await
+    }
+
+    pub async fn start_on(bind: &str, name: &str) -> Backend {
+        let listener = TcpListener::bind(bind).await.expect("bind backend");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(AtomicU64::new(0));
+        let (stop, mut stopped) = oneshot::channel();
+        let name_s = name.to_string();
+        let hits_c = hits.clone();
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => break,
+                    accepted = listener.accept() => {
+                        let Ok((tcp, _)) = accepted else { continue };
+                        let name = name_s.clone();
+                        let hits = hits_c.clone();
+                        conns.spawn(async move {
+                            let svc = service_fn(move |req| {
+                                backend_handle(name.clone(), hits.clone(), req)
+                            });
+                            let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+                            let _ = builder
+                                .serve_connection_with_upgrades(TokioIo::new(tcp), svc)
+                                .await;
+                        });
+                    }
+                }
+            }
+            conns.abort_all();
+        });
+        Backend {
+            name: name.to_string(),
+            addr,
+            hits,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+
+    pub fn endpoint(&self) -> Endpoint {
+        Endpoint {
+            address: self.addr,
+            weight: 1,
+        }
+    }
+
+    pub async fn stop(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for Backend {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+    }
+}
+
+fn seen(headers: &mut HeaderMap, from: &HeaderMap, name: &str) {
+    if let Some(v) = from.get(name) {
+        headers.insert(
+            http::HeaderName::from_bytes(format!("x-seen-{name}").as_bytes()).expect("name"),
+            v.clone(),
+        );
+    }
+}
+
+async fn backend_handle(
+    name: String,
+    hits: Arc<AtomicU64>,
+    mut req: Request<Incoming>,
+) -> Result<Response<Body>, Infallible> {
+    hits.fetch_add(1, Ordering::Relaxed);
+    let path = req.uri().path().to_string();
+    let mut out_headers = HeaderMap::new();
+    out_headers.insert("x-backend", HeaderValue::from_str(&name).expect("name"));
+    let authority = req
+        .uri()
+        .authority()
+        .map(|a| a.to_string())
+        .or_else(|| {
+            req.headers()
+                .get("host")
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    out_headers.insert(
+        "x-seen-authority",
+        HeaderValue::from_str(&authority).expect("a"),
+    );
+    out_headers.insert(
+        "x-seen-path",
+        HeaderValue::from_str(&req.uri().to_string()).expect("p"),
+    );
+    out_headers.insert(
+        "x-seen-version",
+        HeaderValue::from_str(&format!("{:?}", req.version())).expect("v"),
+    );
+    for h in [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "x-request-id",
+        "connection",
+        "keep-alive",
+        "x-hop",
+        "te",
+    ] {
+        seen(&mut out_headers, req.headers(), h);
+    }
+
+    if path == "/ws" && req.headers().contains_key("upgrade") {
+        let on = hyper::upgrade::on(&mut req);
+        tokio::spawn(async move {
+            if let Ok(up) = on.await {
+                let mut io = TokioIo::new(up);
+                let mut buf = [0u8; 1024];
+                loop {
+                    match io.read(&mut buf).await {
+                        Ok(0) | Err(_) => break,
+                        Ok(n) => {
+                            let mut echoed = b"echo:".to_vec();
+                            echoed.extend_from_slice(&buf[..n]);
+                            if io.write_all(&echoed).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+        });
+        let mut resp = Response::new(empty());
+        *resp.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+        resp.headers_mut()
+            .insert("upgrade", HeaderValue::from_static("websocket"));
+        resp.headers_mut()
+            .insert("connection", HeaderValue::from_static("upgrade"));
+        return Ok(resp);
+    }
+    if let Some(ms) = path.strip_prefix("/slow/") {
+        let ms: u64 = ms.parse().unwrap_or(100);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if path == "/trailers" {
+        let undeclared = req.uri().query() == Some("undeclared");
+        // gRPC-like: echo the request body, then trailers; report request trailers too.
+        let collected = req.into_body().collect().await.expect("request body");
+        let req_trailers = collected.trailers().cloned();
+        let data = collected.to_bytes();
+        let mut trailers = HeaderMap::new();
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        trailers.insert("grpc-message", HeaderValue::from_static("ok"));
+        if let Some(t) = req_trailers.and_then(|t| t.get("x-client-trailer").cloned()) {
+            trailers.insert("x-seen-client-trailer", t);
+        }
+        let frames = vec![
+            Ok::<_, Infallible>(Frame::data(data)),
+            Ok(Frame::trailers(trailers)),
+        ];
+        let mut resp = Response::new(StreamBody::new(futures::stream::iter(frames)).boxed());
+        resp.headers_mut().extend(out_headers);
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/grpc"));
+        // HTTP/1.1 sends only the trailers declared up front (gRPC servers, speaking h2,
+        // declare none: `?undeclared` behaves like them).
+        if !undeclared {
+            resp.headers_mut().insert(
+                "trailer",
+                HeaderValue::from_static("grpc-status, grpc-message, x-seen-client-trailer"),
+            );
+        }
+        return Ok(resp);
+    }
+    let data = req
+        .into_body()
+        .collect()
+        .await
+        .map(|c| c.to_bytes())
+        .unwrap_or_default();
+    let mut resp = Response::new(body(data));
+    resp.headers_mut().extend(out_headers);
+    resp.headers_mut()
+        .insert("connection", HeaderValue::from_static("x-hop"));
+    resp.headers_mut()
+        .insert("x-hop", HeaderValue::from_static("1"));
+    Ok(resp)
+}
+
+// ---------------------------------------------------------------- snapshot builders
+
+pub fn key(service: &str) -> ClusterKey {
+    ClusterKey {
+        namespace: "default".into(),
+        service: service.into(),
+        port: 80,
+    }
+}
+
+pub fn forward(service: &str) -> RouteAction {
+    RouteAction::Forward {
+        cluster: key(service),
+    }
+}
+
+/// Fluent snapshot builder: `snapshot().host("a.example").prefix("/", "web")`.
+#[derive(Default, Clone)]
+pub struct SnapshotBuilder {
+    snap: Snapshot,
+    current: Option<String>,
+}
+
+pub fn snapshot() -> SnapshotBuilder {
+    SnapshotBuilder::default()
+}
+
+impl SnapshotBuilder {
+    /// Starts (or continues) the virtual host for `host` (`*` = any, `*.x` = wildcard).
+    pub fn host(mut self, host: &str) -> Self {
+        self.current = Some(host.to_string());
+        self
+    }
+
+    fn vhost(&mut self) -> &mut VirtualHost {
+        let host = self.current.clone().expect("call host() first");
+        let vhs = &mut self.snap.virtual_hosts;
+        let v = if host == "*" {
+            vhs.any.get_or_insert_with(VirtualHost::default)
+        } else if let Some(suffix) = host.strip_prefix('*') {
+            vhs.wildcard.entry(suffix.to_string()).or_default()
+        } else {
+            vhs.exact.entry(host.clone()).or_default()
+        };
+        v.host = host;
+        v
+    }
+
+    fn route(mut self, path: PathMatch, action: RouteAction) -> Self {
+        let host = self.current.clone().unwrap_or_default();
+        if let RouteAction::Forward { cluster } = &action {
+            self.snap
+                .clusters
+                .entry(cluster.clone())
+                .or_insert_with(|| cluster_of(cluster.clone(), UpstreamProtocol::Http1));
+        }
+        let v = self.vhost();
+        let name = format!("{host}/{}", v.routes.len());
+        v.routes.push(Route { name, path, action });
+        // Precedence: longest path first, Exact before Prefix at equal length.
+        v.routes.sort_by_key(|r| match &r.path {
+            PathMatch::Exact(p) => (std::cmp::Reverse(p.len()), 0),
+            PathMatch::Prefix(p) => (std::cmp::Reverse(p.len()), 1),
+        });
+        self
+    }
+
+    pub fn prefix(self, path: &str, service: &str) -> Self {
+        self.route(PathMatch::Prefix(path.into()), forward(service))
+    }
+
+    pub fn exact(self, path: &str, service: &str) -> Self {
+        self.route(PathMatch::Exact(path.into()), forward(service))
+    }
+
+    pub fn respond(self, path: &str, status: u16, text: &str) -> Self {
+        self.route(
+            PathMatch::Prefix(path.into()),
+            RouteAction::Respond {
+                status,
+                body: text.into(),
+            },
+        )
+    }
+
+    pub fn protocol(mut self, service: &str, protocol: UpstreamProtocol) -> Self {
+        self.snap
+            .clusters
+            .entry(key(service))
+            .or_insert_with(|| cluster_of(key(service), protocol))
+            .protocol = protocol;
+        self
+    }
+
+    pub fn timeouts(mut self, service: &str, timeouts: Timeouts) -> Self {
+        self.snap
+            .clusters
+            .entry(key(service))
+            .or_insert_with(|| cluster_of(key(service), UpstreamProtocol::Http1))
+            .timeouts = timeouts;
+        self
+    }
+
+    pub fn default_backend(mut self, service: &str) -> Self {
+        self.snap
+            .clusters
+            .entry(key(service))
+            .or_insert_with(|| cluster_of(key(service), UpstreamProtocol::Http1));
+        self.snap.default_backend = Some(forward(service));
+        self
+    }
+
+    pub fn cert(mut self, sni: &str, cert: Arc<Certificate>) -> Self {
+        self.snap.tls.sni.insert(sni.to_string(), cert);
+        self
+    }
+
+    pub fn default_cert(mut self, cert: Arc<Certificate>) -> Self {
+        self.snap.tls.default = Some(cert);
+        self
+    }
+
+    pub fn build(self) -> Arc<Snapshot> {
+        Arc::new(self.snap)
+    }
+}
+
+pub fn cluster_of(key: ClusterKey, protocol: UpstreamProtocol) -> Cluster {
+    Cluster {
+        key,
+        port_name: String::new(),
+        protocol,
+        websocket: false,
+        lb_policy: LbPolicy::RoundRobin,
+        timeouts: Timeouts::default(),
+    }
+}
+
+pub fn endpoints(sets: &[(&str, &[&Backend])]) -> Arc<EndpointSets> {
+    let mut out = BTreeMap::new();
+    for (svc, backends) in sets {
+        out.insert(key(svc), set(backends.iter().map(|b| b.addr)));
+    }
+    Arc::new(out)
+}
+
+pub fn set(addrs: impl IntoIterator<Item = SocketAddr>) -> Arc<EndpointSet> {
+    let mut endpoints: Vec<Endpoint> = addrs
+        .into_iter()
+        .map(|address| Endpoint { address, weight: 1 })
+        .collect();
+    endpoints.sort_by_key(|e| e.address);
+    Arc::new(EndpointSet { endpoints })
+}
+
+/// A certificate for `names`, as compile would produce it.
+pub fn certificate(names: &[&str]) -> Arc<Certificate> {
+    let generated =
+        rcgen::generate_simple_self_signed(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
+            .expect("rcgen");
+    let der = rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+    let signer = rustls::crypto::ring::sign::any_supported_type(&der).expect("key");
+    Arc::new(Certificate {
+        source: format!("default/{}", names[0]),
+        subject_alt_names: names.iter().map(|s| s.to_string()).collect(),
+        not_after: String::new(),
+        key: Arc::new(rustls::sign::CertifiedKey::new(
+            vec![generated.cert.der().clone()],
+            signer,
+        )),
+    })
+}
+
+// ---------------------------------------------------------------- proxy harness
+
+pub struct Harness {
+    pub proxy: Proxy,
+    pub http: SocketAddr,
+    pub https: SocketAddr,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<Result<(), weir::proxy::ProxyError>>>,
+}
+
+impl Harness {
+    pub async fn start(config: ProxyConfig) -> Harness {
+        let proxy = Proxy::new(config);
+        let http = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let https = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let (http_addr, https_addr) = (
+            http.local_addr().expect("a"),
+            https.local_addr().expect("a"),
+        );
+        let (stop, stopped) = oneshot::channel::<()>();
+        let p = proxy.clone();
+        let task = tokio::spawn(async move {
+            p.serve(
+                Listeners {
+                    http: Some(http),
+                    https: Some(https),
+                },
+                async move {
+                    let _ = stopped.await;
+                },
+            )
+            .await
+        });
+        Harness {
+            proxy,
+            http: http_addr,
+            https: https_addr,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Triggers graceful shutdown; returns the serve task to await.
+    pub fn shutdown(&mut self) -> JoinHandle<Result<(), weir::proxy::ProxyError>> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        self.task.take().expect("serve task")
+    }
+
+    pub async fn client(&self, proto: Proto) -> Client {
+        Client::connect(self.http, proto).await
+    }
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+    }
+}
+
+// ---------------------------------------------------------------- clients
+
+pub enum Client {
+    H1(hyper::client::conn::http1::SendRequest<Body>),
+    H2(hyper::client::conn::http2::SendRequest<Body>),
+}
+
+/// A finished response: status, headers, body, trailers.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub body: Bytes,
+    pub trailers: Option<HeaderMap>,
+}
+
+impl Answer {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+    pub fn backend(&self) -> Option<&str> {
+        self.header("x-backend")
+    }
+}
+
+impl Client {
+    pub async fn connect(addr: SocketAddr, proto: Proto) -> Client {
+        let tcp = TcpStream::connect(addr).await.expect("connect proxy");
+        Self::over(TokioIo::new(tcp), proto).await
+    }
+
+    pub async fn over<T>(io: T, proto: Proto) -> Client
+    where
+        T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    {
+        match proto {
+            Proto::H1 => {
+                let (s, c) = hyper::client::conn::http1::handshake(io).await.expect("h1");
+                tokio::spawn(async move {
+                    let _ = c.with_upgrades().await;
+                });
+                Client::H1(s)
+            }
+            Proto::H2 => {
+                let (s, c) = hyper::client::conn::http2::handshake(TokioExecutor::new(), io)
+                    .await
+                    .expect("h2");
+                tokio::spawn(c);
+                Client::H2(s)
+            }
+        }
+    }
+
+    pub fn proto(&self) -> Proto {
+        match self {
+            Client::H1(_) => Proto::H1,
+            Client::H2(_) => Proto::H2,
+        }
+    }
+
+    /// Sends a request; `uri` is a path, `host` goes to Host (h1) or `:authority` (h2).
+    pub async fn send(&mut self, req: Request<Body>) -> hyper::Result<Response<Incoming>> {
+        match self {
+            Client::H1(s) => {
+                s.ready().await?;
+                s.send_request(req).await
+            }
+            Client::H2(s) => {
+                s.ready().await?;
+                s.send_request(req).await
+            }
+        }
+    }
+
+    pub fn request(&self, method: &str, host: &str, path: &str, b: Body) -> Request<Body> {
+        let mut builder = Request::builder().method(method);
+        builder = match self {
+            Client::H1(_) => builder.uri(path).header("host", host),
+            Client::H2(_) => builder.uri(format!("http://{host}{path}")),
+        };
+        builder.body(b).expect("request")
+    }
+
+    pub async fn get(&mut self, host: &str, path: &str) -> Answer {
+        let req = self.request("GET", host, path, empty());
+        self.answer(req).await
+    }
+
+    pub async fn answer(&mut self, req: Request<Body>) -> Answer {
+        let resp = self.send(req).await.expect("response");
+        collect(resp).await
+    }
+
+    /// A cloneable h2 sender (panics for h1).
+    pub fn h2(&self) -> hyper::client::conn::http2::SendRequest<Body> {
+        match self {
+            Client::H2(s) => s.clone(),
+            Client::H1(_) => panic!("not h2"),
+        }
+    }
+}
+
+pub async fn collect(resp: Response<Incoming>) -> Answer {
+    let (parts, b) = resp.into_parts();
+    let collected = b.collect().await.expect("body");
+    let trailers = collected.trailers().cloned();
+    Answer {
+        status: parts.status,
+        headers: parts.headers,
+        body: collected.to_bytes(),
+        trailers,
+    }
+}
+
+/// Writes raw bytes on a fresh TCP connection and reads until the peer closes (or 5 s).
+pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
+        .await
+        .is_ok();
+    (out, closed)
+}
