@@ -21,8 +21,6 @@
 //! which writes only while this replica holds the leader Lease.
 
 pub mod debounce;
-mod endpoints;
-mod files;
 pub mod metrics;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,10 +37,12 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::compile::{CompileConfig, Condition, ObjectRef, StatusReport, compile};
+use crate::endpoints;
 use crate::lease::{self, LeaseError, LeaseOptions};
 use crate::proxy::Proxy;
 use crate::snapshot::{Cluster, EndpointSets};
 use crate::status::{self, PublishSource, StatusPlan};
+use crate::store::files;
 use crate::store::kube::{Change, KubeObject, StoreEvent, WatchScope, clear_kind, remove_from};
 use crate::store::{ObjectKey, Objects};
 
