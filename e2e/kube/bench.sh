@@ -36,6 +36,7 @@ if [[ -z "${WEIR_BIN:-}" ]]; then
   WEIR_BIN="$REPO/target/release/weir"
 fi
 "$CLUSTER" up || { fail "cluster up"; exit 1; }
+nsenter_args
 apply_rbac "$SYS"
 SA_KUBECONFIG="$WEIR_E2E_STATE/weir-sa.kubeconfig"
 sa_kubeconfig "$SYS" weir "$SA_KUBECONFIG" || { fail "token"; exit 1; }
@@ -57,7 +58,7 @@ timeout 900 "$CLUSTER" exec -- kubectl apply --server-side --field-manager bench
 pass "loaded $((SERVICES * 3)) objects in $((SECONDS - t0)) s"
 
 t0=$SECONDS
-in_ns env RUST_LOG="${RUST_LOG:-warn}" "$WEIR_BIN" run --kubeconfig "$SA_KUBECONFIG" \
+"${NSENTER[@]}" env RUST_LOG="${RUST_LOG:-warn}" "$WEIR_BIN" run --kubeconfig "$SA_KUBECONFIG" \
   --http-addr 127.0.0.1:18081 --https-addr 127.0.0.1:18443 --admin-addr 127.0.0.1:18091 \
   --lease-namespace "$SYS" --lease-name weir-leader --identity bench \
   --publish-address 10.244.255.1 >"$WEIR_E2E_STATE/weir.log" 2>&1 </dev/null &

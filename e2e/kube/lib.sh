@@ -11,13 +11,15 @@ k() { x kubectl "$@"; }
 
 netns_pid() { cat "$WEIR_E2E_STATE/pids/netns"; }
 
-# in_ns CMD...: like `x` but without the cluster.sh wrapper, so `$!` of a background
-# `in_ns CMD &` is the PID of CMD itself (nsenter execs it).
-in_ns() {
+# nsenter_args: the nsenter command line that enters the cluster's network namespace. Use
+# it directly (`"${NSENTER[@]}" CMD &`, never through a function) when starting a
+# background process: then `$!` is CMD's own PID (nsenter and env exec it), so stopping it
+# by PID stops it, not a wrapper.
+nsenter_args() {
   if [[ "$(id -u)" == 0 ]]; then
-    nsenter -t "$(netns_pid)" -n -- "$@"
+    NSENTER=(nsenter -t "$(netns_pid)" -n --)
   else
-    nsenter -t "$(netns_pid)" -U -n --preserve-credentials -- "$@"
+    NSENTER=(nsenter -t "$(netns_pid)" -U -n --preserve-credentials --)
   fi
 }
 

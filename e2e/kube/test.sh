@@ -49,6 +49,7 @@ if [[ -z "${WEIR_BIN:-}" ]]; then
   WEIR_BIN="$REPO/target/debug/weir"
 fi
 "$CLUSTER" up || { fail "cluster up"; exit 1; }
+nsenter_args
 mkdir -p "$LOGS"
 pass "cluster up"
 
@@ -75,11 +76,14 @@ done
 # start_weir NAME HTTP_PORT HTTPS_PORT ADMIN_PORT [EXTRA ARGS]
 start_weir() {
   local name="$1" http="$2" https="$3" admin="$4"; shift 4
-  in_ns env RUST_LOG="${RUST_LOG:-info}" "$WEIR_BIN" run --kubeconfig "$SA_KUBECONFIG" \
+  "${NSENTER[@]}" env RUST_LOG="${RUST_LOG:-info}" "$WEIR_BIN" run --kubeconfig "$SA_KUBECONFIG" \
     --http-addr "127.0.0.1:$http" --https-addr "127.0.0.1:$https" --admin-addr "127.0.0.1:$admin" \
     --lease-namespace "$SYS" --lease-name "$LEASE" --identity "$name" \
     --publish-address "$PUBLISH_IP" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   WEIR_PID[$name]=$!
+  sleep 0.2
+  [[ "$(cat "/proc/${WEIR_PID[$name]}/comm" 2>/dev/null)" == "$(basename "$WEIR_BIN" | cut -c1-15)" ]] ||
+    fail "start_weir $name: pid ${WEIR_PID[$name]} is not $WEIR_BIN"
 }
 ready() { [[ "$(x curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/readyz")" == 200 ]]; }
 code() { # code HTTP_PORT HOST [PATH]
