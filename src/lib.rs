@@ -22,6 +22,7 @@ pub mod admin;
 pub mod api;
 pub mod balance;
 pub mod compile;
+pub mod demo;
 pub mod endpoints;
 pub mod lease;
 pub mod proxy;
