@@ -9,17 +9,18 @@ use tokio::time::Instant;
 
 use weir::compile::CompileConfig;
 use weir::proxy::{Proxy, ProxyConfig};
-use weir::reconcile::metrics::{ControlPlaneMetrics, Kind};
+use weir::reconcile::metrics::{ControlPlaneMetrics, WatchKind};
 use weir::reconcile::{Core, ReconcileConfig, drive};
+use weir::store::KubeObject;
 use weir::store::ObjectKey;
-use weir::store::kube::{Change, KubeObject, StoreEvent};
+use weir::store::kube::{Change, StoreEvent};
 
-const REQUIRED: [Kind; 5] = [
-    Kind::Ingress,
-    Kind::IngressClass,
-    Kind::Service,
-    Kind::EndpointSlice,
-    Kind::Secret,
+const REQUIRED: [WatchKind; 5] = [
+    WatchKind::Ingress,
+    WatchKind::IngressClass,
+    WatchKind::Service,
+    WatchKind::EndpointSlice,
+    WatchKind::Secret,
 ];
 
 fn class() -> KubeObject {
@@ -72,7 +73,7 @@ fn slice(name: &str, ips: &[&str]) -> KubeObject {
     )
 }
 
-fn event(kind: Kind, change: Change) -> StoreEvent {
+fn event(kind: WatchKind, change: Change) -> StoreEvent {
     StoreEvent {
         kind,
         change,
@@ -136,12 +137,12 @@ async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
         }
     };
 
-    send(Kind::IngressClass, Change::Replace(vec![class()])).await;
-    send(Kind::Service, Change::Replace(vec![service()])).await;
-    send(Kind::Ingress, Change::Replace(vec![ingress()])).await;
-    send(Kind::Secret, Change::Replace(Vec::new())).await;
+    send(WatchKind::IngressClass, Change::Replace(vec![class()])).await;
+    send(WatchKind::Service, Change::Replace(vec![service()])).await;
+    send(WatchKind::Ingress, Change::Replace(vec![ingress()])).await;
+    send(WatchKind::Secret, Change::Replace(Vec::new())).await;
     send(
-        Kind::EndpointSlice,
+        WatchKind::EndpointSlice,
         Change::Replace(vec![slice("web-a", &["10.0.0.1"])]),
     )
     .await;
@@ -151,12 +152,12 @@ async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
 
     // Scale up: a second slice, and the first one grows.
     send(
-        Kind::EndpointSlice,
+        WatchKind::EndpointSlice,
         Change::Apply(Box::new(slice("web-b", &["10.0.0.3"]))),
     )
     .await;
     send(
-        Kind::EndpointSlice,
+        WatchKind::EndpointSlice,
         Change::Apply(Box::new(slice("web-a", &["10.0.0.1", "10.0.0.2"]))),
     )
     .await;
@@ -167,7 +168,7 @@ async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
     );
     // Scale down: a slice goes away.
     send(
-        Kind::EndpointSlice,
+        WatchKind::EndpointSlice,
         Change::Delete(ObjectKey::new("default", "web-a")),
     )
     .await;
