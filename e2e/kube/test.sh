@@ -371,3 +371,27 @@ sleep $((3 * RETRY_SECONDS))
   && "$(leader_of)" == someone-else ]] \
   && pass "Lease held by another identity: weir-c serves but writes no status" \
   || fail "weir-c: status '$(lb_ip four)', writes $(metric 18093 weir_status_writes_total), leader $(metric 18093 weir_leader), holder $(leader_of)"
+
+# ---------------------------------------------------------------- --publish-service
+stop_pid "${WEIR_PID[weir-c]}"; unset 'WEIR_PID[weir-c]'
+k -n "$SYS" delete lease "$LEASE" >/dev/null
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Service
+metadata: {name: weir-lb, namespace: $SYS}
+spec: {type: LoadBalancer, ports: [{name: http, port: 80}]}
+YAML
+lb_status() {
+  k -n "$SYS" patch service weir-lb --subresource=status --type merge \
+    -p "{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"$1\"}]}}}" >/dev/null
+}
+lb_status 192.0.2.10
+start_weir weir-d 18084 18446 18094 --publish-service "$SYS/weir-lb"
+wait_until 60 ready 18094 || fail "weir-d never became ready"
+wait_until 40 has_lb_ip four 192.0.2.10 \
+  && pass "--publish-service: Ingress status takes the Service's load-balancer IP" \
+  || fail "--publish-service: status of four '$(lb_ip four)'"
+lb_status 192.0.2.11
+wait_until 30 has_lb_ip four 192.0.2.11 \
+  && pass "--publish-service: a new load-balancer IP is followed into Ingress status" \
+  || fail "--publish-service after change: '$(lb_ip four)'"
