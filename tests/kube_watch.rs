@@ -18,8 +18,9 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tower_test::mock;
 
-use weir::reconcile::metrics::{ControlPlaneMetrics, Kind};
-use weir::store::kube::{Change, KubeObject, StoreEvent, namespaced_api, watch_kind};
+use weir::reconcile::metrics::{ControlPlaneMetrics, WatchKind};
+use weir::store::KubeObject;
+use weir::store::kube::{Change, StoreEvent, namespaced_api, object_key, watch_kind};
 
 type Chunks = fmpsc::UnboundedReceiver<Result<Frame<Bytes>, Infallible>>;
 type Body = StreamBody<Chunks>;
@@ -123,7 +124,7 @@ fn names(change: &Change) -> Vec<String> {
         Change::Apply(object) => vec![object.as_ref()],
         Change::Delete(key) => return vec![format!("-{}", key.name)],
     };
-    objects.iter().map(|o| o.key().name).collect()
+    objects.iter().map(|o| object_key(o).name).collect()
 }
 
 async fn next(rx: &mut mpsc::Receiver<StoreEvent>) -> StoreEvent {
@@ -146,7 +147,7 @@ fn start() -> (
     let task = tokio::spawn(watch_kind::<Ingress>(
         namespaced_api::<Ingress>(&client, None),
         kube::runtime::watcher::Config::default(),
-        Kind::Ingress,
+        WatchKind::Ingress,
         KubeObject::Ingress,
         tx,
         metrics.clone(),
@@ -238,7 +239,7 @@ async fn bookmark_resume_then_410_relists() {
     // 5. And it watches again from the new list.
     let _respond = expect_request(&mut handle, Some("30")).await;
     assert!(
-        metrics.watch_error_count(Kind::Ingress) >= 1,
+        metrics.watch_error_count(WatchKind::Ingress) >= 1,
         "410 counted as a watch error"
     );
     let mut out = String::new();
@@ -267,6 +268,6 @@ async fn an_unreachable_server_is_retried_with_backoff() {
         &list("5", vec![ingress("a", "5")]),
     ));
     assert_eq!(names(&next(&mut rx).await.change), ["a"]);
-    assert_eq!(metrics.watch_error_count(Kind::Ingress), 3);
+    assert_eq!(metrics.watch_error_count(WatchKind::Ingress), 3);
     task.abort();
 }

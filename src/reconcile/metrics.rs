@@ -8,9 +8,10 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// Which watched kind a watch error or sync state belongs to.
+/// A source of changes: one watched kind (plus the publish Service and the manifests
+/// directory), as labelled in metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
+pub enum WatchKind {
     /// networking.k8s.io/v1 Ingress.
     Ingress,
     /// networking.k8s.io/v1 IngressClass.
@@ -27,33 +28,47 @@ pub enum Kind {
     Manifests,
 }
 
-impl Kind {
+impl WatchKind {
     /// Every kind, in label order.
-    pub const ALL: [Kind; 7] = [
-        Kind::Ingress,
-        Kind::IngressClass,
-        Kind::Service,
-        Kind::EndpointSlice,
-        Kind::Secret,
-        Kind::PublishService,
-        Kind::Manifests,
+    pub const ALL: [WatchKind; 7] = [
+        WatchKind::Ingress,
+        WatchKind::IngressClass,
+        WatchKind::Service,
+        WatchKind::EndpointSlice,
+        WatchKind::Secret,
+        WatchKind::PublishService,
+        WatchKind::Manifests,
     ];
 
     /// Metric label value.
     pub fn as_str(self) -> &'static str {
         match self {
-            Kind::Ingress => "ingress",
-            Kind::IngressClass => "ingressclass",
-            Kind::Service => "service",
-            Kind::EndpointSlice => "endpointslice",
-            Kind::Secret => "secret",
-            Kind::PublishService => "publish_service",
-            Kind::Manifests => "manifests",
+            WatchKind::Ingress => "ingress",
+            WatchKind::IngressClass => "ingressclass",
+            WatchKind::Service => "service",
+            WatchKind::EndpointSlice => "endpointslice",
+            WatchKind::Secret => "secret",
+            WatchKind::PublishService => "publish_service",
+            WatchKind::Manifests => "manifests",
         }
     }
 
     fn index(self) -> usize {
         self as usize
+    }
+
+    /// The kind of object in the store this source fills (`None` for the manifests
+    /// directory; the publish Service is a Service kept apart from the store).
+    pub fn store_kind(self) -> Option<crate::store::Kind> {
+        use crate::store::Kind;
+        match self {
+            WatchKind::Ingress => Some(Kind::Ingress),
+            WatchKind::IngressClass => Some(Kind::IngressClass),
+            WatchKind::Service => Some(Kind::Service),
+            WatchKind::EndpointSlice => Some(Kind::EndpointSlice),
+            WatchKind::Secret => Some(Kind::Secret),
+            WatchKind::PublishService | WatchKind::Manifests => None,
+        }
     }
 }
 
@@ -110,9 +125,9 @@ impl Histogram {
 pub struct ControlPlaneMetrics {
     propagation_endpoints: Histogram,
     propagation_routes: Histogram,
-    watch_errors: [AtomicU64; Kind::ALL.len()],
-    skipped_objects: [AtomicU64; Kind::ALL.len()],
-    synced: [AtomicBool; Kind::ALL.len()],
+    watch_errors: [AtomicU64; WatchKind::ALL.len()],
+    skipped_objects: [AtomicU64; WatchKind::ALL.len()],
+    synced: [AtomicBool; WatchKind::ALL.len()],
     reconciles: AtomicU64,
     last_reconcile_millis: AtomicU64,
     status_writes: AtomicU64,
@@ -130,17 +145,17 @@ impl ControlPlaneMetrics {
     }
 
     /// Count a watch error (API unreachable, 410 handled by re-list, decode error, ...).
-    pub fn watch_error(&self, kind: Kind) {
+    pub fn watch_error(&self, kind: WatchKind) {
         self.watch_errors[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Count an object that could not be decoded and was skipped.
-    pub fn skipped_object(&self, kind: Kind) {
+    pub fn skipped_object(&self, kind: WatchKind) {
         self.skipped_objects[kind.index()].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Record that a kind has completed a list.
-    pub fn set_synced(&self, kind: Kind) {
+    pub fn set_synced(&self, kind: WatchKind) {
         self.synced[kind.index()].store(true, Ordering::Relaxed);
     }
 
@@ -180,7 +195,7 @@ impl ControlPlaneMetrics {
     }
 
     /// Watch errors of one kind so far.
-    pub fn watch_error_count(&self, kind: Kind) -> u64 {
+    pub fn watch_error_count(&self, kind: WatchKind) -> u64 {
         self.watch_errors[kind.index()].load(Ordering::Relaxed)
     }
 
@@ -213,7 +228,7 @@ impl ControlPlaneMetrics {
             "# HELP weir_watch_synced Whether the kind has completed its initial list."
         );
         let _ = writeln!(out, "# TYPE weir_watch_synced gauge");
-        for kind in Kind::ALL {
+        for kind in WatchKind::ALL {
             let v = u8::from(self.synced[kind.index()].load(Ordering::Relaxed));
             let _ = writeln!(out, "weir_watch_synced{{kind=\"{}\"}} {v}", kind.as_str());
         }
@@ -258,7 +273,7 @@ impl ControlPlaneMetrics {
 fn counter_per_kind(out: &mut String, name: &str, help: &str, values: &[AtomicU64]) {
     let _ = writeln!(out, "# HELP {name} {help}");
     let _ = writeln!(out, "# TYPE {name} counter");
-    for kind in Kind::ALL {
+    for kind in WatchKind::ALL {
         let v = values[kind.index()].load(Ordering::Relaxed);
         let _ = writeln!(out, "{name}{{kind=\"{}\"}} {v}", kind.as_str());
     }

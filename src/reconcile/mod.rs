@@ -21,8 +21,6 @@
 //! which writes only while this replica holds the leader Lease.
 
 pub mod debounce;
-mod endpoints;
-mod files;
 pub mod metrics;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -39,15 +37,18 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::compile::{CompileConfig, Condition, ObjectRef, StatusReport, compile};
+use crate::endpoints;
 use crate::lease::{self, LeaseError, LeaseOptions};
 use crate::proxy::Proxy;
 use crate::snapshot::{Cluster, EndpointSets};
 use crate::status::{self, PublishSource, StatusPlan};
-use crate::store::kube::{Change, KubeObject, StoreEvent, WatchScope, clear_kind, remove_from};
+use crate::store::KubeObject;
+use crate::store::files;
+use crate::store::kube::{Change, StoreEvent, WatchScope, clear_kind, object_key};
 use crate::store::{ObjectKey, Objects};
 
 use self::debounce::{Debounce, Pending};
-use self::metrics::{ControlPlaneMetrics, Kind, Propagation};
+use self::metrics::{ControlPlaneMetrics, Propagation, WatchKind};
 
 /// Label of an EndpointSlice naming its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -135,7 +136,7 @@ pub async fn run_files(
     })?;
     log_load_diagnostics(&diagnostics);
     let mut debounce = Debounce::new(cfg.quiet, cfg.max_delay);
-    cfg.metrics.set_synced(Kind::Manifests);
+    cfg.metrics.set_synced(WatchKind::Manifests);
     let mut core = Core::new(cfg, proxy);
     core.objects = objects;
     core.build(Pending {
@@ -181,7 +182,7 @@ pub async fn run_files(
                         core.build(pending);
                     }
                     Err(error) => {
-                        core.cfg.metrics.watch_error(Kind::Manifests);
+                        core.cfg.metrics.watch_error(WatchKind::Manifests);
                         tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "reloading manifests failed; keeping the last snapshot");
                     }
                 }
@@ -265,11 +266,11 @@ pub async fn run_kube(
 pub async fn drive(
     core: &mut Core,
     mut rx: mpsc::Receiver<StoreEvent>,
-    required: &[Kind],
+    required: &[WatchKind],
     shutdown: impl Future<Output = ()>,
 ) {
     let mut debounce = Debounce::new(core.cfg.quiet, core.cfg.max_delay);
-    let mut synced: BTreeSet<Kind> = BTreeSet::new();
+    let mut synced: BTreeSet<WatchKind> = BTreeSet::new();
     tokio::pin!(shutdown);
     loop {
         let deadline = debounce.deadline();
@@ -357,7 +358,7 @@ impl Core {
             change,
             arrived,
         } = event;
-        if kind == Kind::PublishService {
+        if kind == WatchKind::PublishService {
             if let Some(status) = &mut self.status {
                 let current = status.publish_service.get_or_insert(None);
                 match change {
@@ -379,13 +380,16 @@ impl Core {
             }
             return;
         }
+        let Some(store_kind) = kind.store_kind() else {
+            return; // not a watched kind
+        };
         match change {
             Change::Replace(list) => {
-                clear_kind(&mut self.objects, kind);
+                clear_kind(&mut self.objects, store_kind);
                 for object in list {
-                    object.insert_into(&mut self.objects);
+                    self.store(object);
                 }
-                if kind == Kind::EndpointSlice {
+                if kind == WatchKind::EndpointSlice {
                     self.rebuild_slice_index();
                     self.publish_all_endpoints(arrived);
                 } else {
@@ -394,18 +398,18 @@ impl Core {
             }
             Change::Apply(object) => {
                 let object = *object;
-                let key = object.key();
+                let key = object_key(&object);
                 let new_service = match &object {
                     KubeObject::EndpointSlice(slice) => slice_service(&key, slice),
                     _ => None,
                 };
                 let old_service = match self.objects.endpoint_slices.get(&key) {
-                    Some(slice) if kind == Kind::EndpointSlice => slice_service(&key, slice),
+                    Some(slice) if kind == WatchKind::EndpointSlice => slice_service(&key, slice),
                     _ => None,
                 };
                 let compile = compile_input_changed(&self.objects, &object);
-                object.insert_into(&mut self.objects);
-                if kind == Kind::EndpointSlice {
+                self.store(object);
+                if kind == WatchKind::EndpointSlice {
                     self.index_slice(&key, old_service.as_ref(), new_service.as_ref());
                     if old_service != new_service
                         && let Some(old) = &old_service
@@ -420,21 +424,28 @@ impl Core {
                 }
             }
             Change::Delete(key) => {
-                if kind == Kind::EndpointSlice {
+                if kind == WatchKind::EndpointSlice {
                     let service = self
                         .objects
                         .endpoint_slices
                         .get(&key)
                         .and_then(|slice| slice_service(&key, slice));
-                    remove_from(&mut self.objects, kind, &key);
+                    self.objects.delete(store_kind, &key);
                     self.index_slice(&key, service.as_ref(), None);
                     if let Some(service) = service {
                         self.publish_service_endpoints(&service, arrived);
                     }
-                } else if remove_from(&mut self.objects, kind, &key) {
+                } else if self.objects.delete(store_kind, &key) {
                     debounce.change(now, arrived, true);
                 }
             }
+        }
+    }
+
+    /// Store one object through [`Objects::apply`] (the same normalisation as the file source).
+    fn store(&mut self, object: KubeObject) {
+        if let Err(error) = self.objects.apply(object) {
+            tracing::warn!(%error, "skipping an object the store refuses");
         }
     }
 
@@ -608,7 +619,7 @@ fn compile_input_changed(objects: &Objects, new: &KubeObject) -> bool {
     fn meta_eq(a: &ObjectMeta, b: &ObjectMeta) -> bool {
         a.labels == b.labels && a.annotations == b.annotations && a.uid == b.uid
     }
-    let key = new.key();
+    let key = object_key(new);
     match new {
         KubeObject::Ingress(b) => objects
             .ingresses

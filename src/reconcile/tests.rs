@@ -38,7 +38,7 @@ fn ingress(name: &str, class: &str) -> Ingress {
     }
 }
 
-fn event(kind: Kind, change: Change) -> StoreEvent {
+fn event(kind: WatchKind, change: Change) -> StoreEvent {
     StoreEvent {
         kind,
         change,
@@ -53,7 +53,11 @@ async fn settle() {
     }
 }
 
-const REQUIRED: [Kind; 3] = [Kind::Ingress, Kind::Service, Kind::EndpointSlice];
+const REQUIRED: [WatchKind; 3] = [
+    WatchKind::Ingress,
+    WatchKind::Service,
+    WatchKind::EndpointSlice,
+];
 
 struct Harness {
     tx: mpsc::Sender<StoreEvent>,
@@ -75,7 +79,7 @@ impl Harness {
         Harness { tx, proxy, metrics }
     }
 
-    async fn send(&self, kind: Kind, change: Change) {
+    async fn send(&self, kind: WatchKind, change: Change) {
         self.tx.send(event(kind, change)).await.expect("loop alive");
         settle().await;
     }
@@ -100,14 +104,15 @@ async fn advance(ms: u64) {
 async fn nothing_is_published_before_every_kind_has_listed() {
     let h = Harness::start();
     h.send(
-        Kind::Ingress,
+        WatchKind::Ingress,
         Change::Replace(vec![KubeObject::Ingress(ingress("a", "weir"))]),
     )
     .await;
-    h.send(Kind::Service, Change::Replace(Vec::new())).await;
+    h.send(WatchKind::Service, Change::Replace(Vec::new()))
+        .await;
     advance(5_000).await;
     assert_eq!(h.generation(), 0, "EndpointSlices have not listed yet");
-    h.send(Kind::EndpointSlice, Change::Replace(Vec::new()))
+    h.send(WatchKind::EndpointSlice, Change::Replace(Vec::new()))
         .await;
     advance(0).await;
     assert_eq!(
@@ -123,13 +128,13 @@ async fn a_change_is_published_after_the_quiet_period() {
     h.sync_all().await;
     assert_eq!(h.generation(), 1);
     h.send(
-        Kind::Ingress,
+        WatchKind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(ingress("a", "weir")))),
     )
     .await;
     advance(60).await;
     h.send(
-        Kind::Ingress,
+        WatchKind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(ingress("b", "weir")))),
     )
     .await;
@@ -153,7 +158,7 @@ async fn a_continuous_stream_of_changes_is_built_within_the_maximum_delay() {
     for i in 0..60 {
         let name = format!("ing-{i}");
         h.send(
-            Kind::Ingress,
+            WatchKind::Ingress,
             Change::Apply(Box::new(KubeObject::Ingress(ingress(&name, "weir")))),
         )
         .await;
@@ -177,7 +182,7 @@ async fn a_status_only_change_does_not_recompile() {
     let h = Harness::start();
     h.sync_all().await;
     h.send(
-        Kind::Ingress,
+        WatchKind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(ingress("a", "weir")))),
     )
     .await;
@@ -194,7 +199,7 @@ async fn a_status_only_change_does_not_recompile() {
         }),
     });
     h.send(
-        Kind::Ingress,
+        WatchKind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(with_status))),
     )
     .await;
@@ -205,7 +210,7 @@ async fn a_status_only_change_does_not_recompile() {
         "status write echoed back: no compile"
     );
     h.send(
-        Kind::Ingress,
+        WatchKind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(ingress("a", "other")))),
     )
     .await;
@@ -222,7 +227,7 @@ async fn a_delete_of_an_unknown_object_changes_nothing() {
     let h = Harness::start();
     h.sync_all().await;
     h.send(
-        Kind::Ingress,
+        WatchKind::Ingress,
         Change::Delete(ObjectKey::new("default", "nope")),
     )
     .await;

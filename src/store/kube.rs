@@ -11,7 +11,8 @@
 //! `last-applied-configuration` annotation are dropped before decoding to keep memory small,
 //! and only Secrets of type `kubernetes.io/tls` are watched.
 //!
-//! The watchers do not touch [`Objects`]: they send [`StoreEvent`]s, stamped with their
+//! Decoded objects are [`KubeObject`]s, stored through [`Objects::apply`] like the file
+//! source's. The watchers do not touch [`Objects`]: they send [`StoreEvent`]s, stamped with their
 //! arrival time, to the reconcile loop, which owns the objects. A (re-)list is buffered and
 //! sent as one [`Change::Replace`], so objects deleted while a watch was down disappear.
 
@@ -32,71 +33,22 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::reconcile::metrics::{ControlPlaneMetrics, Kind};
-use crate::store::{ObjectKey, Objects};
+use crate::reconcile::metrics::{ControlPlaneMetrics, WatchKind};
+use crate::store::{Kind, KubeObject, ObjectKey, Objects};
 
 /// Annotation `kubectl apply` leaves behind: a full copy of the object, never read by weir.
 const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
 
-/// One decoded object of a watched kind.
-// Unboxed: each variant is moved straight into its map in `Objects`.
-#[allow(clippy::large_enum_variant)]
-#[derive(Debug, Clone)]
-pub enum KubeObject {
-    /// An Ingress.
-    Ingress(Ingress),
-    /// An IngressClass.
-    IngressClass(IngressClass),
-    /// A Service (also the `--publish-service` one).
-    Service(Service),
-    /// An EndpointSlice.
-    EndpointSlice(EndpointSlice),
-    /// A TLS Secret.
-    Secret(Secret),
-}
-
-impl KubeObject {
-    /// Namespace and name.
-    pub fn key(&self) -> ObjectKey {
-        let meta = match self {
-            KubeObject::Ingress(o) => &o.metadata,
-            KubeObject::IngressClass(o) => &o.metadata,
-            KubeObject::Service(o) => &o.metadata,
-            KubeObject::EndpointSlice(o) => &o.metadata,
-            KubeObject::Secret(o) => &o.metadata,
-        };
-        key_of(meta)
-    }
-
-    /// Insert into the map of its kind; returns the object it replaced, if any.
-    pub fn insert_into(self, objects: &mut Objects) -> Option<KubeObject> {
-        let key = self.key();
-        match self {
-            KubeObject::Ingress(o) => objects.ingresses.insert(key, o).map(KubeObject::Ingress),
-            KubeObject::IngressClass(o) => objects
-                .ingress_classes
-                .insert(key, o)
-                .map(KubeObject::IngressClass),
-            KubeObject::Service(o) => objects.services.insert(key, o).map(KubeObject::Service),
-            KubeObject::EndpointSlice(o) => objects
-                .endpoint_slices
-                .insert(key, o)
-                .map(KubeObject::EndpointSlice),
-            KubeObject::Secret(o) => objects.secrets.insert(key, o).map(KubeObject::Secret),
-        }
-    }
-}
-
-/// Remove one object of `kind` from `objects`; returns whether it was there.
-pub fn remove_from(objects: &mut Objects, kind: Kind, key: &ObjectKey) -> bool {
-    match kind {
-        Kind::Ingress => objects.ingresses.remove(key).is_some(),
-        Kind::IngressClass => objects.ingress_classes.remove(key).is_some(),
-        Kind::Service => objects.services.remove(key).is_some(),
-        Kind::EndpointSlice => objects.endpoint_slices.remove(key).is_some(),
-        Kind::Secret => objects.secrets.remove(key).is_some(),
-        Kind::PublishService | Kind::Manifests => false,
-    }
+/// Namespace and name of an object as the API server sent it.
+pub fn object_key(object: &KubeObject) -> ObjectKey {
+    let meta = match object {
+        KubeObject::Ingress(o) => &o.metadata,
+        KubeObject::IngressClass(o) => &o.metadata,
+        KubeObject::Service(o) => &o.metadata,
+        KubeObject::EndpointSlice(o) => &o.metadata,
+        KubeObject::Secret(o) => &o.metadata,
+    };
+    key_of(meta)
 }
 
 /// Empty the map of `kind` in `objects` (before a re-list refills it).
@@ -107,7 +59,6 @@ pub fn clear_kind(objects: &mut Objects, kind: Kind) {
         Kind::Service => objects.services.clear(),
         Kind::EndpointSlice => objects.endpoint_slices.clear(),
         Kind::Secret => objects.secrets.clear(),
-        Kind::PublishService | Kind::Manifests => {}
     }
 }
 
@@ -126,7 +77,7 @@ pub enum Change {
 #[derive(Debug, Clone)]
 pub struct StoreEvent {
     /// The kind.
-    pub kind: Kind,
+    pub kind: WatchKind,
     /// The change.
     pub change: Change,
     /// When the watch event arrived (start of the propagation measurement).
@@ -144,13 +95,13 @@ pub struct WatchScope {
 
 impl WatchScope {
     /// The kinds that must list before anything is compiled.
-    pub fn required_kinds(&self) -> Vec<Kind> {
+    pub fn required_kinds(&self) -> Vec<WatchKind> {
         vec![
-            Kind::Ingress,
-            Kind::IngressClass,
-            Kind::Service,
-            Kind::EndpointSlice,
-            Kind::Secret,
+            WatchKind::Ingress,
+            WatchKind::IngressClass,
+            WatchKind::Service,
+            WatchKind::EndpointSlice,
+            WatchKind::Secret,
         ]
     }
 }
@@ -168,7 +119,7 @@ pub fn spawn_watchers(
     tasks.spawn(watch_kind::<Ingress>(
         namespaced_api::<Ingress>(client, ns),
         base.clone(),
-        Kind::Ingress,
+        WatchKind::Ingress,
         KubeObject::Ingress,
         tx.clone(),
         metrics.clone(),
@@ -176,7 +127,7 @@ pub fn spawn_watchers(
     tasks.spawn(watch_kind::<IngressClass>(
         namespaced_api::<IngressClass>(client, None),
         base.clone(),
-        Kind::IngressClass,
+        WatchKind::IngressClass,
         KubeObject::IngressClass,
         tx.clone(),
         metrics.clone(),
@@ -184,7 +135,7 @@ pub fn spawn_watchers(
     tasks.spawn(watch_kind::<Service>(
         namespaced_api::<Service>(client, ns),
         base.clone(),
-        Kind::Service,
+        WatchKind::Service,
         KubeObject::Service,
         tx.clone(),
         metrics.clone(),
@@ -192,7 +143,7 @@ pub fn spawn_watchers(
     tasks.spawn(watch_kind::<EndpointSlice>(
         namespaced_api::<EndpointSlice>(client, ns),
         base.clone(),
-        Kind::EndpointSlice,
+        WatchKind::EndpointSlice,
         KubeObject::EndpointSlice,
         tx.clone(),
         metrics.clone(),
@@ -200,7 +151,7 @@ pub fn spawn_watchers(
     tasks.spawn(watch_kind::<Secret>(
         namespaced_api::<Secret>(client, ns),
         base.clone().fields("type=kubernetes.io/tls"),
-        Kind::Secret,
+        WatchKind::Secret,
         KubeObject::Secret,
         tx.clone(),
         metrics.clone(),
@@ -209,7 +160,7 @@ pub fn spawn_watchers(
         tasks.spawn(watch_kind::<Service>(
             namespaced_api::<Service>(client, Some(&svc.namespace)),
             base.fields(&format!("metadata.name={}", svc.name)),
-            Kind::PublishService,
+            WatchKind::PublishService,
             KubeObject::Service,
             tx,
             metrics,
@@ -234,7 +185,7 @@ where
 pub async fn watch_kind<K>(
     api: Api<DynamicObject>,
     config: watcher::Config,
-    kind: Kind,
+    kind: WatchKind,
     wrap: fn(K) -> KubeObject,
     tx: mpsc::Sender<StoreEvent>,
     metrics: Arc<ControlPlaneMetrics>,
@@ -291,7 +242,7 @@ pub async fn watch_kind<K>(
 /// Decode one dynamic object into `K` after dropping what weir never reads; `None` (with a
 /// warning and a metric) when it does not decode.
 pub fn decode<K: DeserializeOwned>(
-    kind: Kind,
+    kind: WatchKind,
     mut obj: DynamicObject,
     metrics: &ControlPlaneMetrics,
 ) -> Option<K> {
