@@ -12,16 +12,22 @@
 //! - [`snapshot`]: the compiled model; no Kubernetes types.
 //! - [`endpoints`]: EndpointSlice → EndpointSet, published apart from the snapshot.
 //! - [`reconcile`]: debounce, compile, publish.
+//! - [`status`], [`lease`]: Ingress status and Events, written by the elected leader.
 //! - [`proxy`]: listeners, routing, forwarding, upstream pools.
 //! - [`balance`]: load-balancing policies behind one trait.
 //! - [`admin`]: health, readiness, metrics and dumps.
+//! - [`validate`]: `weir validate`, compile a manifests directory and report, like `nginx -t`.
 
 pub mod admin;
 pub mod api;
 pub mod balance;
 pub mod compile;
+pub mod demo;
 pub mod endpoints;
+pub mod lease;
 pub mod proxy;
 pub mod reconcile;
 pub mod snapshot;
+pub mod status;
 pub mod store;
+pub mod validate;

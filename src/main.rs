@@ -1,2 +1,479 @@
-//! The `weir` command line.
-fn main() {}
+//! The `weir` command line: `run`, `validate`, `demo`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use tokio::net::TcpListener;
+
+use weir::admin::{self, AdminState};
+use weir::compile::{CompileConfig, DefaultBackend};
+use weir::proxy::{
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, ForwardedHeaders, Listeners, Proxy,
+    ProxyConfig,
+};
+use weir::reconcile::metrics::ControlPlaneMetrics;
+use weir::reconcile::{self, ReconcileConfig};
+
+/// weir: a Kubernetes ingress controller that balances every request.
+#[derive(Parser)]
+#[command(name = "weir", version, about)]
+struct Cli {
+    /// Log filter (tracing-subscriber EnvFilter syntax).
+    #[arg(long, global = true, env = "WEIR_LOG", default_value = "info")]
+    log: String,
+    /// Log as JSON lines.
+    #[arg(long, global = true)]
+    log_json: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Serve traffic: from a manifests directory (`--manifests`) or the Kubernetes API.
+    Run(RunArgs),
+    /// Compile a manifests directory and print the result (exit 0 ok, 1 rejected, 2 unreadable).
+    Validate(weir::validate::ValidateArgs),
+    /// Start demo backends and serve the embedded example manifests through the proxy.
+    Demo(DemoArgs),
+}
+
+#[derive(Args, Clone)]
+struct ListenArgs {
+    /// Plain HTTP listener (HTTP/1.1 and h2c on one port).
+    #[arg(long, default_value = "0.0.0.0:8080")]
+    http_addr: SocketAddr,
+    /// HTTPS listener (TLS 1.2/1.3, ALPN h2 and http/1.1).
+    #[arg(long, default_value = "0.0.0.0:8443")]
+    https_addr: SocketAddr,
+    /// Admin listener (/healthz /readyz /metrics /config /clusters). Unauthenticated.
+    #[arg(long, default_value = "0.0.0.0:9901")]
+    admin_addr: SocketAddr,
+    /// Proxy worker threads; 1 runs everything on one thread. Default: number of CPUs.
+    #[arg(long)]
+    workers: Option<usize>,
+    /// Access log: `off`, `stdout` or a file path.
+    #[arg(long, default_value = "off")]
+    access_log: String,
+    /// Access log as JSON lines instead of text.
+    #[arg(long)]
+    access_log_json: bool,
+    /// Trust incoming X-Forwarded-For/-Proto/-Host (weir behind a trusted load balancer):
+    /// append to them instead of overwriting.
+    #[arg(long)]
+    trust_forwarded_headers: bool,
+    /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
+    #[arg(long, default_value = "25s", value_parser = parse_duration)]
+    drain_timeout: Duration,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Serve a directory of Kubernetes manifests, following its changes, instead of the API.
+    #[arg(long)]
+    manifests: Option<PathBuf>,
+    /// IngressClass `spec.controller` value that selects weir's classes.
+    #[arg(long, default_value = weir::api::values::DEFAULT_CONTROLLER_NAME)]
+    controller_name: String,
+    /// Controller-wide default backend `NAMESPACE/SERVICE:PORT` (port by number or name).
+    #[arg(long, value_parser = weir::validate::parse_default_backend)]
+    default_backend: Option<DefaultBackend>,
+    /// Quiet period before a configuration change is compiled.
+    #[arg(long, default_value = "100ms", value_parser = parse_duration)]
+    debounce_quiet: Duration,
+    /// Longest a stream of changes can delay a compile.
+    #[arg(long, default_value = "1s", value_parser = parse_duration)]
+    debounce_max: Duration,
+    #[command(flatten)]
+    kube: KubeArgs,
+}
+
+#[derive(Args)]
+struct KubeArgs {
+    /// kubeconfig file (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config).
+    #[arg(long)]
+    kubeconfig: Option<PathBuf>,
+    /// Watch only this namespace (IngressClasses are cluster-scoped and always watched).
+    #[arg(long)]
+    watch_namespace: Option<String>,
+    /// Service `NAMESPACE/NAME` whose load-balancer addresses go into Ingress status.
+    #[arg(long)]
+    publish_service: Option<String>,
+    /// Address (IP or hostname) to write into Ingress status; repeatable.
+    #[arg(long)]
+    publish_address: Vec<String>,
+    /// Namespace of the leader-election Lease (default: $POD_NAMESPACE, else `default`).
+    #[arg(long, env = "POD_NAMESPACE", default_value = "default")]
+    lease_namespace: String,
+    /// Name of the leader-election Lease.
+    #[arg(long, default_value = "weir-leader")]
+    lease_name: String,
+    /// This replica's identity in the Lease (default: $POD_NAME, else the hostname).
+    #[arg(long, env = "POD_NAME")]
+    identity: Option<String>,
+}
+
+#[derive(Args)]
+struct DemoArgs {
+    #[command(flatten)]
+    listen: ListenArgs,
+    /// Serve this directory instead of the embedded example manifests.
+    #[arg(long)]
+    manifests: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_tracing(&cli.log, cli.log_json);
+    let result = match cli.command {
+        Command::Validate(args) => {
+            return ExitCode::from(u8::try_from(weir::validate::run(&args)).unwrap_or(1));
+        }
+        Command::Run(args) => {
+            let workers = args.listen.workers;
+            block_on(workers, run(args))
+        }
+        Command::Demo(args) => {
+            let workers = args.listen.workers;
+            block_on(workers, demo(args))
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("weir: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str, json: bool) {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        builder.json().init();
+    } else {
+        builder.init();
+    }
+}
+
+fn block_on(
+    workers: Option<usize>,
+    fut: impl Future<Output = anyhow::Result<()>>,
+) -> anyhow::Result<()> {
+    let runtime = match workers {
+        Some(1) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(n.max(1))
+            .enable_all()
+            .build(),
+        None => tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build(),
+    }
+    .context("starting the tokio runtime")?;
+    runtime.block_on(fut)
+}
+
+/// Resolves on the first SIGTERM or SIGINT.
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = ctrl_c => {}
+                    _ = term.recv() => {}
+                }
+            }
+            Err(_) => {
+                let _ = ctrl_c.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+    tracing::info!("shutdown signal received: draining");
+}
+
+async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let compile = CompileConfig {
+        controller_name: args.controller_name.clone(),
+        http_addr: args.listen.http_addr,
+        https_addr: Some(args.listen.https_addr),
+        default_backend: args.default_backend.clone(),
+        now_unix: 0,
+    };
+    let mut cfg = ReconcileConfig::new(compile);
+    cfg.quiet = args.debounce_quiet;
+    cfg.max_delay = args.debounce_max;
+    match args.manifests {
+        Some(dir) => {
+            serve(
+                &args.listen,
+                cfg.metrics.clone(),
+                |proxy, shutdown| async move {
+                    reconcile::run_files(dir, cfg, proxy, shutdown)
+                        .await
+                        .context("manifests source")
+                },
+            )
+            .await
+        }
+        None => {
+            let client = kube_client(args.kube.kubeconfig.as_deref()).await?;
+            let opts = kube_options(&args.kube, &args.controller_name)?;
+            serve(
+                &args.listen,
+                cfg.metrics.clone(),
+                |proxy, shutdown| async move {
+                    reconcile::run_kube(client, opts, cfg, proxy, shutdown)
+                        .await
+                        .context("Kubernetes source")
+                },
+            )
+            .await
+        }
+    }
+}
+
+async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {
+    let config = match kubeconfig {
+        Some(path) => {
+            let kubeconfig = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kubeconfig, &Default::default())
+                .await
+                .context("loading kubeconfig")?
+        }
+        None => kube::Config::infer()
+            .await
+            .context("no in-cluster config and no usable kubeconfig")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+fn kube_options(args: &KubeArgs, controller_name: &str) -> anyhow::Result<reconcile::KubeOptions> {
+    let publish_service = args
+        .publish_service
+        .as_deref()
+        .map(|s| {
+            s.split_once('/')
+                .map(|(ns, name)| weir::store::ObjectKey::new(ns, name))
+                .with_context(|| format!("--publish-service {s:?}: expected NAMESPACE/NAME"))
+        })
+        .transpose()?;
+    let identity = match &args.identity {
+        Some(identity) => identity.clone(),
+        None => hostname(),
+    };
+    Ok(reconcile::KubeOptions {
+        watch_namespace: args.watch_namespace.clone(),
+        publish_service,
+        publish_addresses: args.publish_address.clone(),
+        lease: weir::lease::LeaseOptions::new(
+            args.lease_namespace.clone(),
+            args.lease_name.clone(),
+            identity,
+        ),
+        event_controller: controller_name.to_string(),
+    })
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|s| s.trim().to_string())
+        .ok()
+        .filter(|s| !s.is_empty())
+        .unwrap_or_else(|| format!("weir-{}", std::process::id()))
+}
+
+/// Bind the listeners, start the proxy and the admin listener, run the control plane
+/// `source` until a signal, then drain.
+async fn serve<F, Fut>(
+    listen: &ListenArgs,
+    control_metrics: Arc<ControlPlaneMetrics>,
+    source: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(Proxy, std::pin::Pin<Box<dyn Future<Output = ()> + Send>>) -> Fut,
+    Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let bind = |addr: SocketAddr, what: &'static str| async move {
+        TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("binding the {what} listener on {addr}"))
+    };
+    let http = bind(listen.http_addr, "HTTP").await?;
+    let https = bind(listen.https_addr, "HTTPS").await?;
+    let admin_listener = bind(listen.admin_addr, "admin").await?;
+    tracing::info!(
+        http = %listen.http_addr, https = %listen.https_addr, admin = %listen.admin_addr,
+        "listening"
+    );
+
+    let proxy = Proxy::new(proxy_config(listen)?);
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+
+    let control = tokio::spawn(source(proxy.clone(), Box::pin(stopped())));
+    let admin = tokio::spawn(admin::serve(
+        admin_listener,
+        AdminState {
+            proxy: proxy.clone(),
+            metrics: vec![Arc::new(move |out: &mut String| {
+                control_metrics.render_metrics(out)
+            })],
+        },
+        stopped(),
+    ));
+    let data = {
+        let proxy = proxy.clone();
+        let stop = stopped();
+        tokio::spawn(async move {
+            proxy
+                .serve(
+                    Listeners {
+                        http: Some(http),
+                        https: Some(https),
+                    },
+                    stop,
+                )
+                .await
+        })
+    };
+
+    tokio::select! {
+        _ = shutdown_signal() => {}
+        result = control => {
+            // The control plane only returns on a fatal error: stop serving.
+            let _ = stop_tx.send(true);
+            let _ = data.await;
+            return match result {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(error)) => Err(error),
+                Err(join) => Err(anyhow::anyhow!("control plane task failed: {join}")),
+            };
+        }
+    }
+    let _ = stop_tx.send(true);
+    let served = data.await.context("proxy task")?;
+    let _ = admin.await;
+    served.context("proxy")?;
+    tracing::info!("drained; bye");
+    Ok(())
+}
+
+fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
+    let target = match listen.access_log.as_str() {
+        "off" => AccessLogTarget::Off,
+        "stdout" | "-" => AccessLogTarget::Stdout,
+        path => AccessLogTarget::File(PathBuf::from(path)),
+    };
+    let format = if listen.access_log_json {
+        AccessLogFormat::Json
+    } else {
+        AccessLogFormat::Text
+    };
+    Ok(ProxyConfig {
+        drain_timeout: listen.drain_timeout,
+        access_log: AccessLogConfig { target, format },
+        forwarded: if listen.trust_forwarded_headers {
+            ForwardedHeaders::Trust
+        } else {
+            ForwardedHeaders::Overwrite
+        },
+        ..ProxyConfig::default()
+    })
+}
+
+async fn demo(args: DemoArgs) -> anyhow::Result<()> {
+    weir::demo::start_backends()
+        .await
+        .context("starting the demo backends on 127.0.0.1:18101-18104")?;
+    let (dir, _keep) = match args.manifests {
+        Some(dir) => (dir, None),
+        None => {
+            let tmp = tempfile::tempdir().context("creating a temporary directory")?;
+            weir::demo::write_manifests(tmp.path()).context("writing the demo manifests")?;
+            (tmp.path().to_path_buf(), Some(tmp))
+        }
+    };
+    let http = args.listen.http_addr;
+    let https = args.listen.https_addr;
+    let admin = args.listen.admin_addr;
+    println!(
+        "weir demo: serving {} on http://{http} and https://{https} (admin http://{admin})\n\
+         try:\n  \
+         curl -H 'Host: demo.localhost' http://{http}/a        # echo-a-1 / echo-a-2 in turn\n  \
+         curl -H 'Host: demo.localhost' http://{http}/b        # echo-b-1 / echo-b-2\n  \
+         curl --http2-prior-knowledge http://{http}/           # no-host rule, over h2c\n  \
+         curl -k --resolve demo.localhost:{https_port}:127.0.0.1 https://demo.localhost:{https_port}/a\n  \
+         curl http://{admin}/clusters                        # endpoints with request counts\n  \
+         curl http://{admin}/metrics\n\
+         Ctrl-C to stop.",
+        dir.display(),
+        https_port = https.port(),
+    );
+    let cfg = ReconcileConfig::new(CompileConfig {
+        controller_name: weir::api::values::DEFAULT_CONTROLLER_NAME.to_string(),
+        http_addr: http,
+        https_addr: Some(https),
+        default_backend: None,
+        now_unix: 0,
+    });
+    serve(
+        &args.listen,
+        cfg.metrics.clone(),
+        |proxy, shutdown| async move {
+            reconcile::run_files(dir, cfg, proxy, shutdown)
+                .await
+                .context("manifests source")
+        },
+    )
+    .await
+}
+
+/// Parse `250ms`, `5s`, `2m` or a bare number of seconds.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let s = s.trim();
+    let (number, unit) = match s.find(|c: char| !c.is_ascii_digit() && c != '.') {
+        Some(i) => s.split_at(i),
+        None => (s, "s"),
+    };
+    let n: f64 = number
+        .parse()
+        .map_err(|_| format!("{s:?}: not a duration"))?;
+    let secs = match unit {
+        "ms" => n / 1000.0,
+        "s" => n,
+        "m" => n * 60.0,
+        "h" => n * 3600.0,
+        _ => return Err(format!("{s:?}: unit must be ms, s, m or h")),
+    };
+    if !secs.is_finite() || secs < 0.0 {
+        return Err(format!("{s:?}: not a duration"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}

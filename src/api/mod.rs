@@ -1,2 +1,93 @@
-//! Kubernetes-facing types: annotation keys and parsers, condition types and reasons,
-//! weir's CRDs (later), re-exports of k8s-openapi.
+//! Kubernetes-facing types: annotation and label keys, condition types and reason constants,
+//! and the well-known values weir reads from objects (weir's CRDs will join them later).
+//!
+//! Everything a user may see in a status condition or a `weir validate` diagnostic is named
+//! here, so reasons stay stable and greppable.
+
+/// Annotation and label keys weir reads.
+pub mod annotations {
+    /// Legacy class annotation on an Ingress (deprecated by `spec.ingressClassName`, still
+    /// honoured): its value names an IngressClass.
+    pub const INGRESS_CLASS: &str = "kubernetes.io/ingress.class";
+    /// IngressClass annotation marking the class used by Ingresses without a class.
+    pub const IS_DEFAULT_CLASS: &str = "ingressclass.kubernetes.io/is-default-class";
+    /// Annotation written by `kubectl apply`; a full copy of the object, dropped on load.
+    pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+    /// Label on an EndpointSlice naming the Service it belongs to.
+    pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+}
+
+/// Well-known values of Kubernetes fields.
+pub mod values {
+    /// The default IngressClass `spec.controller` weir claims.
+    pub const DEFAULT_CONTROLLER_NAME: &str = "weir.dev/ingress-controller";
+    /// The only Secret type weir reads.
+    pub const SECRET_TYPE_TLS: &str = "kubernetes.io/tls";
+    /// Secret key of the PEM certificate chain.
+    pub const TLS_CERT_KEY: &str = "tls.crt";
+    /// Secret key of the PEM private key.
+    pub const TLS_PRIVATE_KEY: &str = "tls.key";
+    /// Service type whose backends are DNS names.
+    pub const SERVICE_TYPE_EXTERNAL_NAME: &str = "ExternalName";
+}
+
+/// Condition types (the `type` of a [`crate::compile::Condition`]).
+pub mod condition_types {
+    /// Whether the object, or a rule of it, was accepted into the snapshot.
+    pub const ACCEPTED: &str = "Accepted";
+    /// Whether the objects it references (Services, ports) resolved.
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
+    /// Whether its TLS configuration (Secret, certificate, key) is usable.
+    pub const TLS: &str = "TLSValid";
+}
+
+/// Reason constants (the `reason` of a [`crate::compile::Condition`]), CamelCase.
+pub mod reasons {
+    /// A manifest document could not be read or parsed (`weir validate` only; the document
+    /// was skipped).
+    pub const INVALID_MANIFEST: &str = "InvalidManifest";
+    /// A rule's host is not a valid DNS name or wildcard (`*.` followed by a name).
+    pub const INVALID_HOST: &str = "InvalidHost";
+    /// A path is not absolute or contains a forbidden sequence (`//`, `/./`, `/../`, `%2f`).
+    pub const INVALID_PATH: &str = "InvalidPath";
+    /// `pathType` is not `Exact`, `Prefix` or `ImplementationSpecific`.
+    pub const INVALID_PATH_TYPE: &str = "InvalidPathType";
+    /// Another Ingress (older, or earlier in namespace/name order) or an earlier rule of the
+    /// same Ingress already serves the same host, path and path type.
+    pub const PATH_CONFLICT: &str = "PathConflict";
+    /// A backend names neither a Service nor a resource, or a Service without a port.
+    pub const INVALID_BACKEND: &str = "InvalidBackend";
+    /// A `resource` backend: weir only forwards to Services.
+    pub const RESOURCE_BACKEND_NOT_SUPPORTED: &str = "ResourceBackendNotSupported";
+    /// The backend Service does not exist; its routes answer 503.
+    pub const SERVICE_NOT_FOUND: &str = "ServiceNotFound";
+    /// The backend Service has no port with that number or name; its routes answer 503.
+    pub const SERVICE_PORT_NOT_FOUND: &str = "ServicePortNotFound";
+    /// The backend Service is of type ExternalName: weir does not proxy to DNS names in this
+    /// version; its routes answer 503.
+    pub const EXTERNAL_NAME_NOT_SUPPORTED: &str = "ExternalNameNotSupported";
+    /// A Service port's `appProtocol` is not one weir knows; HTTP/1.1 is used.
+    pub const UNKNOWN_APP_PROTOCOL: &str = "UnknownAppProtocol";
+    /// More than one Ingress declares `spec.defaultBackend`; the oldest one wins.
+    pub const DEFAULT_BACKEND_CONFLICT: &str = "DefaultBackendConflict";
+    /// The TLS Secret does not exist in the Ingress's namespace (or is not of type
+    /// `kubernetes.io/tls`, which the store does not keep).
+    pub const SECRET_NOT_FOUND: &str = "SecretNotFound";
+    /// The Secret is not of type `kubernetes.io/tls`.
+    pub const INVALID_SECRET_TYPE: &str = "InvalidSecretType";
+    /// `tls.crt` is missing, is not PEM, or holds no parsable X.509 certificate.
+    pub const INVALID_CERTIFICATE: &str = "InvalidCertificate";
+    /// `tls.key` is missing, is not PEM, or holds a key type rustls cannot sign with.
+    pub const INVALID_PRIVATE_KEY: &str = "InvalidPrivateKey";
+    /// The private key does not belong to the leaf certificate.
+    pub const CERTIFICATE_KEY_MISMATCH: &str = "CertificateKeyMismatch";
+    /// The leaf certificate's notAfter is in the past.
+    pub const CERTIFICATE_EXPIRED: &str = "CertificateExpired";
+    /// The leaf certificate's notBefore is in the future.
+    pub const CERTIFICATE_NOT_YET_VALID: &str = "CertificateNotYetValid";
+    /// The certificate's subjectAltNames do not cover a host it is configured for
+    /// (accepted: clients will warn).
+    pub const CERTIFICATE_HOST_MISMATCH: &str = "CertificateHostMismatch";
+    /// Another Ingress (older) already configured a different Secret for this TLS host.
+    pub const TLS_HOST_CONFLICT: &str = "TLSHostConflict";
+}

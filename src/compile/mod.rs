@@ -4,13 +4,49 @@
 //! No IO, no clock (the current time for certificate expiry is an input), no randomness.
 //! Bad input never aborts compile: the offending object gets a [`Condition`] and only that
 //! piece is skipped.
+//!
+//! # Passes, and why in this order
+//!
+//! 1. **listeners** — from the command line only; nothing depends on objects.
+//! 2. **classes** (`classes.rs`) — decides which Ingresses are weir's and their precedence
+//!    (oldest first). Every later pass looks only at those, in that order, so "the older
+//!    Ingress wins" holds everywhere.
+//! 3. **tls** (`tls.rs`) — certificates per SNI host. Independent of routes; run before them so
+//!    an Ingress's TLS conditions come before its rule conditions in the report.
+//! 4. **ingress** (`ingress.rs`) — hosts, paths, precedence sort and cross-Ingress conflicts.
+//!    Conflicts are settled before backends are resolved, so a losing path never creates a
+//!    cluster nor reports a missing Service it would never have served.
+//! 5. **backends** (`backends.rs`) — resolves the surviving routes' Services into clusters
+//!    (503 actions for unresolvable ones), then the default backend.
+//! 6. **assemble** — virtual hosts and route names.
+//!
+//! Conditions are collected by the `status.rs` accumulator.
+//!
+//! # Choices where the Ingress spec leaves room
+//!
+//! - `pathType: ImplementationSpecific` is matched as `Prefix` (as Contour, and ingress-nginx
+//!   without regex, do); an empty ImplementationSpecific path means `/`.
+//! - A backend Service of type `ExternalName` is not proxied to (weir does not resolve DNS
+//!   names in this version): its routes answer 503 with `ExternalNameNotSupported`.
+//! - `resource` backends are skipped with `ResourceBackendNotSupported`.
+//! - A missing Service or Service port makes the route answer 503 (never 404, never the
+//!   default backend), with `ServiceNotFound` / `ServicePortNotFound`.
+//! - Conflicts (same host, path and path type; two default backends; two certificates for
+//!   one host) go to the oldest Ingress, then the first in namespace/name order; the loser
+//!   gets an `Error` condition naming the winner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use serde::Serialize;
 
-use crate::snapshot::Snapshot;
+mod backends;
+mod classes;
+mod ingress;
+mod status;
+mod tls;
+
+use crate::snapshot::{Listener, Route, Snapshot, VirtualHost, VirtualHosts};
 use crate::store::{ObjectKey, Objects};
 
 /// Settings of compile that come from the command line, not from objects.
@@ -104,6 +140,85 @@ pub enum Severity {
 
 /// Compile objects into a snapshot and status. Pure and deterministic.
 pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
-    let _ = (objects, config);
-    Compiled::default()
+    let mut status = status::Status::default();
+
+    // 1. listeners
+    let mut listeners = vec![Listener {
+        name: "http".to_owned(),
+        address: config.http_addr,
+        tls: false,
+    }];
+    if let Some(address) = config.https_addr {
+        listeners.push(Listener {
+            name: "https".to_owned(),
+            address,
+            tls: true,
+        });
+    }
+
+    // 2. classes
+    let owned = classes::owned_ingresses(objects, config, &mut status);
+
+    // 3. tls
+    let tls = tls::certificates(&owned, objects, config, &mut status);
+
+    // 4. ingress: hosts, paths, conflicts
+    let pending = ingress::routes(&owned, &mut status);
+
+    // 5. backends
+    let mut backends = backends::Backends::new(objects);
+    let mut virtual_hosts = VirtualHosts::default();
+    for (host, pending_routes) in pending {
+        let mut routes = Vec::with_capacity(pending_routes.len());
+        for pending in pending_routes {
+            let ingress = &owned[pending.owner];
+            let field = || {
+                format!(
+                    "spec.rules[{}].http.paths[{}]",
+                    pending.rule, pending.path_index
+                )
+            };
+            let Some(action) = backends.resolve(ingress.key, pending.backend, &field, &mut status)
+            else {
+                continue;
+            };
+            // 6. assemble (routes are already in precedence order)
+            routes.push(Route {
+                name: format!(
+                    "{}/{}/{}/{}",
+                    ingress.key.namespace, ingress.key.name, pending.rule, pending.path_index
+                ),
+                path: pending.path,
+                action,
+            });
+        }
+        if routes.is_empty() {
+            continue;
+        }
+        let vhost = VirtualHost {
+            host: host.display(),
+            routes,
+        };
+        match host {
+            ingress::HostKey::Exact(name) => {
+                virtual_hosts.exact.insert(name, vhost);
+            }
+            ingress::HostKey::Wildcard(suffix) => {
+                virtual_hosts.wildcard.insert(suffix, vhost);
+            }
+            ingress::HostKey::Any => virtual_hosts.any = Some(vhost),
+        }
+    }
+    let default_backend = backends::default_backend(&owned, config, &mut backends, &mut status);
+
+    Compiled {
+        snapshot: Snapshot {
+            listeners,
+            virtual_hosts,
+            default_backend,
+            clusters: backends.clusters,
+            tls,
+        },
+        status: status.report,
+    }
 }

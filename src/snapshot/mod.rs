@@ -15,6 +15,10 @@ use std::time::Duration;
 
 use serde::{Serialize, Serializer};
 
+pub mod router;
+
+pub use router::RouteMatch;
+
 /// The whole routing configuration at one instant.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {

@@ -1,0 +1,73 @@
+//! Compile benchmark: 5,000 Ingresses × 10 paths (50,000 routes), 5,000 Services, 20,000
+//! endpoints. Measures `compile`, `endpoints::build` and one `Snapshot::route` lookup.
+
+use std::hint::black_box;
+use std::net::SocketAddr;
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use weir::compile::{CompileConfig, compile};
+
+mod objects;
+
+fn config() -> CompileConfig {
+    CompileConfig {
+        controller_name: "weir.dev/ingress-controller".into(),
+        http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
+        https_addr: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
+        default_backend: None,
+        now_unix: 1_893_456_000,
+    }
+}
+
+fn bench(c: &mut Criterion) {
+    let objects = objects::objects();
+    let config = config();
+    let compiled = compile(&objects, &config);
+    let routes: usize = compiled
+        .snapshot
+        .virtual_hosts
+        .exact
+        .values()
+        .map(|v| v.routes.len())
+        .sum();
+    assert_eq!(routes, objects::INGRESSES * objects::PATHS);
+    assert!(
+        !compiled.status.has_rejections(),
+        "{:?}",
+        compiled.status.conditions.iter().next()
+    );
+
+    let mut group = c.benchmark_group("compile");
+    group.sample_size(20);
+    group.bench_function("compile_5k_ingresses_50k_routes", |b| {
+        b.iter(|| compile(black_box(&objects), black_box(&config)))
+    });
+    group.bench_function("endpoints_build_5k_clusters_20k_endpoints", |b| {
+        b.iter(|| {
+            weir::endpoints::build(black_box(&objects), black_box(&compiled.snapshot.clusters))
+        })
+    });
+    group.bench_function("compile_plus_endpoints", |b| {
+        b.iter(|| {
+            let compiled = compile(black_box(&objects), black_box(&config));
+            weir::endpoints::build(&objects, &compiled.snapshot.clusters)
+        })
+    });
+    group.finish();
+
+    let snapshot = &compiled.snapshot;
+    c.bench_function("route_lookup_hit", |b| {
+        b.iter(|| {
+            snapshot.route(
+                black_box("host-4242.example.com:8080"),
+                black_box("/app-7/v0/x?q=1"),
+            )
+        })
+    });
+    c.bench_function("route_lookup_uppercase_host", |b| {
+        b.iter(|| snapshot.route(black_box("HOST-4242.example.com"), black_box("/app-7/v0/x")))
+    });
+}
+
+criterion_group!(benches, bench);
+criterion_main!(benches);

@@ -1,0 +1,397 @@
+#!/usr/bin/env bash
+# weir in Kubernetes mode, end to end, against the real control plane of e2e/cluster
+# (issue 6, section 5). The built `weir` binary runs as a process inside the cluster's
+# network namespace with a kubeconfig for a ServiceAccount bound to exactly docs/rbac.yaml,
+# so least privilege is proven, not assumed.
+#
+#   e2e/kube/test.sh            (WEIR_BIN=path to use a prebuilt binary; default: cargo build)
+#
+# Brings a cluster up in its own state directory, always brings it down, stops every weir
+# it started by PID, and ends with "N passed, N failed". Exit status 0 only if none failed.
+set -uo pipefail
+
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+export WEIR_E2E_STATE="${WEIR_E2E_KUBE_STATE:-/tmp/weir-e2e-kube.$$}"
+CLUSTER="$REPO/e2e/cluster/cluster.sh"
+CONTROLLER="${WEIR_E2E_CONTROLLER:-weir.dev/ingress-controller}"
+NS=weir-e2e            # the application
+SYS=weir-system        # weir's ServiceAccount and Lease
+LEASE=weir-leader
+PUBLISH_IP=10.244.255.1
+LEASE_SECONDS=15 RETRY_SECONDS=2 # weir's defaults (client-go's)
+# shellcheck source=e2e/kube/lib.sh
+source "$HERE/lib.sh"
+
+declare -A WEIR_PID
+LOGS="$WEIR_E2E_STATE/weir-logs"
+
+cleanup() {
+  local rc=$? name
+  for name in "${!WEIR_PID[@]}"; do stop_pid "${WEIR_PID[$name]}"; done
+  for pid in $(jobs -p); do stop_pid "$pid"; done
+  if [[ "$FAILED" -gt 0 && -d "$LOGS" ]]; then
+    for f in "$LOGS"/*.log; do echo "---- tail $f"; tail -n 30 "$f"; done
+  fi
+  "$CLUSTER" down >/dev/null 2>&1 || "$CLUSTER" down
+  trap - EXIT
+  [[ $rc -ne 0 && $FAILED -eq 0 ]] && fail "test script aborted (exit $rc)"
+  echo "$PASSED passed, $FAILED failed"
+  [[ $FAILED -eq 0 ]] || exit 1
+  exit 0
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------- build, cluster, RBAC
+if [[ -z "${WEIR_BIN:-}" ]]; then
+  (cd "$REPO" && nice cargo build --bin weir) || { fail "cargo build --bin weir"; exit 1; }
+  WEIR_BIN="$REPO/target/debug/weir"
+fi
+"$CLUSTER" up || { fail "cluster up"; exit 1; }
+nsenter_args
+mkdir -p "$LOGS"
+pass "cluster up"
+
+apply_rbac "$SYS"
+SA_KUBECONFIG="$WEIR_E2E_STATE/weir-sa.kubeconfig"
+sa_kubeconfig "$SYS" weir "$SA_KUBECONFIG" || { fail "minting a token for $SYS/weir"; exit 1; }
+as_sa="system:serviceaccount:$SYS:weir"
+bad=""
+for allowed in "list ingresses.networking.k8s.io" "watch endpointslices.discovery.k8s.io" \
+  "patch ingresses.networking.k8s.io --subresource=status" "create events.events.k8s.io" \
+  "-n $SYS update leases.coordination.k8s.io/$LEASE"; do
+  # shellcheck disable=SC2086
+  [[ "$(k auth can-i $allowed --as "$as_sa" 2>&1)" == yes ]] || bad+=" missing($allowed)"
+done
+for denied in "get secrets" "update ingresses.networking.k8s.io" "delete ingresses.networking.k8s.io" \
+  "list pods" "update ingresses.networking.k8s.io --subresource=status" \
+  "-n $SYS update leases.coordination.k8s.io/other-lease" "-n default create leases.coordination.k8s.io"; do
+  # shellcheck disable=SC2086
+  [[ "$(k auth can-i $denied --as "$as_sa" 2>&1)" == no ]] || bad+=" granted($denied)"
+done
+[[ -z "$bad" ]] && pass "ServiceAccount $SYS/weir has exactly the docs/rbac.yaml rules (can-i spot checks)" \
+  || fail "RBAC spot checks:$bad"
+
+# start_weir NAME HTTP_PORT HTTPS_PORT ADMIN_PORT [EXTRA ARGS]
+start_weir() {
+  local name="$1" http="$2" https="$3" admin="$4"; shift 4
+  "${NSENTER[@]}" env RUST_LOG="${RUST_LOG:-info}" "$WEIR_BIN" run --kubeconfig "$SA_KUBECONFIG" \
+    --http-addr "127.0.0.1:$http" --https-addr "127.0.0.1:$https" --admin-addr "127.0.0.1:$admin" \
+    --lease-namespace "$SYS" --lease-name "$LEASE" --identity "$name" \
+    --publish-address "$PUBLISH_IP" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
+  WEIR_PID[$name]=$!
+  sleep 0.2
+  [[ "$(cat "/proc/${WEIR_PID[$name]}/comm" 2>/dev/null)" == "$(basename "$WEIR_BIN" | cut -c1-15)" ]] ||
+    fail "start_weir $name: pid ${WEIR_PID[$name]} is not $WEIR_BIN"
+}
+ready() { [[ "$(x curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1/readyz")" == 200 ]]; }
+code() { # code HTTP_PORT HOST [PATH]
+  x curl -s -o /dev/null -w '%{http_code}' --max-time 5 -H "Host: $2" "http://127.0.0.1:$1${3:-/}"
+}
+has_code() { [[ "$(code "$1" "$2" "${4:-/}")" == "$3" ]]; }
+lb_ip() { k -n "$NS" get ingress "$1" -o jsonpath='{.status.loadBalancer.ingress[*].ip}' 2>/dev/null; }
+has_lb_ip() { [[ "$(lb_ip "$1")" == "$2" ]]; }
+leader_of() { k -n "$SYS" get lease "$LEASE" -o jsonpath='{.spec.holderIdentity}' 2>/dev/null; }
+holder_is() { [[ "$(leader_of)" == "$1" ]]; }
+is_leader() { [[ "$(metric "$1" weir_leader)" == 1 ]]; }
+# ips_seen HTTP_PORT HOST: the sorted pod IPs weir balanced 2 s of requests over.
+ips_seen() {
+  x python3 "$HERE/load.py" --url "http://127.0.0.1:$1/" --host "$2" --seconds 2 --threads 2 --rps 100 |
+    python3 -c 'import json,sys; print(" ".join(sorted(json.load(sys.stdin)["pod_ips"])))'
+}
+ready_pod_ips() {
+  k -n "$NS" get pods -l app=web -o json | python3 -c '
+import json, sys
+ips = []
+for p in json.load(sys.stdin)["items"]:
+    conds = {c["type"]: c["status"] for c in p.get("status", {}).get("conditions", [])}
+    if not p["metadata"].get("deletionTimestamp") and conds.get("Ready") == "True" and p["status"].get("podIP"):
+        ips.append(p["status"]["podIP"])
+print(" ".join(sorted(ips)))'
+}
+# follows N: weir balances over exactly the N ready pods.
+follows() {
+  local want got
+  want="$(ready_pod_ips)"
+  [[ $(wc -w <<<"$want") == "$1" ]] || return 1
+  got="$(ips_seen 18081 web.example)"
+  [[ "$got" == "$want" ]]
+}
+ingress() { # ingress NAME HOST CLASS [SERVICE PORT]
+  cat <<YAML | k apply -f - >/dev/null
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: $1, namespace: $NS}
+spec:
+  ingressClassName: $3
+  rules:
+  - host: $2
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: ${4:-web}, port: {number: ${5:-80}}}}}
+YAML
+}
+
+# ---------------------------------------------------------------- app, class, first weir
+k create namespace "$NS" >/dev/null
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: weir}
+spec: {controller: $CONTROLLER}
+---
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: other}
+spec: {controller: example.com/another-controller}
+---
+apiVersion: apps/v1
+kind: Deployment
+metadata: {name: web, namespace: $NS}
+spec:
+  replicas: 2
+  selector: {matchLabels: {app: web}}
+  template:
+    metadata: {labels: {app: web}}
+    spec:
+      containers:
+      - name: web
+        image: weir-e2e/backend:fake
+        ports: [{name: http, containerPort: ${WEIR_E2E_BACKEND_PORT:-18080}}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: $NS}
+spec:
+  selector: {app: web}
+  ports: [{name: http, port: 80, targetPort: http}]
+YAML
+ingress web web.example weir
+
+start_weir weir-a 18081 18443 18091
+if wait_until 60 ready 18091; then pass "weir-a ready (/readyz 200) after the initial sync"; else
+  fail "weir-a never became ready"; exit 1; fi
+
+# ---------------------------------------------------------------- traffic, status
+wait_until 30 follows 2 && pass "Service + Deployment(2) + Ingress: traffic reaches both pods through weir" \
+  || fail "traffic: weir balanced over '$(ips_seen 18081 web.example)', pods '$(ready_pod_ips)'"
+wait_until 30 has_lb_ip web "$PUBLISH_IP" && pass "status.loadBalancer.ingress = $PUBLISH_IP (--publish-address)" \
+  || fail "status of web: '$(lb_ip web)'"
+wait_until 20 holder_is weir-a && pass "weir-a holds Lease $SYS/$LEASE" \
+  || fail "lease holder '$(leader_of)'"
+
+# ---------------------------------------------------------------- scale under steady load
+x python3 "$HERE/load.py" --url http://127.0.0.1:18081/ --host web.example --seconds 40 --threads 4 --rps 200 \
+  >"$WEIR_E2E_STATE/load-scale.json" &
+load_pid=$!
+sleep 2
+k -n "$NS" scale deployment/web --replicas 5 >/dev/null
+wait_until 60 follows 5 && pass "kubectl scale 2 -> 5 under load: weir balances over the 5 new pods" \
+  || fail "scale to 5: weir '$(ips_seen 18081 web.example)', pods '$(ready_pod_ips)'"
+k -n "$NS" scale deployment/web --replicas 1 >/dev/null
+wait_until 60 follows 1 && pass "kubectl scale 5 -> 1 under load: weir follows down to 1 pod" \
+  || fail "scale to 1: weir '$(ips_seen 18081 web.example)', pods '$(ready_pod_ips)'"
+wait "$load_pid"
+res="$(cat "$WEIR_E2E_STATE/load-scale.json")"
+python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["failed"]==0 and r["ok"]>0 else 1)' "$res" \
+  && pass "zero failed requests during scaling ($res)" || fail "requests failed during scaling: $res"
+
+# ---------------------------------------------------------------- TLS secret, rotation
+for i in 1 2; do
+  openssl req -x509 -newkey rsa:2048 -nodes -days 1 -subj "/CN=web.example" \
+    -addext "subjectAltName=DNS:web.example" -keyout "$WEIR_E2E_STATE/tls$i.key" \
+    -out "$WEIR_E2E_STATE/tls$i.crt" >/dev/null 2>&1
+done
+fp() { openssl x509 -noout -fingerprint -sha256 -in "$1" | cut -d= -f2; }
+served_fp() {
+  x sh -c 'openssl s_client -connect 127.0.0.1:18443 -servername web.example </dev/null 2>/dev/null |
+    openssl x509 -noout -fingerprint -sha256' | cut -d= -f2
+}
+served_is() { [[ "$(served_fp)" == "$1" ]]; }
+k -n "$NS" create secret tls web-tls --cert "$WEIR_E2E_STATE/tls1.crt" --key "$WEIR_E2E_STATE/tls1.key" >/dev/null
+k -n "$NS" patch ingress web --type merge -p '{"spec":{"tls":[{"hosts":["web.example"],"secretName":"web-tls"}]}}' >/dev/null
+want="$(fp "$WEIR_E2E_STATE/tls1.crt")"
+wait_until 30 served_is "$want" && pass "TLS Secret created: weir serves its certificate for SNI web.example" \
+  || fail "served certificate '$(served_fp)', want '$want'"
+https_ok() {
+  [[ "$(x curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert "$WEIR_E2E_STATE/tls$1.crt" \
+    --resolve web.example:18443:127.0.0.1 https://web.example:18443/)" == 200 ]]
+}
+wait_until 10 https_ok 1 && pass "HTTPS request verified against the Secret's certificate: 200" || fail "HTTPS request failed"
+k -n "$NS" create secret tls web-tls --cert "$WEIR_E2E_STATE/tls2.crt" --key "$WEIR_E2E_STATE/tls2.key" \
+  --dry-run=client -o yaml | k apply -f - >/dev/null
+want="$(fp "$WEIR_E2E_STATE/tls2.crt")"
+pid_before="${WEIR_PID[weir-a]}"
+wait_until 30 served_is "$want" && kill -0 "$pid_before" \
+  && pass "TLS Secret rotated: the new certificate is served without a restart (same pid $pid_before)" \
+  || fail "after rotation served '$(served_fp)', want '$want'"
+
+# ---------------------------------------------------------------- events for a rejected Ingress
+ingress bad bad.example weir web 9999
+has_event() {
+  k -n "$NS" get events.events.k8s.io -o json | python3 -c '
+import json, sys
+evs = [e for e in json.load(sys.stdin)["items"]
+       if e.get("regarding", {}).get("name") == "bad" and e.get("type") == "Warning"]
+print(evs[0]["reason"], evs[0].get("note", "")) if evs else sys.exit(1)'
+}
+if wait_until 30 has_event; then pass "rejected Ingress gets a Warning Event: $(has_event)"; else
+  fail "no Warning Event for Ingress bad (status conditions are compile's: is port 9999 rejected?)"; fi
+k -n "$NS" delete ingress bad >/dev/null
+
+# ---------------------------------------------------------------- class change, delete
+ingress moved moved.example weir
+wait_until 30 has_lb_ip moved "$PUBLISH_IP" && wait_until 10 has_code 18081 moved.example 200 \
+  && pass "Ingress moved: routed and status written" || fail "Ingress moved: status '$(lb_ip moved)'"
+k -n "$NS" patch ingress moved --type merge -p '{"spec":{"ingressClassName":"other"}}' >/dev/null
+wait_until 30 has_lb_ip moved "" && wait_until 10 has_code 18081 moved.example 404 \
+  && pass "class changed to another controller: weir drops the route (404) and clears its status" \
+  || fail "after class change: status '$(lb_ip moved)', code $(code 18081 moved.example)"
+k -n "$NS" delete ingress moved >/dev/null
+ingress gone gone.example weir
+wait_until 30 has_code 18081 gone.example 200 || fail "Ingress gone never routed"
+k -n "$NS" delete ingress gone >/dev/null
+wait_until 30 has_code 18081 gone.example 404 && pass "Ingress deleted: 404" \
+  || fail "after delete: $(code 18081 gone.example)"
+
+# ---------------------------------------------------------------- kube-apiserver restart under load
+# kube-controller-manager and kube-scheduler exit when their own leader lease lapses during
+# the restart, so what weir must follow afterwards is written directly: a Service without
+# selector and an EndpointSlice managed by this test (the backend answers on every 10.244.x IP).
+manual_slice() { # manual_slice IP: the manual Service's only endpoint is IP:backend port
+  cat <<YAML | k apply -f - >/dev/null
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-1
+  namespace: $NS
+  labels: {kubernetes.io/service-name: manual, endpointslice.kubernetes.io/managed-by: e2e.weir.dev}
+addressType: IPv4
+ports: [{name: http, port: ${WEIR_E2E_BACKEND_PORT:-18080}, protocol: TCP}]
+endpoints: [{addresses: ["$1"], conditions: {ready: true}}]
+YAML
+}
+routes_to() { [[ "$(ips_seen 18081 "$1")" == "$2" ]]; } # routes_to HOST IP
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Service
+metadata: {name: manual, namespace: $NS}
+spec: {ports: [{name: http, port: 80, targetPort: ${WEIR_E2E_BACKEND_PORT:-18080}}]}
+YAML
+manual_slice 10.244.1.10
+ingress manual manual.example weir manual 80
+wait_until 30 routes_to manual.example 10.244.1.10 || fail "manual Service never routed: '$(ips_seen 18081 manual.example)'"
+
+# steady_load NAME: 40 s of load on web.example in the background; LOAD_PID, result in NAME.json
+steady_load() {
+  x python3 "$HERE/load.py" --url http://127.0.0.1:18081/ --host web.example --seconds 40 --threads 4 --rps 200 \
+    >"$WEIR_E2E_STATE/$1.json" &
+  LOAD_PID=$!
+  sleep 2
+}
+no_failures() { # no_failures NAME WHAT
+  local res; wait "$LOAD_PID"; res="$(cat "$WEIR_E2E_STATE/$1.json")"
+  python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["failed"]==0 and r["ok"]>0 else 1)' "$res" \
+    && pass "zero failed requests $2 ($res)" || fail "requests failed $2: $res"
+}
+
+steady_load load-restart
+errors_before="$(metric 18091 'weir_watch_errors_total{kind="endpointslice"}')"
+t0=$SECONDS
+"$CLUSTER" restart-apiserver >/dev/null 2>&1 || fail "cluster.sh restart-apiserver"
+wait_until 60 k get --raw /readyz || fail "kube-apiserver not ready after restart"
+log "kube-apiserver was away for about $((SECONDS - t0)) s"
+manual_slice 10.244.1.11
+ingress after-restart after.example weir
+wait_until 60 routes_to manual.example 10.244.1.11 && wait_until 30 has_code 18081 after.example 200 \
+  && pass "after a kube-apiserver restart weir resumed its watches (new endpoint and new Ingress served)" \
+  || fail "after restart: manual.example -> '$(ips_seen 18081 manual.example)', after.example -> $(code 18081 after.example)"
+errors_after="$(metric 18091 'weir_watch_errors_total{kind="endpointslice"}')"
+[[ "${errors_after:-0}" -gt "${errors_before:-0}" ]] \
+  && pass "the outage is visible in weir_watch_errors_total{kind=endpointslice} ($errors_before -> $errors_after)" \
+  || fail "weir_watch_errors_total{kind=endpointslice} did not rise ($errors_before -> $errors_after)"
+ready 18091 && pass "/readyz stayed 200 across the outage (last snapshot kept serving)" || fail "/readyz not 200 after restart"
+no_failures load-restart "while kube-apiserver restarted"
+
+# ---------------------------------------------------------------- etcd compaction -> 410 -> re-list
+etcd() { x curl -s --max-time 5 -X POST "http://127.0.0.1:${WEIR_E2E_ETCD_PORT:-12379}$1" -d "$2"; }
+steady_load load-compact
+for i in $(seq 30); do k -n "$NS" create configmap "churn-$i" --from-literal=i="$i" >/dev/null; done
+rev="$(etcd /v3/kv/range '{"key":"Lw=="}' | python3 -c 'import json,sys; print(json.load(sys.stdin)["header"]["revision"])')"
+etcd /v3/kv/compaction "{\"revision\":\"$rev\",\"physical\":true}" >/dev/null
+lines_before="$(wc -l <"$LOGS/weir-a.log")"
+"$CLUSTER" restart-apiserver >/dev/null 2>&1 || fail "cluster.sh restart-apiserver"
+wait_until 60 k get --raw /readyz || fail "kube-apiserver not ready after restart"
+manual_slice 10.244.1.12
+wait_until 60 routes_to manual.example 10.244.1.12 \
+  && pass "etcd compacted at revision $rev + apiserver restart: weir re-listed and follows the next EndpointSlice change" \
+  || fail "after compaction: manual.example -> '$(ips_seen 18081 manual.example)'"
+gone="$(tail -n +"$lines_before" "$LOGS/weir-a.log" | grep -c -E '410|too old resource version|Expired' || true)"
+[[ "$gone" -gt 0 ]] && pass "weir saw 410 Gone on resume ($gone log lines) and re-listed" \
+  || fail "no 410 in weir's log after compaction (resume may have used a fresh bookmark)"
+no_failures load-compact "across compaction and re-list"
+
+# ---------------------------------------------------------------- two replicas, one writer
+start_weir weir-b 18082 18444 18092
+wait_until 60 ready 18092 || fail "weir-b never became ready"
+leaders=$(($(metric 18091 weir_leader) + $(metric 18092 weir_leader)))
+[[ "$leaders" == 1 && "$(leader_of)" == weir-a ]] && pass "two replicas: exactly one leader (weir-a)" \
+  || fail "leaders=$leaders holder=$(leader_of)"
+wait_until 10 has_code 18082 web.example 200 && pass "the follower serves traffic too" || fail "weir-b does not serve"
+writes_b="$(metric 18092 weir_status_writes_total)"
+ingress two two.example weir
+wait_until 30 has_lb_ip two "$PUBLISH_IP" && [[ "$(metric 18092 weir_status_writes_total)" == "$writes_b" && "$writes_b" == 0 ]] \
+  && pass "status of a new Ingress written by the leader only (follower wrote $writes_b)" \
+  || fail "status of two: '$(lb_ip two)', follower writes $(metric 18092 weir_status_writes_total)"
+
+kill -KILL "${WEIR_PID[weir-a]}"; unset 'WEIR_PID[weir-a]'
+t0=$SECONDS
+if wait_until $((LEASE_SECONDS + 3 * RETRY_SECONDS)) is_leader 18092; then
+  took=$((SECONDS - t0))
+  [[ "$(leader_of)" == weir-b ]] && pass "leader killed: weir-b took over in ${took} s (lease ${LEASE_SECONDS} s)" \
+    || fail "weir-b says leader but the Lease holder is '$(leader_of)'"
+else
+  fail "weir-b did not take over within $((LEASE_SECONDS + 3 * RETRY_SECONDS)) s (holder '$(leader_of)')"
+fi
+ingress three three.example weir
+wait_until 30 has_lb_ip three "$PUBLISH_IP" && pass "the new leader writes status" || fail "status of three: '$(lb_ip three)'"
+
+# ---------------------------------------------------------------- a Lease held by someone else
+stop_pid "${WEIR_PID[weir-b]}"; unset 'WEIR_PID[weir-b]'
+now="$(date -u +%Y-%m-%dT%H:%M:%S.000000Z)"
+k -n "$SYS" patch lease "$LEASE" --type merge \
+  -p "{\"spec\":{\"holderIdentity\":\"someone-else\",\"renewTime\":\"$now\",\"leaseDurationSeconds\":3600}}" >/dev/null
+start_weir weir-c 18083 18445 18093
+wait_until 60 ready 18093 || fail "weir-c never became ready"
+ingress four four.example weir
+wait_until 30 has_code 18083 four.example 200 || fail "weir-c does not route four"
+sleep $((3 * RETRY_SECONDS))
+[[ -z "$(lb_ip four)" && "$(metric 18093 weir_status_writes_total)" == 0 && "$(metric 18093 weir_leader)" == 0 \
+  && "$(leader_of)" == someone-else ]] \
+  && pass "Lease held by another identity: weir-c serves but writes no status" \
+  || fail "weir-c: status '$(lb_ip four)', writes $(metric 18093 weir_status_writes_total), leader $(metric 18093 weir_leader), holder $(leader_of)"
+
+# ---------------------------------------------------------------- --publish-service
+stop_pid "${WEIR_PID[weir-c]}"; unset 'WEIR_PID[weir-c]'
+k -n "$SYS" delete lease "$LEASE" >/dev/null
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Service
+metadata: {name: weir-lb, namespace: $SYS}
+spec: {type: LoadBalancer, ports: [{name: http, port: 80}]}
+YAML
+lb_status() {
+  k -n "$SYS" patch service weir-lb --subresource=status --type merge \
+    -p "{\"status\":{\"loadBalancer\":{\"ingress\":[{\"ip\":\"$1\"}]}}}" >/dev/null
+}
+lb_status 192.0.2.10
+start_weir weir-d 18084 18446 18094 --publish-service "$SYS/weir-lb"
+wait_until 60 ready 18094 || fail "weir-d never became ready"
+wait_until 40 has_lb_ip four 192.0.2.10 \
+  && pass "--publish-service: Ingress status takes the Service's load-balancer IP" \
+  || fail "--publish-service: status of four '$(lb_ip four)'"
+lb_status 192.0.2.11
+wait_until 30 has_lb_ip four 192.0.2.11 \
+  && pass "--publish-service: a new load-balancer IP is followed into Ingress status" \
+  || fail "--publish-service after change: '$(lb_ip four)'"

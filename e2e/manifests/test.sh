@@ -1,0 +1,113 @@
+#!/usr/bin/env bash
+# Black-box test of the built `weir` binary in manifests mode (issue 4 §1, §9): it starts
+# `weir run --manifests DIR` on 127.0.0.1 with named Python backends, then checks routing
+# over HTTP/1.1, h2c and TLS, live reload on a file change, the admin endpoints, `weir
+# validate` exit codes, and a clean exit on SIGTERM. Every process it starts is stopped by
+# PID. Ends with "N passed, N failed".
+#
+#   WEIR_BIN=target/release/weir e2e/manifests/test.sh
+set -uo pipefail
+HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+REPO="$(cd "$HERE/../.." && pwd)"
+WEIR="${WEIR_BIN:-$REPO/target/release/weir}"
+[[ -x $WEIR ]] || { echo "no weir binary at $WEIR (cargo build --release)"; exit 1; }
+TMP="$(mktemp -d /tmp/weir-e2e-manifests.XXXXXX)"
+HTTP=127.0.0.1:18280 HTTPS=127.0.0.1:18643 ADMIN=127.0.0.1:18901
+PIDS=()
+PASSED=0 FAILED=0
+pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
+fail() { FAILED=$((FAILED + 1)); echo "FAIL: $*"; }
+check() { # check DESCRIPTION EXPECTED ACTUAL
+    if [[ $3 == *"$2"* ]]; then pass "$1"; else fail "$1: expected '$2' in '$3'"; fi
+}
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+    for pid in "${PIDS[@]}"; do wait "$pid" 2>/dev/null; done
+    rm -rf "$TMP"
+    echo "$PASSED passed, $FAILED failed"
+    [[ $FAILED -eq 0 ]]
+}
+trap 'cleanup; exit $?' EXIT
+c() { curl -s --max-time 5 "$@"; }
+
+# Manifests: the demo example, with its endpoints moved to this test's backend ports.
+mkdir -p "$TMP/m/apps"
+cp "$REPO"/examples/demo/ingressclass.yaml "$TMP/m/"
+sed 's/18101/18211/; s/18102/18212/' "$REPO"/examples/demo/echo-a.yaml >"$TMP/m/apps/echo-a.yaml"
+sed 's/18103/18213/; s/18104/18214/' "$REPO"/examples/demo/echo-b.yaml >"$TMP/m/apps/echo-b.yaml"
+cp "$REPO"/examples/demo/ingress.yaml "$TMP/m/apps/"
+cat >"$TMP/m/apps/broken.yaml" <<'YAML'
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: ghost, namespace: default}
+spec:
+  rules:
+  - host: ghost.localhost
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: missing, port: {number: 80}}}}
+YAML
+
+python3 "$HERE/backend.py" a1=18211 a2=18212 b1=18213 b2=18214 >"$TMP/backend.log" 2>&1 &
+PIDS+=($!)
+for _ in $(seq 100); do grep -q ready "$TMP/backend.log" && break; sleep 0.1; done
+"$WEIR" run --manifests "$TMP/m" --http-addr $HTTP --https-addr $HTTPS --admin-addr $ADMIN \
+    --workers 1 --access-log "$TMP/access.log" --access-log-json >"$TMP/weir.log" 2>&1 &
+WEIR_PID=$!
+PIDS+=($WEIR_PID)
+for _ in $(seq 100); do
+    [[ $(c -o /dev/null -w '%{http_code}' http://$ADMIN/readyz) == 200 ]] && break
+    sleep 0.1
+done
+check "readyz is 200 once the snapshot is live" 200 "$(c -o /dev/null -w '%{http_code}' http://$ADMIN/readyz)"
+
+# Routing over HTTP/1.1, per-request round robin across the two endpoints of echo-a.
+got="$(for _ in 1 2 3 4; do c -H 'Host: demo.localhost' http://$HTTP/a/x | head -1; done | sort | uniq -c)"
+check "HTTP/1.1 /a round-robins over a1 and a2 (a1)" "2 a1 GET /a/x" "$got"
+check "HTTP/1.1 /a round-robins over a1 and a2 (a2)" "2 a2 GET /a/x" "$got"
+check "host is case-insensitive, port stripped" "GET /b" "$(c -H 'Host: DEMO.localhost:18280' http://$HTTP/b | head -1)"
+check "h2c prior knowledge on the same port" "GET /b?q=1" "$(c --http2-prior-knowledge -H 'Host: demo.localhost' "http://$HTTP/b?q=1" | head -1)"
+check "no-host rule catches other hosts" "a" "$(c -H 'Host: other.example' http://$HTTP/anything | head -1 | cut -c1)"
+check "X-Forwarded-Proto set" "x-forwarded-proto: http" "$(c -H 'Host: demo.localhost' http://$HTTP/a)"
+check "missing Service → 503" 503 "$(c -o /dev/null -w '%{http_code}' -H 'Host: ghost.localhost' http://$HTTP/)"
+out="$(c -k --http2 --resolve demo.localhost:18643:127.0.0.1 -w ' proto=%{http_version}' https://demo.localhost:18643/b)"
+check "TLS (self-signed default cert) with ALPN h2" "proto=2" "$out"
+check "TLS reaches the route" "GET /b" "$out"
+check "X-Forwarded-Proto https over TLS" "x-forwarded-proto: https" "$out"
+
+# Live reload: point /b at echo-a by editing the Ingress file.
+sed -i 's/name: echo-b/name: echo-a/' "$TMP/m/apps/ingress.yaml"
+ok=""
+for _ in $(seq 50); do
+    first="$(c -H 'Host: demo.localhost' http://$HTTP/b | head -1 | cut -c1)"
+    [[ $first == a ]] && { ok=yes; break; }
+    sleep 0.1
+done
+check "a file change is served without a restart" yes "$ok"
+rm "$TMP/m/apps/broken.yaml"
+sleep 1
+check "removing the file removes its route (unknown host → no-host rule)" 200 \
+    "$(c -o /dev/null -w '%{http_code}' -H 'Host: ghost.localhost' http://$HTTP/)"
+
+# Admin.
+check "/clusters lists endpoint counts" '"total"' "$(c http://$ADMIN/clusters)"
+check "/config dumps the snapshot" '"virtual_hosts"' "$(c http://$ADMIN/config)"
+metrics="$(c http://$ADMIN/metrics)"
+check "/metrics has request counters" 'weir_requests_total{' "$metrics"
+check "/metrics has control-plane metrics" 'weir_reconcile' "$metrics"
+check "access log is JSON with the route" '"route"' "$(head -1 "$TMP/access.log")"
+
+# validate exit codes (like nginx -t).
+"$WEIR" validate --manifests "$REPO/examples/demo" >/dev/null 2>&1
+check "validate: valid directory exits 0" 0 "$?"
+cp -r "$TMP/m" "$TMP/bad" && printf 'kind: Ingress\napiVersion: networking.k8s.io/v1\nmetadata: {name: x}\nspec: {rules: [{http: {paths: [{path: /x, pathType: Exact, backend: {service: {name: nope, port: {number: 1}}}}]}}]}\n' >"$TMP/bad/x.yaml"
+"$WEIR" validate --manifests "$TMP/bad" >"$TMP/validate.out" 2>&1
+check "validate: rejected piece exits 1" 1 "$?"
+check "validate names the reason" "ServiceNotFound" "$(cat "$TMP/validate.out")"
+"$WEIR" validate --manifests "$TMP/does-not-exist" >/dev/null 2>&1
+check "validate: unreadable directory exits 2" 2 "$?"
+
+# SIGTERM: drain and exit 0.
+kill -TERM $WEIR_PID
+wait $WEIR_PID
+check "SIGTERM exits 0" 0 "$?"

@@ -1,0 +1,30 @@
+//! Peak-memory probe for the compile benchmark's cluster (run under `/usr/bin/time -v`):
+//! `compile_mem objects` only builds the objects; `compile_mem compile` also compiles them
+//! and builds the endpoint sets. The difference in max RSS is what compile adds.
+
+#[path = "../benches/compile/objects.rs"]
+mod objects;
+
+fn main() {
+    let objects = objects::objects();
+    let mode = std::env::args().nth(1).unwrap_or_default();
+    if mode == "compile" {
+        let config = weir::compile::CompileConfig {
+            controller_name: "weir.dev/ingress-controller".into(),
+            http_addr: std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
+            https_addr: None,
+            default_backend: None,
+            now_unix: 1_893_456_000,
+        };
+        let compiled = weir::compile::compile(&objects, &config);
+        let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters);
+        println!(
+            "clusters {} endpoint sets {} exact hosts {}",
+            compiled.snapshot.clusters.len(),
+            sets.len(),
+            compiled.snapshot.virtual_hosts.exact.len()
+        );
+    } else {
+        println!("objects {}", objects.len());
+    }
+}

@@ -1,1 +1,0 @@
-//! Debounce → compile → publish.

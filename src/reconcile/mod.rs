@@ -1,0 +1,660 @@
+//! Debounce → compile → publish, from a manifests directory or the Kubernetes API.
+//!
+//! One task owns the [`Objects`] and applies every change to them, so nothing is shared and
+//! nothing is locked. Changes take one of two paths:
+//!
+//! - **EndpointSlice changes** go straight to the endpoint sets: the clusters of the slice's
+//!   Service are looked up in an index rebuilt on every compile, their [`EndpointSet`]s are
+//!   recomputed from that Service's slices only, and the changed ones are handed to
+//!   [`Proxy::update_endpoints`]. No compile, no debounce.
+//! - **Everything else** marks the store dirty in a [`debounce::Debounce`] (quiet period plus
+//!   a maximum delay). When it fires, compile runs over the whole store, endpoint sets for the
+//!   new clusters are published, then the snapshot (in that order, so a new route never
+//!   points at a cluster whose endpoints are not there yet).
+//!
+//! Nothing is compiled before every watched kind has listed once (`/readyz` reports ready
+//! when the proxy has a snapshot, so it stays 503 until then). While the API server is
+//! unreachable the watchers retry with backoff and the last snapshot keeps serving;
+//! `/readyz` stays 200 once a snapshot is live, and `weir_watch_errors_total` rises.
+//!
+//! In Kubernetes mode every compile also produces a [`StatusPlan`] for the status writer,
+//! which writes only while this replica holds the leader Lease.
+
+pub mod debounce;
+pub mod metrics;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use ::kube::Client;
+use ::kube::runtime::events::Reporter;
+use k8s_openapi::api::core::v1::Service;
+use k8s_openapi::api::discovery::v1::EndpointSlice;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::compile::{CompileConfig, Condition, ObjectRef, StatusReport, compile};
+use crate::endpoints;
+use crate::lease::{self, LeaseError, LeaseOptions};
+use crate::proxy::Proxy;
+use crate::snapshot::{Cluster, EndpointSets};
+use crate::status::{self, PublishSource, StatusPlan};
+use crate::store::KubeObject;
+use crate::store::files;
+use crate::store::kube::{Change, StoreEvent, WatchScope, clear_kind, object_key};
+use crate::store::{ObjectKey, Objects};
+
+use self::debounce::{Debounce, Pending};
+use self::metrics::{ControlPlaneMetrics, Propagation, WatchKind};
+
+/// Label of an EndpointSlice naming its Service.
+const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+
+/// Settings of the reconcile loop.
+#[derive(Clone)]
+pub struct ReconcileConfig {
+    /// Compile settings (`now_unix` is refreshed before every compile).
+    pub compile: CompileConfig,
+    /// Quiet period: build once no change arrived for this long.
+    pub quiet: Duration,
+    /// Maximum delay: build at the latest this long after the first change of a burst.
+    pub max_delay: Duration,
+    /// Metrics shared with the admin server.
+    pub metrics: Arc<ControlPlaneMetrics>,
+}
+
+impl ReconcileConfig {
+    /// Defaults: 100 ms quiet period, 1 s maximum delay, fresh metrics.
+    pub fn new(compile: CompileConfig) -> Self {
+        ReconcileConfig {
+            compile,
+            quiet: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            metrics: Arc::new(ControlPlaneMetrics::default()),
+        }
+    }
+}
+
+/// Settings of Kubernetes mode.
+#[derive(Debug, Clone)]
+pub struct KubeOptions {
+    /// Watch namespaced kinds in this namespace only (`None`: all namespaces).
+    pub watch_namespace: Option<String>,
+    /// `--publish-service NS/NAME`: publish that Service's addresses in Ingress status.
+    pub publish_service: Option<ObjectKey>,
+    /// `--publish-address`: fixed addresses to publish when no Service is given.
+    pub publish_addresses: Vec<String>,
+    /// Leader election.
+    pub lease: LeaseOptions,
+    /// `reportingController` of Events (e.g. `weir.dev/ingress-controller`).
+    pub event_controller: String,
+}
+
+/// Errors of the reconcile loop.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    /// The manifests directory could not be loaded at start-up.
+    #[error("loading manifests from {dir}")]
+    Load {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: files::LoadError,
+    },
+    /// The manifests directory could not be watched.
+    #[error("watching manifests directory {dir}")]
+    Notify {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        #[source]
+        source: notify::Error,
+    },
+    /// Leader election could not start.
+    #[error("leader election")]
+    Lease(#[source] LeaseError),
+}
+
+/// Serve from a manifests directory: load, compile and publish, then reload on every change
+/// (debounced). A reload that fails to read the directory keeps the last snapshot.
+pub async fn run_files(
+    dir: PathBuf,
+    cfg: ReconcileConfig,
+    proxy: Proxy,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ReconcileError> {
+    use notify::Watcher as _;
+
+    let started = Instant::now();
+    let (objects, diagnostics) = files::load_dir(&dir).map_err(|source| ReconcileError::Load {
+        dir: dir.clone(),
+        source,
+    })?;
+    log_load_diagnostics(&diagnostics);
+    let mut debounce = Debounce::new(cfg.quiet, cfg.max_delay);
+    cfg.metrics.set_synced(WatchKind::Manifests);
+    let mut core = Core::new(cfg, proxy);
+    core.objects = objects;
+    core.build(Pending {
+        compile: true,
+        status: false,
+        first_arrival: Some(started),
+    });
+    debounce.mark_synced(started);
+    let _ = debounce.fire(started); // the initial build is done
+
+    let (tx, mut rx) = mpsc::unbounded_channel::<()>();
+    let mut watcher =
+        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+            Ok(event) if event.kind.is_access() => {}
+            Ok(_) => {
+                let _ = tx.send(());
+            }
+            Err(error) => tracing::warn!(%error, "manifests watch error"),
+        })
+        .map_err(|source| ReconcileError::Notify {
+            dir: dir.clone(),
+            source,
+        })?;
+    watcher
+        .watch(&dir, notify::RecursiveMode::Recursive)
+        .map_err(|source| ReconcileError::Notify {
+            dir: dir.clone(),
+            source,
+        })?;
+
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = debounce.deadline();
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return Ok(()),
+            () = sleep_until(deadline) => {
+                let Some(pending) = debounce.fire(Instant::now()) else { continue };
+                match files::load_dir(&dir) {
+                    Ok((objects, diagnostics)) => {
+                        log_load_diagnostics(&diagnostics);
+                        core.objects = objects;
+                        core.build(pending);
+                    }
+                    Err(error) => {
+                        core.cfg.metrics.watch_error(WatchKind::Manifests);
+                        tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "reloading manifests failed; keeping the last snapshot");
+                    }
+                }
+            }
+            change = rx.recv() => {
+                if change.is_none() {
+                    return Ok(()); // the watcher is gone
+                }
+                let now = Instant::now();
+                debounce.change(now, now, true);
+            }
+        }
+    }
+}
+
+/// Run as an ingress controller: watch the API, compile, publish; write status and Events
+/// while holding the leader Lease. Returns when `shutdown` completes (releasing the Lease).
+pub async fn run_kube(
+    client: Client,
+    opts: KubeOptions,
+    cfg: ReconcileConfig,
+    proxy: Proxy,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ReconcileError> {
+    let metrics = cfg.metrics.clone();
+    let scope = WatchScope {
+        namespace: opts.watch_namespace.clone(),
+        publish_service: opts.publish_service.clone(),
+    };
+    let (stop_lease, lease_stopped) = tokio::sync::oneshot::channel::<()>();
+    let (leadership, election) = lease::elect(
+        client.clone(),
+        opts.lease.clone(),
+        metrics.clone(),
+        async move {
+            let _ = lease_stopped.await;
+        },
+    )
+    .map_err(ReconcileError::Lease)?;
+    let election = tokio::spawn(election);
+
+    let (plan_tx, plan_rx) = watch::channel(Arc::new(StatusPlan::default()));
+    let reporter = Reporter {
+        controller: opts.event_controller.clone(),
+        instance: Some(opts.lease.identity.clone()),
+    };
+    let writer = tokio::spawn(status::run_writer(
+        client.clone(),
+        plan_rx,
+        leadership,
+        reporter,
+        metrics.clone(),
+        opts.lease.retry_period,
+    ));
+
+    let (tx, rx) = mpsc::channel(4096);
+    let watchers = crate::store::kube::spawn_watchers(&client, &scope, tx, metrics);
+
+    let mut core = Core::new(cfg, proxy);
+    core.status = Some(StatusState {
+        plans: plan_tx,
+        publish: PublishSource {
+            service: opts.publish_service.clone(),
+            addresses: opts.publish_addresses.clone(),
+        },
+        publish_service: None,
+        ours: BTreeSet::new(),
+    });
+    drive(&mut core, rx, &scope.required_kinds(), shutdown).await;
+
+    drop(watchers); // aborts the watcher tasks
+    writer.abort();
+    let _ = stop_lease.send(());
+    // Releasing the Lease is best effort and bounded.
+    let _ = tokio::time::timeout(Duration::from_secs(5), election).await;
+    Ok(())
+}
+
+/// The reconcile loop over a channel of store events, until `shutdown` or the channel closes.
+/// Compiles only once every kind in `required` has listed.
+pub async fn drive(
+    core: &mut Core,
+    mut rx: mpsc::Receiver<StoreEvent>,
+    required: &[WatchKind],
+    shutdown: impl Future<Output = ()>,
+) {
+    let mut debounce = Debounce::new(core.cfg.quiet, core.cfg.max_delay);
+    let mut synced: BTreeSet<WatchKind> = BTreeSet::new();
+    tokio::pin!(shutdown);
+    loop {
+        let deadline = debounce.deadline();
+        // Biased, timer before events: a stream of events must not starve the build.
+        tokio::select! {
+            biased;
+            () = &mut shutdown => return,
+            () = sleep_until(deadline) => {
+                if let Some(pending) = debounce.fire(Instant::now()) {
+                    core.build(pending);
+                }
+            }
+            event = rx.recv() => {
+                let Some(event) = event else { return };
+                let kind = event.kind;
+                let replaced = matches!(event.change, Change::Replace(_));
+                core.apply(event, &mut debounce);
+                if replaced && synced.insert(kind) && !debounce.is_synced()
+                    && required.iter().all(|k| synced.contains(k))
+                {
+                    tracing::info!("every watched kind has listed; compiling");
+                    debounce.mark_synced(Instant::now());
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(deadline).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Status bookkeeping of Kubernetes mode.
+struct StatusState {
+    plans: watch::Sender<Arc<StatusPlan>>,
+    publish: PublishSource,
+    /// `None` until the publish Service has listed; then `Some(None)` if it does not exist.
+    publish_service: Option<Option<Service>>,
+    ours: BTreeSet<ObjectKey>,
+}
+
+/// The state the reconcile loop owns: the objects, the last compile's index and report,
+/// and the endpoint sets last handed to the proxy.
+pub struct Core {
+    /// The objects, as the source last reported them.
+    pub objects: Objects,
+    cfg: ReconcileConfig,
+    proxy: Proxy,
+    /// Service → its clusters in the current snapshot (rebuilt on every compile).
+    service_clusters: HashMap<ObjectKey, Vec<Cluster>>,
+    /// Service → the keys of its EndpointSlices.
+    slices_by_service: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
+    /// What the proxy holds.
+    endpoints: EndpointSets,
+    /// Conditions of the last compile (to log only what changed).
+    conditions: BTreeMap<ObjectRef, Vec<Condition>>,
+    report: StatusReport,
+    status: Option<StatusState>,
+}
+
+impl Core {
+    /// An empty core publishing into `proxy`.
+    pub fn new(cfg: ReconcileConfig, proxy: Proxy) -> Self {
+        Core {
+            objects: Objects::default(),
+            cfg,
+            proxy,
+            service_clusters: HashMap::new(),
+            slices_by_service: HashMap::new(),
+            endpoints: EndpointSets::new(),
+            conditions: BTreeMap::new(),
+            report: StatusReport::default(),
+            status: None,
+        }
+    }
+
+    /// Apply one store event; EndpointSlice changes are published at once.
+    pub fn apply(&mut self, event: StoreEvent, debounce: &mut Debounce) {
+        let now = Instant::now();
+        let StoreEvent {
+            kind,
+            change,
+            arrived,
+        } = event;
+        if kind == WatchKind::PublishService {
+            if let Some(status) = &mut self.status {
+                let current = status.publish_service.get_or_insert(None);
+                match change {
+                    Change::Apply(object) => {
+                        *current = match *object {
+                            KubeObject::Service(svc) => Some(svc),
+                            _ => None,
+                        }
+                    }
+                    Change::Replace(list) => {
+                        *current = list.into_iter().find_map(|o| match o {
+                            KubeObject::Service(svc) => Some(svc),
+                            _ => None,
+                        });
+                    }
+                    Change::Delete(_) => *current = None,
+                }
+                debounce.change(now, arrived, false);
+            }
+            return;
+        }
+        let Some(store_kind) = kind.store_kind() else {
+            return; // not a watched kind
+        };
+        match change {
+            Change::Replace(list) => {
+                clear_kind(&mut self.objects, store_kind);
+                for object in list {
+                    self.store(object);
+                }
+                if kind == WatchKind::EndpointSlice {
+                    self.rebuild_slice_index();
+                    self.publish_all_endpoints(arrived);
+                } else {
+                    debounce.change(now, arrived, true);
+                }
+            }
+            Change::Apply(object) => {
+                let object = *object;
+                let key = object_key(&object);
+                let new_service = match &object {
+                    KubeObject::EndpointSlice(slice) => slice_service(&key, slice),
+                    _ => None,
+                };
+                let old_service = match self.objects.endpoint_slices.get(&key) {
+                    Some(slice) if kind == WatchKind::EndpointSlice => slice_service(&key, slice),
+                    _ => None,
+                };
+                let compile = compile_input_changed(&self.objects, &object);
+                self.store(object);
+                if kind == WatchKind::EndpointSlice {
+                    self.index_slice(&key, old_service.as_ref(), new_service.as_ref());
+                    if old_service != new_service
+                        && let Some(old) = &old_service
+                    {
+                        self.publish_service_endpoints(old, arrived);
+                    }
+                    if let Some(service) = &new_service {
+                        self.publish_service_endpoints(service, arrived);
+                    }
+                } else {
+                    debounce.change(now, arrived, compile);
+                }
+            }
+            Change::Delete(key) => {
+                if kind == WatchKind::EndpointSlice {
+                    let service = self
+                        .objects
+                        .endpoint_slices
+                        .get(&key)
+                        .and_then(|slice| slice_service(&key, slice));
+                    self.objects.delete(store_kind, &key);
+                    self.index_slice(&key, service.as_ref(), None);
+                    if let Some(service) = service {
+                        self.publish_service_endpoints(&service, arrived);
+                    }
+                } else if self.objects.delete(store_kind, &key) {
+                    debounce.change(now, arrived, true);
+                }
+            }
+        }
+    }
+
+    /// Store one object through [`Objects::apply`] (the same normalisation as the file source).
+    fn store(&mut self, object: KubeObject) {
+        if let Err(error) = self.objects.apply(object) {
+            tracing::warn!(%error, "skipping an object the store refuses");
+        }
+    }
+
+    /// Compile (when asked), publish, and recompute the status plan.
+    pub fn build(&mut self, pending: Pending) {
+        if pending.compile {
+            self.cfg.compile.now_unix = SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+                .unwrap_or(0);
+            let compiled = compile(&self.objects, &self.cfg.compile);
+            self.log_conditions(&compiled.status);
+            self.service_clusters.clear();
+            for cluster in compiled.snapshot.clusters.values() {
+                self.service_clusters
+                    .entry(ObjectKey::new(&cluster.key.namespace, &cluster.key.service))
+                    .or_default()
+                    .push(cluster.clone());
+            }
+            // Endpoints first: a new route must never point at a cluster with no endpoint
+            // set yet.
+            self.endpoints = endpoints::build(&self.objects, &compiled.snapshot.clusters);
+            self.proxy
+                .publish_endpoints(Arc::new(self.endpoints.clone()));
+            self.proxy.publish_snapshot(Arc::new(compiled.snapshot));
+            self.report = compiled.status;
+            self.cfg.metrics.reconciled();
+            if let Some(first) = pending.first_arrival {
+                self.cfg
+                    .metrics
+                    .observe_propagation(Propagation::Routes, first.elapsed());
+            }
+        }
+        self.update_status_plan();
+    }
+
+    fn update_status_plan(&mut self) {
+        let Some(status) = &mut self.status else {
+            return;
+        };
+        let addresses = status.publish.resolve(status.publish_service.as_ref());
+        let plan = status::plan(
+            &self.objects,
+            &self.report,
+            addresses.as_deref(),
+            &mut status.ours,
+        );
+        status.plans.send_if_modified(|current| {
+            if **current == plan {
+                false
+            } else {
+                *current = Arc::new(plan);
+                true
+            }
+        });
+    }
+
+    fn log_conditions(&mut self, report: &StatusReport) {
+        for (object, conditions) in &report.conditions {
+            if self.conditions.get(object) == Some(conditions) {
+                continue;
+            }
+            for c in conditions {
+                tracing::warn!(
+                    kind = object.kind,
+                    object = %object.key,
+                    condition = c.type_,
+                    reason = c.reason,
+                    severity = ?c.severity,
+                    "{}", c.message
+                );
+            }
+        }
+        self.conditions = report.conditions.clone();
+    }
+
+    fn rebuild_slice_index(&mut self) {
+        self.slices_by_service.clear();
+        for (key, slice) in &self.objects.endpoint_slices {
+            if let Some(service) = slice_service(key, slice) {
+                self.slices_by_service
+                    .entry(service)
+                    .or_default()
+                    .insert(key.clone());
+            }
+        }
+    }
+
+    fn index_slice(&mut self, slice: &ObjectKey, old: Option<&ObjectKey>, new: Option<&ObjectKey>) {
+        if old == new {
+            return;
+        }
+        if let Some(old) = old
+            && let Some(set) = self.slices_by_service.get_mut(old)
+        {
+            set.remove(slice);
+            if set.is_empty() {
+                self.slices_by_service.remove(old);
+            }
+        }
+        if let Some(new) = new {
+            self.slices_by_service
+                .entry(new.clone())
+                .or_default()
+                .insert(slice.clone());
+        }
+    }
+
+    /// The fast path: recompute the endpoint sets of one Service's clusters.
+    fn publish_service_endpoints(&mut self, service: &ObjectKey, arrived: Instant) {
+        let Some(clusters) = self.service_clusters.get(service) else {
+            return; // no route uses this Service
+        };
+        let slices: Vec<&EndpointSlice> = self
+            .slices_by_service
+            .get(service)
+            .into_iter()
+            .flatten()
+            .filter_map(|key| self.objects.endpoint_slices.get(key))
+            .collect();
+        let mut changed = false;
+        for cluster in clusters {
+            let set = endpoints::endpoint_set(cluster, slices.iter().copied());
+            if self
+                .endpoints
+                .get(&cluster.key)
+                .is_some_and(|current| **current == set)
+            {
+                continue;
+            }
+            let set = Arc::new(set);
+            self.endpoints.insert(cluster.key.clone(), set.clone());
+            self.proxy.update_endpoints(&cluster.key, Some(set));
+            changed = true;
+        }
+        if changed {
+            self.cfg
+                .metrics
+                .observe_propagation(Propagation::Endpoints, arrived.elapsed());
+        }
+    }
+
+    /// After a re-list of EndpointSlices: recompute every endpoint set.
+    fn publish_all_endpoints(&mut self, arrived: Instant) {
+        if self.service_clusters.is_empty() {
+            return; // nothing compiled yet
+        }
+        let clusters: BTreeMap<_, _> = self
+            .service_clusters
+            .values()
+            .flatten()
+            .map(|c| (c.key.clone(), c.clone()))
+            .collect();
+        let sets = endpoints::build(&self.objects, &clusters);
+        if sets != self.endpoints {
+            self.endpoints = sets;
+            self.proxy
+                .publish_endpoints(Arc::new(self.endpoints.clone()));
+            self.cfg
+                .metrics
+                .observe_propagation(Propagation::Endpoints, arrived.elapsed());
+        }
+    }
+}
+
+/// Whether `new` can change what compile produces compared with the stored object of the
+/// same key: a change of status or resourceVersion alone never does (weir's own status writes
+/// would otherwise trigger a compile each).
+fn compile_input_changed(objects: &Objects, new: &KubeObject) -> bool {
+    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+    fn meta_eq(a: &ObjectMeta, b: &ObjectMeta) -> bool {
+        a.labels == b.labels && a.annotations == b.annotations && a.uid == b.uid
+    }
+    let key = object_key(new);
+    match new {
+        KubeObject::Ingress(b) => objects
+            .ingresses
+            .get(&key)
+            .is_none_or(|a| !(meta_eq(&a.metadata, &b.metadata) && a.spec == b.spec)),
+        KubeObject::Service(b) => objects
+            .services
+            .get(&key)
+            .is_none_or(|a| !(meta_eq(&a.metadata, &b.metadata) && a.spec == b.spec)),
+        _ => true,
+    }
+}
+
+/// The Service an EndpointSlice belongs to (`None` for slices not managed for a Service).
+fn slice_service(key: &ObjectKey, slice: &EndpointSlice) -> Option<ObjectKey> {
+    let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    Some(ObjectKey::new(&key.namespace, name))
+}
+
+fn log_load_diagnostics(diagnostics: &[files::LoadDiagnostic]) {
+    for d in diagnostics {
+        tracing::warn!(diagnostic = %d, "manifest skipped");
+    }
+}
+
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut out = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        out.push_str(": ");
+        out.push_str(&e.to_string());
+        source = e.source();
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,236 @@
+//! The reconcile loop over a channel, with tokio's paused clock: initial-sync gating, quiet
+//! period, maximum delay, and status-only changes.
+
+use std::time::Duration;
+
+use k8s_openapi::api::networking::v1::{
+    Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus, IngressSpec, IngressStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use super::*;
+use crate::compile::CompileConfig;
+
+fn config() -> ReconcileConfig {
+    ReconcileConfig::new(CompileConfig {
+        controller_name: "weir.dev/ingress-controller".to_owned(),
+        http_addr: "127.0.0.1:8080".parse().expect("addr"),
+        https_addr: None,
+        default_backend: None,
+        now_unix: 0,
+    })
+}
+
+fn ingress(name: &str, class: &str) -> Ingress {
+    Ingress {
+        metadata: ObjectMeta {
+            namespace: Some("default".to_owned()),
+            name: Some(name.to_owned()),
+            ..ObjectMeta::default()
+        },
+        spec: Some(IngressSpec {
+            ingress_class_name: Some(class.to_owned()),
+            ..IngressSpec::default()
+        }),
+        status: None,
+    }
+}
+
+fn event(kind: WatchKind, change: Change) -> StoreEvent {
+    StoreEvent {
+        kind,
+        change,
+        arrived: Instant::now(),
+    }
+}
+
+/// Let the loop task run everything that is ready.
+async fn settle() {
+    for _ in 0..20 {
+        tokio::task::yield_now().await;
+    }
+}
+
+const REQUIRED: [WatchKind; 3] = [
+    WatchKind::Ingress,
+    WatchKind::Service,
+    WatchKind::EndpointSlice,
+];
+
+struct Harness {
+    tx: mpsc::Sender<StoreEvent>,
+    proxy: Proxy,
+    metrics: Arc<ControlPlaneMetrics>,
+}
+
+impl Harness {
+    fn start() -> Self {
+        let cfg = config();
+        let metrics = cfg.metrics.clone();
+        let proxy = Proxy::default();
+        let (tx, rx) = mpsc::channel(64);
+        let loop_proxy = proxy.clone();
+        tokio::spawn(async move {
+            let mut core = Core::new(cfg, loop_proxy);
+            drive(&mut core, rx, &REQUIRED, std::future::pending()).await;
+        });
+        Harness { tx, proxy, metrics }
+    }
+
+    async fn send(&self, kind: WatchKind, change: Change) {
+        self.tx.send(event(kind, change)).await.expect("loop alive");
+        settle().await;
+    }
+
+    async fn sync_all(&self) {
+        for kind in REQUIRED {
+            self.send(kind, Change::Replace(Vec::new())).await;
+        }
+    }
+
+    fn generation(&self) -> u64 {
+        self.proxy.generation()
+    }
+}
+
+async fn advance(ms: u64) {
+    tokio::time::advance(Duration::from_millis(ms)).await;
+    settle().await;
+}
+
+#[tokio::test(start_paused = true)]
+async fn nothing_is_published_before_every_kind_has_listed() {
+    let h = Harness::start();
+    h.send(
+        WatchKind::Ingress,
+        Change::Replace(vec![KubeObject::Ingress(ingress("a", "weir"))]),
+    )
+    .await;
+    h.send(WatchKind::Service, Change::Replace(Vec::new()))
+        .await;
+    advance(5_000).await;
+    assert_eq!(h.generation(), 0, "EndpointSlices have not listed yet");
+    h.send(WatchKind::EndpointSlice, Change::Replace(Vec::new()))
+        .await;
+    advance(0).await;
+    assert_eq!(
+        h.generation(),
+        1,
+        "published as soon as the view is complete"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_change_is_published_after_the_quiet_period() {
+    let h = Harness::start();
+    h.sync_all().await;
+    assert_eq!(h.generation(), 1);
+    h.send(
+        WatchKind::Ingress,
+        Change::Apply(Box::new(KubeObject::Ingress(ingress("a", "weir")))),
+    )
+    .await;
+    advance(60).await;
+    h.send(
+        WatchKind::Ingress,
+        Change::Apply(Box::new(KubeObject::Ingress(ingress("b", "weir")))),
+    )
+    .await;
+    advance(60).await;
+    assert_eq!(
+        h.generation(),
+        1,
+        "the second change restarted the quiet period"
+    );
+    advance(50).await;
+    assert_eq!(h.generation(), 2, "one build for the burst");
+    assert_eq!(h.metrics.reconcile_count(), 2);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_continuous_stream_of_changes_is_built_within_the_maximum_delay() {
+    let h = Harness::start();
+    h.sync_all().await;
+    // A change every 50 ms for 3 s: never quiet for 100 ms.
+    let mut built_at = Vec::new();
+    for i in 0..60 {
+        let name = format!("ing-{i}");
+        h.send(
+            WatchKind::Ingress,
+            Change::Apply(Box::new(KubeObject::Ingress(ingress(&name, "weir")))),
+        )
+        .await;
+        advance(50).await;
+        if h.generation() > 1 + built_at.len() as u64 {
+            built_at.push(i);
+        }
+    }
+    assert!(
+        built_at.len() >= 2,
+        "builds happen during the stream (at changes {built_at:?})"
+    );
+    assert!(
+        built_at.windows(2).all(|w| w[1] - w[0] <= 21),
+        "at most 1 s (20 changes) apart: {built_at:?}"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_status_only_change_does_not_recompile() {
+    let h = Harness::start();
+    h.sync_all().await;
+    h.send(
+        WatchKind::Ingress,
+        Change::Apply(Box::new(KubeObject::Ingress(ingress("a", "weir")))),
+    )
+    .await;
+    advance(200).await;
+    let before = h.metrics.reconcile_count();
+    let mut with_status = ingress("a", "weir");
+    with_status.metadata.resource_version = Some("42".to_owned());
+    with_status.status = Some(IngressStatus {
+        load_balancer: Some(IngressLoadBalancerStatus {
+            ingress: Some(vec![IngressLoadBalancerIngress {
+                ip: Some("127.0.0.1".to_owned()),
+                ..IngressLoadBalancerIngress::default()
+            }]),
+        }),
+    });
+    h.send(
+        WatchKind::Ingress,
+        Change::Apply(Box::new(KubeObject::Ingress(with_status))),
+    )
+    .await;
+    advance(200).await;
+    assert_eq!(
+        h.metrics.reconcile_count(),
+        before,
+        "status write echoed back: no compile"
+    );
+    h.send(
+        WatchKind::Ingress,
+        Change::Apply(Box::new(KubeObject::Ingress(ingress("a", "other")))),
+    )
+    .await;
+    advance(200).await;
+    assert_eq!(
+        h.metrics.reconcile_count(),
+        before + 1,
+        "a spec change compiles"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_delete_of_an_unknown_object_changes_nothing() {
+    let h = Harness::start();
+    h.sync_all().await;
+    h.send(
+        WatchKind::Ingress,
+        Change::Delete(ObjectKey::new("default", "nope")),
+    )
+    .await;
+    advance(2_000).await;
+    assert_eq!(h.generation(), 1);
+}

@@ -1,0 +1,514 @@
+//! Ingress status and Kubernetes Events, written only by the elected leader.
+//!
+//! The reconcile loop, which owns the objects, computes a [`StatusPlan`] after each compile
+//! (and whenever an Ingress status or the published address changes): which Ingresses need
+//! `status.loadBalancer.ingress` set or cleared, and which rejections deserve an Event. The
+//! plan is computed against the statuses in the store, so an Ingress whose status already
+//! matches is never patched. [`run_writer`] applies the latest plan while this replica holds
+//! the Lease, checking leadership before every single write.
+//!
+//! Clearing is careful: weir clears the status of an Ingress that left its class only if weir
+//! owned it earlier in this process's life or its status holds exactly weir's published
+//! addresses, so weir never clears another controller's status.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use ::kube::Client;
+use ::kube::api::{Api, Patch, PatchParams};
+use ::kube::runtime::events::{Event, EventType, Recorder, Reporter};
+use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use tokio::sync::watch;
+use tokio::time::Instant;
+
+use crate::compile::{ObjectRef, Severity, StatusReport};
+use crate::lease::Leadership;
+use crate::reconcile::metrics::ControlPlaneMetrics;
+use crate::store::{ObjectKey, Objects};
+
+/// Minimum time between two Events for the same object and reason.
+pub const EVENT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// Field manager name for status patches.
+const FIELD_MANAGER: &str = "weir";
+
+/// Where the addresses written into Ingress status come from.
+#[derive(Debug, Clone, Default)]
+pub struct PublishSource {
+    /// `--publish-service`: that Service's load-balancer IPs/hostnames.
+    pub service: Option<ObjectKey>,
+    /// `--publish-address`: fixed IPs or hostnames (used when no Service is given).
+    pub addresses: Vec<String>,
+}
+
+impl PublishSource {
+    /// The addresses to publish, sorted; `None` while they are unknown (publish Service not
+    /// listed yet), in which case no status is written at all.
+    pub fn resolve(
+        &self,
+        service: Option<&Option<Service>>,
+    ) -> Option<Vec<IngressLoadBalancerIngress>> {
+        match (&self.service, service) {
+            (Some(_), None) => None, // not listed yet
+            (Some(_), Some(svc)) => Some(service_addresses(svc.as_ref())),
+            (None, _) => Some(sorted(self.addresses.iter().map(|a| address(a)).collect())),
+        }
+    }
+}
+
+fn address(a: &str) -> IngressLoadBalancerIngress {
+    if a.parse::<std::net::IpAddr>().is_ok() {
+        IngressLoadBalancerIngress {
+            ip: Some(a.to_owned()),
+            ..IngressLoadBalancerIngress::default()
+        }
+    } else {
+        IngressLoadBalancerIngress {
+            hostname: Some(a.to_owned()),
+            ..IngressLoadBalancerIngress::default()
+        }
+    }
+}
+
+fn sorted(mut v: Vec<IngressLoadBalancerIngress>) -> Vec<IngressLoadBalancerIngress> {
+    v.sort_by(|a, b| (&a.ip, &a.hostname).cmp(&(&b.ip, &b.hostname)));
+    v.dedup();
+    v
+}
+
+/// Addresses of the publish Service, as ingress-nginx takes them: its load-balancer ingress
+/// (IP or hostname); else its external IPs; else an ExternalName; else its cluster IP.
+pub fn service_addresses(svc: Option<&Service>) -> Vec<IngressLoadBalancerIngress> {
+    let Some(svc) = svc else { return Vec::new() };
+    let lb: Vec<_> = svc
+        .status
+        .as_ref()
+        .and_then(|s| s.load_balancer.as_ref())
+        .and_then(|lb| lb.ingress.as_ref())
+        .into_iter()
+        .flatten()
+        .filter_map(|i| i.ip.as_deref().or(i.hostname.as_deref()))
+        .map(address)
+        .collect();
+    if !lb.is_empty() {
+        return sorted(lb);
+    }
+    let Some(spec) = &svc.spec else {
+        return Vec::new();
+    };
+    if let Some(ips) = spec.external_ips.as_ref().filter(|ips| !ips.is_empty()) {
+        return sorted(ips.iter().map(|a| address(a)).collect());
+    }
+    if let Some(name) = &spec.external_name {
+        return vec![address(name)];
+    }
+    match spec.cluster_ip.as_deref() {
+        Some(ip) if !ip.is_empty() && ip != "None" => vec![address(ip)],
+        _ => Vec::new(),
+    }
+}
+
+/// One Ingress status write.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StatusPatch {
+    /// The Ingress.
+    pub key: ObjectKey,
+    /// The resourceVersion the plan was computed against (dedupes repeated writes).
+    pub resource_version: Option<String>,
+    /// The new `status.loadBalancer.ingress`; empty clears it.
+    pub ingress: Vec<IngressLoadBalancerIngress>,
+}
+
+/// One Event to publish.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventNote {
+    /// The object the Event is about.
+    pub reference: ObjectReference,
+    /// CamelCase reason from compile.
+    pub reason: String,
+    /// The compile message.
+    pub message: String,
+}
+
+/// What the leader should write.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StatusPlan {
+    /// Ingress status writes.
+    pub patches: Vec<StatusPatch>,
+    /// Events for rejected objects.
+    pub events: Vec<EventNote>,
+}
+
+/// Compute the status writes and Events for the current objects and compile report.
+///
+/// `ours` remembers the Ingresses weir owned in this process: an Ingress leaves it once its
+/// status has been cleared (or it is deleted).
+pub fn plan(
+    objects: &Objects,
+    report: &StatusReport,
+    addresses: Option<&[IngressLoadBalancerIngress]>,
+    ours: &mut BTreeSet<ObjectKey>,
+) -> StatusPlan {
+    let mut out = StatusPlan::default();
+    ours.retain(|k| objects.ingresses.contains_key(k));
+    if let Some(addresses) = addresses {
+        for (key, ingress) in &objects.ingresses {
+            let current: &[IngressLoadBalancerIngress] = ingress
+                .status
+                .as_ref()
+                .and_then(|s| s.load_balancer.as_ref())
+                .and_then(|lb| lb.ingress.as_deref())
+                .unwrap_or(&[]);
+            let desired: &[IngressLoadBalancerIngress] = if report.owned_ingresses.contains(key) {
+                ours.insert(key.clone());
+                addresses
+            } else if current.is_empty() {
+                ours.remove(key);
+                continue;
+            } else if ours.contains(key) || (!addresses.is_empty() && current == addresses) {
+                &[] // left weir's class: clear what weir wrote
+            } else {
+                continue; // another controller's status
+            };
+            if current != desired {
+                out.patches.push(StatusPatch {
+                    key: key.clone(),
+                    resource_version: ingress.metadata.resource_version.clone(),
+                    ingress: desired.to_vec(),
+                });
+            }
+        }
+    }
+    for (object, conditions) in &report.conditions {
+        let Some(reference) = reference(objects, object) else {
+            continue;
+        };
+        for c in conditions.iter().filter(|c| c.severity == Severity::Error) {
+            out.events.push(EventNote {
+                reference: reference.clone(),
+                reason: c.reason.to_owned(),
+                message: c.message.clone(),
+            });
+        }
+    }
+    out
+}
+
+/// An ObjectReference for an object in the store (with its uid, so `kubectl describe` finds
+/// the Event); `None` when the object is not in the store.
+fn reference(objects: &Objects, object: &ObjectRef) -> Option<ObjectReference> {
+    let (api_version, meta): (&str, &ObjectMeta) = match object.kind {
+        "Ingress" => (
+            "networking.k8s.io/v1",
+            &objects.ingresses.get(&object.key)?.metadata,
+        ),
+        "IngressClass" => (
+            "networking.k8s.io/v1",
+            &objects.ingress_classes.get(&object.key)?.metadata,
+        ),
+        "Service" => ("v1", &objects.services.get(&object.key)?.metadata),
+        "Secret" => ("v1", &objects.secrets.get(&object.key)?.metadata),
+        "EndpointSlice" => (
+            "discovery.k8s.io/v1",
+            &objects.endpoint_slices.get(&object.key)?.metadata,
+        ),
+        _ => return None,
+    };
+    Some(ObjectReference {
+        api_version: Some(api_version.to_owned()),
+        kind: Some(object.kind.to_owned()),
+        namespace: meta.namespace.clone(),
+        name: meta.name.clone(),
+        uid: meta.uid.clone(),
+        ..ObjectReference::default()
+    })
+}
+
+/// Apply the latest plan whenever it changes or leadership is gained, only while leader.
+/// Failed writes are retried every `retry` (the plan stays the same until the store sees
+/// the write).
+pub async fn run_writer(
+    client: Client,
+    mut plans: watch::Receiver<Arc<StatusPlan>>,
+    mut leadership: Leadership,
+    reporter: Reporter,
+    metrics: Arc<ControlPlaneMetrics>,
+    retry: Duration,
+) {
+    let recorder = Recorder::new(client.clone(), reporter);
+    // (Ingress, resourceVersion it was computed against, what we wrote): dedupes a write the
+    // store has not seen yet without hiding a later change by someone else.
+    let mut written: HashMap<ObjectKey, (Option<String>, Vec<IngressLoadBalancerIngress>)> =
+        HashMap::new();
+    let mut last_event: HashMap<EventKey, Instant> = HashMap::new();
+    let mut was_leader = false;
+    loop {
+        tokio::select! {
+            changed = plans.changed() => if changed.is_err() { return },
+            _ = leadership.changed() => {},
+            _ = tokio::time::sleep(retry) => {},
+        }
+        let leader = leadership.is_leader();
+        if leader && !was_leader {
+            written.clear(); // someone else may have written meanwhile
+        }
+        was_leader = leader;
+        if !leader {
+            continue;
+        }
+        let plan = plans.borrow_and_update().clone();
+        for patch in &plan.patches {
+            let stamp = (patch.resource_version.clone(), patch.ingress.clone());
+            if written.get(&patch.key) == Some(&stamp) {
+                continue;
+            }
+            if !leadership.is_leader() {
+                break;
+            }
+            let api: Api<Ingress> = Api::namespaced(client.clone(), &patch.key.namespace);
+            let ingress = if patch.ingress.is_empty() {
+                serde_json::Value::Null
+            } else {
+                serde_json::to_value(&patch.ingress).unwrap_or(serde_json::Value::Null)
+            };
+            let body = serde_json::json!({ "status": { "loadBalancer": { "ingress": ingress } } });
+            let params = PatchParams {
+                field_manager: Some(FIELD_MANAGER.to_owned()),
+                ..PatchParams::default()
+            };
+            match api
+                .patch_status(&patch.key.name, &params, &Patch::Merge(&body))
+                .await
+            {
+                Ok(_) => {
+                    metrics.status_written();
+                    tracing::info!(ingress = %patch.key, addresses = patch.ingress.len(), "wrote ingress status");
+                    written.insert(patch.key.clone(), stamp);
+                }
+                Err(::kube::Error::Api(status)) if status.is_not_found() => {}
+                Err(error) => {
+                    tracing::warn!(%error, ingress = %patch.key, "writing ingress status failed; will retry");
+                }
+            }
+        }
+        let now = Instant::now();
+        last_event.retain(|_, at| now.duration_since(*at) < EVENT_INTERVAL);
+        for note in &plan.events {
+            let key = EventKey::of(note);
+            if last_event.contains_key(&key) || !leadership.is_leader() {
+                continue;
+            }
+            let event = Event {
+                type_: EventType::Warning,
+                reason: note.reason.clone(),
+                note: Some(truncate(&note.message, 1000)),
+                action: "Compile".to_owned(),
+                secondary: None,
+            };
+            match recorder.publish(&event, &note.reference).await {
+                Ok(()) => {
+                    metrics.event_published();
+                    last_event.insert(key, now);
+                }
+                Err(error) => {
+                    tracing::warn!(%error, reason = %note.reason, "publishing an event failed");
+                }
+            }
+        }
+    }
+}
+
+/// Rate-limit key of an Event: the object and the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct EventKey {
+    kind: Option<String>,
+    namespace: Option<String>,
+    name: Option<String>,
+    uid: Option<String>,
+    reason: String,
+}
+
+impl EventKey {
+    fn of(note: &EventNote) -> Self {
+        EventKey {
+            kind: note.reference.kind.clone(),
+            namespace: note.reference.namespace.clone(),
+            name: note.reference.name.clone(),
+            uid: note.reference.uid.clone(),
+            reason: note.reason.clone(),
+        }
+    }
+}
+
+fn truncate(s: &str, max: usize) -> String {
+    if s.len() <= max {
+        return s.to_owned();
+    }
+    let mut end = max;
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    s[..end].to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerStatus, IngressStatus};
+
+    use super::*;
+
+    fn ingress_with(ips: &[&str]) -> Ingress {
+        Ingress {
+            metadata: ObjectMeta {
+                namespace: Some("default".to_owned()),
+                name: Some("web".to_owned()),
+                resource_version: Some("7".to_owned()),
+                ..ObjectMeta::default()
+            },
+            spec: None,
+            status: Some(IngressStatus {
+                load_balancer: Some(IngressLoadBalancerStatus {
+                    ingress: Some(ips.iter().map(|ip| address(ip)).collect()),
+                }),
+            }),
+        }
+    }
+
+    fn objects(ingress: Ingress) -> Objects {
+        let mut objects = Objects::default();
+        objects
+            .ingresses
+            .insert(ObjectKey::new("default", "web"), ingress);
+        objects
+    }
+
+    fn owned() -> StatusReport {
+        let mut report = StatusReport::default();
+        report
+            .owned_ingresses
+            .insert(ObjectKey::new("default", "web"));
+        report
+    }
+
+    fn ours() -> Vec<IngressLoadBalancerIngress> {
+        PublishSource {
+            service: None,
+            addresses: vec!["127.0.0.1".to_owned()],
+        }
+        .resolve(None)
+        .expect("fixed addresses")
+    }
+
+    #[test]
+    fn an_owned_ingress_gets_the_published_address() {
+        let plan = plan(
+            &objects(ingress_with(&[])),
+            &owned(),
+            Some(&ours()),
+            &mut BTreeSet::new(),
+        );
+        assert_eq!(plan.patches.len(), 1);
+        assert_eq!(plan.patches[0].ingress, ours());
+        assert_eq!(plan.patches[0].resource_version.as_deref(), Some("7"));
+    }
+
+    #[test]
+    fn a_status_that_already_matches_is_not_patched() {
+        let plan = plan(
+            &objects(ingress_with(&["127.0.0.1"])),
+            &owned(),
+            Some(&ours()),
+            &mut BTreeSet::new(),
+        );
+        assert!(plan.patches.is_empty());
+    }
+
+    #[test]
+    fn an_ingress_that_left_the_class_is_cleared() {
+        let mut remembered = BTreeSet::new();
+        let objects = objects(ingress_with(&["127.0.0.1"]));
+        let _ = plan(&objects, &owned(), Some(&ours()), &mut remembered);
+        let plan = plan(
+            &objects,
+            &StatusReport::default(),
+            Some(&ours()),
+            &mut remembered,
+        );
+        assert_eq!(plan.patches.len(), 1);
+        assert!(plan.patches[0].ingress.is_empty(), "cleared");
+    }
+
+    #[test]
+    fn after_a_restart_our_own_address_is_still_cleared() {
+        let plan = plan(
+            &objects(ingress_with(&["127.0.0.1"])),
+            &StatusReport::default(),
+            Some(&ours()),
+            &mut BTreeSet::new(),
+        );
+        assert_eq!(plan.patches.len(), 1);
+        assert!(plan.patches[0].ingress.is_empty());
+    }
+
+    #[test]
+    fn another_controllers_status_is_left_alone() {
+        let plan = plan(
+            &objects(ingress_with(&["10.0.0.9"])),
+            &StatusReport::default(),
+            Some(&ours()),
+            &mut BTreeSet::new(),
+        );
+        assert!(plan.patches.is_empty());
+    }
+
+    #[test]
+    fn nothing_is_written_before_the_publish_service_has_listed() {
+        let source = PublishSource {
+            service: Some(ObjectKey::new("weir", "weir")),
+            addresses: Vec::new(),
+        };
+        let addresses = source.resolve(None);
+        assert_eq!(addresses, None);
+        let plan = plan(
+            &objects(ingress_with(&["127.0.0.1"])),
+            &owned(),
+            addresses.as_deref(),
+            &mut BTreeSet::new(),
+        );
+        assert!(
+            plan.patches.is_empty(),
+            "an unknown address must not clear anything"
+        );
+    }
+
+    #[test]
+    fn the_publish_service_load_balancer_wins_over_its_cluster_ip() {
+        use k8s_openapi::api::core::v1::{
+            LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
+        };
+        let mut svc = Service {
+            spec: Some(ServiceSpec {
+                cluster_ip: Some("10.96.0.10".to_owned()),
+                ..ServiceSpec::default()
+            }),
+            ..Service::default()
+        };
+        assert_eq!(service_addresses(Some(&svc)), vec![address("10.96.0.10")]);
+        svc.status = Some(ServiceStatus {
+            load_balancer: Some(LoadBalancerStatus {
+                ingress: Some(vec![LoadBalancerIngress {
+                    hostname: Some("lb.example.com".to_owned()),
+                    ..LoadBalancerIngress::default()
+                }]),
+            }),
+            ..ServiceStatus::default()
+        });
+        assert_eq!(
+            service_addresses(Some(&svc)),
+            vec![address("lb.example.com")]
+        );
+    }
+}

@@ -1,0 +1,444 @@
+//! The file source: a directory of Kubernetes manifests, read the way `kubectl apply -f DIR -R`
+//! reads it.
+//!
+//! Files ending in `.yaml`, `.yml` or `.json` are read recursively in path order; a YAML file
+//! may hold several `---`-separated documents, a JSON file a stream of values. `List` kinds
+//! (`v1/List`, `IngressList`, …) are unpacked. Kinds weir does not keep are skipped (debug
+//! log). A document that does not parse, or parses into an invalid object, becomes a
+//! [`LoadDiagnostic`] with file, document index and line, and is skipped: the rest of the
+//! directory still loads. Only an unreadable directory is an error ([`LoadError`]).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+use serde_json::Value;
+
+use super::{Applied, Kind, KubeObject, Objects};
+
+/// Why the manifests could not be loaded at all.
+#[derive(Debug, thiserror::Error)]
+pub enum LoadError {
+    /// The directory (or file) given cannot be read.
+    #[error("cannot read {}: {source}", path.display())]
+    Read {
+        /// The path given.
+        path: PathBuf,
+        /// The IO error.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A document (or file) that was skipped, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct LoadDiagnostic {
+    /// The file.
+    pub file: PathBuf,
+    /// Index of the document in the file (0-based, counting non-empty documents; list items
+    /// share their list's index).
+    pub document_index: usize,
+    /// 1-based line of the error when known, else of the document's start.
+    pub line: Option<usize>,
+    /// What is wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for LoadDiagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file.display())?;
+        if let Some(line) = self.line {
+            write!(f, ":{line}")?;
+        }
+        write!(f, " (document {}): {}", self.document_index, self.reason)
+    }
+}
+
+/// Load every manifest under `dir` (or the single file `dir`).
+pub fn load_dir(dir: &Path) -> Result<(Objects, Vec<LoadDiagnostic>), LoadError> {
+    let read_error = |source| LoadError::Read {
+        path: dir.to_owned(),
+        source,
+    };
+    let meta = std::fs::metadata(dir).map_err(read_error)?;
+    let mut diagnostics = Vec::new();
+    let mut files = Vec::new();
+    if meta.is_file() {
+        files.push(dir.to_owned());
+    } else {
+        std::fs::read_dir(dir).map_err(read_error)?;
+        collect_files(dir, &mut files, &mut diagnostics);
+    }
+    files.sort();
+    let mut loader = Loader {
+        objects: Objects::default(),
+        diagnostics,
+    };
+    for file in &files {
+        loader.load_file(file);
+    }
+    Ok((loader.objects, loader.diagnostics))
+}
+
+fn is_manifest(path: &Path) -> bool {
+    matches!(
+        path.extension().and_then(|e| e.to_str()),
+        Some("yaml" | "yml" | "json")
+    )
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<LoadDiagnostic>) {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(entries) => entries,
+        Err(error) => {
+            diagnostics.push(LoadDiagnostic {
+                file: dir.to_owned(),
+                document_index: 0,
+                line: None,
+                reason: format!("cannot read directory: {error}"),
+            });
+            return;
+        }
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        // `metadata` follows symlinks, as kubectl does.
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => collect_files(&path, files, diagnostics),
+            Ok(_) if is_manifest(&path) => files.push(path),
+            Ok(_) => {}
+            Err(error) => diagnostics.push(LoadDiagnostic {
+                file: path,
+                document_index: 0,
+                line: None,
+                reason: format!("cannot read: {error}"),
+            }),
+        }
+    }
+}
+
+/// One document of a file: where it starts and what it parsed to.
+struct Document {
+    start_line: usize,
+    parsed: Result<Value, (Option<usize>, String)>,
+}
+
+struct Loader {
+    objects: Objects,
+    diagnostics: Vec<LoadDiagnostic>,
+}
+
+impl Loader {
+    fn load_file(&mut self, file: &Path) {
+        let text = match std::fs::read(file) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => text,
+                Err(_) => {
+                    self.diagnose(file, 0, None, "file is not valid UTF-8".to_owned());
+                    return;
+                }
+            },
+            Err(error) => {
+                self.diagnose(file, 0, None, format!("cannot read: {error}"));
+                return;
+            }
+        };
+        let documents = if file.extension().and_then(|e| e.to_str()) == Some("json") {
+            json_documents(&text)
+        } else {
+            yaml_documents(&text)
+        };
+        for (index, document) in documents.into_iter().enumerate() {
+            match document.parsed {
+                Ok(value) => self.load_value(file, index, document.start_line, value, None),
+                Err((line, reason)) => self.diagnose(file, index, line, reason),
+            }
+        }
+    }
+
+    fn diagnose(
+        &mut self,
+        file: &Path,
+        document_index: usize,
+        line: Option<usize>,
+        reason: String,
+    ) {
+        self.diagnostics.push(LoadDiagnostic {
+            file: file.to_owned(),
+            document_index,
+            line,
+            reason,
+        });
+    }
+
+    /// `list_type`: apiVersion and item kind of the enclosing typed list, for items that
+    /// omit them.
+    fn load_value(
+        &mut self,
+        file: &Path,
+        index: usize,
+        line: usize,
+        mut value: Value,
+        list_type: Option<(&str, &str)>,
+    ) {
+        let Some(map) = value.as_object_mut() else {
+            let reason = format!("document is not a mapping but {}", value_type(&value));
+            self.diagnose(file, index, Some(line), reason);
+            return;
+        };
+        if let Some((api_version, kind)) = list_type {
+            map.entry("apiVersion")
+                .or_insert_with(|| Value::String(api_version.to_owned()));
+            map.entry("kind")
+                .or_insert_with(|| Value::String(kind.to_owned()));
+        }
+        let api_version = map
+            .get("apiVersion")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        let kind = map.get("kind").and_then(Value::as_str).map(str::to_owned);
+        let (Some(api_version), Some(kind)) = (api_version, kind) else {
+            let reason = "document has no apiVersion or kind".to_owned();
+            self.diagnose(file, index, Some(line), reason);
+            return;
+        };
+        if let Some(item_kind) = kind.strip_suffix("List") {
+            match map.remove("items") {
+                Some(Value::Array(items)) => {
+                    for item in items {
+                        let list_type = Some((api_version.as_str(), item_kind));
+                        self.load_value(file, index, line, item, list_type);
+                    }
+                }
+                Some(Value::Null) | None => {}
+                Some(other) => {
+                    let reason = format!("{kind}.items is not a list but {}", value_type(&other));
+                    self.diagnose(file, index, Some(line), reason);
+                }
+            }
+            return;
+        }
+        let Some(kind) = Kind::from_type(&api_version, &kind) else {
+            tracing::debug!(file = %file.display(), index, api_version, kind, "ignoring kind");
+            return;
+        };
+        let object = match KubeObject::from_value(kind, value) {
+            Ok(object) => object,
+            Err(error) => {
+                self.diagnose(file, index, Some(line), format!("invalid {kind}: {error}"));
+                return;
+            }
+        };
+        match self.objects.apply(object) {
+            Ok(Applied::Stored {
+                key,
+                replaced: true,
+            }) => {
+                let reason =
+                    format!("duplicate {kind} {key}: this definition replaces an earlier one");
+                self.diagnose(file, index, Some(line), reason);
+            }
+            Ok(Applied::Stored { .. }) => {}
+            Ok(Applied::Ignored { key }) => {
+                tracing::debug!(file = %file.display(), %key, "ignoring Secret not of type kubernetes.io/tls");
+            }
+            Err(error) => self.diagnose(file, index, Some(line), error.to_string()),
+        }
+    }
+}
+
+fn value_type(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "a list",
+        Value::Object(_) => "a mapping",
+    }
+}
+
+/// Split a YAML stream on `---` lines (as kubectl's reader does), parse each non-empty
+/// document on its own so that one bad document does not hide the others.
+fn yaml_documents(text: &str) -> Vec<Document> {
+    let mut documents = Vec::new();
+    let mut start = 0usize; // byte offset of the current document
+    let mut start_line = 1usize;
+    let mut offset = 0usize;
+    let push = |documents: &mut Vec<Document>, body: &str, start_line: usize| {
+        if body
+            .lines()
+            .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
+        {
+            return;
+        }
+        let parsed = match serde_yaml::from_str::<Value>(body) {
+            Ok(Value::Null) => return,
+            Ok(value) => Ok(value),
+            Err(error) => {
+                let line = error
+                    .location()
+                    .map(|l| start_line + l.line().saturating_sub(1));
+                Err((line.or(Some(start_line)), format!("invalid YAML: {error}")))
+            }
+        };
+        documents.push(Document { start_line, parsed });
+    };
+    for (line_no, line) in (1usize..).zip(text.split_inclusive('\n')) {
+        let content = line.trim_end_matches(['\n', '\r']);
+        let is_separator = content
+            .strip_prefix("---")
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with(char::is_whitespace));
+        if is_separator {
+            push(&mut documents, &text[start..offset], start_line);
+            start = offset + line.len();
+            start_line = line_no + 1;
+        }
+        offset += line.len();
+    }
+    push(&mut documents, &text[start..], start_line);
+    documents
+}
+
+/// Parse a stream of JSON values; a syntax error ends the file (the stream cannot resync).
+fn json_documents(text: &str) -> Vec<Document> {
+    let mut documents = Vec::new();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    loop {
+        let start = stream.byte_offset();
+        let start_line = 1
+            + text[..start].matches('\n').count()
+            + text[start..]
+                .chars()
+                .take_while(|c| c.is_whitespace())
+                .filter(|&c| c == '\n')
+                .count();
+        match stream.next() {
+            None => break,
+            Some(Ok(value)) => documents.push(Document {
+                start_line,
+                parsed: Ok(value),
+            }),
+            Some(Err(error)) => {
+                documents.push(Document {
+                    start_line,
+                    parsed: Err((Some(error.line()), format!("invalid JSON: {error}"))),
+                });
+                break;
+            }
+        }
+    }
+    documents
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::ObjectKey;
+
+    fn write(dir: &Path, name: &str, text: &str) {
+        let path = dir.join(name);
+        std::fs::create_dir_all(path.parent().expect("has parent")).expect("mkdir");
+        std::fs::write(path, text).expect("write");
+    }
+
+    const SERVICE: &str =
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: a\nspec:\n  ports:\n  - port: 80\n";
+
+    #[test]
+    fn loads_multi_document_yaml_recursively_with_default_namespace() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "---\n{SERVICE}---\n# only a comment\n---\n{}",
+            SERVICE.replace("name: a", "name: b\n  namespace: x")
+        );
+        write(dir.path(), "sub/deeper/svc.yml", &text);
+        write(dir.path(), "notes.txt", "not yaml: [");
+        let (objects, diagnostics) = load_dir(dir.path()).expect("loads");
+        assert_eq!(diagnostics, vec![]);
+        let keys: Vec<_> = objects.services.keys().cloned().collect();
+        assert_eq!(
+            keys,
+            vec![ObjectKey::new("default", "a"), ObjectKey::new("x", "b")]
+        );
+    }
+
+    #[test]
+    fn bad_document_is_reported_with_line_and_the_rest_loads() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "{SERVICE}---\napiVersion: v1\nkind: Service\nmetadata: [unclosed\n---\n{}",
+            SERVICE.replace("name: a", "name: c")
+        );
+        write(dir.path(), "m.yaml", &text);
+        let (objects, diagnostics) = load_dir(dir.path()).expect("loads");
+        assert_eq!(objects.services.len(), 2);
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert_eq!(diagnostics[0].document_index, 1);
+        assert!(
+            diagnostics[0].line.is_some_and(|l| (9..=12).contains(&l)),
+            "{:?}",
+            diagnostics[0]
+        );
+    }
+
+    #[test]
+    fn wrong_field_type_is_reported_at_document_start() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let text = format!(
+            "{SERVICE}---\n{}",
+            SERVICE.replace("port: 80", "port: eighty")
+        );
+        write(dir.path(), "m.yaml", &text);
+        let (objects, diagnostics) = load_dir(dir.path()).expect("loads");
+        assert_eq!(objects.services.len(), 1);
+        assert_eq!(diagnostics.len(), 1);
+        assert_eq!(diagnostics[0].line, Some(9));
+        assert!(
+            diagnostics[0].reason.contains("invalid Service"),
+            "{}",
+            diagnostics[0].reason
+        );
+    }
+
+    #[test]
+    fn json_lists_are_unpacked_and_other_kinds_ignored() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let json = r#"{"apiVersion":"v1","kind":"List","items":[
+            {"apiVersion":"v1","kind":"Service","metadata":{"name":"a"}},
+            {"apiVersion":"apps/v1","kind":"Deployment","metadata":{"name":"d"}}]}
+            {"apiVersion":"networking.k8s.io/v1","kind":"IngressClassList","items":[{"metadata":{"name":"weir"},"spec":{"controller":"weir.dev/ingress-controller"}}]}"#;
+        write(dir.path(), "m.json", json);
+        let (objects, diagnostics) = load_dir(dir.path()).expect("loads");
+        assert_eq!(diagnostics, vec![]);
+        assert_eq!(objects.services.len(), 1);
+        assert!(
+            objects
+                .ingress_classes
+                .contains_key(&ObjectKey::new("", "weir"))
+        );
+    }
+
+    #[test]
+    fn missing_kind_and_duplicates_are_reported() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(
+            dir.path(),
+            "a.yaml",
+            &format!("{SERVICE}---\nmetadata:\n  name: x\n"),
+        );
+        write(dir.path(), "b.yaml", SERVICE);
+        let (objects, diagnostics) = load_dir(dir.path()).expect("loads");
+        assert_eq!(objects.services.len(), 1);
+        let reasons: Vec<_> = diagnostics.iter().map(|d| d.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2, "{reasons:?}");
+        assert!(reasons[0].contains("no apiVersion or kind"));
+        assert!(reasons[1].contains("duplicate Service default/a"));
+    }
+
+    #[test]
+    fn unreadable_directory_is_an_error() {
+        let err = load_dir(Path::new("/nonexistent/weir-manifests")).expect_err("missing");
+        assert!(matches!(err, LoadError::Read { .. }));
+    }
+}

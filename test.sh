@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# The whole weir test suite: what CI runs (.ci/run) and what a newcomer runs.
+#
+#   ./test.sh            format, lint, unit/integration/golden/proxy tests, then the black-box
+#                        e2e tests of the built binary: manifests mode, the real Kubernetes
+#                        control plane (built from Go modules on first use, cached), and weir
+#                        in Kubernetes mode against it.
+#
+# Environment: WEIR_SKIP_CLUSTER=1 skips the two control-plane suites (e.g. on a laptop
+# without Go); WEIR_CACHE is the Go build cache of e2e/cluster (default ~/.cache/weir-e2e).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")"
+
+step() { printf '\n=== %s (%s)\n' "$*" "$(date +%H:%M:%S)"; }
+SECONDS=0
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy --all-targets -- -D warnings"
+cargo clippy --all-targets --release -- -D warnings
+
+step "cargo test (release profile: the fan-out and reconfiguration tests push 100k requests)"
+cargo test --release --all-targets
+
+step "cargo build --release (the binary the e2e tests drive)"
+cargo build --release --bin weir
+export WEIR_BIN="$PWD/target/release/weir"
+
+failed=()
+for suite in e2e/manifests/test.sh e2e/helm/test.sh e2e/cluster/test.sh e2e/kube/test.sh; do
+    [[ -x $suite ]] || continue
+    if [[ ${WEIR_SKIP_CLUSTER:-0} == 1 && ($suite == e2e/cluster/* || $suite == e2e/kube/*) ]]; then
+        echo "skipping $suite (WEIR_SKIP_CLUSTER=1)"
+        continue
+    fi
+    step "$suite"
+    if ! "$suite"; then failed+=("$suite"); fi
+done
+
+step "done in ${SECONDS}s"
+if ((${#failed[@]})); then
+    echo "FAILED suites: ${failed[*]}"
+    exit 1
+fi

@@ -1,0 +1,273 @@
+//! Protocol tests of the Kubernetes watchers against a scripted API server (a `tower-test`
+//! mock behind a real `kube::Client`), for what a real server cannot be made to do at a
+//! chosen instant: a bookmark then a dropped watch (resume from the bookmark's
+//! resourceVersion), 410 Gone on resume (re-list, objects deleted meanwhile disappear), and
+//! an object that does not decode (skipped; the watcher lives on).
+
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures::channel::mpsc as fmpsc;
+use http::{Request, Response, StatusCode};
+use http_body::Frame;
+use http_body_util::StreamBody;
+use k8s_openapi::api::networking::v1::Ingress;
+use serde_json::{Value, json};
+use tokio::sync::mpsc;
+use tower_test::mock;
+
+use weir::reconcile::metrics::{ControlPlaneMetrics, WatchKind};
+use weir::store::KubeObject;
+use weir::store::kube::{Change, StoreEvent, namespaced_api, object_key, watch_kind};
+
+type Chunks = fmpsc::UnboundedReceiver<Result<Frame<Bytes>, Infallible>>;
+type Body = StreamBody<Chunks>;
+type Handle = mock::Handle<Request<kube::client::Body>, Response<Body>>;
+
+/// A response whose body stays open until the returned sender is dropped.
+fn streaming(
+    status: StatusCode,
+) -> (
+    Response<Body>,
+    fmpsc::UnboundedSender<Result<Frame<Bytes>, Infallible>>,
+) {
+    let (tx, rx) = fmpsc::unbounded();
+    let response = Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(StreamBody::new(rx))
+        .expect("response");
+    (response, tx)
+}
+
+fn complete(status: StatusCode, body: &Value) -> Response<Body> {
+    let (response, tx) = streaming(status);
+    tx.unbounded_send(Ok(Frame::data(Bytes::from(body.to_string()))))
+        .expect("open");
+    response
+}
+
+fn send_line(tx: &fmpsc::UnboundedSender<Result<Frame<Bytes>, Infallible>>, event: &Value) {
+    tx.unbounded_send(Ok(Frame::data(Bytes::from(format!("{event}\n")))))
+        .expect("watch body open");
+}
+
+fn ingress(name: &str, rv: &str) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {
+            "namespace": "default", "name": name, "resourceVersion": rv, "uid": format!("uid-{name}"),
+            "managedFields": [{"manager": "kubectl", "operation": "Apply"}],
+            "annotations": {"kubectl.kubernetes.io/last-applied-configuration": "{\"huge\":true}"}
+        },
+        "spec": {"ingressClassName": "weir", "rules": [{"host": format!("{name}.example")}]}
+    })
+}
+
+/// An Ingress k8s-openapi cannot decode (`spec.rules` is not a list).
+fn broken_ingress(name: &str, rv: &str) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "Ingress",
+        "metadata": {"namespace": "default", "name": name, "resourceVersion": rv},
+        "spec": {"rules": "not-a-list"}
+    })
+}
+
+fn list(rv: &str, items: Vec<Value>) -> Value {
+    json!({
+        "apiVersion": "networking.k8s.io/v1",
+        "kind": "IngressList",
+        "metadata": {"resourceVersion": rv},
+        "items": items
+    })
+}
+
+/// Wait for the next request and check it is a list (no `watch`) or a watch from `rv`.
+async fn expect_request(
+    handle: &mut Handle,
+    watch_from: Option<&str>,
+) -> mock::SendResponse<Response<Body>> {
+    let (request, respond) = handle.next_request().await.expect("a request");
+    assert_eq!(request.uri().path(), "/apis/networking.k8s.io/v1/ingresses");
+    let query = request.uri().query().unwrap_or("").to_owned();
+    match watch_from {
+        None => assert!(
+            !query.contains("watch=true"),
+            "expected a list, got {query}"
+        ),
+        Some(rv) => {
+            assert!(
+                query.contains("watch=true"),
+                "expected a watch, got {query}"
+            );
+            assert!(
+                query.contains(&format!("resourceVersion={rv}&"))
+                    || query.ends_with(&format!("resourceVersion={rv}")),
+                "expected a watch from resourceVersion {rv}, got {query}"
+            );
+            assert!(
+                query.contains("allowWatchBookmarks=true"),
+                "bookmarks requested: {query}"
+            );
+        }
+    }
+    respond
+}
+
+fn names(change: &Change) -> Vec<String> {
+    let objects: Vec<&KubeObject> = match change {
+        Change::Replace(list) => list.iter().collect(),
+        Change::Apply(object) => vec![object.as_ref()],
+        Change::Delete(key) => return vec![format!("-{}", key.name)],
+    };
+    objects.iter().map(|o| object_key(o).name).collect()
+}
+
+async fn next(rx: &mut mpsc::Receiver<StoreEvent>) -> StoreEvent {
+    tokio::time::timeout(Duration::from_secs(30), rx.recv())
+        .await
+        .expect("an event within 30 s (paused clock)")
+        .expect("watcher alive")
+}
+
+fn start() -> (
+    Handle,
+    mpsc::Receiver<StoreEvent>,
+    Arc<ControlPlaneMetrics>,
+    tokio::task::JoinHandle<()>,
+) {
+    let (service, handle) = mock::pair::<Request<kube::client::Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let metrics = Arc::new(ControlPlaneMetrics::default());
+    let (tx, rx) = mpsc::channel(16);
+    let task = tokio::spawn(watch_kind::<Ingress>(
+        namespaced_api::<Ingress>(&client, None),
+        kube::runtime::watcher::Config::default(),
+        WatchKind::Ingress,
+        KubeObject::Ingress,
+        tx,
+        metrics.clone(),
+    ));
+    (handle, rx, metrics, task)
+}
+
+#[tokio::test(start_paused = true)]
+async fn bookmark_resume_then_410_relists() {
+    let (mut handle, mut rx, metrics, task) = start();
+
+    // 1. Initial list: one good Ingress, one that does not decode.
+    let respond = expect_request(&mut handle, None).await;
+    respond.send_response(complete(
+        StatusCode::OK,
+        &list("10", vec![ingress("a", "9"), broken_ingress("b", "10")]),
+    ));
+    let listed = next(&mut rx).await;
+    assert_eq!(
+        names(&listed.change),
+        ["a"],
+        "the broken Ingress is skipped, the list is not"
+    );
+    let Change::Replace(objects) = &listed.change else {
+        panic!("a list is a Replace")
+    };
+    let KubeObject::Ingress(a) = &objects[0] else {
+        panic!("an Ingress")
+    };
+    assert!(a.metadata.managed_fields.is_none(), "managedFields dropped");
+    assert!(
+        a.metadata.annotations.is_none(),
+        "last-applied annotation dropped"
+    );
+
+    // 2. Watch from the list's resourceVersion: an add, a bookmark, then the server closes.
+    let respond = expect_request(&mut handle, Some("10")).await;
+    let (response, body) = streaming(StatusCode::OK);
+    respond.send_response(response);
+    send_line(
+        &body,
+        &json!({"type": "ADDED", "object": ingress("c", "11")}),
+    );
+    assert_eq!(names(&next(&mut rx).await.change), ["c"]);
+    send_line(
+        &body,
+        &json!({"type": "MODIFIED", "object": broken_ingress("c", "12")}),
+    );
+    assert_eq!(
+        names(&next(&mut rx).await.change),
+        ["-c"],
+        "an object that stops decoding is treated as gone"
+    );
+    send_line(
+        &body,
+        &json!({"type": "BOOKMARK", "object": {
+            "apiVersion": "networking.k8s.io/v1", "kind": "Ingress",
+            "metadata": {"resourceVersion": "15"}
+        }}),
+    );
+    drop(body);
+
+    // 3. The watch resumes from the bookmark's resourceVersion (not the last object's), and
+    //    the server answers 410 Gone.
+    let respond = expect_request(&mut handle, Some("15")).await;
+    let (response, body) = streaming(StatusCode::OK);
+    respond.send_response(response);
+    send_line(
+        &body,
+        &json!({"type": "ERROR", "object": {
+            "apiVersion": "v1", "kind": "Status", "metadata": {}, "status": "Failure",
+            "message": "too old resource version: 15 (30)", "reason": "Expired", "code": 410
+        }}),
+    );
+
+    // 4. Re-list: `c` was deleted while we were away, `d` was added.
+    let respond = expect_request(&mut handle, None).await;
+    respond.send_response(complete(
+        StatusCode::OK,
+        &list("30", vec![ingress("a", "9"), ingress("d", "29")]),
+    ));
+    let relisted = next(&mut rx).await;
+    assert_eq!(
+        names(&relisted.change),
+        ["a", "d"],
+        "the re-list replaces the kind"
+    );
+
+    // 5. And it watches again from the new list.
+    let _respond = expect_request(&mut handle, Some("30")).await;
+    assert!(
+        metrics.watch_error_count(WatchKind::Ingress) >= 1,
+        "410 counted as a watch error"
+    );
+    let mut out = String::new();
+    metrics.render_metrics(&mut out);
+    assert!(
+        out.contains("weir_watch_skipped_objects_total{kind=\"ingress\"} 2"),
+        "{out}"
+    );
+    task.abort();
+}
+
+#[tokio::test(start_paused = true)]
+async fn an_unreachable_server_is_retried_with_backoff() {
+    let (mut handle, mut rx, metrics, task) = start();
+    for _ in 0..3 {
+        let respond = expect_request(&mut handle, None).await;
+        respond.send_response(complete(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &json!({"apiVersion": "v1", "kind": "Status", "status": "Failure",
+                    "message": "etcd is down", "reason": "ServiceUnavailable", "code": 503}),
+        ));
+    }
+    let respond = expect_request(&mut handle, None).await;
+    respond.send_response(complete(
+        StatusCode::OK,
+        &list("5", vec![ingress("a", "5")]),
+    ));
+    assert_eq!(names(&next(&mut rx).await.change), ["a"]);
+    assert_eq!(metrics.watch_error_count(WatchKind::Ingress), 3);
+    task.abort();
+}

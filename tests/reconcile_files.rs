@@ -1,0 +1,127 @@
+//! File mode: `run_files` loads a manifests directory, publishes, follows edits, and keeps
+//! the last snapshot when the directory becomes unreadable. Real files and real `notify`
+//! events, so the waits are bounded polls (no timing assertions).
+
+use std::path::Path;
+use std::time::Duration;
+
+use weir::compile::CompileConfig;
+use weir::proxy::{Proxy, ProxyConfig};
+use weir::reconcile::{ReconcileConfig, run_files};
+
+const CLASS: &str = "apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: weir}
+spec: {controller: weir.dev/ingress-controller}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: web, namespace: default}
+spec: {ports: [{name: http, port: 80}]}
+";
+
+fn ingress(host: &str) -> String {
+    format!(
+        "apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {{name: web, namespace: default}}
+spec:
+  ingressClassName: weir
+  rules:
+  - host: {host}
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+"
+    )
+}
+
+fn hosts(proxy: &Proxy) -> Vec<String> {
+    proxy
+        .snapshot()
+        .virtual_hosts
+        .exact
+        .keys()
+        .cloned()
+        .collect()
+}
+
+async fn eventually(what: &str, mut f: impl FnMut() -> bool) {
+    for _ in 0..200 {
+        if f() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("not within 10 s: {what}");
+}
+
+fn write(dir: &Path, name: &str, text: &str) {
+    std::fs::write(dir.join(name), text).expect("write manifest");
+}
+
+#[tokio::test]
+async fn follows_edits_and_keeps_the_last_snapshot_when_the_directory_goes_away() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let dir = root.path().join("manifests");
+    std::fs::create_dir_all(dir.join("nested")).expect("mkdir");
+    write(&dir, "class.yaml", CLASS);
+    write(&dir.join("nested"), "ingress.yaml", &ingress("a.example"));
+
+    let mut cfg = ReconcileConfig::new(CompileConfig {
+        controller_name: "weir.dev/ingress-controller".to_owned(),
+        http_addr: "127.0.0.1:8080".parse().expect("addr"),
+        https_addr: None,
+        default_backend: None,
+        now_unix: 0,
+    });
+    cfg.quiet = Duration::from_millis(20);
+    cfg.max_delay = Duration::from_millis(200);
+    let metrics = cfg.metrics.clone();
+    let proxy = Proxy::new(ProxyConfig::default());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(run_files(dir.clone(), cfg, proxy.clone(), async move {
+        let _ = stopped.await;
+    }));
+
+    eventually("initial load published", || proxy.generation() == 1).await;
+    assert_eq!(hosts(&proxy), ["a.example"]);
+
+    // An edit in a nested directory is picked up (recursive watch).
+    write(&dir.join("nested"), "ingress.yaml", &ingress("b.example"));
+    eventually("edit published", || hosts(&proxy) == ["b.example"]).await;
+
+    // A broken document is a diagnostic, not an outage: the rest still loads.
+    write(
+        &dir,
+        "broken.yaml",
+        "kind: Ingress\napiVersion: networking.k8s.io/v1\nspec: [",
+    );
+    write(&dir.join("nested"), "ingress.yaml", &ingress("c.example"));
+    eventually("edit next to a broken file published", || {
+        hosts(&proxy) == ["c.example"]
+    })
+    .await;
+
+    // The directory disappears: the reload fails and the last snapshot keeps serving.
+    let generation = proxy.generation();
+    std::fs::remove_dir_all(&dir).expect("rm");
+    let mut out = String::new();
+    eventually("failed reload counted", || {
+        out.clear();
+        metrics.render_metrics(&mut out);
+        out.lines()
+            .find_map(|l| l.strip_prefix("weir_watch_errors_total{kind=\"manifests\"} "))
+            .is_some_and(|n| n != "0")
+    })
+    .await;
+    assert_eq!(proxy.generation(), generation, "nothing published");
+    assert_eq!(hosts(&proxy), ["c.example"], "last snapshot kept");
+
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .expect("run_files stops on shutdown")
+        .expect("task")
+        .expect("run_files ok");
+}
