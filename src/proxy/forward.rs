@@ -24,7 +24,7 @@ use super::config::{ForwardedHeaders, RequestIdMode};
 use super::error::{Failure, synthetic};
 use super::framing::Ambiguous;
 use super::upstream::{ClusterState, EndpointState, H2Stream, Lease};
-use super::{Inner, RouteRt, router};
+use super::{Inner, RouteRt};
 use crate::balance::PickContext;
 use crate::snapshot::RouteAction;
 
@@ -124,7 +124,7 @@ async fn forward(
     let Ok(host) = host_value.to_str() else {
         return Err((Failure::BadRequest("invalid host\n"), None, None));
     };
-    let Some(m) = router::route(&rt.snapshot, host, req.uri().path()) else {
+    let Some(m) = rt.snapshot.route(host, req.uri().path()) else {
         if let Some(l) = log.as_deref_mut() {
             l.authority = host.to_string();
         }

@@ -6,7 +6,7 @@
 //! [`Proxy::generation`]; `main` runs [`Proxy::serve`]. Everything else is the request path:
 //!
 //! - `server`: accept, TLS (`tls`), HTTP/1.1 + HTTP/2, graceful shutdown;
-//! - `forward`: one request: route (`router`), balance ([`crate::balance`]), rewrite
+//! - `forward`: one request: route ([`Snapshot::route`]), balance ([`crate::balance`]), rewrite
 //!   headers, forward over a pooled connection (`upstream`), stream the response (`body`);
 //! - `error`: the one place failures become responses;
 //! - `metrics`, `access_log`: accounting.
@@ -53,7 +53,6 @@ mod error;
 mod forward;
 mod framing;
 mod metrics;
-mod router;
 mod server;
 mod tls;
 mod upstream;
@@ -338,7 +337,7 @@ impl Proxy {
             }
         }
         if let Some(d) = &snapshot.default_backend {
-            add("default_backend", d);
+            add(crate::snapshot::router::DEFAULT_BACKEND_ROUTE, d);
         }
         routes.sort_by_key(|(k, _)| *k);
         *route_stats = seen;
