@@ -130,3 +130,35 @@ fn default_proxy_serves_an_empty_snapshot() {
         Some(0)
     );
 }
+
+#[tokio::test]
+async fn in_flight_counts_return_to_zero_when_clients_give_up() {
+    let a = Backend::start("a").await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
+    h.proxy
+        .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+    let in_flight = |p: &weir::proxy::Proxy| {
+        p.clusters_json()["clusters"][0]["endpoints"][0]["in_flight"].as_u64()
+    };
+    for proto in BOTH {
+        let before = a.hits();
+        let mut c = h.client(proto).await;
+        let pending = tokio::spawn(async move { c.get("a.example", "/slow/5000").await });
+        while a.hits() == before {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert_eq!(in_flight(&h.proxy), Some(1), "{proto:?}");
+        // The client gives up: the stream is reset (h2) or the connection closed (h1).
+        pending.abort();
+        let mut settled = false;
+        for _ in 0..400 {
+            if in_flight(&h.proxy) == Some(0) {
+                settled = true;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        assert!(settled, "{proto:?}: in-flight count back to 0");
+    }
+}

@@ -204,7 +204,9 @@ async fn forward(
         };
         let Some(mut r) = req.take() else { break };
         set_request_target(&mut r, &lease, &host_value);
-        ep.load.in_flight.fetch_add(1, Ordering::Relaxed);
+        // Counted until the response body is done — or until this future is dropped because
+        // the client went away.
+        let in_flight = InFlight::start(ep);
         ep.total.fetch_add(1, Ordering::Relaxed);
         let sent_at = Instant::now();
         let outcome = send(lease, r, cfg.timeouts.request).await;
@@ -212,7 +214,7 @@ async fn forward(
             Ok(ok) => ok,
             Err(SendError::NotSent(back, f)) => {
                 // The connection died before the request left: safe to try again.
-                ep.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+                drop(in_flight);
                 ep.total.fetch_sub(1, Ordering::Relaxed);
                 if current.is_none() {
                     current = Some((i, false));
@@ -222,7 +224,7 @@ async fn forward(
                 continue;
             }
             Err(SendError::Failed(f)) => {
-                ep.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+                drop(in_flight);
                 return Err((f, route, Some(cluster)));
             }
         };
@@ -246,7 +248,7 @@ async fn forward(
             start,
             status: status.as_u16(),
             route,
-            endpoint: ep.clone(),
+            in_flight,
             h1,
             _h2: h2,
             log: log.take(),
@@ -340,13 +342,29 @@ fn tunnel(downstream: Option<hyper::upgrade::OnUpgrade>, upstream: hyper::upgrad
     });
 }
 
+/// One request in flight to an endpoint, until dropped.
+struct InFlight(Arc<EndpointState>);
+
+impl InFlight {
+    fn start(ep: &Arc<EndpointState>) -> Self {
+        ep.load.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(ep.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
 /// Finishes a forwarded request when its response body is dropped.
 pub(crate) struct Completion {
     inner: Arc<Inner>,
     start: Instant,
     status: u16,
     route: Option<Arc<RouteRt>>,
-    endpoint: Arc<EndpointState>,
+    in_flight: InFlight,
     h1: Option<http1::SendRequest<Incoming>>,
     _h2: Option<H2Stream>,
     log: Option<Box<LogRecord>>,
@@ -361,12 +379,11 @@ impl Completion {
 
     /// Accounts for the request; `ended`: the response body was sent completely.
     pub(crate) fn finish(mut self, ended: bool) {
-        self.endpoint.load.in_flight.fetch_sub(1, Ordering::Relaxed);
         if let Some(h1) = self.h1.take()
             && ended
             && !self.errored
         {
-            self.endpoint.release_h1(h1);
+            self.in_flight.0.release_h1(h1);
         }
         let elapsed = self.start.elapsed();
         if let Some(r) = &self.route {
