@@ -161,4 +161,11 @@ async fn in_flight_counts_return_to_zero_when_clients_give_up() {
         }
         assert!(settled, "{proto:?}: in-flight count back to 0");
     }
+    // Both abandoned requests are counted (as 499, nginx's "client closed request").
+    let mut m = String::new();
+    h.proxy.render_metrics(&mut m);
+    assert!(
+        m.contains("weir_requests_total{route=\"a.example/0\",cluster=\"default/a:80\",code_class=\"4xx\"} 2"),
+        "{m}"
+    );
 }

@@ -62,7 +62,27 @@ pub(crate) async fn handle(
             ..LogRecord::default()
         })
     });
-    let (resp, route) = match forward(&inner, &conn, req, start, &mut log).await {
+    // Accounts for the request (499, as ingress-nginx logs it) if the client goes away while
+    // weir is still waiting for the upstream's response headers.
+    let mut pending = Pending {
+        inner: inner.clone(),
+        start,
+        route: None,
+        log: log.take(),
+        armed: true,
+    };
+    let result = forward(
+        &inner,
+        &conn,
+        req,
+        start,
+        &mut pending.log,
+        &mut pending.route,
+    )
+    .await;
+    pending.armed = false;
+    let mut log = pending.log.take();
+    let (resp, route) = match result {
         Ok(resp) => return resp,
         Err((failure, route, cluster)) => {
             failure.trace();
@@ -76,6 +96,38 @@ pub(crate) async fn handle(
         }
     };
     finish_synthetic(&inner, resp, route, start, log)
+}
+
+/// See [`handle`]: the request's accounting while its future may still be dropped.
+struct Pending {
+    inner: Arc<Inner>,
+    start: Instant,
+    route: Option<Arc<RouteRt>>,
+    log: Option<Box<LogRecord>>,
+    armed: bool,
+}
+
+/// Status recorded for requests whose client went away before the response (nginx's
+/// "client closed request").
+const CLIENT_CLOSED: u16 = 499;
+
+impl Drop for Pending {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let elapsed = self.start.elapsed();
+        match &self.route {
+            Some(r) => r.stats.record(CLIENT_CLOSED, elapsed),
+            None => self.inner.unrouted.record(CLIENT_CLOSED),
+        }
+        if let Some(l) = self.log.as_deref_mut() {
+            l.status = CLIENT_CLOSED;
+            l.duration = elapsed;
+            l.error = "downstream_cancelled";
+            self.inner.access_log.write(l);
+        }
+    }
 }
 
 type Failed = (Failure, Option<Arc<RouteRt>>, Option<Arc<ClusterState>>);
@@ -108,6 +160,7 @@ async fn forward(
     mut req: Request<Incoming>,
     start: Instant,
     log: &mut Option<Box<LogRecord>>,
+    route_out: &mut Option<Arc<RouteRt>>,
 ) -> Result<Response<ProxyBody>, Failed> {
     if conn.ambiguous.is_set() {
         // Drain nothing of it: the connection closes after the 400.
@@ -131,6 +184,7 @@ async fn forward(
         return Err((Failure::NoRoute, None, None));
     };
     let route = rt.route_for(m.action);
+    route_out.clone_from(&route);
     if let Some(l) = log.as_deref_mut() {
         l.authority = host.to_string();
         l.route = m.name.to_string();

@@ -23,6 +23,7 @@
 //!   pooled connection is retried once on the same endpoint), 502 when none is left;
 //!   failure after the request was sent 502, never retried; no response headers within the
 //!   request timeout (or connect timeout on the last endpoint) 504; malformed request 400.
+//!   A client that goes away before the response is counted and logged as 499.
 //! - **Timeouts**: per cluster from the snapshot (connect 2 s, request-to-response-headers
 //!   60 s, upstream idle 60 s by default); downstream: request head 30 s (also the idle
 //!   keep-alive timeout of HTTP/1 client connections), TLS handshake 10 s, drain 30 s
