@@ -152,3 +152,34 @@ async fn websocket_upgrade_is_tunnelled() {
         }
     }
 }
+
+#[tokio::test]
+async fn websocket_over_h2_extended_connect_is_tunnelled_to_an_http1_upgrade() {
+    let ws = Backend::start("ws").await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    h.proxy.publish_endpoints(endpoints(&[("ws", &[&ws])]));
+    h.proxy
+        .publish_snapshot(snapshot().host("a.example").prefix("/", "ws").build());
+    let mut c = h.client(Proto::H2).await;
+    // The first response guarantees the server's SETTINGS (ENABLE_CONNECT_PROTOCOL) arrived.
+    assert_eq!(c.get("a.example", "/").await.status, 200);
+    let mut req = http::Request::builder()
+        .method("CONNECT")
+        .uri("http://a.example/ws")
+        .header("sec-websocket-version", "13")
+        .body(empty())
+        .expect("request");
+    req.extensions_mut()
+        .insert(hyper::ext::Protocol::from_static("websocket"));
+    let resp = c.send(req).await.expect("response");
+    assert_eq!(resp.status(), 200, "RFC 8441: 200 answers the CONNECT");
+    assert!(resp.headers().get("sec-websocket-accept").is_none());
+    let upgraded = hyper::upgrade::on(resp).await.expect("upgrade");
+    let mut io = TokioIo::new(upgraded);
+    io.write_all(b"over h2").await.expect("write");
+    let mut buf = [0u8; 12];
+    io.read_exact(&mut buf).await.expect("read");
+    assert_eq!(&buf, b"echo:over h2");
+    // The stream is tunnelled; the connection still serves other requests.
+    assert_eq!(c.get("a.example", "/").await.status, 200);
+}

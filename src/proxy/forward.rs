@@ -211,9 +211,15 @@ async fn forward(
     };
 
     let downstream_h1 = req.version() < Version::HTTP_2;
-    let upgrade = is_upgrade(&req);
+    // WebSocket over HTTP/2 (RFC 8441 extended CONNECT) is tunnelled to the upstream as an
+    // HTTP/1.1 Upgrade, the way Envoy does it.
+    let h2_websocket = is_h2_websocket(&req);
+    let upgrade = h2_websocket || is_upgrade(&req);
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
     let request_id = prepare_headers(inner, conn, &mut req, &host_value, upgrade);
+    if h2_websocket {
+        websocket_h2_to_h1(&mut req);
+    }
     if let Some(l) = log.as_deref_mut() {
         l.request_id = request_id.to_str().unwrap_or_default().to_string();
     }
@@ -311,7 +317,19 @@ async fn forward(
         if status == StatusCode::SWITCHING_PROTOCOLS && upgrade {
             let mut upstream_resp = Response::from_parts(parts, body);
             let upstream_io = hyper::upgrade::on(&mut upstream_resp);
-            let (parts, _empty) = upstream_resp.into_parts();
+            let (mut parts, _empty) = upstream_resp.into_parts();
+            if h2_websocket {
+                // RFC 8441 §5: a 2xx answers the CONNECT; the HTTP/1.1 handshake headers
+                // have no meaning on HTTP/2.
+                parts.status = StatusCode::OK;
+                for h in [
+                    header::UPGRADE,
+                    header::CONNECTION,
+                    header::SEC_WEBSOCKET_ACCEPT,
+                ] {
+                    parts.headers.remove(h);
+                }
+            }
             tunnel(on_upgrade, upstream_io);
             completion.finish(false);
             return Ok(Response::from_parts(parts, ProxyBody::empty()));
@@ -493,6 +511,53 @@ fn request_host(req: &Request<Incoming>) -> Option<HeaderValue> {
         .cloned()
 }
 
+fn is_h2_websocket(req: &Request<Incoming>) -> bool {
+    req.method() == http::Method::CONNECT
+        && req
+            .extensions()
+            .get::<hyper::ext::Protocol>()
+            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
+}
+
+/// Turns an extended CONNECT (`:protocol websocket`) into the equivalent HTTP/1.1 upgrade
+/// request: `GET`, `Upgrade: websocket`, and a fresh `Sec-WebSocket-Key` (HTTP/2 has none).
+fn websocket_h2_to_h1(req: &mut Request<Incoming>) {
+    *req.method_mut() = http::Method::GET;
+    req.extensions_mut().remove::<hyper::ext::Protocol>();
+    let headers = req.headers_mut();
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, HeaderValue::from_static("websocket"));
+    let key: [u8; 16] = rand::random();
+    headers.insert(header::SEC_WEBSOCKET_KEY, base64(&key));
+}
+
+/// Standard base64 with padding (16 bytes → 24 characters).
+fn base64(bytes: &[u8]) -> HeaderValue {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = Vec::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        out.push(ALPHABET[(n >> 18) as usize & 63]);
+        out.push(ALPHABET[(n >> 12) as usize & 63]);
+        out.push(if chunk.len() > 1 {
+            ALPHABET[(n >> 6) as usize & 63]
+        } else {
+            b'='
+        });
+        out.push(if chunk.len() > 2 {
+            ALPHABET[n as usize & 63]
+        } else {
+            b'='
+        });
+    }
+    HeaderValue::from_bytes(&out).expect("invariant: base64 is a valid header value")
+}
+
 fn is_upgrade(req: &Request<Incoming>) -> bool {
     req.version() == Version::HTTP_11
         && req.headers().contains_key(header::UPGRADE)
@@ -666,6 +731,14 @@ fn set_request_target(req: &mut Request<Incoming>, lease: &Lease, host: &HeaderV
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn base64_matches_the_rfc_4648_vectors() {
+        assert_eq!(base64(b"f"), "Zg==");
+        assert_eq!(base64(b"fo"), "Zm8=");
+        assert_eq!(base64(b"foobar"), "Zm9vYmFy");
+        assert_eq!(base64(&[0xff; 16]).len(), 24);
+    }
 
     #[test]
     fn request_ids_are_uuid_v4() {

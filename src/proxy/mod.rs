@@ -41,7 +41,8 @@
 //!   logged.
 //! - **Hop-by-hop headers** are removed both ways; `TE: trailers` is kept (gRPC).
 //!   HTTP/1.1 `Upgrade` (WebSocket) is tunnelled over a dedicated upstream HTTP/1.1
-//!   connection; WebSocket over HTTP/2 (extended CONNECT, RFC 8441) is not supported yet.
+//!   connection; so is WebSocket over HTTP/2 (extended CONNECT, RFC 8441), translated to an
+//!   HTTP/1.1 upgrade upstream. Tunnels are not waited for on shutdown.
 //! - **Ambiguous framing** (`Content-Length` with `Transfer-Encoding`) is refused with 400
 //!   and the connection closed (`framing`).
 //! - **Upstream TLS** does not verify certificates (as Envoy/Contour by default); see

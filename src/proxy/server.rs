@@ -100,6 +100,7 @@ fn builder(inner: &Inner) -> Builder {
         .max_headers(cfg.max_headers);
     b.http2()
         .timer(TokioTimer::new())
+        .enable_connect_protocol()
         .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX));
     b
 }
