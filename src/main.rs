@@ -37,11 +37,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve traffic: from a manifests directory (`--manifests`) or the Kubernetes API.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compile a manifests directory and print the result (exit 0 ok, 1 rejected, 2 unreadable).
     Validate(weir::validate::ValidateArgs),
     /// Start demo backends and serve the embedded example manifests through the proxy.
-    Demo(DemoArgs),
+    Demo(Box<DemoArgs>),
 }
 
 #[derive(Args, Clone)]
@@ -139,11 +139,11 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => {
             let workers = args.listen.workers;
-            block_on(workers, run(args))
+            block_on(workers, run(*args))
         }
         Command::Demo(args) => {
             let workers = args.listen.workers;
-            block_on(workers, demo(args))
+            block_on(workers, demo(*args))
         }
     };
     match result {
