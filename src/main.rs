@@ -96,7 +96,8 @@ struct RunArgs {
     kube: KubeArgs,
 }
 
-#[derive(Args)]
+/// Kubernetes-mode flags (unused with `--manifests`).
+#[derive(Args, Default)]
 struct KubeArgs {
     /// kubeconfig file (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config).
     #[arg(long)]
@@ -436,22 +437,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         dir.display(),
         https_port = https.port(),
     );
-    let cfg = ReconcileConfig::new(CompileConfig {
+    run(RunArgs {
+        listen: args.listen,
+        manifests: Some(dir),
         controller_name: weir::api::values::DEFAULT_CONTROLLER_NAME.to_string(),
-        http_addr: http,
-        https_addr: Some(https),
         default_backend: None,
-        now_unix: 0,
-    });
-    serve(
-        &args.listen,
-        cfg.metrics.clone(),
-        |proxy, shutdown| async move {
-            reconcile::run_files(dir, cfg, proxy, shutdown)
-                .await
-                .context("manifests source")
-        },
-    )
+        debounce_quiet: Duration::from_millis(100),
+        debounce_max: Duration::from_secs(1),
+        kube: KubeArgs::default(),
+    })
     .await
 }
 
