@@ -18,14 +18,14 @@ step "cargo fmt --check"
 cargo fmt --all -- --check
 
 step "cargo clippy --all-targets -- -D warnings"
-cargo clippy --all-targets --release -- -D warnings
+cargo clippy --all-targets -- -D warnings
 
-step "cargo test (release profile: the fan-out and reconfiguration tests push 100k requests)"
-cargo test --release --all-targets
+step "cargo test --profile ci (optimized, with debug assertions; see Cargo.toml)"
+cargo test --profile ci --all-targets
 
-step "cargo build --release (the binary the e2e tests drive)"
-cargo build --release --bin weir
-export WEIR_BIN="$PWD/target/release/weir"
+step "cargo build --profile ci (the binary the e2e tests drive)"
+cargo build --profile ci --bin weir
+export WEIR_BIN="$PWD/target/ci/weir"
 
 failed=()
 for suite in e2e/manifests/test.sh e2e/helm/test.sh e2e/cluster/test.sh e2e/kube/test.sh; do

@@ -37,11 +37,11 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve traffic: from a manifests directory (`--manifests`) or the Kubernetes API.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Compile a manifests directory and print the result (exit 0 ok, 1 rejected, 2 unreadable).
     Validate(weir::validate::ValidateArgs),
     /// Start demo backends and serve the embedded example manifests through the proxy.
-    Demo(DemoArgs),
+    Demo(Box<DemoArgs>),
 }
 
 #[derive(Args, Clone)]
@@ -96,7 +96,8 @@ struct RunArgs {
     kube: KubeArgs,
 }
 
-#[derive(Args)]
+/// Kubernetes-mode flags (unused with `--manifests`).
+#[derive(Args, Default)]
 struct KubeArgs {
     /// kubeconfig file (default: in-cluster config, then $KUBECONFIG, then ~/.kube/config).
     #[arg(long)]
@@ -139,11 +140,11 @@ fn main() -> ExitCode {
         }
         Command::Run(args) => {
             let workers = args.listen.workers;
-            block_on(workers, run(args))
+            block_on(workers, run(*args))
         }
         Command::Demo(args) => {
             let workers = args.listen.workers;
-            block_on(workers, demo(args))
+            block_on(workers, demo(*args))
         }
     };
     match result {
@@ -436,22 +437,15 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         dir.display(),
         https_port = https.port(),
     );
-    let cfg = ReconcileConfig::new(CompileConfig {
+    run(RunArgs {
+        listen: args.listen,
+        manifests: Some(dir),
         controller_name: weir::api::values::DEFAULT_CONTROLLER_NAME.to_string(),
-        http_addr: http,
-        https_addr: Some(https),
         default_backend: None,
-        now_unix: 0,
-    });
-    serve(
-        &args.listen,
-        cfg.metrics.clone(),
-        |proxy, shutdown| async move {
-            reconcile::run_files(dir, cfg, proxy, shutdown)
-                .await
-                .context("manifests source")
-        },
-    )
+        debounce_quiet: Duration::from_millis(100),
+        debounce_max: Duration::from_secs(1),
+        kube: KubeArgs::default(),
+    })
     .await
 }
 

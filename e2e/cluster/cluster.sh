@@ -355,11 +355,13 @@ start_controllers() {
     --controllers '*' --use-service-account-credentials=true \
     --service-account-private-key-file "$p/sa.key" --root-ca-file "$p/ca.crt" \
     --cluster-signing-cert-file "$p/ca.crt" --cluster-signing-key-file "$p/ca.key" \
-    --service-cluster-ip-range "$SERVICE_CIDR" --profiling=false
+    --service-cluster-ip-range "$SERVICE_CIDR" --profiling=false \
+    --leader-elect=false # one instance: no election, so an apiserver restart longer than the
+                         # renew deadline does not make it exit
   kc="$STATE/kube-scheduler.kubeconfig"
   start_bg kube-scheduler "$K8S_BIN/kube-scheduler" \
     --kubeconfig "$kc" --authentication-kubeconfig "$kc" --authorization-kubeconfig "$kc" \
-    --bind-address "$HOST" --secure-port "$SCHED_PORT" --profiling=false
+    --bind-address "$HOST" --secure-port "$SCHED_PORT" --profiling=false --leader-elect=false
   start_bg kwok "$KWOK_BIN/kwok" \
     --kubeconfig "$STATE/kwok.kubeconfig" --config "$HERE/kwok-stages.yaml" \
     --manage-all-nodes=false --manage-nodes-with-annotation-selector kwok.x-k8s.io/node=fake \

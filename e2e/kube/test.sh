@@ -395,3 +395,41 @@ lb_status 192.0.2.11
 wait_until 30 has_lb_ip four 192.0.2.11 \
   && pass "--publish-service: a new load-balancer IP is followed into Ingress status" \
   || fail "--publish-service after change: '$(lb_ip four)'"
+
+# ---------------------------------------------------------------- --watch-namespace
+k create namespace elsewhere >/dev/null
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Service
+metadata: {name: manual, namespace: elsewhere}
+spec: {ports: [{name: http, port: 80, targetPort: ${WEIR_E2E_BACKEND_PORT:-18080}}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: manual-1
+  namespace: elsewhere
+  labels: {kubernetes.io/service-name: manual, endpointslice.kubernetes.io/managed-by: e2e.weir.dev}
+addressType: IPv4
+ports: [{name: http, port: ${WEIR_E2E_BACKEND_PORT:-18080}, protocol: TCP}]
+endpoints: [{addresses: ["10.244.1.20"], conditions: {ready: true}}]
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: elsewhere, namespace: elsewhere}
+spec:
+  ingressClassName: weir
+  rules:
+  - host: elsewhere.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: manual, port: {number: 80}}}}
+YAML
+start_weir weir-e 18085 18447 18095 --watch-namespace "$NS"
+wait_until 60 ready 18095 || fail "weir-e never became ready"
+if wait_until 30 has_code 18084 elsewhere.example 200 && wait_until 10 has_code 18085 web.example 200 \
+  && has_code 18085 elsewhere.example 404; then
+  pass "--watch-namespace $NS: routes $NS, ignores namespace elsewhere (served by the unrestricted replica)"
+else
+  fail "--watch-namespace: weir-d elsewhere $(code 18084 elsewhere.example), weir-e web $(code 18085 web.example) elsewhere $(code 18085 elsewhere.example)"
+fi
