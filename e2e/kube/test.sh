@@ -433,3 +433,27 @@ if wait_until 30 has_code 18084 elsewhere.example 200 && wait_until 10 has_code 
 else
   fail "--watch-namespace: weir-d elsewhere $(code 18084 elsewhere.example), weir-e web $(code 18085 web.example) elsewhere $(code 18085 elsewhere.example)"
 fi
+
+# ---------------------------------------------------------------- the Helm chart, installed for real
+# helm/weir into the real API server: its RBAC, IngressClass, Service and Deployment are
+# accepted (server-side validation), the Deployment's pods become Ready (kwok runs them as
+# fakes, with the chart's probes and security context), and uninstall removes it all.
+if x helm install weir-chart "$REPO/helm/weir" -n weir-chart --create-namespace \
+    --set ingressClass.name=weir-chart --set replicas=2 --wait --timeout 90s >"$WEIR_E2E_STATE/helm.out" 2>&1; then
+  ready="$(k -n weir-chart get deployment weir-chart -o jsonpath='{.status.readyReplicas}' 2>&1)"
+  can="$(k auth can-i patch ingresses/status --as system:serviceaccount:weir-chart:weir-chart -A 2>&1)"
+  cls="$(k get ingressclass weir-chart -o jsonpath='{.spec.controller}' 2>&1)"
+  if [[ $ready == 2 && $can == yes && $cls == "$CONTROLLER" ]]; then
+    pass "helm install helm/weir: accepted by the API server, 2 pods Ready, RBAC and IngressClass in place"
+  else
+    fail "helm install: readyReplicas '$ready', can-i patch ingresses/status '$can', class controller '$cls'"
+  fi
+  if x helm uninstall weir-chart -n weir-chart --wait >/dev/null 2>&1 &&
+    ! k get clusterrole weir-chart >/dev/null 2>&1; then
+    pass "helm uninstall removes the chart's cluster-scoped objects"
+  else
+    fail "helm uninstall left the ClusterRole behind"
+  fi
+else
+  fail "helm install helm/weir: $(tail -5 "$WEIR_E2E_STATE/helm.out")"
+fi
