@@ -421,9 +421,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             (tmp.path().to_path_buf(), Some(tmp))
         }
     };
-    let http = args.listen.http_addr;
-    let https = args.listen.https_addr;
-    let admin = args.listen.admin_addr;
+    // Curl lines name a reachable address even when the listener binds every interface.
+    let reachable = |mut addr: SocketAddr| {
+        if addr.ip().is_unspecified() {
+            addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+        }
+        addr
+    };
+    let http = reachable(args.listen.http_addr);
+    let https = reachable(args.listen.https_addr);
+    let admin = reachable(args.listen.admin_addr);
     println!(
         "weir demo: serving {} on http://{http} and https://{https} (admin http://{admin})\n\
          try:\n  \
