@@ -441,7 +441,7 @@ fi
 if x helm install weir-chart "$REPO/helm/weir" -n weir-chart --create-namespace \
     --set ingressClass.name=weir-chart --set replicas=2 --wait --timeout 90s >"$WEIR_E2E_STATE/helm.out" 2>&1; then
   ready="$(k -n weir-chart get deployment weir-chart -o jsonpath='{.status.readyReplicas}' 2>&1)"
-  can="$(k auth can-i patch ingresses/status --as system:serviceaccount:weir-chart:weir-chart -A 2>&1)"
+  can="$(k auth can-i patch ingresses --subresource=status --as system:serviceaccount:weir-chart:weir-chart -A 2>&1)"
   cls="$(k get ingressclass weir-chart -o jsonpath='{.spec.controller}' 2>&1)"
   if [[ $ready == 2 && $can == yes && $cls == "$CONTROLLER" ]]; then
     pass "helm install helm/weir: accepted by the API server, 2 pods Ready, RBAC and IngressClass in place"
