@@ -336,11 +336,15 @@ impl EndpointState {
             return self.connect(&cfg, false).await;
         }
         // HTTP/2 (or TLS that may negotiate it): one connect at a time, then look again.
-        let _connecting = self.pool.h2_connect.lock().await;
-        if let Some(lease) = self.h2_lease() {
-            return Ok(lease);
-        }
-        self.connect(&cfg, false).await
+        // Boxed, like `connect`: rare, and it keeps every request's future small.
+        Box::pin(async {
+            let _connecting = self.pool.h2_connect.lock().await;
+            if let Some(lease) = self.h2_lease() {
+                return Ok(lease);
+            }
+            self.connect(&cfg, false).await
+        })
+        .await
     }
 
     fn h2_lease(&self) -> Option<Lease> {
