@@ -672,7 +672,10 @@ fn prepare_headers(
             .cloned(),
         RequestIdMode::Generate => None,
     };
-    let id = keep.unwrap_or_else(new_request_id);
+    let mut id = keep.unwrap_or_else(new_request_id);
+    // Unique per request: HPACK-indexing it (upstream request, downstream response) only
+    // churns both dynamic tables, evicting the entries that do repeat.
+    id.set_sensitive(true);
     headers.insert(X_REQUEST_ID.clone(), id.clone());
     id
 }
