@@ -336,11 +336,15 @@ impl EndpointState {
             return self.connect(&cfg, false).await;
         }
         // HTTP/2 (or TLS that may negotiate it): one connect at a time, then look again.
-        let _connecting = self.pool.h2_connect.lock().await;
-        if let Some(lease) = self.h2_lease() {
-            return Ok(lease);
-        }
-        self.connect(&cfg, false).await
+        // Boxed, like `connect`: rare, and it keeps every request's future small.
+        Box::pin(async {
+            let _connecting = self.pool.h2_connect.lock().await;
+            if let Some(lease) = self.h2_lease() {
+                return Ok(lease);
+            }
+            self.connect(&cfg, false).await
+        })
+        .await
     }
 
     fn h2_lease(&self) -> Option<Lease> {
@@ -372,7 +376,10 @@ impl EndpointState {
     /// Opens a new connection. `upgrade`: HTTP/1.1 only, not pooled, upgrades allowed.
     pub(crate) async fn connect(&self, cfg: &Cluster, upgrade: bool) -> Result<Lease, Failure> {
         let timeout = cfg.timeouts.connect;
-        let fut = self.connect_inner(cfg, upgrade);
+        // Boxed: the handshake futures (TLS, HTTP/2) are kilobytes, and an unboxed one would
+        // make every request's future that large — tokio and hyper move it several times per
+        // request, though connecting is rare.
+        let fut = Box::pin(self.connect_inner(cfg, upgrade));
         match tokio::time::timeout(timeout, fut).await {
             Ok(r) => r,
             Err(_) => Err(Failure::ConnectTimeout),
