@@ -27,7 +27,7 @@ fn balancer(c: &mut Criterion) {
         .iter()
         .map(|_| std::sync::Arc::new(EndpointLoad::default()))
         .collect();
-    let rr = balance::build(LbPolicy::RoundRobin, &eps, &loads);
+    let rr = balance::build(&LbPolicy::RoundRobin, &eps, &loads);
     c.bench_function("balance/round_robin_pick", |b| {
         b.iter(|| black_box(rr.pick(&PickContext::default()).and_then(|mut c| c.next())))
     });

@@ -19,10 +19,10 @@ fn main() {
         let compiled = weir::compile::compile(&objects, &config);
         let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters);
         println!(
-            "clusters {} endpoint sets {} exact hosts {}",
+            "clusters {} endpoint sets {} routes {}",
             compiled.snapshot.clusters.len(),
             sets.len(),
-            compiled.snapshot.virtual_hosts.exact.len()
+            compiled.snapshot.routes().count()
         );
     } else {
         println!("objects {}", objects.len());

@@ -124,11 +124,7 @@ mod tests {
 
     fn cluster(port_name: &str) -> Cluster {
         Cluster {
-            key: ClusterKey {
-                namespace: "default".into(),
-                service: "web".into(),
-                port: 80,
-            },
+            key: ClusterKey::new("default", "web", 80),
             port_name: port_name.into(),
             protocol: UpstreamProtocol::Http1,
             websocket: false,

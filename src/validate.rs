@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::api::{reasons, values};
 use crate::compile::{self, CompileConfig, Compiled, DefaultBackend, Severity};
 use crate::endpoints;
-use crate::snapshot::{Cluster, Listener, Route, RouteAction, TlsConfig, VirtualHost};
+use crate::snapshot::{Cluster, Listener, Route, RouteTable, VirtualHost};
 use crate::store::files::{self, LoadDiagnostic};
 use crate::store::{ObjectKey, Objects};
 
@@ -70,20 +70,49 @@ pub fn parse_default_backend(value: &str) -> Result<DefaultBackend, String> {
 /// What `weir validate` prints.
 #[derive(Debug, Clone, Serialize)]
 pub struct Report {
-    /// Listeners.
+    /// Listeners, with certificate metadata (never key material) for HTTPS ones.
     pub listeners: Vec<Listener>,
-    /// Virtual hosts in lookup order (exact, wildcard, no host), routes in precedence order.
-    pub virtual_hosts: Vec<VirtualHostReport>,
-    /// What serves requests no route matches (`null`: 404).
-    pub default_backend: Option<RouteAction>,
+    /// Route tables by name.
+    pub route_tables: Vec<RouteTableReport>,
     /// Clusters with their current endpoints.
     pub clusters: Vec<ClusterReport>,
-    /// Certificate metadata (never key material).
-    pub tls: TlsConfig,
     /// Ingresses of weir's class.
     pub owned_ingresses: Vec<String>,
     /// Every diagnostic: skipped manifest documents, then object conditions.
     pub diagnostics: Vec<Diagnostic>,
+}
+
+/// One route table.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouteTableReport {
+    /// Its name (listeners refer to it).
+    pub name: String,
+    /// Virtual hosts in lookup order (exact, wildcard, no host), routes in precedence order.
+    pub virtual_hosts: Vec<VirtualHostReport>,
+    /// What serves requests no route matches (`null`: 404).
+    pub default_route: Option<Route>,
+}
+
+impl RouteTableReport {
+    fn new(name: &str, table: &RouteTable) -> Self {
+        let vhost = |match_, vhost: &VirtualHost| VirtualHostReport {
+            match_,
+            host: vhost.host.clone(),
+            routes: vhost.routes.clone(),
+        };
+        let hosts = &table.virtual_hosts;
+        RouteTableReport {
+            name: name.to_owned(),
+            virtual_hosts: hosts
+                .exact
+                .values()
+                .map(|v| vhost("exact", v))
+                .chain(hosts.wildcard.values().map(|v| vhost("wildcard", v)))
+                .chain(hosts.any.iter().map(|v| vhost("any", v)))
+                .collect(),
+            default_route: table.default_route.clone(),
+        }
+    }
 }
 
 /// One virtual host.
@@ -134,18 +163,10 @@ impl Report {
     ) -> Report {
         let snapshot = &compiled.snapshot;
         let endpoint_sets = endpoints::build(objects, &snapshot.clusters);
-        let vhost = |match_, vhost: &VirtualHost| VirtualHostReport {
-            match_,
-            host: vhost.host.clone(),
-            routes: vhost.routes.clone(),
-        };
-        let hosts = &snapshot.virtual_hosts;
-        let virtual_hosts = hosts
-            .exact
-            .values()
-            .map(|v| vhost("exact", v))
-            .chain(hosts.wildcard.values().map(|v| vhost("wildcard", v)))
-            .chain(hosts.any.iter().map(|v| vhost("any", v)))
+        let route_tables = snapshot
+            .route_tables
+            .iter()
+            .map(|(name, table)| RouteTableReport::new(name, table))
             .collect();
         let clusters = snapshot
             .clusters
@@ -185,10 +206,8 @@ impl Report {
         }
         Report {
             listeners: snapshot.listeners.clone(),
-            virtual_hosts,
-            default_backend: snapshot.default_backend.clone(),
+            route_tables,
             clusters,
-            tls: snapshot.tls.clone(),
             owned_ingresses: compiled
                 .status
                 .owned_ingresses

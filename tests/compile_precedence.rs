@@ -12,10 +12,7 @@ use weir::snapshot::RouteAction;
 use weir::store::{KubeObject, ObjectKey};
 
 fn route_name(compiled: &weir::compile::Compiled, host: &str, path: &str) -> Option<String> {
-    compiled
-        .snapshot
-        .route(host, path)
-        .map(|m| m.name.to_owned())
+    fixtures::route(&compiled.snapshot, host, path).map(|m| m.name.to_owned())
 }
 
 fn reasons_of(compiled: &weir::compile::Compiled, key: &str) -> Vec<&'static str> {
@@ -195,9 +192,9 @@ fn missing_service_answers_503_not_default_backend() {
             .default_backend("web", 80)
             .into(),
     ]);
-    let m = compiled.snapshot.route("h", "/gone/x").expect("route");
+    let m = fixtures::route(&compiled.snapshot, "h", "/gone/x").expect("route");
     assert_eq!(m.name, "default/a/0/0");
-    assert!(matches!(m.action, RouteAction::Respond { status: 503, .. }));
+    assert!(matches!(&m.action, RouteAction::Respond(r) if r.status == 503));
     assert_eq!(
         reasons_of(&compiled, "default/a"),
         [reasons::SERVICE_NOT_FOUND]
@@ -222,12 +219,9 @@ fn ingress_default_backend_serves_unmatched_and_oldest_wins() {
             .default_backend("web", "http")
             .into(),
     ]);
-    let m = compiled
-        .snapshot
-        .route("h", "/nothing")
-        .expect("default backend");
+    let m = fixtures::route(&compiled.snapshot, "h", "/nothing").expect("default backend");
     assert_eq!(m.name, "default-backend");
-    assert!(matches!(m.action, RouteAction::Forward { cluster } if cluster.service == "web"));
+    assert!(fixtures::forwarded_cluster(m).is_some_and(|c| c.service == "web"));
     assert_eq!(
         reasons_of(&compiled, "default/new"),
         [reasons::DEFAULT_BACKEND_CONFLICT]
@@ -240,11 +234,11 @@ fn controller_default_backend_used_without_ingress_default() {
     config.default_backend = weir::validate::parse_default_backend("default/web:http").ok();
     let objects = objects([weir_class("weir", false), web()]);
     let compiled = weir::compile::compile(&objects, &config);
-    let m = compiled.snapshot.route("h", "/").expect("default backend");
-    assert!(matches!(m.action, RouteAction::Forward { cluster } if cluster.port == 80));
+    let m = fixtures::route(&compiled.snapshot, "h", "/").expect("default backend");
+    assert!(fixtures::forwarded_cluster(m).is_some_and(|c| c.port == 80));
     // Without the flag: 404.
     let compiled = weir::compile::compile(&objects, &fixtures::config());
-    assert_eq!(compiled.snapshot.route("h", "/"), None);
+    assert_eq!(fixtures::route(&compiled.snapshot, "h", "/"), None);
 }
 
 #[test]
@@ -302,7 +296,7 @@ fn other_controllers_rules_are_ignored_entirely() {
             .prefix("/", "missing", 80)
             .into(),
     ]);
-    assert_eq!(compiled.snapshot.route("h", "/"), None);
+    assert_eq!(fixtures::route(&compiled.snapshot, "h", "/"), None);
     assert!(compiled.status.conditions.is_empty());
 }
 

@@ -12,7 +12,6 @@ mod fixtures;
 use proptest::prelude::*;
 use weir::compile::compile;
 use weir::endpoints;
-use weir::snapshot::RouteAction;
 use weir::store::files::load_dir;
 use weir::validate::Report;
 
@@ -236,12 +235,12 @@ proptest! {
             .expect("report serializes");
         prop_assert_eq!(first, second);
 
-        let route = compiled.snapshot.route("keep.example", "/keep");
+        let route = fixtures::route(&compiled.snapshot, "keep.example", "/keep");
         let Some(route) = route else {
             return Err(TestCaseError::fail(format!("valid route lost; diagnostics: {diagnostics:?}")));
         };
-        prop_assert_eq!(route.name, "default/keep/0/0");
-        let RouteAction::Forward { cluster } = route.action else {
+        prop_assert_eq!(route.name.as_str(), "default/keep/0/0");
+        let Some(cluster) = fixtures::forwarded_cluster(route) else {
             return Err(TestCaseError::fail(format!("valid route not forwarded: {:?}", route.action)));
         };
         prop_assert_eq!(cluster.to_string(), "default/keep-web:80");

@@ -85,7 +85,7 @@ fn flags_change_class_and_default_backend() {
     assert_eq!(out.status.code(), Some(0));
     let stdout = String::from_utf8(out.stdout).expect("utf-8");
     assert!(
-        stdout.contains("default_backend:\n  type: Forward\n  cluster: default/echo-b:80"),
+        stdout.contains("default_route:\n    name: default-backend\n    match:\n      path:\n        type: Prefix\n        value: /\n    action:\n      type: Forward\n      backends:\n      - cluster: default/echo-b:80\n        weight: 1\n"),
         "{stdout}"
     );
 

@@ -117,14 +117,14 @@ async fn metrics_count_requests_by_route_cluster_and_class() {
     assert_eq!(ep["total"], 6);
     assert_eq!(ep["in_flight"], 0);
     assert_eq!(ep["health"], "healthy");
-    assert_eq!(h.proxy.snapshot().virtual_hosts.exact.len(), 1);
+    assert_eq!(h.proxy.snapshot().routes().count(), 1);
 }
 
 #[test]
 fn default_proxy_serves_an_empty_snapshot() {
     let p = Proxy::default();
     assert_eq!(p.generation(), 0);
-    assert!(p.snapshot().virtual_hosts.exact.is_empty());
+    assert_eq!(p.snapshot().routes().count(), 0);
     assert_eq!(
         p.clusters_json()["clusters"].as_array().map(Vec::len),
         Some(0)

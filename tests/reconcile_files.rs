@@ -39,11 +39,9 @@ spec:
 fn hosts(proxy: &Proxy) -> Vec<String> {
     proxy
         .snapshot()
-        .virtual_hosts
-        .exact
-        .keys()
-        .cloned()
-        .collect()
+        .route_table("http")
+        .map(|t| t.virtual_hosts.exact.keys().cloned().collect())
+        .unwrap_or_default()
 }
 
 async fn eventually(what: &str, mut f: impl FnMut() -> bool) {

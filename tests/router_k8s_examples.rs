@@ -99,10 +99,7 @@ fn run(paths: &[(&str, &str)], request: &str, host: Option<&str>) -> Option<Stri
         compiled.status.conditions
     );
     let request_host = host.unwrap_or("anything.example");
-    compiled
-        .snapshot
-        .route(request_host, request)
-        .map(|m| m.name.to_owned())
+    fixtures::route(&compiled.snapshot, request_host, request).map(|m| m.name.to_owned())
 }
 
 #[test]

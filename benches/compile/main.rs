@@ -5,7 +5,9 @@ use std::hint::black_box;
 use std::net::SocketAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
+use http::{HeaderMap, Method};
 use weir::compile::{CompileConfig, compile};
+use weir::snapshot::RequestHead;
 
 mod objects;
 
@@ -23,13 +25,7 @@ fn bench(c: &mut Criterion) {
     let objects = objects::objects();
     let config = config();
     let compiled = compile(&objects, &config);
-    let routes: usize = compiled
-        .snapshot
-        .virtual_hosts
-        .exact
-        .values()
-        .map(|v| v.routes.len())
-        .sum();
+    let routes = compiled.snapshot.routes().count();
     assert_eq!(routes, objects::INGRESSES * objects::PATHS);
     assert!(
         !compiled.status.has_rejections(),
@@ -55,17 +51,33 @@ fn bench(c: &mut Criterion) {
     });
     group.finish();
 
-    let snapshot = &compiled.snapshot;
+    let table = compiled
+        .snapshot
+        .route_table("http")
+        .expect("http listener");
+    let headers = HeaderMap::new();
+    let get = Method::GET;
     c.bench_function("route_lookup_hit", |b| {
         b.iter(|| {
-            snapshot.route(
+            let head = RequestHead::new(
+                &get,
                 black_box("host-4242.example.com:8080"),
                 black_box("/app-7/v0/x?q=1"),
-            )
+                &headers,
+            );
+            table.route(black_box(&head))
         })
     });
     c.bench_function("route_lookup_uppercase_host", |b| {
-        b.iter(|| snapshot.route(black_box("HOST-4242.example.com"), black_box("/app-7/v0/x")))
+        b.iter(|| {
+            let head = RequestHead::new(
+                &get,
+                black_box("HOST-4242.example.com"),
+                black_box("/app-7/v0/x"),
+                &headers,
+            );
+            table.route(black_box(&head))
+        })
     });
 }
 

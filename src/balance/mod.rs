@@ -90,7 +90,7 @@ impl Iterator for Candidates {
 /// Builds the balancer of `policy` over `endpoints`. `loads[i]` is the live load of
 /// `endpoints[i]` (same length).
 pub fn build(
-    policy: LbPolicy,
+    policy: &LbPolicy,
     endpoints: &[Endpoint],
     loads: &[Arc<EndpointLoad>],
 ) -> Box<dyn Balancer> {

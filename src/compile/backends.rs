@@ -124,7 +124,7 @@ impl<'a> Backends<'a> {
             return None;
         };
         match self.resolve_port(&owner.namespace, &service.name, port, status) {
-            Resolved::Cluster(cluster) => Some(RouteAction::Forward { cluster }),
+            Resolved::Cluster(cluster) => Some(RouteAction::forward(cluster)),
             Resolved::Unavailable(reason, message) => {
                 let message = format!("{}: {message}; requests get 503", field());
                 status.ingress_error(owner, condition_types::RESOLVED_REFS, reason, message);
@@ -146,7 +146,7 @@ impl<'a> Backends<'a> {
             Err(_) => PortRef::Name(port),
         };
         match self.resolve_port(&service.namespace, &service.name, port_ref, status) {
-            Resolved::Cluster(cluster) => RouteAction::Forward { cluster },
+            Resolved::Cluster(cluster) => RouteAction::forward(cluster),
             Resolved::Unavailable(reason, message) => {
                 let message =
                     format!("controller default backend: {message}; unmatched requests get 503");
@@ -218,11 +218,7 @@ impl<'a> Backends<'a> {
                 format!("Service {key} port {port} is not TCP"),
             );
         }
-        let cluster_key = ClusterKey {
-            namespace: key.namespace.clone(),
-            service: key.name.clone(),
-            port: number,
-        };
+        let cluster_key = ClusterKey::new(&key.namespace, &key.name, number);
         if !self.clusters.contains_key(&cluster_key) {
             let cluster = cluster(cluster_key.clone(), service_port, &key, status);
             self.clusters.insert(cluster_key.clone(), cluster);
@@ -233,10 +229,7 @@ impl<'a> Backends<'a> {
 
 /// The 503 action for an unresolvable backend.
 fn unavailable() -> RouteAction {
-    RouteAction::Respond {
-        status: 503,
-        body: UNAVAILABLE_BODY.to_owned(),
-    }
+    RouteAction::respond(503, UNAVAILABLE_BODY)
 }
 
 fn cluster(

@@ -21,7 +21,7 @@ use k8s_openapi::api::networking::v1::IngressBackend;
 use super::classes::OwnedIngress;
 use super::status::Status;
 use crate::api::{condition_types, reasons};
-use crate::snapshot::PathMatch;
+use crate::snapshot::{PathMatch, RouteMatch};
 
 /// Which virtual host a rule goes to.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
@@ -54,8 +54,8 @@ pub(super) struct PendingRoute<'a> {
     pub(super) rule: usize,
     /// Path index in `spec.rules[rule].http.paths`.
     pub(super) path_index: usize,
-    /// The path match.
-    pub(super) path: PathMatch,
+    /// The match (the path alone, for Ingress).
+    pub(super) matches: RouteMatch,
     /// The backend to resolve.
     pub(super) backend: &'a IngressBackend,
 }
@@ -112,7 +112,7 @@ pub(super) fn routes<'a>(
                     owner,
                     rule: rule_index,
                     path_index,
-                    path: path_match,
+                    matches: RouteMatch::path(path_match),
                     backend: &path.backend,
                 });
             }
@@ -122,15 +122,15 @@ pub(super) fn routes<'a>(
         // Sort by precedence, then by owner order, so among equal matches the winner
         // comes first; then drop the losers.
         routes.sort_by(|a, b| {
-            a.path
+            a.matches
                 .precedence()
-                .cmp(&b.path.precedence())
+                .cmp(&b.matches.precedence())
                 .then((a.owner, a.rule, a.path_index).cmp(&(b.owner, b.rule, b.path_index)))
         });
         let mut kept: Vec<PendingRoute<'a>> = Vec::with_capacity(routes.len());
         for route in routes.drain(..) {
             match kept.last() {
-                Some(winner) if winner.path == route.path => {
+                Some(winner) if winner.matches == route.matches => {
                     let loser = &owned[route.owner];
                     let winner_key = owned[winner.owner].key;
                     let by = if winner.owner == route.owner {
@@ -148,8 +148,8 @@ pub(super) fn routes<'a>(
                         route.rule,
                         route.path_index,
                         host.display(),
-                        kind_name(&route.path),
-                        route.path.path(),
+                        route.matches.path.kind(),
+                        route.matches.path.as_str(),
                     );
                     status.ingress_error(
                         loser.key,
@@ -165,13 +165,6 @@ pub(super) fn routes<'a>(
     }
     hosts.retain(|_, routes| !routes.is_empty());
     hosts
-}
-
-fn kind_name(path: &PathMatch) -> &'static str {
-    match path {
-        PathMatch::Exact(_) => "Exact",
-        PathMatch::Prefix(_) => "Prefix",
-    }
 }
 
 /// Validate and classify a rule host.

@@ -46,7 +46,14 @@ mod ingress;
 mod status;
 mod tls;
 
-use crate::snapshot::{Listener, Route, Snapshot, VirtualHost, VirtualHosts};
+use crate::snapshot::router::DEFAULT_BACKEND_ROUTE;
+use crate::snapshot::{
+    Listener, ListenerProtocol, PathMatch, Route, RouteId, RouteMatch, RouteTable, Snapshot,
+    VirtualHost, VirtualHosts,
+};
+
+/// Name of the route table both Ingress listeners serve.
+pub const INGRESS_ROUTE_TABLE: &str = "ingress";
 use crate::store::{ObjectKey, Objects};
 
 /// Settings of compile that come from the command line, not from objects.
@@ -142,20 +149,6 @@ pub enum Severity {
 pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
     let mut status = status::Status::default();
 
-    // 1. listeners
-    let mut listeners = vec![Listener {
-        name: "http".to_owned(),
-        address: config.http_addr,
-        tls: false,
-    }];
-    if let Some(address) = config.https_addr {
-        listeners.push(Listener {
-            name: "https".to_owned(),
-            address,
-            tls: true,
-        });
-    }
-
     // 2. classes
     let owned = classes::owned_ingresses(objects, config, &mut status);
 
@@ -184,11 +177,13 @@ pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
             };
             // 6. assemble (routes are already in precedence order)
             routes.push(Route {
+                id: RouteId::default(),
                 name: format!(
                     "{}/{}/{}/{}",
                     ingress.key.namespace, ingress.key.name, pending.rule, pending.path_index
                 ),
-                path: pending.path,
+                matches: pending.matches,
+                filters: Vec::new(),
                 action,
             });
         }
@@ -209,16 +204,45 @@ pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
             ingress::HostKey::Any => virtual_hosts.any = Some(vhost),
         }
     }
-    let default_backend = backends::default_backend(&owned, config, &mut backends, &mut status);
+    let default_route =
+        backends::default_backend(&owned, config, &mut backends, &mut status).map(|action| Route {
+            id: RouteId::default(),
+            name: DEFAULT_BACKEND_ROUTE.to_owned(),
+            matches: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
+            filters: Vec::new(),
+            action,
+        });
+    let table = RouteTable {
+        virtual_hosts,
+        default_route,
+    };
 
+    // 1. listeners (from the command line; both serve the one Ingress table)
+    let mut listeners = vec![Listener {
+        name: "http".to_owned(),
+        address: config.http_addr,
+        protocol: ListenerProtocol::Http,
+        route_table: INGRESS_ROUTE_TABLE.to_owned(),
+        tls: None,
+    }];
+    if let Some(address) = config.https_addr {
+        listeners.push(Listener {
+            name: "https".to_owned(),
+            address,
+            protocol: ListenerProtocol::Https,
+            route_table: INGRESS_ROUTE_TABLE.to_owned(),
+            tls: Some(tls),
+        });
+    }
+
+    let mut snapshot = Snapshot {
+        listeners,
+        route_tables: [(INGRESS_ROUTE_TABLE.to_owned(), table)].into(),
+        clusters: backends.clusters,
+    };
+    snapshot.assign_route_ids();
     Compiled {
-        snapshot: Snapshot {
-            listeners,
-            virtual_hosts,
-            default_backend,
-            clusters: backends.clusters,
-            tls,
-        },
+        snapshot,
         status: status.report,
     }
 }

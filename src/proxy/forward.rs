@@ -26,7 +26,7 @@ use super::framing::Ambiguous;
 use super::upstream::{ClusterState, EndpointState, H2Stream, Lease};
 use super::{Inner, RouteRt};
 use crate::balance::PickContext;
-use crate::snapshot::RouteAction;
+use crate::snapshot::{RequestHead, RouteAction};
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -38,6 +38,8 @@ static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection"
 /// What the server knows about the connection a request came on.
 #[derive(Debug)]
 pub(crate) struct ConnInfo {
+    /// Name of the listener (in the snapshot) the connection came in on.
+    pub(crate) listener: &'static str,
     pub(crate) peer: SocketAddr,
     /// The peer's IP, ready for `X-Forwarded-For`.
     pub(crate) peer_ip: HeaderValue,
@@ -179,27 +181,34 @@ async fn forward(
     let Ok(host) = host_value.to_str() else {
         return Err((Failure::BadRequest("invalid host\n"), None, None));
     };
-    let Some(m) = rt.snapshot.route(host, req.uri().path()) else {
+    let head = RequestHead {
+        method: req.method(),
+        host,
+        path: req.uri().path(),
+        query: req.uri().query(),
+        headers: req.headers(),
+    };
+    let Some(m) = rt.snapshot.route(conn.listener, &head) else {
         if let Some(l) = log.as_deref_mut() {
             l.authority = host.to_string();
         }
         return Err((Failure::NoRoute, None, None));
     };
-    let route = rt.route_for(m.action);
+    let route = rt.route_for(m);
     route_out.clone_from(&route);
     if let Some(l) = log.as_deref_mut() {
         l.authority = host.to_string();
-        l.route = m.name.to_string();
+        l.route = m.name.clone();
     }
-    let cluster = match (m.action, route.as_ref().and_then(|r| r.cluster.clone())) {
-        (RouteAction::Respond { status, body }, _) => {
-            let status = StatusCode::from_u16(*status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
-            let resp = synthetic(status, bytes::Bytes::from(body.clone()));
+    let cluster = match (&m.action, route.as_ref().and_then(|r| r.cluster.clone())) {
+        (RouteAction::Respond(r), _) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let resp = synthetic(status, bytes::Bytes::from(r.body.clone()));
             return Ok(finish_synthetic(inner, resp, route, start, log.take()));
         }
-        (RouteAction::Forward { .. }, Some(c)) => c,
+        (RouteAction::Forward(_), Some(c)) => c,
         // The route table always resolves Forward routes; a miss means a publish race.
-        (RouteAction::Forward { .. }, None) => {
+        (RouteAction::Forward(_), None) | (RouteAction::Redirect(_), _) => {
             return Err((Failure::NoEndpoint, route, None));
         }
     };

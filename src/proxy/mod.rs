@@ -71,7 +71,9 @@ pub use config::{
 };
 pub use error::ProxyError;
 
-use crate::snapshot::{ClusterKey, EndpointSet, EndpointSets, RouteAction, Snapshot};
+use crate::snapshot::{
+    BackendTarget, ClusterKey, EndpointSet, EndpointSets, Route, RouteAction, Snapshot,
+};
 use metrics::{ListenerStats, RouteStats, Unrouted};
 use upstream::{ClusterState, Registry};
 
@@ -121,9 +123,8 @@ struct PublishState {
 /// The published state a request reads: the snapshot and its resolved route table.
 pub(crate) struct Runtime {
     snapshot: Arc<Snapshot>,
-    /// `(address of a RouteAction inside `snapshot`, its runtime)`, sorted by address.
-    /// Addresses are stable because `snapshot` is immutable and kept alive here.
-    routes: Vec<(usize, Arc<RouteRt>)>,
+    /// Runtime of each route, indexed by [`crate::snapshot::RouteId`].
+    routes: Vec<Arc<RouteRt>>,
 }
 
 /// A route resolved against the registry.
@@ -141,13 +142,9 @@ impl Runtime {
         }
     }
 
-    /// The runtime of `action`, which must be a reference into `self.snapshot`.
-    fn route_for(&self, action: &RouteAction) -> Option<Arc<RouteRt>> {
-        let key = action as *const RouteAction as usize;
-        self.routes
-            .binary_search_by_key(&key, |(k, _)| *k)
-            .ok()
-            .map(|i| self.routes[i].1.clone())
+    /// The runtime of `route`, a route of `self.snapshot`.
+    fn route_for(&self, route: &Route) -> Option<Arc<RouteRt>> {
+        self.routes.get(route.id.0 as usize).cloned()
     }
 }
 
@@ -305,16 +302,19 @@ impl Proxy {
             registry.reconcile(&snapshot, sets, self.inner.config.upstream_h2_max_streams);
         let mut routes = Vec::new();
         let mut seen = HashMap::new();
-        let mut add = |name: &str, action: &RouteAction| {
-            let cluster = match action {
-                RouteAction::Forward { cluster } => clusters.get(cluster).cloned(),
-                RouteAction::Respond { .. } => None,
+        for r in snapshot.routes() {
+            let cluster = match &r.action {
+                RouteAction::Forward(f) => f.backends.first().and_then(|b| match &b.target {
+                    BackendTarget::Cluster(key) => clusters.get(key).cloned(),
+                    BackendTarget::Respond(_) => None,
+                }),
+                RouteAction::Redirect(_) | RouteAction::Respond(_) => None,
             };
             let cluster_name = cluster
                 .as_ref()
                 .map(|c| c.name.to_string())
                 .unwrap_or_default();
-            let key = (name.to_string(), cluster_name);
+            let key = (r.name.clone(), cluster_name);
             let stats = route_stats.get(&key).cloned().unwrap_or_else(|| {
                 Arc::new(RouteStats::new(
                     Arc::from(key.0.as_str()),
@@ -322,26 +322,9 @@ impl Proxy {
                 ))
             });
             seen.insert(key, stats.clone());
-            routes.push((
-                action as *const RouteAction as usize,
-                Arc::new(RouteRt { stats, cluster }),
-            ));
-        };
-        let vh = &snapshot.virtual_hosts;
-        for v in vh
-            .exact
-            .values()
-            .chain(vh.wildcard.values())
-            .chain(vh.any.iter())
-        {
-            for r in &v.routes {
-                add(&r.name, &r.action);
-            }
+            debug_assert_eq!(r.id.0 as usize, routes.len(), "route ids are dense");
+            routes.push(Arc::new(RouteRt { stats, cluster }));
         }
-        if let Some(d) = &snapshot.default_backend {
-            add(crate::snapshot::router::DEFAULT_BACKEND_ROUTE, d);
-        }
-        routes.sort_by_key(|(k, _)| *k);
         *route_stats = seen;
         self.inner
             .runtime

@@ -188,6 +188,7 @@ async fn serve_conn<I>(
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let info = Arc::new(ConnInfo {
+        listener: if tls { "https" } else { "http" },
         peer,
         peer_ip: http::HeaderValue::from_str(&peer.ip().to_string())
             .expect("invariant: an IP address is a valid header value"),

@@ -28,7 +28,9 @@ impl std::fmt::Debug for SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let rt = self.inner.runtime.load();
-        let tls = &rt.snapshot.tls;
+        let Some(tls) = rt.snapshot.listener("https").and_then(|l| l.tls.as_ref()) else {
+            return Some(self.fallback.clone());
+        };
         if let Some(name) = hello.server_name() {
             let name = name.to_ascii_lowercase();
             if let Some(c) = tls.sni.get(&name) {

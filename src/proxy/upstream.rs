@@ -123,7 +123,7 @@ pub(crate) struct Members {
 
 impl ClusterState {
     fn new(config: Cluster, h2_max_streams: usize) -> Self {
-        let balancer = balance::build(config.lb_policy, &[], &[]);
+        let balancer = balance::build(&config.lb_policy, &[], &[]);
         ClusterState {
             name: Arc::from(config.key.to_string()),
             key: config.key.clone(),
@@ -202,7 +202,7 @@ fn build_balancer(cluster: &Cluster, endpoints: &[Arc<EndpointState>]) -> Box<dy
         })
         .collect();
     let loads: Vec<Arc<EndpointLoad>> = endpoints.iter().map(|e| e.load.clone()).collect();
-    balance::build(cluster.lb_policy, &eps, &loads)
+    balance::build(&cluster.lb_policy, &eps, &loads)
 }
 
 /// One endpoint: its pool and counters. Survives reconfiguration while its address remains.

@@ -1,11 +1,24 @@
 //! The compiled model the proxy serves: validated data only, no Kubernetes types.
 //!
+//! Every front end (Ingress today; weir's CRDs, ingress-nginx annotations and the Gateway API
+//! next) compiles into this one model, shaped on the richest of them, the Gateway API:
+//!
+//! ```text
+//! Snapshot
+//!  ├─ Listener (name, address, HTTP | HTTPS + SNI certificates) → a RouteTable by name
+//!  ├─ RouteTable: VirtualHosts (exact | wildcard | any) → Routes, plus a default route
+//!  │    Route: match (path Exact/Prefix/Regex, method, headers, query; precedence as `Ord`)
+//!  │           filters [typed, validated] → action: weighted backends | redirect | respond
+//!  └─ Cluster (Service + port + policy variant): protocol, load balancer, timeouts
+//! EndpointSet per cluster, published apart (`endpoints`)
+//! ```
+//!
 //! `compile` produces a [`Snapshot`]; `endpoints` produces [`EndpointSet`]s apart from it
-//! (they change far more often). The proxy loads the current `Arc<Snapshot>` once per request
-//! and keeps it to the end of the request, so a swap never tears a request.
+//! (they change far more often). The proxy loads the current snapshot once per request and
+//! keeps it to the end of the request, so a swap never tears a request.
 //!
 //! Everything here is `Serialize` so `weir validate` and the admin `/config` endpoint can dump
-//! it. Key material is never serialized: only certificate metadata is.
+//! it. Key material and credentials are never serialized: only certificate metadata is.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,74 +26,193 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use http::{HeaderName, HeaderValue, Method};
 use serde::{Serialize, Serializer};
 
 pub mod router;
 
-pub use router::RouteMatch;
+pub use router::RequestHead;
 
 /// The whole routing configuration at one instant.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct Snapshot {
-    /// Listeners the proxy binds (addresses come from the command line, not from objects).
+    /// Listening sockets; the proxy binds, keeps and closes them by diffing snapshots.
     pub listeners: Vec<Listener>,
-    /// Virtual hosts, looked up by the request's host.
-    pub virtual_hosts: VirtualHosts,
-    /// What serves a request that matched no route of any virtual host: an Ingress's
-    /// `spec.defaultBackend`, else the controller-wide default backend, else `None` (404).
-    pub default_backend: Option<RouteAction>,
-    /// Upstream clusters, keyed by Service and port.
+    /// Route tables by name; each listener serves one (several listeners may share one).
+    pub route_tables: BTreeMap<String, RouteTable>,
+    /// Upstream clusters.
     pub clusters: BTreeMap<ClusterKey, Cluster>,
-    /// Certificates for the HTTPS listener, selected by SNI.
-    pub tls: TlsConfig,
 }
 
-/// One listening socket.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+impl Snapshot {
+    /// The listener called `name`.
+    pub fn listener(&self, name: &str) -> Option<&Listener> {
+        self.listeners.iter().find(|l| l.name == name)
+    }
+
+    /// The route table of the listener called `name`.
+    pub fn route_table(&self, listener: &str) -> Option<&RouteTable> {
+        self.route_tables.get(&self.listener(listener)?.route_table)
+    }
+
+    /// Every route of every table (each once, tables in name order), default routes included.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        self.route_tables.values().flat_map(RouteTable::routes)
+    }
+
+    /// Number every route densely in [`Snapshot::routes`] order (compile's last step; the
+    /// proxy indexes per-route state by [`RouteId`]).
+    pub fn assign_route_ids(&mut self) {
+        let mut next = 0u32;
+        for table in self.route_tables.values_mut() {
+            let v = &mut table.virtual_hosts;
+            let routes = v
+                .exact
+                .values_mut()
+                .chain(v.wildcard.values_mut())
+                .chain(v.any.iter_mut())
+                .flat_map(|vhost| vhost.routes.iter_mut())
+                .chain(table.default_route.iter_mut());
+            for route in routes {
+                route.id = RouteId(next);
+                next += 1;
+            }
+        }
+    }
+}
+
+/// One listening socket and what it serves.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Listener {
-    /// `http` or `https`.
+    /// Stable name (`http`, `https` for Ingress), used in logs and metric labels.
     pub name: String,
     /// Bind address.
     pub address: SocketAddr,
-    /// Whether connections are TLS (certificates from [`Snapshot::tls`]).
-    pub tls: bool,
+    /// Cleartext or TLS.
+    pub protocol: ListenerProtocol,
+    /// Name of the [`RouteTable`] (in [`Snapshot::route_tables`]) this listener serves.
+    pub route_table: String,
+    /// Certificates by SNI (HTTPS listeners only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<TlsConfig>,
+}
+
+/// What a listener speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum ListenerProtocol {
+    /// HTTP/1.1 and HTTP/2 with prior knowledge (h2c) on one cleartext port.
+    Http,
+    /// TLS 1.2/1.3; ALPN `h2` then `http/1.1`.
+    Https,
+}
+
+/// The routes one or more listeners serve.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct RouteTable {
+    /// Virtual hosts, looked up by the request's host.
+    pub virtual_hosts: VirtualHosts,
+    /// What serves a request that matched no route of any virtual host (an Ingress's
+    /// `spec.defaultBackend`, the controller-wide default backend); `None`: 404.
+    pub default_route: Option<Route>,
+}
+
+impl RouteTable {
+    /// Every route of the table: virtual hosts in lookup order, then the default route.
+    pub fn routes(&self) -> impl Iterator<Item = &Route> {
+        let v = &self.virtual_hosts;
+        v.exact
+            .values()
+            .chain(v.wildcard.values())
+            .chain(v.any.iter())
+            .flat_map(|vhost| vhost.routes.iter())
+            .chain(self.default_route.iter())
+    }
 }
 
 /// Virtual hosts by kind of host match. Lookup order: exact, then wildcard, then `any`;
-/// the first virtual host that has a route matching the path serves the request.
-#[derive(Debug, Clone, Default, Serialize)]
+/// the first virtual host that has a route matching the request serves it.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct VirtualHosts {
     /// Exact hosts, lower-cased, without port.
     pub exact: BTreeMap<String, VirtualHost>,
     /// Wildcard hosts keyed by their suffix including the dot (`*.example.com` →
     /// `.example.com`); a wildcard matches exactly one extra DNS label.
     pub wildcard: BTreeMap<String, VirtualHost>,
-    /// Routes from rules without a host: they match every host.
+    /// Routes that match every host.
     pub any: Option<VirtualHost>,
 }
 
 /// The routes of one host, in precedence order (best first).
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct VirtualHost {
-    /// The host as written in the Ingress (`a.example.com`, `*.example.com`, or `*`).
+    /// The host as written (`a.example.com`, `*.example.com`, or `*`).
     pub host: String,
-    /// Routes sorted by precedence: longest path first; at equal length Exact before Prefix.
+    /// Routes sorted by [`RouteMatch::precedence`] (then by source order, oldest first):
+    /// the first route that matches a request is the best one.
     pub routes: Vec<Route>,
 }
 
-/// One path rule with what to do with a matching request.
-#[derive(Debug, Clone, Serialize)]
+/// Index of a route in its snapshot, assigned by compile: dense (`0..n` over
+/// [`Snapshot::routes`]), so the proxy keeps per-route runtime state in a `Vec`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct RouteId(pub u32);
+
+/// One rule: what it matches, the filters a matching request runs through, and the action.
+#[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Route {
+    /// Dense index in the snapshot (not serialized: it changes whenever routes are added).
+    #[serde(skip)]
+    pub id: RouteId,
     /// Stable, human-readable name (`namespace/ingress/rule-index/path-index`), used in
     /// logs and metric labels.
     pub name: String,
-    /// Path match.
-    pub path: PathMatch,
+    /// What the request must look like.
+    #[serde(rename = "match")]
+    pub matches: RouteMatch,
+    /// Filters run on every matching request (request phase in order, response phase in
+    /// reverse order).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<Filter>,
     /// What a matching request gets.
     pub action: RouteAction,
 }
 
-/// How a route matches the request path (never the query string).
+/// Conditions a request must meet, all of them (a Gateway API `HTTPRouteMatch`; Ingress uses
+/// the path only).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RouteMatch {
+    /// Path match (on the normalized path, never the query string).
+    pub path: PathMatch,
+    /// Request method, when the route requires one.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "serialize_method"
+    )]
+    pub method: Option<Method>,
+    /// Header matches (names compared case-insensitively; a header repeated in the request
+    /// matches when any of its values does).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<HeaderMatch>,
+    /// Query parameter matches (names case-sensitive; the first occurrence of a parameter is
+    /// compared, after percent-decoding).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub query: Vec<QueryMatch>,
+}
+
+impl RouteMatch {
+    /// A match on the path alone.
+    pub fn path(path: PathMatch) -> Self {
+        RouteMatch {
+            path,
+            method: None,
+            headers: Vec::new(),
+            query: Vec::new(),
+        }
+    }
+}
+
+/// How a route matches the request path.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", content = "value")]
 pub enum PathMatch {
@@ -89,27 +221,261 @@ pub enum PathMatch {
     /// Path-element prefix: `/foo` matches `/foo`, `/foo/`, `/foo/bar`, never `/foobar`.
     /// Stored without trailing slash, except the root prefix `/`.
     Prefix(String),
+    /// The path matches this regular expression (the `regex` crate: linear time, no
+    /// backtracking). Front ends anchor it as their semantics require.
+    #[serde(rename = "RegularExpression")]
+    Regex(Pattern),
 }
 
-/// What a route does with a request.
+/// A header the request must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderMatch {
+    /// Header name (lower-case, as `http` keeps it).
+    #[serde(serialize_with = "serialize_header_name")]
+    pub name: HeaderName,
+    /// Value match.
+    pub value: StringMatch,
+}
+
+/// A query parameter the request must carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct QueryMatch {
+    /// Parameter name (case-sensitive).
+    pub name: String,
+    /// Value match (against the percent-decoded value).
+    pub value: StringMatch,
+}
+
+/// How a string value is matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "value")]
+pub enum StringMatch {
+    /// Equal, case-sensitively.
+    Exact(String),
+    /// The regular expression matches somewhere in the value (front ends anchor it).
+    #[serde(rename = "RegularExpression")]
+    Regex(Pattern),
+}
+
+impl StringMatch {
+    /// Whether `value` matches.
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            StringMatch::Exact(exact) => value == exact,
+            StringMatch::Regex(pattern) => pattern.is_match(value),
+        }
+    }
+}
+
+/// A compiled regular expression (the `regex` crate: linear-time matching). Compared and
+/// serialized by its source text.
+#[derive(Clone)]
+pub struct Pattern(regex::Regex);
+
+/// Largest compiled program a pattern may produce (the `regex` crate's default is 10 MiB; a
+/// route table holds thousands of patterns).
+const PATTERN_SIZE_LIMIT: usize = 1 << 20;
+
+impl Pattern {
+    /// Compile `source`; the error says why it is not a valid (or is too large a) pattern.
+    pub fn new(source: &str) -> Result<Pattern, regex::Error> {
+        regex::RegexBuilder::new(source)
+            .size_limit(PATTERN_SIZE_LIMIT)
+            .build()
+            .map(Pattern)
+    }
+
+    /// Whether the pattern matches somewhere in `text`.
+    pub fn is_match(&self, text: &str) -> bool {
+        self.0.is_match(text)
+    }
+
+    /// The compiled expression (for capture groups, e.g. rewrites).
+    pub fn regex(&self) -> &regex::Regex {
+        &self.0
+    }
+
+    /// The source text.
+    pub fn as_str(&self) -> &str {
+        self.0.as_str()
+    }
+}
+
+impl PartialEq for Pattern {
+    fn eq(&self, other: &Self) -> bool {
+        self.as_str() == other.as_str()
+    }
+}
+
+impl Eq for Pattern {}
+
+impl fmt::Debug for Pattern {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Pattern({:?})", self.as_str())
+    }
+}
+
+impl Serialize for Pattern {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+/// A typed, validated filter. Request-phase filters run in list order before the request is
+/// forwarded; response-phase filters run on the response (also on answers weir makes itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type")]
+pub enum Filter {
+    /// Set, add and remove request headers before forwarding (Gateway API
+    /// `RequestHeaderModifier`).
+    RequestHeaderModifier(HeaderModifier),
+    /// Set, add and remove response headers (Gateway API `ResponseHeaderModifier`).
+    ResponseHeaderModifier(HeaderModifier),
+}
+
+/// Header changes, applied in the order remove, set, add (Gateway API `HTTPHeaderFilter`:
+/// `set` replaces every value of the name, `add` appends one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderModifier {
+    /// Headers to replace (or create).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HeaderPair>,
+    /// Headers to append.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<HeaderPair>,
+    /// Headers to remove.
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "serialize_header_names"
+    )]
+    pub remove: Vec<HeaderName>,
+}
+
+/// A validated header name and value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderPair {
+    /// Name.
+    #[serde(serialize_with = "serialize_header_name")]
+    pub name: HeaderName,
+    /// Value.
+    #[serde(serialize_with = "serialize_header_value")]
+    pub value: HeaderValue,
+}
+
+/// What a route does with a matching request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type")]
 pub enum RouteAction {
-    /// Balance the request over the ready endpoints of a cluster (503 when there are none).
-    Forward {
-        /// The cluster.
-        cluster: ClusterKey,
-    },
+    /// Forward to one of the backends, chosen per request by weight.
+    Forward(Forward),
+    /// Answer with a redirect built from the request.
+    Redirect(Redirect),
     /// Answer directly, without an upstream (for example 503 for a missing Service).
-    Respond {
-        /// HTTP status code.
-        status: u16,
-        /// Short plain-text body.
-        body: String,
-    },
+    Respond(DirectResponse),
 }
 
-/// Identifies a cluster: a Service port.
+impl RouteAction {
+    /// Forward everything to one cluster.
+    pub fn forward(cluster: ClusterKey) -> RouteAction {
+        RouteAction::Forward(Forward {
+            backends: vec![Backend::cluster(cluster, 1)],
+        })
+    }
+
+    /// Answer `status` with a plain-text `body`.
+    pub fn respond(status: u16, body: impl Into<String>) -> RouteAction {
+        RouteAction::Respond(DirectResponse {
+            status,
+            body: body.into(),
+        })
+    }
+}
+
+/// Weighted backends of a route. A request picks one with probability weight / total
+/// weight; when every weight is 0 the request gets 500 (Gateway API).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Forward {
+    /// The backends, at least one.
+    pub backends: Vec<Backend>,
+}
+
+/// One backend of a route.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Backend {
+    /// Where the request goes.
+    #[serde(flatten)]
+    pub target: BackendTarget,
+    /// Relative weight (0: never chosen).
+    pub weight: u32,
+    /// Filters run only for requests sent to this backend, after the route's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub filters: Vec<Filter>,
+}
+
+impl Backend {
+    /// A cluster backend without filters.
+    pub fn cluster(cluster: ClusterKey, weight: u32) -> Backend {
+        Backend {
+            target: BackendTarget::Cluster(cluster),
+            weight,
+            filters: Vec::new(),
+        }
+    }
+}
+
+/// Where a backend's share of requests goes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BackendTarget {
+    /// Balanced over the endpoints of this cluster (503 when it has none).
+    Cluster(ClusterKey),
+    /// Answered directly: a backend reference that does not resolve (the Gateway API sends
+    /// its share of requests a 500).
+    Respond(DirectResponse),
+}
+
+/// An answer weir makes itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct DirectResponse {
+    /// HTTP status code.
+    pub status: u16,
+    /// Short plain-text body.
+    pub body: String,
+}
+
+/// A redirect, built from the request (Gateway API `HTTPRequestRedirectFilter`): every part
+/// left `None` is kept from the request.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Redirect {
+    /// `http` or `https`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scheme: Option<String>,
+    /// Host name (without port).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// Port. When `None` and the scheme changes, the new scheme's well-known port is used
+    /// (and, being well known, not written).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// Path rewrite.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+    /// 301, 302, 303, 307 or 308.
+    pub status: u16,
+}
+
+/// How a redirect (or, later, a URL rewrite) changes the path.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "value")]
+pub enum PathRewrite {
+    /// Replace the whole path.
+    ReplaceFullPath(String),
+    /// Replace the part the route's `Prefix` path matched.
+    ReplacePrefixMatch(String),
+}
+
+/// Identifies a cluster: a Service port, and a policy variant when routes reach the same
+/// Service port with different cluster settings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClusterKey {
     /// Namespace of the Service.
@@ -118,11 +484,30 @@ pub struct ClusterKey {
     pub service: String,
     /// Service port number (a named port is resolved at compile time).
     pub port: u16,
+    /// Policy variant (empty: the Service port's default settings). Clusters that differ
+    /// only in variant share endpoint runtime state by address.
+    pub variant: String,
+}
+
+impl ClusterKey {
+    /// The default-variant cluster of a Service port.
+    pub fn new(namespace: impl Into<String>, service: impl Into<String>, port: u16) -> Self {
+        ClusterKey {
+            namespace: namespace.into(),
+            service: service.into(),
+            port,
+            variant: String::new(),
+        }
+    }
 }
 
 impl fmt::Display for ClusterKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}:{}", self.namespace, self.service, self.port)
+        write!(f, "{}/{}:{}", self.namespace, self.service, self.port)?;
+        if !self.variant.is_empty() {
+            write!(f, "#{}", self.variant)?;
+        }
+        Ok(())
     }
 }
 
@@ -152,7 +537,7 @@ pub struct Cluster {
 }
 
 /// Protocol to the upstream, from the Service port's `appProtocol`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum UpstreamProtocol {
     /// HTTP/1.1 with keep-alive (no appProtocol, `http`, `kubernetes.io/ws`).
@@ -163,8 +548,10 @@ pub enum UpstreamProtocol {
     Tls,
 }
 
-/// Load-balancing policy of a cluster.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
+/// Load-balancing policy of a cluster. Policies that need parameters (hash keys, choice
+/// counts, decay times) carry them in their variant; the balancer is rebuilt when the
+/// policy changes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
 #[serde(rename_all = "snake_case")]
 pub enum LbPolicy {
     /// Smooth weighted round robin, per request.
@@ -204,8 +591,31 @@ mod duration_ms {
     }
 }
 
-/// Certificates of the HTTPS listener.
-#[derive(Debug, Clone, Default, Serialize)]
+fn serialize_method<S: Serializer>(m: &Option<Method>, s: S) -> Result<S::Ok, S::Error> {
+    match m {
+        Some(m) => s.serialize_str(m.as_str()),
+        None => s.serialize_none(),
+    }
+}
+
+fn serialize_header_name<S: Serializer>(n: &HeaderName, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(n.as_str())
+}
+
+fn serialize_header_names<S: Serializer>(n: &[HeaderName], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(n.iter().map(HeaderName::as_str))
+}
+
+fn serialize_header_value<S: Serializer>(v: &HeaderValue, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_sensitive() {
+        // Credentials (e.g. an Authorization value set by a filter) never leave the process.
+        return s.serialize_str("<redacted>");
+    }
+    s.serialize_str(&String::from_utf8_lossy(v.as_bytes()))
+}
+
+/// Certificates of an HTTPS listener.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
 pub struct TlsConfig {
     /// Certificates by SNI host: exact hosts lower-cased, wildcards as `*.example.com`.
     pub sni: BTreeMap<String, Arc<Certificate>>,
@@ -223,9 +633,20 @@ pub struct Certificate {
     pub subject_alt_names: Vec<String>,
     /// Expiry of the leaf, RFC 3339.
     pub not_after: String,
-    /// The chain and signing key, ready for rustls.
+    /// The chain and signing key, ready for rustls (never serialized).
     #[serde(skip)]
     pub key: Arc<rustls::sign::CertifiedKey>,
+}
+
+impl PartialEq for Certificate {
+    /// Certificates are equal when they come from the same source with the same metadata
+    /// and the same chain (the key is derived from the same Secret bytes).
+    fn eq(&self, other: &Self) -> bool {
+        self.source == other.source
+            && self.subject_alt_names == other.subject_alt_names
+            && self.not_after == other.not_after
+            && self.key.cert == other.key.cert
+    }
 }
 
 impl fmt::Debug for Certificate {

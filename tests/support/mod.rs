@@ -22,8 +22,9 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use weir::proxy::{Listeners, Proxy, ProxyConfig};
 use weir::snapshot::{
-    Certificate, Cluster, ClusterKey, Endpoint, EndpointSet, EndpointSets, LbPolicy, PathMatch,
-    Route, RouteAction, Snapshot, Timeouts, UpstreamProtocol, VirtualHost,
+    BackendTarget, Certificate, Cluster, ClusterKey, Endpoint, EndpointSet, EndpointSets, Filter,
+    LbPolicy, Listener, ListenerProtocol, PathMatch, Route, RouteAction, RouteId, RouteMatch,
+    RouteTable, Snapshot, Timeouts, TlsConfig, UpstreamProtocol, VirtualHost,
 };
 
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -263,28 +264,44 @@ async fn backend_handle(
 // ---------------------------------------------------------------- snapshot builders
 
 pub fn key(service: &str) -> ClusterKey {
-    ClusterKey {
-        namespace: "default".into(),
-        service: service.into(),
-        port: 80,
-    }
+    ClusterKey::new("default", service, 80)
 }
 
 pub fn forward(service: &str) -> RouteAction {
-    RouteAction::Forward {
-        cluster: key(service),
-    }
+    RouteAction::forward(key(service))
 }
 
-/// Fluent snapshot builder: `snapshot().host("a.example").prefix("/", "web")`.
-#[derive(Default, Clone)]
+/// Name of the route table both listeners of a built snapshot serve.
+pub const TABLE: &str = "main";
+
+/// Fluent snapshot builder: `snapshot().host("a.example").prefix("/", "web")`. The snapshot
+/// has the two listeners the harness serves, `http` and `https`, sharing one route table.
+#[derive(Clone)]
 pub struct SnapshotBuilder {
     snap: Snapshot,
     current: Option<String>,
 }
 
 pub fn snapshot() -> SnapshotBuilder {
-    SnapshotBuilder::default()
+    let mut snap = Snapshot::default();
+    snap.route_tables
+        .insert(TABLE.to_owned(), RouteTable::default());
+    for (name, protocol) in [
+        ("http", ListenerProtocol::Http),
+        ("https", ListenerProtocol::Https),
+    ] {
+        snap.listeners.push(Listener {
+            name: name.to_owned(),
+            address: "127.0.0.1:0".parse().expect("addr"),
+            protocol,
+            route_table: TABLE.to_owned(),
+            tls: (protocol == ListenerProtocol::Https).then(TlsConfig::default),
+        });
+    }
+    SnapshotBuilder {
+        snap,
+        current: None,
+    }
 }
 
 impl SnapshotBuilder {
@@ -294,9 +311,13 @@ impl SnapshotBuilder {
         self
     }
 
+    fn table(&mut self) -> &mut RouteTable {
+        self.snap.route_tables.get_mut(TABLE).expect("table")
+    }
+
     fn vhost(&mut self) -> &mut VirtualHost {
         let host = self.current.clone().expect("call host() first");
-        let vhs = &mut self.snap.virtual_hosts;
+        let vhs = &mut self.table().virtual_hosts;
         let v = if host == "*" {
             vhs.any.get_or_insert_with(VirtualHost::default)
         } else if let Some(suffix) = host.strip_prefix('*') {
@@ -308,23 +329,45 @@ impl SnapshotBuilder {
         v
     }
 
-    fn route(mut self, path: PathMatch, action: RouteAction) -> Self {
-        let host = self.current.clone().unwrap_or_default();
-        if let RouteAction::Forward { cluster } = &action {
-            self.snap
-                .clusters
-                .entry(cluster.clone())
-                .or_insert_with(|| cluster_of(cluster.clone(), UpstreamProtocol::Http1));
+    fn add_clusters(&mut self, action: &RouteAction) {
+        if let RouteAction::Forward(f) = action {
+            for b in &f.backends {
+                if let BackendTarget::Cluster(cluster) = &b.target {
+                    self.snap
+                        .clusters
+                        .entry(cluster.clone())
+                        .or_insert_with(|| cluster_of(cluster.clone(), UpstreamProtocol::Http1));
+                }
+            }
         }
+    }
+
+    /// Adds a route to the current host, kept in precedence order (source order on ties).
+    pub fn route_with(
+        mut self,
+        matches: RouteMatch,
+        filters: Vec<Filter>,
+        action: RouteAction,
+    ) -> Self {
+        let host = self.current.clone().unwrap_or_default();
+        self.add_clusters(&action);
         let v = self.vhost();
         let name = format!("{host}/{}", v.routes.len());
-        v.routes.push(Route { name, path, action });
-        // Precedence: longest path first, Exact before Prefix at equal length.
-        v.routes.sort_by_key(|r| match &r.path {
-            PathMatch::Exact(p) => (std::cmp::Reverse(p.len()), 0),
-            PathMatch::Prefix(p) => (std::cmp::Reverse(p.len()), 1),
+        v.routes.push(Route {
+            id: RouteId::default(),
+            name,
+            matches,
+            filters,
+            action,
         });
+        // Stable sort: equal matches keep the order they were added in.
+        v.routes
+            .sort_by(|a, b| a.matches.precedence().cmp(&b.matches.precedence()));
         self
+    }
+
+    fn route(self, path: PathMatch, action: RouteAction) -> Self {
+        self.route_with(RouteMatch::path(path), Vec::new(), action)
     }
 
     pub fn prefix(self, path: &str, service: &str) -> Self {
@@ -338,10 +381,7 @@ impl SnapshotBuilder {
     pub fn respond(self, path: &str, status: u16, text: &str) -> Self {
         self.route(
             PathMatch::Prefix(path.into()),
-            RouteAction::Respond {
-                status,
-                body: text.into(),
-            },
+            RouteAction::respond(status, text),
         )
     }
 
@@ -364,25 +404,39 @@ impl SnapshotBuilder {
     }
 
     pub fn default_backend(mut self, service: &str) -> Self {
-        self.snap
-            .clusters
-            .entry(key(service))
-            .or_insert_with(|| cluster_of(key(service), UpstreamProtocol::Http1));
-        self.snap.default_backend = Some(forward(service));
+        let action = forward(service);
+        self.add_clusters(&action);
+        self.table().default_route = Some(Route {
+            id: RouteId::default(),
+            name: weir::snapshot::router::DEFAULT_BACKEND_ROUTE.to_owned(),
+            matches: RouteMatch::path(PathMatch::Prefix("/".into())),
+            filters: Vec::new(),
+            action,
+        });
         self
     }
 
+    fn tls(&mut self) -> &mut TlsConfig {
+        self.snap
+            .listeners
+            .iter_mut()
+            .find(|l| l.protocol == ListenerProtocol::Https)
+            .and_then(|l| l.tls.as_mut())
+            .expect("https listener")
+    }
+
     pub fn cert(mut self, sni: &str, cert: Arc<Certificate>) -> Self {
-        self.snap.tls.sni.insert(sni.to_string(), cert);
+        self.tls().sni.insert(sni.to_string(), cert);
         self
     }
 
     pub fn default_cert(mut self, cert: Arc<Certificate>) -> Self {
-        self.snap.tls.default = Some(cert);
+        self.tls().default = Some(cert);
         self
     }
 
-    pub fn build(self) -> Arc<Snapshot> {
+    pub fn build(mut self) -> Arc<Snapshot> {
+        self.snap.assign_route_ids();
         Arc::new(self.snap)
     }
 }
