@@ -43,7 +43,7 @@ fn request_path(c: &mut Criterion) {
         let h = Harness::start(ProxyConfig::default()).await;
         h.proxy
             .publish_endpoints(endpoints(&[("h1", &[&backend]), ("h2", &[&backend])]));
-        h.proxy.publish_snapshot(
+        h.publish(
             snapshot()
                 .host("h1.example")
                 .prefix("/", "h1")

@@ -14,11 +14,12 @@ use tokio::net::TcpListener;
 use weir::admin::{self, AdminState};
 use weir::compile::{CompileConfig, DefaultBackend};
 use weir::proxy::{
-    AccessLogConfig, AccessLogFormat, AccessLogTarget, ForwardedHeaders, Listeners, Proxy,
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, BoundListener, ForwardedHeaders, Proxy,
     ProxyConfig,
 };
 use weir::reconcile::metrics::ControlPlaneMetrics;
 use weir::reconcile::{self, ReconcileConfig};
+use weir::snapshot::ListenerProtocol;
 
 /// weir: a Kubernetes ingress controller that balances every request.
 #[derive(Parser)]
@@ -353,15 +354,21 @@ where
         let proxy = proxy.clone();
         let stop = stopped();
         tokio::spawn(async move {
-            proxy
-                .serve(
-                    Listeners {
-                        http: Some(http),
-                        https: Some(https),
-                    },
-                    stop,
-                )
-                .await
+            // The listeners compile puts in every snapshot (same names and addresses), bound
+            // here so a port in use fails the start with a clear message.
+            let prebound = vec![
+                BoundListener {
+                    name: "http".to_owned(),
+                    protocol: ListenerProtocol::Http,
+                    socket: http,
+                },
+                BoundListener {
+                    name: "https".to_owned(),
+                    protocol: ListenerProtocol::Https,
+                    socket: https,
+                },
+            ];
+            proxy.serve(prebound, stop).await
         })
     };
 

@@ -15,8 +15,7 @@ async fn harness() -> (Harness, Backend) {
     let a = Backend::start("a").await;
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+    h.publish(snapshot().host("a.example").prefix("/", "a").build());
     (h, a)
 }
 

@@ -38,7 +38,7 @@ async fn fan_out(protocol: UpstreamProtocol) {
     let h = Harness::start(ProxyConfig::default()).await;
     let refs: Vec<&Backend> = backends.iter().collect();
     h.proxy.publish_endpoints(endpoints(&[("web", &refs)]));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .prefix("/", "web")
@@ -100,8 +100,7 @@ async fn one_http1_connection_spreads_its_requests() {
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy
         .publish_endpoints(endpoints(&[("web", &[&backends[0], &backends[1]])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "web").build());
+    h.publish(snapshot().host("a.example").prefix("/", "web").build());
     let mut c = h.client(Proto::H1).await;
     for _ in 0..100 {
         assert_eq!(c.get("a.example", "/").await.status, 200);

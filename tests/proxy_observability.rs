@@ -22,8 +22,7 @@ async fn access_log_has_one_json_line_per_request() {
     })
     .await;
     h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+    h.publish(snapshot().host("a.example").prefix("/", "a").build());
     for proto in BOTH {
         let mut c = h.client(proto).await;
         let mut req = c.request("GET", "a.example", "/hello?q=1", empty());
@@ -73,8 +72,7 @@ async fn metrics_count_requests_by_route_cluster_and_class() {
         "not ready before the first snapshot"
     );
     h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+    h.publish(snapshot().host("a.example").prefix("/", "a").build());
     assert_eq!(h.proxy.generation(), 1);
     for proto in BOTH {
         let mut c = h.client(proto).await;
@@ -104,8 +102,7 @@ async fn metrics_count_requests_by_route_cluster_and_class() {
     assert!(m.contains("weir_snapshot_generation 1"));
     assert!(!m.contains("random-"));
     // Counters survive a new snapshot with the same route.
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+    h.publish(snapshot().host("a.example").prefix("/", "a").build());
     let mut m2 = String::new();
     h.proxy.render_metrics(&mut m2);
     assert!(m2.contains("code_class=\"2xx\"} 6"));
@@ -136,8 +133,7 @@ async fn in_flight_counts_return_to_zero_when_clients_give_up() {
     let a = Backend::start("a").await;
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+    h.publish(snapshot().host("a.example").prefix("/", "a").build());
     let in_flight = |p: &weir::proxy::Proxy| {
         p.clusters_json()["clusters"][0]["endpoints"][0]["in_flight"].as_u64()
     };

@@ -57,7 +57,7 @@ async fn h2_upstream_opens_more_connections_when_the_peer_limits_streams() {
     let mut sets = std::collections::BTreeMap::new();
     sets.insert(key("g"), set([addr]));
     h.proxy.publish_endpoints(Arc::new(sets));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .prefix("/", "g")
@@ -93,7 +93,7 @@ async fn sequential_requests_reuse_one_connection_per_protocol() {
     let mut sets = std::collections::BTreeMap::new();
     sets.insert(key("g"), set([addr]));
     h.proxy.publish_endpoints(Arc::new(sets));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .prefix("/", "g")

@@ -46,7 +46,7 @@ async fn two_hundred_changes_under_load_fail_no_request() {
     let subset = |i: usize| -> Vec<&Backend> { (0..3).map(|k| &backends[(i + k) % 6]).collect() };
     h.proxy
         .publish_endpoints(endpoints(&[("web", &subset(0)), ("web2", &subset(3))]));
-    h.proxy.publish_snapshot(variant(0));
+    h.publish(variant(0));
 
     let done = Arc::new(AtomicBool::new(false));
     let ok = Arc::new(AtomicU64::new(0));
@@ -91,7 +91,7 @@ async fn two_hundred_changes_under_load_fail_no_request() {
 
     for i in 1..=CHANGES {
         if i % 2 == 0 {
-            h.proxy.publish_snapshot(variant(i));
+            h.publish(variant(i));
         } else {
             // Endpoint churn: a sliding window of 3 out of 6 backends per cluster.
             h.proxy
@@ -131,8 +131,7 @@ async fn endpoints_that_remain_keep_their_pools_and_counters() {
     let b = Backend::start("b").await;
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy.publish_endpoints(endpoints(&[("web", &[&a, &b])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "web").build());
+    h.publish(snapshot().host("a.example").prefix("/", "web").build());
     let mut c = h.client(Proto::H1).await;
     for _ in 0..10 {
         assert_eq!(c.get("a.example", "/").await.status, 200);
@@ -154,7 +153,7 @@ async fn endpoints_that_remain_keep_their_pools_and_counters() {
     assert_eq!(total_of(a.addr), Some((5, 1)));
     // Remove b, publish an unrelated route change: a keeps its counter and pooled connection.
     h.proxy.update_endpoints(&key("web"), Some(set([a.addr])));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .prefix("/", "web")

@@ -17,7 +17,7 @@ async fn routes_by_host_and_path_over_h1_and_h2() {
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy
         .publish_endpoints(endpoints(&[("a", &[&a]), ("b", &[&b]), ("w", &[&w])]));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .prefix("/", "a")
@@ -55,7 +55,7 @@ async fn default_backend_and_direct_responses() {
     let d = Backend::start("d").await;
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy.publish_endpoints(endpoints(&[("d", &[&d])]));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .respond("/gone", 503, "backend service missing")
@@ -84,8 +84,7 @@ async fn forwarded_headers_request_id_and_hop_by_hop() {
         })
         .await;
         h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-        h.proxy
-            .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+        h.publish(snapshot().host("a.example").prefix("/", "a").build());
         for proto in BOTH {
             let mut c = h.client(proto).await;
             let mut req = c.request("POST", "a.example", "/echo", body("ping"));
@@ -136,7 +135,7 @@ async fn upstream_protocols_h1_h2c_and_authority_rewrite() {
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy
         .publish_endpoints(endpoints(&[("h1", &[&a]), ("h2", &[&a])]));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .prefix("/one", "h1")
@@ -172,7 +171,7 @@ async fn failures_map_to_404_503_502_504_and_connect_failures_retry() {
     sets.insert(key("dead"), set([dead]));
     sets.insert(key("slow"), set([slow.addr]));
     h.proxy.publish_endpoints(std::sync::Arc::new(sets));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .prefix("/mixed", "mixed")

@@ -13,8 +13,7 @@ async fn in_flight_requests_finish_and_new_connections_are_refused() {
     let a = Backend::start("a").await;
     let mut h = Harness::start(ProxyConfig::default()).await;
     h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+    h.publish(snapshot().host("a.example").prefix("/", "a").build());
 
     let mut in_flight = Vec::new();
     for proto in BOTH {
@@ -68,8 +67,7 @@ async fn drain_timeout_bounds_shutdown() {
     })
     .await;
     h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+    h.publish(snapshot().host("a.example").prefix("/", "a").build());
     let mut c = h.client(Proto::H2).await;
     let stuck = tokio::spawn(async move { c.get("a.example", "/slow/60000").await });
     while a.hits() < 1 {

@@ -21,7 +21,7 @@ async fn trailers_cross_the_proxy_both_ways() {
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy
         .publish_endpoints(endpoints(&[("h1", &[&g]), ("h2", &[&g])]));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("h1.t.example")
             .prefix("/", "h1")
@@ -72,7 +72,7 @@ async fn grpc_trailers_reach_an_http1_client_from_an_h2_upstream() {
     let g = Backend::start("grpc").await;
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy.publish_endpoints(endpoints(&[("g", &[&g])]));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("g.example")
             .prefix("/", "g")
@@ -94,8 +94,7 @@ async fn large_bodies_stream_through() {
     let a = Backend::start("a").await;
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "a").build());
+    h.publish(snapshot().host("a.example").prefix("/", "a").build());
     let payload = Bytes::from(vec![7u8; 4 * 1024 * 1024]);
     for proto in BOTH {
         let mut c = h.client(proto).await;
@@ -114,7 +113,7 @@ async fn websocket_upgrade_is_tunnelled() {
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy
         .publish_endpoints(endpoints(&[("ws", &[&ws]), ("ws2", &[&ws])]));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .prefix("/", "ws")
@@ -158,8 +157,7 @@ async fn websocket_over_h2_extended_connect_is_tunnelled_to_an_http1_upgrade() {
     let ws = Backend::start("ws").await;
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy.publish_endpoints(endpoints(&[("ws", &[&ws])]));
-    h.proxy
-        .publish_snapshot(snapshot().host("a.example").prefix("/", "ws").build());
+    h.publish(snapshot().host("a.example").prefix("/", "ws").build());
     let mut c = h.client(Proto::H2).await;
     // The first response guarantees the server's SETTINGS (ENABLE_CONNECT_PROTOCOL) arrived.
     assert_eq!(c.get("a.example", "/").await.status, 200);

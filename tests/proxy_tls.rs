@@ -107,7 +107,7 @@ async fn sni_selects_certificates_and_requests_flow_over_both_alpn_protocols() {
     let a = Backend::start("a").await;
     let h = Harness::start(ProxyConfig::default()).await;
     h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
-    h.proxy.publish_snapshot(
+    h.publish(
         snapshot()
             .host("a.example")
             .prefix("/", "a")
@@ -148,7 +148,7 @@ async fn default_certificate_and_rotation_without_restart() {
     h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
     let first = certificate(&["a.example"]);
     let base = snapshot().host("a.example").prefix("/", "a");
-    h.proxy.publish_snapshot(
+    h.publish(
         base.clone()
             .cert("a.example", first.clone())
             .default_cert(certificate(&["default.example"]))
@@ -160,8 +160,7 @@ async fn default_certificate_and_rotation_without_restart() {
     }
     let before = tls_connect(h.https, "a.example", Proto::H2, true).await;
     let rotated = certificate(&["a.example", "www.a.example"]);
-    h.proxy
-        .publish_snapshot(base.cert("a.example", rotated).build());
+    h.publish(base.cert("a.example", rotated).build());
     for proto in BOTH {
         let mut after = tls_connect(h.https, "a.example", proto, true).await;
         assert_ne!(
@@ -242,7 +241,7 @@ async fn tls_upstream_with_self_signed_certificate_negotiates_h2_or_http1() {
         let mut sets = std::collections::BTreeMap::new();
         sets.insert(key("secure"), set([addr]));
         h.proxy.publish_endpoints(Arc::new(sets));
-        h.proxy.publish_snapshot(
+        h.publish(
             snapshot()
                 .host("a.example")
                 .prefix("/", "secure")

@@ -16,49 +16,67 @@ const MAX_CYCLE: u64 = 4096;
 /// Smooth weighted round robin over one endpoint set.
 #[derive(Debug)]
 pub struct RoundRobin {
-    /// Endpoint indices, one full smooth-WRR cycle.
-    schedule: Vec<u32>,
+    cycle: Option<WeightedCycle>,
     len: usize,
-    next: AtomicUsize,
 }
 
 impl RoundRobin {
     /// Builds the cycle for `endpoints` (zero weights count as 1). The starting point is
     /// random so that many proxies restarted together do not hit the same endpoint first.
     pub fn new(endpoints: &[Endpoint]) -> Self {
-        let weights = scaled_weights(endpoints);
-        let schedule = smooth_cycle(&weights);
-        let start = if schedule.is_empty() {
-            0
-        } else {
-            rand::random_range(0..schedule.len())
-        };
+        let weights: Vec<u64> = endpoints
+            .iter()
+            .map(|e| u64::from(e.weight.max(1)))
+            .collect();
         RoundRobin {
-            schedule,
+            cycle: WeightedCycle::new(&weights),
             len: endpoints.len(),
-            next: AtomicUsize::new(start),
         }
     }
 }
 
 impl Balancer for RoundRobin {
     fn pick(&self, _ctx: &PickContext) -> Option<Candidates> {
-        if self.schedule.is_empty() {
+        let first = self.cycle.as_ref()?.next();
+        Some(Candidates::starting_at(first, self.len))
+    }
+}
+
+/// One precomputed smooth-WRR cycle over weighted items; shared by every thread, one relaxed
+/// atomic increment per pick. Also what picks a route's backend by weight.
+#[derive(Debug)]
+pub struct WeightedCycle {
+    /// Item indices, one full cycle.
+    schedule: Vec<u32>,
+    next: AtomicUsize,
+}
+
+impl WeightedCycle {
+    /// A cycle over items with these weights (each at least 1; reduced and scaled to keep the
+    /// cycle at most [`MAX_CYCLE`] long), starting at a random point. `None` for no items.
+    pub fn new(weights: &[u64]) -> Option<Self> {
+        if weights.is_empty() {
             return None;
         }
+        let schedule = smooth_cycle(&scaled_weights(weights));
+        let start = rand::random_range(0..schedule.len());
+        Some(WeightedCycle {
+            schedule,
+            next: AtomicUsize::new(start),
+        })
+    }
+
+    /// The next item's index.
+    pub fn next(&self) -> usize {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let first = self.schedule[n % self.schedule.len()] as usize;
-        Some(Candidates::starting_at(first, self.len))
+        self.schedule[n % self.schedule.len()] as usize
     }
 }
 
 /// Weights reduced by their GCD, then scaled down (keeping every weight ≥ 1) so that the
 /// cycle stays at most [`MAX_CYCLE`] long.
-fn scaled_weights(endpoints: &[Endpoint]) -> Vec<u64> {
-    let raw: Vec<u64> = endpoints
-        .iter()
-        .map(|e| u64::from(e.weight.max(1)))
-        .collect();
+fn scaled_weights(raw: &[u64]) -> Vec<u64> {
+    let raw: Vec<u64> = raw.iter().map(|&w| w.max(1)).collect();
     let g = raw.iter().copied().fold(0, gcd).max(1);
     let reduced: Vec<u64> = raw.iter().map(|w| w / g).collect();
     let total: u64 = reduced.iter().sum();
@@ -142,7 +160,7 @@ mod tests {
 
     #[test]
     fn huge_weights_are_scaled_into_a_bounded_cycle() {
-        let w = scaled_weights(&eps(&[1_000_000, 3, 999_999]));
+        let w = scaled_weights(&[1_000_000, 3, 999_999]);
         assert!(w.iter().sum::<u64>() <= MAX_CYCLE + 3);
         assert!(w.iter().all(|&x| x >= 1));
     }

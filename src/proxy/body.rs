@@ -1,96 +1,94 @@
-//! The response body weir sends downstream: either streamed from the upstream frame by frame
-//! (data and trailers, never buffered whole) or a small body weir made itself.
+//! weir's own body type, and the response body sent downstream.
 //!
-//! The upstream variant carries the request's [`Completion`]: when the body is dropped
-//! (sent completely, or abandoned by the client) the request is accounted — metrics, access
-//! log, in-flight count — and an HTTP/1 connection whose response ended cleanly goes back
-//! to its pool.
+//! [`Body`] is what crosses the boundary between the request path and the upstream module:
+//! requests are sent upstream as `Request<Body>` and responses come back as
+//! `Response<Body>`, so the HTTP client behind `upstream` (hyper's today) never shows its own
+//! types to the rest of the proxy. It is either streamed frame by frame (data and trailers,
+//! never buffered whole) or a small body weir made itself.
+//!
+//! [`ResponseBody`] wraps the body sent to the client with the request's [`Completion`]:
+//! when it is dropped (sent completely, or abandoned by the client) the request is accounted
+//! — metrics, access log, in-flight count.
 
+use std::error::Error as StdError;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
-use http_body::{Body, Frame, SizeHint};
+use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::forward::Completion;
+use super::pipeline::Completion;
+use super::upstream::UpstreamBody;
 
-/// Body of every response weir sends.
-pub struct ProxyBody {
+/// A body error, whatever side it came from.
+pub type BodyError = Box<dyn StdError + Send + Sync>;
+
+/// A request or response body as the proxy handles it.
+pub struct Body {
     kind: Kind,
 }
 
 enum Kind {
     Full(Option<Bytes>),
-    Upstream {
-        inner: Incoming,
-        completion: Option<Completion>,
-        /// The upstream body ended cleanly (`None` polled, or known empty).
-        ended: bool,
-    },
+    /// Received by hyper's server (a downstream request body).
+    Incoming(Incoming),
+    /// Received from an upstream (its connection is released when this ends).
+    Upstream(UpstreamBody),
 }
 
-impl ProxyBody {
+impl Body {
     /// A complete body.
     pub(crate) fn full(bytes: Bytes) -> Self {
-        ProxyBody {
+        Body {
             kind: Kind::Full(if bytes.is_empty() { None } else { Some(bytes) }),
         }
     }
 
     /// An empty body.
     pub(crate) fn empty() -> Self {
-        ProxyBody {
+        Body {
             kind: Kind::Full(None),
         }
     }
 
-    /// A body streamed from the upstream, finishing `completion` when dropped.
-    pub(crate) fn upstream(inner: Incoming, completion: Completion) -> Self {
-        ProxyBody {
-            kind: Kind::Upstream {
-                inner,
-                completion: Some(completion),
-                ended: false,
-            },
+    /// A body hyper's server is receiving.
+    pub(crate) fn incoming(body: Incoming) -> Self {
+        Body {
+            kind: Kind::Incoming(body),
+        }
+    }
+
+    /// A body an upstream is sending.
+    pub(crate) fn upstream(body: UpstreamBody) -> Self {
+        Body {
+            kind: Kind::Upstream(body),
         }
     }
 }
 
-impl Body for ProxyBody {
+impl HttpBody for Body {
     type Data = Bytes;
-    type Error = hyper::Error;
+    type Error = BodyError;
 
     fn poll_frame(
         self: Pin<&mut Self>,
         cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         match &mut self.get_mut().kind {
             Kind::Full(b) => Poll::Ready(b.take().map(|b| Ok(Frame::data(b)))),
-            Kind::Upstream {
-                inner,
-                completion,
-                ended,
-            } => {
-                let polled = Pin::new(inner).poll_frame(cx);
-                match &polled {
-                    Poll::Ready(None) => *ended = true,
-                    Poll::Ready(Some(Err(_))) => {
-                        if let Some(c) = completion {
-                            c.body_error();
-                        }
-                    }
-                    _ => {}
-                }
-                polled
-            }
+            Kind::Incoming(inner) => Pin::new(inner)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(e) as BodyError),
+            Kind::Upstream(inner) => Pin::new(inner).poll_frame(cx),
         }
     }
 
     fn is_end_stream(&self) -> bool {
         match &self.kind {
             Kind::Full(b) => b.is_none(),
-            Kind::Upstream { inner, .. } => inner.is_end_stream(),
+            Kind::Incoming(inner) => inner.is_end_stream(),
+            Kind::Upstream(inner) => inner.is_end_stream(),
         }
     }
 
@@ -98,21 +96,78 @@ impl Body for ProxyBody {
         match &self.kind {
             Kind::Full(Some(b)) => SizeHint::with_exact(b.len() as u64),
             Kind::Full(None) => SizeHint::with_exact(0),
-            Kind::Upstream { inner, .. } => inner.size_hint(),
+            Kind::Incoming(inner) => inner.size_hint(),
+            Kind::Upstream(inner) => inner.size_hint(),
         }
     }
 }
 
-impl Drop for ProxyBody {
-    fn drop(&mut self) {
-        if let Kind::Upstream {
+/// The body of every response weir sends downstream: a [`Body`] plus, for forwarded
+/// requests, the accounting that runs when it ends.
+pub struct ResponseBody {
+    inner: Body,
+    completion: Option<Completion>,
+    /// The body ended cleanly (`None` polled, or known empty).
+    ended: bool,
+    errored: bool,
+}
+
+impl ResponseBody {
+    /// A response body weir made itself (already accounted).
+    pub(crate) fn local(inner: Body) -> Self {
+        ResponseBody {
             inner,
-            completion,
-            ended,
-        } = &mut self.kind
-            && let Some(c) = completion.take()
-        {
-            c.finish(*ended || inner.is_end_stream());
+            completion: None,
+            ended: false,
+            errored: false,
+        }
+    }
+
+    /// A forwarded body that finishes `completion` when dropped.
+    pub(crate) fn forwarded(inner: Body, completion: Completion) -> Self {
+        ResponseBody {
+            inner,
+            completion: Some(completion),
+            ended: false,
+            errored: false,
+        }
+    }
+}
+
+impl HttpBody for ResponseBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        match &polled {
+            Poll::Ready(None) => this.ended = true,
+            Poll::Ready(Some(Err(_))) => this.errored = true,
+            _ => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for ResponseBody {
+    fn drop(&mut self) {
+        if let Some(c) = self.completion.take() {
+            c.finish(
+                (self.ended || self.inner.is_end_stream()) && !self.errored,
+                self.errored,
+            );
         }
     }
 }

@@ -1,10 +1,48 @@
-//! Failures of the request path, and the one function that turns them into responses.
+//! Failures of the request path, where each came from, and the one mapping of failures to the
+//! answers weir makes itself.
+//!
+//! Every answer weir makes without an upstream response — direct responses, redirects,
+//! failures, and filters that answer early — is a [`LocalReply`], sent through the pipeline's
+//! one local-reply path (so it gets the same headers, logging and metrics). A [`Failure`]
+//! becomes a `LocalReply` in exactly one place: [`Failure::reply`].
 
-use http::{HeaderValue, Response, StatusCode, header};
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, StatusCode, header};
 
-use super::body::ProxyBody;
+use super::body::BodyError;
 
-/// Where and how a request failed. Mapped to a response by [`Failure::into_response`] only.
+/// Where a failure came from (CONVENTIONS.md: data-plane errors record their origin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Source {
+    /// The client sent something unusable.
+    Downstream,
+    /// No route: nothing is configured for the request.
+    Routing,
+    /// Getting a connection to an upstream failed; nothing was sent.
+    UpstreamConnect,
+    /// The upstream failed after the request was (maybe partly) sent, or did not answer.
+    UpstreamResponse,
+    /// A filter refused the request.
+    Filter,
+    /// weir's own state (a configuration that cannot serve the request).
+    Internal,
+}
+
+impl Source {
+    /// Label for logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Downstream => "downstream",
+            Source::Routing => "routing",
+            Source::UpstreamConnect => "upstream_connect",
+            Source::UpstreamResponse => "upstream_response",
+            Source::Filter => "filter",
+            Source::Internal => "internal",
+        }
+    }
+}
+
+/// How a request failed. Mapped to an answer by [`Failure::reply`] only.
 #[derive(Debug)]
 pub enum Failure {
     /// The request is unusable (missing host, bad URI): 400.
@@ -12,10 +50,12 @@ pub enum Failure {
     /// The request head had both `Content-Length` and `Transfer-Encoding`: 400, and the
     /// connection is closed.
     AmbiguousFraming,
-    /// No virtual host or route matched and there is no default backend: 404.
+    /// No virtual host or route matched and there is no default route: 404.
     NoRoute,
     /// The route's cluster has no endpoint: 503.
     NoEndpoint,
+    /// Every backend of the route has weight 0 (the Gateway API answers 500).
+    NoBackend,
     /// Connecting to the upstream failed (refused, unreachable, TLS, handshake); nothing of
     /// the request was sent, so another endpoint may be tried: 502 when none is left.
     Connect(std::io::Error),
@@ -23,7 +63,7 @@ pub enum Failure {
     /// was the last candidate.
     ConnectTimeout,
     /// The upstream failed after the request was (maybe partly) sent: 502, never retried.
-    Upstream(hyper::Error),
+    Upstream(BodyError),
     /// No response headers within the cluster's request timeout: 504.
     Timeout,
 }
@@ -34,6 +74,19 @@ impl Failure {
         matches!(self, Failure::Connect(_) | Failure::ConnectTimeout)
     }
 
+    /// Where it came from.
+    pub fn source(&self) -> Source {
+        match self {
+            Failure::BadRequest(_) | Failure::AmbiguousFraming => Source::Downstream,
+            Failure::NoRoute => Source::Routing,
+            Failure::NoEndpoint | Failure::Connect(_) | Failure::ConnectTimeout => {
+                Source::UpstreamConnect
+            }
+            Failure::Upstream(_) | Failure::Timeout => Source::UpstreamResponse,
+            Failure::NoBackend => Source::Internal,
+        }
+    }
+
     /// Short, bounded label for metrics (`weir_upstream_errors_total{kind}`) and logs.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -41,6 +94,7 @@ impl Failure {
             Failure::AmbiguousFraming => "ambiguous_framing",
             Failure::NoRoute => "no_route",
             Failure::NoEndpoint => "no_endpoint",
+            Failure::NoBackend => "no_backend",
             Failure::Connect(_) => "connect",
             Failure::ConnectTimeout => "connect_timeout",
             Failure::Upstream(_) => "upstream",
@@ -51,10 +105,11 @@ impl Failure {
     /// Logs the failure with its cause (debug level: failures are also counted and logged
     /// in the access log).
     pub fn trace(&self) {
+        let source = self.source().as_str();
         match self {
-            Failure::Connect(error) => tracing::debug!(%error, "upstream connect failed"),
-            Failure::Upstream(error) => tracing::debug!(%error, "upstream failed"),
-            other => tracing::debug!(kind = other.kind(), "request failed"),
+            Failure::Connect(error) => tracing::debug!(%error, source, "upstream connect failed"),
+            Failure::Upstream(error) => tracing::debug!(%error, source, "upstream failed"),
+            other => tracing::debug!(kind = other.kind(), source, "request failed"),
         }
     }
 
@@ -64,40 +119,61 @@ impl Failure {
             Failure::BadRequest(_) | Failure::AmbiguousFraming => StatusCode::BAD_REQUEST,
             Failure::NoRoute => StatusCode::NOT_FOUND,
             Failure::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::Connect(_) | Failure::Upstream(_) => StatusCode::BAD_GATEWAY,
             Failure::ConnectTimeout | Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
 
-    /// The one place that maps failures to responses.
-    pub fn into_response(self) -> Response<ProxyBody> {
-        let status = self.status();
-        let body: &'static str = match &self {
+    /// The one place that maps failures to answers.
+    pub fn reply(&self) -> LocalReply {
+        let body: &'static str = match self {
             Failure::BadRequest(why) => why,
             Failure::AmbiguousFraming => "ambiguous message framing\n",
             Failure::NoRoute => "no route\n",
             Failure::NoEndpoint => "no healthy upstream\n",
+            Failure::NoBackend => "no backend\n",
             Failure::Connect(_) | Failure::Upstream(_) => "upstream connect error or disconnect\n",
             Failure::ConnectTimeout | Failure::Timeout => "upstream request timeout\n",
         };
-        let mut resp = synthetic(status, bytes::Bytes::from_static(body.as_bytes()));
-        if matches!(self, Failure::AmbiguousFraming) {
-            resp.headers_mut()
-                .insert(http::header::CONNECTION, HeaderValue::from_static("close"));
-        }
-        resp
+        let mut reply = LocalReply::text(self.status(), Bytes::from_static(body.as_bytes()));
+        reply.close = matches!(self, Failure::AmbiguousFraming);
+        reply.error = self.kind();
+        reply
     }
 }
 
-/// A plain-text response made by weir itself.
-pub fn synthetic(status: StatusCode, body: bytes::Bytes) -> Response<ProxyBody> {
-    let mut resp = Response::new(ProxyBody::full(body));
-    *resp.status_mut() = status;
-    resp.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    resp
+/// An answer weir makes itself.
+#[derive(Debug)]
+pub struct LocalReply {
+    /// Status.
+    pub status: StatusCode,
+    /// Headers beyond `Content-Type` (e.g. `Location`).
+    pub headers: HeaderMap,
+    /// Body.
+    pub body: Bytes,
+    /// Close the (HTTP/1) connection after it.
+    pub close: bool,
+    /// Error label for the access log (empty when the answer is what the route asked for).
+    pub error: &'static str,
+}
+
+impl LocalReply {
+    /// A plain-text answer.
+    pub fn text(status: StatusCode, body: Bytes) -> Self {
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        LocalReply {
+            status,
+            headers,
+            body,
+            close: false,
+            error: "",
+        }
+    }
 }
 
 /// Failure of [`super::Proxy::serve`].

@@ -103,7 +103,7 @@ pub(crate) struct MetricsView<'a> {
     pub(crate) routes: &'a [Arc<RouteStats>],
     pub(crate) unrouted: &'a Unrouted,
     pub(crate) clusters: &'a [Arc<super::upstream::ClusterState>],
-    pub(crate) listeners: [(&'static str, &'a ListenerStats); 2],
+    pub(crate) listeners: &'a [(&'a str, &'a ListenerStats)],
     pub(crate) generation: u64,
 }
 
@@ -181,18 +181,20 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
         );
     }
     out.push_str("# HELP weir_downstream_connections_active Open client connections.\n# TYPE weir_downstream_connections_active gauge\n");
-    for (name, l) in &view.listeners {
+    for (name, l) in view.listeners {
         let _ = writeln!(
             out,
-            "weir_downstream_connections_active{{listener=\"{name}\"}} {}",
+            "weir_downstream_connections_active{{listener=\"{}\"}} {}",
+            esc(name),
             l.active.load(Ordering::Relaxed)
         );
     }
     out.push_str("# HELP weir_downstream_connections_total Accepted client connections.\n# TYPE weir_downstream_connections_total counter\n");
-    for (name, l) in &view.listeners {
+    for (name, l) in view.listeners {
         let _ = writeln!(
             out,
-            "weir_downstream_connections_total{{listener=\"{name}\"}} {}",
+            "weir_downstream_connections_total{{listener=\"{}\"}} {}",
+            esc(name),
             l.total.load(Ordering::Relaxed)
         );
     }
@@ -234,7 +236,7 @@ mod tests {
                 routes: &[r],
                 unrouted: &Unrouted::default(),
                 clusters: &[],
-                listeners: [
+                listeners: &[
                     ("http", &ListenerStats::default()),
                     ("https", &ListenerStats::default()),
                 ],

@@ -1,29 +1,42 @@
-//! The data plane: listeners, connections, routing, forwarding, upstream pools.
+//! The data plane: listeners, connections, the request pipeline, upstream pools.
 //!
 //! The control plane talks to the proxy only through [`Proxy::publish_snapshot`],
 //! [`Proxy::publish_endpoints`] and [`Proxy::update_endpoints`]; the admin listener reads
-//! [`Proxy::render_metrics`], [`Proxy::clusters_json`], [`Proxy::snapshot`] and
-//! [`Proxy::generation`]; `main` runs [`Proxy::serve`]. Everything else is the request path:
+//! [`Proxy::render_metrics`], [`Proxy::clusters_json`], [`Proxy::snapshot`],
+//! [`Proxy::generation`] and [`Proxy::listeners`]; `main` runs [`Proxy::serve`]. Everything
+//! else is the request path:
 //!
-//! - `server`: accept, TLS (`tls`), HTTP/1.1 + HTTP/2, graceful shutdown;
-//! - `forward`: one request: route ([`Snapshot::route`]), balance ([`crate::balance`]), rewrite
-//!   headers, forward over a pooled connection (`upstream`), stream the response (`body`);
-//! - `error`: the one place failures become responses;
+//! - `server`: the listeners of the snapshot, bound, kept and closed by diffing snapshots;
+//!   accept, TLS (`tls`), HTTP/1.1 + HTTP/2, graceful shutdown;
+//! - `pipeline`: one request, as documented phases (normalize, route, filters, backend,
+//!   endpoint, upstream, response filters, accounting) and the one local-reply path;
+//! - `filter`: filter kinds and their phase order; `redirect`; `headers`: header rules;
+//! - `upstream`: clusters, endpoint state shared by address, pools; hyper's client behind
+//!   `upstream::client`; `body`: weir's own body type;
+//! - `error`: failures, where they came from, and the one mapping to answers;
 //! - `metrics`, `access_log`: accounting.
 //!
-//! Publishing builds a route table that resolves every route of the snapshot to its
-//! counters and cluster state once, so a request does no map lookup by name: it loads the
-//! current `Runtime` (one `ArcSwap` load), routes, and follows `Arc`s.
+//! Publishing resolves every route of the snapshot, by [`crate::snapshot::RouteId`], to its
+//! counters, backend picker and cluster states once, and hands each listener a view of the
+//! result: a request loads its listener's view (one `ArcSwap` load), routes, and follows
+//! `Arc`s — no map lookup by name beyond the listener's route table.
 //!
 //! # Behaviour users can rely on
 //!
-//! - **Failures → responses** (one function, `error::Failure::into_response`): no route 404;
-//!   `Respond` routes their own status; no endpoint 503; connect failure or a request that
-//!   came back unsent → the next endpoint (each endpoint once, in balancer order; a stale
-//!   pooled connection is retried once on the same endpoint), 502 when none is left;
-//!   failure after the request was sent 502, never retried; no response headers within the
-//!   request timeout (or connect timeout on the last endpoint) 504; malformed request 400.
-//!   A client that goes away before the response is counted and logged as 499.
+//! - **Listeners** come from the snapshot: a new one is bound when a snapshot adds it and
+//!   serves at once; one a snapshot removes stops accepting and its connections drain (HTTP/2
+//!   GOAWAY, HTTP/1 closes after the current response), while the others carry on untouched.
+//!   A listener that cannot bind is logged and retried.
+//! - **Failures → answers** (one function, `error::Failure::reply`): no route 404;
+//!   `Respond` routes their own status; no endpoint 503; every backend weighted 0: 500;
+//!   connect failure or a request that came back unsent → the next endpoint (each endpoint
+//!   once, in balancer order; a stale pooled connection is retried once on the same
+//!   endpoint), 502 when none is left; failure after the request was sent 502, never
+//!   retried; no response headers within the request timeout (or connect timeout on the last
+//!   endpoint) 504; malformed request 400. A client that goes away before the response is
+//!   counted and logged as 499.
+//! - **Local replies** (direct responses, redirects, failures, filters that answer) carry
+//!   `X-Request-Id` and run the route's response filters, like forwarded responses.
 //! - **Timeouts**: per cluster from the snapshot (connect 2 s, request-to-response-headers
 //!   60 s, upstream idle 60 s by default); downstream: request head 30 s (also the idle
 //!   keep-alive timeout of HTTP/1 client connections), TLS handshake 10 s, drain 30 s
@@ -42,49 +55,58 @@
 //! - **Hop-by-hop headers** are removed both ways; `TE: trailers` is kept (gRPC).
 //!   HTTP/1.1 `Upgrade` (WebSocket) is tunnelled over a dedicated upstream HTTP/1.1
 //!   connection; so is WebSocket over HTTP/2 (extended CONNECT, RFC 8441), translated to an
-//!   HTTP/1.1 upgrade upstream. Tunnels are not waited for on shutdown.
+//!   HTTP/1.1 upgrade upstream.
 //! - **Ambiguous framing** (`Content-Length` with `Transfer-Encoding`) is refused with 400
 //!   and the connection closed (`framing`).
 //! - **Upstream TLS** does not verify certificates (as Envoy/Contour by default); see
-//!   `upstream`.
+//!   `upstream::client`.
 
 mod access_log;
 mod body;
 mod config;
 mod error;
-mod forward;
+mod filter;
 mod framing;
+mod headers;
 mod metrics;
+mod pipeline;
+mod redirect;
 mod server;
 mod tls;
 mod upstream;
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
+use tokio::sync::watch;
 
-pub use body::ProxyBody;
 pub use config::{
     AccessLogConfig, AccessLogFormat, AccessLogTarget, ForwardedHeaders, ProxyConfig, RequestIdMode,
 };
-pub use error::ProxyError;
+pub use error::{ProxyError, Source};
 
+use crate::balance::round_robin::WeightedCycle;
 use crate::snapshot::{
-    BackendTarget, ClusterKey, EndpointSet, EndpointSets, Route, RouteAction, Snapshot,
+    BackendTarget, ClusterKey, EndpointSet, EndpointSets, ListenerProtocol, RouteAction,
+    RouteTable, Snapshot,
 };
 use metrics::{ListenerStats, RouteStats, Unrouted};
 use upstream::{ClusterState, Registry};
 
-/// Already-bound listening sockets for [`Proxy::serve`] (the caller binds, so tests can use
-/// port 0 and `main` can report bind errors itself).
-#[derive(Debug, Default)]
-pub struct Listeners {
-    /// Cleartext HTTP/1.1 and HTTP/2 (prior knowledge).
-    pub http: Option<tokio::net::TcpListener>,
-    /// TLS with ALPN `h2` / `http/1.1`; certificates from the snapshot by SNI.
-    pub https: Option<tokio::net::TcpListener>,
+/// A socket bound before [`Proxy::serve`] starts (so `main` can report bind errors itself and
+/// tests can use port 0). It serves at once, as the listener `name`, and is kept when the
+/// snapshot has a listener of that name, address and protocol; otherwise it is closed.
+#[derive(Debug)]
+pub struct BoundListener {
+    /// Listener name (as in the snapshot: `http`, `https` for Ingress).
+    pub name: String,
+    /// Cleartext or TLS.
+    pub protocol: ListenerProtocol,
+    /// The socket.
+    pub socket: tokio::net::TcpListener,
 }
 
 /// Handle to the data plane. Cheap to clone.
@@ -106,32 +128,86 @@ pub(crate) struct Inner {
     generation: AtomicU64,
     /// Serializes publishers; never touched by requests.
     publish: Mutex<PublishState>,
+    /// Bumped on every snapshot publish; the server re-diffs its listeners.
+    listeners_changed: watch::Sender<u64>,
+    /// The listeners the server serves now, with their local addresses.
+    bound: Mutex<Vec<(String, SocketAddr)>>,
     access_log: access_log::AccessLog,
     unrouted: Unrouted,
-    /// `[http, https]`.
-    listener_stats: [ListenerStats; 2],
 }
 
-#[derive(Default)]
 struct PublishState {
     registry: Registry,
     /// Route counters by (route name, cluster name), kept across snapshots so counters stay
     /// monotonic; routes that disappear are dropped.
     route_stats: HashMap<(String, String), Arc<RouteStats>>,
+    /// One slot per listener of the current snapshot (plus pre-bound ones not yet claimed).
+    slots: BTreeMap<String, Arc<ListenerSlot>>,
 }
 
-/// The published state a request reads: the snapshot and its resolved route table.
+/// A listener's link to the published state: what its connections route with, and its
+/// counters. A listener removed from the snapshot keeps its last view, so its draining
+/// connections finish with the configuration they started on.
+pub(crate) struct ListenerSlot {
+    pub(crate) name: Arc<str>,
+    pub(crate) view: ArcSwap<ListenerView>,
+    pub(crate) stats: ListenerStats,
+}
+
+/// The published state as one listener sees it.
+pub(crate) struct ListenerView {
+    pub(crate) runtime: Arc<Runtime>,
+    /// Index of the listener in `runtime.snapshot.listeners` (`None`: not in the snapshot,
+    /// every request gets 404).
+    pub(crate) listener: Option<usize>,
+}
+
+impl ListenerView {
+    /// The route table the listener serves.
+    pub(crate) fn table(&self) -> Option<&RouteTable> {
+        let snapshot = &self.runtime.snapshot;
+        let listener = snapshot.listeners.get(self.listener?)?;
+        snapshot.route_tables.get(&listener.route_table)
+    }
+
+    /// The listener's certificates.
+    pub(crate) fn tls(&self) -> Option<&crate::snapshot::TlsConfig> {
+        let snapshot = &self.runtime.snapshot;
+        snapshot.listeners.get(self.listener?)?.tls.as_ref()
+    }
+}
+
+/// The published state a request reads: the snapshot and its resolved routes.
 pub(crate) struct Runtime {
     snapshot: Arc<Snapshot>,
     /// Runtime of each route, indexed by [`crate::snapshot::RouteId`].
     routes: Vec<Arc<RouteRt>>,
 }
 
-/// A route resolved against the registry.
+/// A route resolved against the registry: per-route runtime state.
 pub(crate) struct RouteRt {
+    /// Counters of answers given before a backend is chosen (cluster label empty).
+    local: Arc<RouteStats>,
+    /// One per backend of a `Forward` route, in the route's order.
+    backends: Vec<BackendRt>,
+    picker: Picker,
+}
+
+/// A backend of a route, resolved.
+pub(crate) struct BackendRt {
     stats: Arc<RouteStats>,
-    /// The cluster state for `Forward` routes.
+    /// The cluster state (`None` for a backend that answers directly).
     cluster: Option<Arc<ClusterState>>,
+}
+
+/// How a route picks its backend.
+pub(crate) enum Picker {
+    /// One backend (or a route that does not forward).
+    Only,
+    /// Every weight is 0.
+    None,
+    /// Smooth weighted round robin over the backends of non-zero weight (their indices).
+    Weighted(WeightedCycle, Vec<usize>),
 }
 
 impl Runtime {
@@ -141,11 +217,6 @@ impl Runtime {
             routes: Vec::new(),
         }
     }
-
-    /// The runtime of `route`, a route of `self.snapshot`.
-    fn route_for(&self, route: &Route) -> Option<Arc<RouteRt>> {
-        self.routes.get(route.id.0 as usize).cloned()
-    }
 }
 
 impl Proxy {
@@ -153,16 +224,22 @@ impl Proxy {
     /// gets 404 before that).
     pub fn new(config: ProxyConfig) -> Proxy {
         let access_log = access_log::AccessLog::start(&config.access_log);
+        let registry = Registry::new(config.upstream_h2_max_streams);
         Proxy {
             inner: Arc::new(Inner {
                 config,
                 runtime: ArcSwap::from_pointee(Runtime::empty()),
                 endpoints: ArcSwap::from_pointee(EndpointSets::new()),
                 generation: AtomicU64::new(0),
-                publish: Mutex::new(PublishState::default()),
+                publish: Mutex::new(PublishState {
+                    registry,
+                    route_stats: HashMap::new(),
+                    slots: BTreeMap::new(),
+                }),
+                listeners_changed: watch::Sender::new(0),
+                bound: Mutex::new(Vec::new()),
                 access_log,
                 unrouted: Unrouted::default(),
-                listener_stats: Default::default(),
             }),
         }
     }
@@ -173,12 +250,15 @@ impl Proxy {
     }
 
     /// Swap in a new snapshot. Requests in flight keep the snapshot they started with.
-    /// Clusters whose protocol is unchanged keep their endpoints, pools and balancer state.
+    /// Clusters that remain keep their endpoints, pools and balancer state; listeners the
+    /// snapshot adds are bound and those it removes drain (when [`Proxy::serve`] runs).
     pub fn publish_snapshot(&self, snapshot: Arc<Snapshot>) {
         let mut state = self.publish_lock();
         let sets = self.inner.endpoints.load_full();
         self.rebuild(&mut state, snapshot, &sets);
         self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        drop(state);
+        self.inner.listeners_changed.send_modify(|g| *g += 1);
     }
 
     /// Replace the endpoint sets of every cluster.
@@ -192,7 +272,7 @@ impl Proxy {
     /// Replace (`Some`) or remove (`None`) the endpoint set of one cluster; the fast path
     /// for EndpointSlice changes (the route table is not rebuilt).
     pub fn update_endpoints(&self, cluster: &ClusterKey, set: Option<Arc<EndpointSet>>) {
-        let state = self.publish_lock();
+        let mut state = self.publish_lock();
         self.inner.endpoints.rcu(|current| {
             let mut next = EndpointSets::clone(current);
             match &set {
@@ -214,15 +294,22 @@ impl Proxy {
         self.inner.runtime.load().snapshot.clone()
     }
 
-    /// Serves `listeners` until `shutdown` resolves, then stops accepting, asks every
-    /// connection to finish (GOAWAY on HTTP/2), waits for in-flight requests up to
+    /// The listeners being served now and their local addresses (after [`Proxy::serve`]
+    /// bound them; a listener asked for port 0 shows the port it got).
+    pub fn listeners(&self) -> Vec<(String, SocketAddr)> {
+        server::bound_addresses(&self.inner)
+    }
+
+    /// Serves `prebound` sockets at once and the snapshot's listeners as they are published,
+    /// until `shutdown` resolves; then stops accepting, asks every connection to finish
+    /// (GOAWAY on HTTP/2), waits for in-flight requests and tunnels up to
     /// [`ProxyConfig::drain_timeout`], and returns.
     pub async fn serve(
         &self,
-        listeners: Listeners,
+        prebound: Vec<BoundListener>,
         shutdown: impl Future<Output = ()>,
     ) -> Result<(), ProxyError> {
-        server::serve(self.inner.clone(), listeners, shutdown).await
+        server::serve(self.inner.clone(), prebound, shutdown).await
     }
 
     /// Appends the Prometheus text exposition of the data plane's metrics to `out`:
@@ -231,21 +318,21 @@ impl Proxy {
     /// `weir_upstream_errors_total{cluster,kind}`, `weir_endpoints{cluster}`,
     /// `weir_downstream_connections_active/total{listener}`, `weir_snapshot_generation`.
     pub fn render_metrics(&self, out: &mut String) {
-        let (routes, clusters) = {
+        let (routes, clusters, slots) = {
             let state = self.publish_lock();
             let mut routes: Vec<Arc<RouteStats>> = state.route_stats.values().cloned().collect();
             routes.sort_by(|a, b| (&a.route, &a.cluster).cmp(&(&b.route, &b.cluster)));
-            (routes, state.registry.clusters())
+            let slots: Vec<Arc<ListenerSlot>> = state.slots.values().cloned().collect();
+            (routes, state.registry.clusters(), slots)
         };
+        let listeners: Vec<(&str, &ListenerStats)> =
+            slots.iter().map(|s| (&*s.name, &s.stats)).collect();
         metrics::render(
             &metrics::MetricsView {
                 routes: &routes,
                 unrouted: &self.inner.unrouted,
                 clusters: &clusters,
-                listeners: [
-                    ("http", &self.inner.listener_stats[0]),
-                    ("https", &self.inner.listener_stats[1]),
-                ],
+                listeners: &listeners,
                 generation: self.generation(),
             },
             out,
@@ -264,10 +351,11 @@ impl Proxy {
                 let endpoints: Vec<serde_json::Value> = members
                     .endpoints
                     .iter()
-                    .map(|e| {
+                    .map(|m| {
+                        let e = &m.state;
                         serde_json::json!({
                             "address": e.address.to_string(),
-                            "weight": e.weight.load(Ordering::Relaxed),
+                            "weight": m.weight,
                             "in_flight": e.load.in_flight(),
                             "total": e.total.load(Ordering::Relaxed),
                             "pooled_connections": e.pooled_connections(),
@@ -287,47 +375,133 @@ impl Proxy {
     }
 
     fn publish_lock(&self) -> std::sync::MutexGuard<'_, PublishState> {
-        // Publishing state stays consistent even if a publisher panicked mid-way: the next
-        // publish rebuilds everything from its inputs.
-        self.inner.publish.lock().unwrap_or_else(|p| p.into_inner())
+        self.inner.publish_lock()
     }
 
-    /// Reconciles the registry with `snapshot` and `sets` and publishes a new route table.
+    /// Reconciles the registry with `snapshot` and `sets`, resolves every route, and hands
+    /// each listener its view.
     fn rebuild(&self, state: &mut PublishState, snapshot: Arc<Snapshot>, sets: &EndpointSets) {
         let PublishState {
             registry,
             route_stats,
+            slots,
         } = state;
-        let clusters =
-            registry.reconcile(&snapshot, sets, self.inner.config.upstream_h2_max_streams);
+        let clusters = registry.reconcile(&snapshot, sets);
         let mut routes = Vec::new();
         let mut seen = HashMap::new();
-        for r in snapshot.routes() {
-            let cluster = match &r.action {
-                RouteAction::Forward(f) => f.backends.first().and_then(|b| match &b.target {
-                    BackendTarget::Cluster(key) => clusters.get(key).cloned(),
-                    BackendTarget::Respond(_) => None,
-                }),
-                RouteAction::Redirect(_) | RouteAction::Respond(_) => None,
-            };
-            let cluster_name = cluster
-                .as_ref()
-                .map(|c| c.name.to_string())
-                .unwrap_or_default();
-            let key = (r.name.clone(), cluster_name);
-            let stats = route_stats.get(&key).cloned().unwrap_or_else(|| {
-                Arc::new(RouteStats::new(
-                    Arc::from(key.0.as_str()),
-                    Arc::from(key.1.as_str()),
-                ))
-            });
+        let mut stats_for = |route: &str, cluster: &str| {
+            let key = (route.to_owned(), cluster.to_owned());
+            let stats = route_stats
+                .get(&key)
+                .cloned()
+                .unwrap_or_else(|| Arc::new(RouteStats::new(Arc::from(route), Arc::from(cluster))));
             seen.insert(key, stats.clone());
+            stats
+        };
+        for r in snapshot.routes() {
+            let mut backends = Vec::new();
+            let mut picker = Picker::Only;
+            if let RouteAction::Forward(f) = &r.action {
+                for b in &f.backends {
+                    let cluster = match &b.target {
+                        BackendTarget::Cluster(key) => clusters.get(key).cloned(),
+                        BackendTarget::Respond(_) => None,
+                    };
+                    let cluster_name = cluster.as_ref().map(|c| c.name.to_string());
+                    backends.push(BackendRt {
+                        stats: stats_for(&r.name, cluster_name.as_deref().unwrap_or_default()),
+                        cluster,
+                    });
+                }
+                let weighted: Vec<(usize, u64)> = f
+                    .backends
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, b)| b.weight > 0)
+                    .map(|(i, b)| (i, u64::from(b.weight)))
+                    .collect();
+                picker = match weighted.as_slice() {
+                    [] => Picker::None,
+                    [(0, _)] if f.backends.len() == 1 => Picker::Only,
+                    _ => {
+                        let weights: Vec<u64> = weighted.iter().map(|(_, w)| *w).collect();
+                        let indices = weighted.iter().map(|(i, _)| *i).collect();
+                        match WeightedCycle::new(&weights) {
+                            Some(cycle) => Picker::Weighted(cycle, indices),
+                            None => Picker::None,
+                        }
+                    }
+                };
+            }
+            // A forwarding route with one backend accounts its local answers (503, 502) under
+            // that backend's cluster, as it always has; other routes under no cluster.
+            let local = match backends.as_slice() {
+                [only] => only.stats.clone(),
+                _ => stats_for(&r.name, ""),
+            };
             debug_assert_eq!(r.id.0 as usize, routes.len(), "route ids are dense");
-            routes.push(Arc::new(RouteRt { stats, cluster }));
+            routes.push(Arc::new(RouteRt {
+                local,
+                backends,
+                picker,
+            }));
         }
         *route_stats = seen;
-        self.inner
-            .runtime
-            .store(Arc::new(Runtime { snapshot, routes }));
+        let runtime = Arc::new(Runtime {
+            snapshot: snapshot.clone(),
+            routes,
+        });
+        self.inner.runtime.store(runtime.clone());
+        // Views: every listener of the snapshot gets one (a new slot when it is new); slots
+        // of listeners the snapshot dropped keep their last view and leave the map.
+        let mut next = BTreeMap::new();
+        for (i, l) in snapshot.listeners.iter().enumerate() {
+            let slot = slots
+                .remove(&l.name)
+                .unwrap_or_else(|| ListenerSlot::new(&l.name));
+            slot.view.store(Arc::new(ListenerView {
+                runtime: runtime.clone(),
+                listener: Some(i),
+            }));
+            next.insert(l.name.clone(), slot);
+        }
+        *slots = next;
+    }
+}
+
+impl Inner {
+    fn publish_lock(&self) -> std::sync::MutexGuard<'_, PublishState> {
+        // Publishing state stays consistent even if a publisher panicked mid-way: the next
+        // publish rebuilds everything from its inputs.
+        self.publish.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The slot of listener `name`: the snapshot's, or a new one with an empty view (a
+    /// pre-bound socket the snapshot does not know yet).
+    fn slot(&self, name: &str) -> Arc<ListenerSlot> {
+        let mut state = self.publish_lock();
+        if let Some(slot) = state.slots.get(name) {
+            return slot.clone();
+        }
+        let slot = ListenerSlot::new(name);
+        slot.view.store(Arc::new(ListenerView {
+            runtime: self.runtime.load_full(),
+            listener: None,
+        }));
+        state.slots.insert(name.to_owned(), slot.clone());
+        slot
+    }
+}
+
+impl ListenerSlot {
+    fn new(name: &str) -> Arc<Self> {
+        Arc::new(ListenerSlot {
+            name: Arc::from(name),
+            view: ArcSwap::from_pointee(ListenerView {
+                runtime: Arc::new(Runtime::empty()),
+                listener: None,
+            }),
+            stats: ListenerStats::default(),
+        })
     }
 }

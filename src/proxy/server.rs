@@ -1,14 +1,26 @@
-//! Listeners and downstream connections: accept, TLS, HTTP/1.1 and HTTP/2 (prior knowledge
-//! on the cleartext port, ALPN on TLS) on one socket each, and graceful shutdown.
+//! Listeners and downstream connections.
 //!
-//! Shutdown: stop accepting, ask every connection to finish (`GOAWAY` on HTTP/2; HTTP/1
-//! closes once its current request is answered, idle ones at once), wait for them up to
-//! `ProxyConfig::drain_timeout`, return.
+//! The listeners are the snapshot's: on every publish the server diffs the snapshot's
+//! listeners (name, address, protocol) against the sockets it serves. A listener that is new
+//! (or whose address or protocol changed) is bound and served at once; one that is gone stops
+//! accepting, and its connections are asked to finish (GOAWAY on HTTP/2; HTTP/1 closes once
+//! its current response is sent, idle ones at once) while every other listener carries on. A
+//! listener that cannot be bound is logged and retried on the next publish and every few
+//! seconds. Sockets bound before `serve` ([`super::BoundListener`]) are served from the start
+//! and kept when the snapshot has a listener with their name, address and protocol.
+//!
+//! Each accepted connection speaks HTTP/1.1 and HTTP/2 (prior knowledge on cleartext, ALPN on
+//! TLS) and routes with its listener's current view.
+//!
+//! Shutdown: stop accepting everywhere, ask every connection to finish, wait for them (and
+//! for tunnels) up to `ProxyConfig::drain_timeout`, return.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
@@ -16,55 +28,92 @@ use hyper_util::server::conn::auto;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 
 use super::error::ProxyError;
-use super::forward::{self, ConnInfo};
 use super::framing::{Ambiguous, FramingGuard};
 use super::metrics::ListenerStats;
-use super::{Inner, Listeners, tls};
+use super::pipeline::{self, ConnInfo};
+use super::{BoundListener, Inner, ListenerSlot, tls};
+use crate::snapshot::ListenerProtocol;
 
 type Builder = auto::Builder<TokioExecutor>;
 
+/// How often listeners that failed to bind are retried (besides every publish).
+const REBIND_INTERVAL: Duration = Duration::from_secs(5);
+
+/// One listener being served.
+struct Served {
+    address: SocketAddr,
+    protocol: ListenerProtocol,
+    local: SocketAddr,
+    /// Dropping it stops accepting (the task owns the socket).
+    accept: JoinHandle<()>,
+    /// Set to `true` to ask the listener's connections to finish.
+    drain: watch::Sender<bool>,
+}
+
+impl Served {
+    fn close(self) {
+        self.accept.abort();
+        let _ = self.drain.send(true);
+    }
+}
+
+/// State shared by every accept loop.
+struct Shared {
+    inner: Arc<Inner>,
+    builder: Builder,
+    /// Every connection (and tunnel) task holds a clone; `recv` returns `None` once all ended.
+    alive: mpsc::Sender<()>,
+}
+
 pub(crate) async fn serve(
     inner: Arc<Inner>,
-    listeners: Listeners,
+    prebound: Vec<BoundListener>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ProxyError> {
-    let builder = Arc::new(builder(&inner));
-    let tls = match &listeners.https {
-        Some(_) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
-            inner.clone(),
-        )?)),
-        None => None,
-    };
-    let (stop_tx, stop_rx) = watch::channel(false);
-    // Every connection task holds a clone; `recv` returns `None` once all have ended.
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
-
-    let accept_http = accept_loop(
-        listeners.http,
-        None,
-        inner.clone(),
-        builder.clone(),
-        stop_rx.clone(),
-        alive_tx.clone(),
-    );
-    let accept_https = accept_loop(
-        listeners.https,
-        tls,
-        inner.clone(),
-        builder,
-        stop_rx,
-        alive_tx.clone(),
-    );
-    drop(alive_tx);
-    tokio::select! {
-        _ = shutdown => {}
-        _ = async { tokio::join!(accept_http, accept_https) } => {}
-        _ = sweep_idle(&inner) => {}
+    let shared = Arc::new(Shared {
+        builder: builder(&inner),
+        inner: inner.clone(),
+        alive: alive_tx,
+    });
+    let mut served: HashMap<String, Served> = HashMap::new();
+    for b in prebound {
+        let address = b.socket.local_addr().map_err(ProxyError::Listener)?;
+        let slot = inner.slot(&b.name);
+        let s = start(&shared, slot, b.socket, address, b.protocol)?;
+        served.insert(b.name, s);
     }
-    // The accept loops (and listeners) are dropped here: new connections are refused.
-    let _ = stop_tx.send(true);
+    let mut changes = inner.listeners_changed.subscribe();
+    changes.mark_changed();
+    let mut sweep = tokio::time::interval(REBIND_INTERVAL);
+    sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            biased;
+            () = &mut shutdown => break,
+            changed = changes.changed() => {
+                if changed.is_err() {
+                    break;
+                }
+                reconcile(&shared, &mut served).await?;
+            }
+            _ = sweep.tick() => {
+                inner.publish_lock().registry.sweep();
+                reconcile(&shared, &mut served).await?;
+            }
+        }
+        record_bound(&inner, &served);
+    }
+    // Stop accepting everywhere; connections are asked to finish.
+    for (_, s) in served.drain() {
+        s.close();
+    }
+    record_bound(&inner, &served);
+    drop(shared);
     let drained = tokio::time::timeout(inner.config.drain_timeout, alive_rx.recv()).await;
     if drained.is_err() {
         tracing::warn!(
@@ -75,19 +124,94 @@ pub(crate) async fn serve(
     Ok(())
 }
 
-/// Closes idle upstream connections periodically (checkout also skips expired ones).
-async fn sweep_idle(inner: &Inner) {
-    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
-    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tick.tick().await;
-        inner
-            .publish
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .registry
-            .sweep();
+/// Brings the served listeners in line with the current snapshot.
+async fn reconcile(
+    shared: &Arc<Shared>,
+    served: &mut HashMap<String, Served>,
+) -> Result<(), ProxyError> {
+    let snapshot = shared.inner.runtime.load().snapshot.clone();
+    let wanted: HashMap<&str, _> = snapshot
+        .listeners
+        .iter()
+        .map(|l| (l.name.as_str(), l))
+        .collect();
+    // Removed, or changed address/protocol: close (a changed one is bound again below).
+    let gone: Vec<String> = served
+        .iter()
+        .filter(|(name, s)| {
+            wanted
+                .get(name.as_str())
+                .is_none_or(|l| l.address != s.address || l.protocol != s.protocol)
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in gone {
+        if let Some(s) = served.remove(&name) {
+            tracing::info!(listener = %name, address = %s.local, "listener removed: draining its connections");
+            s.close();
+        }
     }
+    for l in &snapshot.listeners {
+        if served.contains_key(&l.name) {
+            continue;
+        }
+        match TcpListener::bind(l.address).await {
+            Ok(socket) => {
+                let slot = shared.inner.slot(&l.name);
+                let s = start(shared, slot, socket, l.address, l.protocol)?;
+                tracing::info!(listener = %l.name, address = %s.local, "listening");
+                served.insert(l.name.clone(), s);
+            }
+            Err(error) => {
+                tracing::error!(%error, listener = %l.name, address = %l.address, "cannot bind listener; retrying");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn record_bound(inner: &Inner, served: &HashMap<String, Served>) {
+    let mut bound: Vec<(String, SocketAddr)> = served
+        .iter()
+        .map(|(name, s)| (name.clone(), s.local))
+        .collect();
+    bound.sort();
+    *inner.bound.lock().unwrap_or_else(|p| p.into_inner()) = bound;
+}
+
+/// The listeners served now, with their local addresses.
+pub(crate) fn bound_addresses(inner: &Inner) -> Vec<(String, SocketAddr)> {
+    inner
+        .bound
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .clone()
+}
+
+/// Starts serving `socket` as the listener of `slot`.
+fn start(
+    shared: &Arc<Shared>,
+    slot: Arc<ListenerSlot>,
+    socket: TcpListener,
+    address: SocketAddr,
+    protocol: ListenerProtocol,
+) -> Result<Served, ProxyError> {
+    let local = socket.local_addr().map_err(ProxyError::Listener)?;
+    let tls = match protocol {
+        ListenerProtocol::Https => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+            slot.clone(),
+        )?)),
+        ListenerProtocol::Http => None,
+    };
+    let (drain, drain_rx) = watch::channel(false);
+    let accept = tokio::spawn(accept_loop(shared.clone(), slot, socket, tls, drain_rx));
+    Ok(Served {
+        address,
+        protocol,
+        local,
+        accept,
+        drain,
+    })
 }
 
 fn builder(inner: &Inner) -> Builder {
@@ -106,45 +230,51 @@ fn builder(inner: &Inner) -> Builder {
 }
 
 async fn accept_loop(
-    listener: Option<TcpListener>,
+    shared: Arc<Shared>,
+    slot: Arc<ListenerSlot>,
+    listener: TcpListener,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    inner: Arc<Inner>,
-    builder: Arc<Builder>,
-    stop: watch::Receiver<bool>,
-    alive: mpsc::Sender<()>,
+    drain: watch::Receiver<bool>,
 ) {
-    let Some(listener) = listener else { return };
-    let stats_index = usize::from(tls.is_some());
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
             Err(error) => {
                 // Out of file descriptors and the like: back off briefly, keep serving.
                 tracing::warn!(%error, "accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         let _ = tcp.set_nodelay(true);
-        let inner = inner.clone();
-        let builder = builder.clone();
-        let stop = stop.clone();
-        let alive = alive.clone();
+        let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or_default();
+        let shared = shared.clone();
+        let slot = slot.clone();
+        let drain = drain.clone();
         let tls = tls.clone();
         tokio::spawn(async move {
-            let stats = &inner.listener_stats[stats_index];
-            stats.active.fetch_add(1, Ordering::Relaxed);
-            stats.total.fetch_add(1, Ordering::Relaxed);
-            let _guard = ActiveGuard(stats);
+            slot.stats.active.fetch_add(1, Ordering::Relaxed);
+            slot.stats.total.fetch_add(1, Ordering::Relaxed);
+            let _guard = ActiveGuard(&slot.stats);
+            let conn = |tls: bool, ambiguous: Arc<Ambiguous>| ConnInfo {
+                listener: slot.clone(),
+                peer,
+                peer_ip: http::HeaderValue::from_str(&peer.ip().to_string())
+                    .expect("invariant: an IP address is a valid header value"),
+                tls,
+                local_port,
+                ambiguous,
+                alive: shared.alive.clone(),
+            };
             match tls {
                 None => {
                     let flag = Arc::new(Ambiguous::default());
                     let io = FramingGuard::new(tcp, flag.clone());
-                    serve_conn(&inner, &builder, io, peer, false, flag, stop).await
+                    serve_conn(&shared, io, conn(false, flag), drain).await
                 }
                 Some(acceptor) => {
                     let hs = tokio::time::timeout(
-                        inner.config.tls_handshake_timeout,
+                        shared.inner.config.tls_handshake_timeout,
                         acceptor.accept(tcp),
                     )
                     .await;
@@ -152,10 +282,10 @@ async fn accept_loop(
                         Ok(Ok(stream)) => {
                             let flag = Arc::new(Ambiguous::default());
                             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                serve_conn(&inner, &builder, stream, peer, true, flag, stop).await
+                                serve_conn(&shared, stream, conn(true, flag), drain).await
                             } else {
                                 let io = FramingGuard::new(stream, flag.clone());
-                                serve_conn(&inner, &builder, io, peer, true, flag, stop).await
+                                serve_conn(&shared, io, conn(true, flag), drain).await
                             }
                         }
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
@@ -163,7 +293,6 @@ async fn accept_loop(
                     }
                 }
             }
-            drop(alive);
         });
     }
 }
@@ -177,31 +306,24 @@ impl Drop for ActiveGuard<'_> {
 }
 
 async fn serve_conn<I>(
-    inner: &Arc<Inner>,
-    builder: &Builder,
+    shared: &Arc<Shared>,
     io: I,
-    peer: SocketAddr,
-    tls: bool,
-    ambiguous: Arc<Ambiguous>,
-    mut stop: watch::Receiver<bool>,
+    info: ConnInfo,
+    mut drain: watch::Receiver<bool>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let info = Arc::new(ConnInfo {
-        listener: if tls { "https" } else { "http" },
-        peer,
-        peer_ip: http::HeaderValue::from_str(&peer.ip().to_string())
-            .expect("invariant: an IP address is a valid header value"),
-        tls,
-        ambiguous,
-    });
-    let handler = inner.clone();
+    let peer = info.peer;
+    let info = Arc::new(info);
+    let handler = shared.inner.clone();
     let service = service_fn(move |req| {
         let inner = handler.clone();
         let info = info.clone();
-        async move { Ok::<_, Infallible>(forward::handle(inner, info, req).await) }
+        async move { Ok::<_, Infallible>(pipeline::handle(inner, info, req).await) }
     });
-    let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), service);
+    let conn = shared
+        .builder
+        .serve_connection_with_upgrades(TokioIo::new(io), service);
     tokio::pin!(conn);
     tokio::select! {
         res = conn.as_mut() => {
@@ -209,7 +331,7 @@ async fn serve_conn<I>(
                 tracing::debug!(%error, %peer, "downstream connection error");
             }
         }
-        _ = async { let _ = stop.wait_for(|s| *s).await; } => {
+        _ = async { let _ = drain.wait_for(|d| *d).await; } => {
             conn.as_mut().graceful_shutdown();
             if let Err(error) = conn.await {
                 tracing::debug!(%error, %peer, "downstream connection error while draining");

@@ -20,7 +20,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
-use weir::proxy::{Listeners, Proxy, ProxyConfig};
+use weir::proxy::{BoundListener, Proxy, ProxyConfig};
 use weir::snapshot::{
     BackendTarget, Certificate, Cluster, ClusterKey, Endpoint, EndpointSet, EndpointSets, Filter,
     LbPolicy, Listener, ListenerProtocol, PathMatch, Route, RouteAction, RouteId, RouteMatch,
@@ -508,16 +508,22 @@ impl Harness {
         );
         let (stop, stopped) = oneshot::channel::<()>();
         let p = proxy.clone();
+        let prebound = vec![
+            BoundListener {
+                name: "http".into(),
+                protocol: ListenerProtocol::Http,
+                socket: http,
+            },
+            BoundListener {
+                name: "https".into(),
+                protocol: ListenerProtocol::Https,
+                socket: https,
+            },
+        ];
         let task = tokio::spawn(async move {
-            p.serve(
-                Listeners {
-                    http: Some(http),
-                    https: Some(https),
-                },
-                async move {
-                    let _ = stopped.await;
-                },
-            )
+            p.serve(prebound, async move {
+                let _ = stopped.await;
+            })
             .await
         });
         Harness {
@@ -527,6 +533,25 @@ impl Harness {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Publishes `snapshot` with its `http` and `https` listeners on the harness's sockets
+    /// (a built snapshot says 127.0.0.1:0; other listeners keep their addresses).
+    pub fn publish(&self, snapshot: Arc<Snapshot>) {
+        self.proxy.publish_snapshot(self.placed(snapshot));
+    }
+
+    /// `snapshot` with its `http` and `https` listeners on the harness's addresses.
+    pub fn placed(&self, snapshot: Arc<Snapshot>) -> Arc<Snapshot> {
+        let mut snap = Snapshot::clone(&snapshot);
+        for l in &mut snap.listeners {
+            match l.name.as_str() {
+                "http" => l.address = self.http,
+                "https" => l.address = self.https,
+                _ => {}
+            }
+        }
+        Arc::new(snap)
     }
 
     /// Triggers graceful shutdown; returns the serve task to await.

@@ -1,0 +1,622 @@
+//! The request path, as phases over one request's context ([`Ctx`]):
+//!
+//! 1. **accept** — refuse a request left on a connection with ambiguous framing; take the
+//!    host (`:authority` or `Host`); settle the request id.
+//! 2. **normalize** — the path, before anything looks at it (`normalize`): dot segments,
+//!    unreserved escapes, repeated slashes; what is forwarded is the normalized path.
+//! 3. **route** — the listener's route table ([`crate::snapshot::RouteTable::route`]).
+//! 4. **request filters** — the route's, in order (`filter`); one may answer early.
+//! 5. **action** — `Respond` and `Redirect` answer here; `Forward` picks a backend by weight
+//!    and runs that backend's request filters.
+//! 6. **pick endpoint** — the cluster's balancer gives candidates in preference order.
+//! 7. **upstream** — a pooled connection (`upstream`), the request sent; a connect failure,
+//!    or a request that came back unsent, moves to the next candidate.
+//! 8. **response filters** — backend's, then route's, in reverse order; also on local replies.
+//! 9. **log/metrics** — when the response body ends ([`Completion`]), or at once for a local
+//!    reply; a request whose client goes away first is accounted as 499.
+//!
+//! Every answer weir makes itself — direct responses, redirects, failures, filters that
+//! answer early — is a [`LocalReply`] and leaves through [`Ctx::local_reply`], so it gets the
+//! same headers (`X-Request-Id`, response filters), logging and metrics as a forwarded one.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http::header::{self, HeaderValue};
+use http::{Request, Response, StatusCode, Version};
+use hyper::body::Incoming;
+use tokio::sync::mpsc;
+
+use super::access_log::LogRecord;
+use super::body::{Body, ResponseBody};
+use super::error::{Failure, LocalReply};
+use super::filter::{self, FilterContext};
+use super::framing::Ambiguous;
+use super::headers;
+use super::metrics::RouteStats;
+use super::redirect::{self, RedirectRequest};
+use super::upstream::{ClusterState, EndpointState, SendError};
+use super::{Inner, ListenerSlot, ListenerView, Picker, RouteRt};
+use crate::balance::PickContext;
+use crate::snapshot::{BackendTarget, RequestHead, Route, RouteAction};
+
+/// What the server knows about the connection a request came on.
+pub(crate) struct ConnInfo {
+    /// The listener it was accepted on (its current routes, its counters).
+    pub(crate) listener: Arc<ListenerSlot>,
+    pub(crate) peer: SocketAddr,
+    /// The peer's IP, ready for `X-Forwarded-For`.
+    pub(crate) peer_ip: HeaderValue,
+    pub(crate) tls: bool,
+    /// The local port (for redirects that keep the listener's port).
+    pub(crate) local_port: u16,
+    /// Raised by the HTTP/1 framing guard: refuse every request left on the connection.
+    pub(crate) ambiguous: Arc<Ambiguous>,
+    /// Held by tunnels too, so a drain waits for them.
+    pub(crate) alive: mpsc::Sender<()>,
+}
+
+/// Status recorded for requests whose client went away before the response (nginx's
+/// "client closed request").
+const CLIENT_CLOSED: u16 = 499;
+
+/// One request's context through the phases.
+struct Ctx {
+    inner: Arc<Inner>,
+    conn: Arc<ConnInfo>,
+    view: Arc<ListenerView>,
+    start: Instant,
+    request_id: HeaderValue,
+    /// Counters the request is accounted in: the route's (no backend yet) or its backend's.
+    stats: Option<Arc<RouteStats>>,
+    /// The cluster it was sent to, for per-cluster error counters.
+    cluster: Option<Arc<ClusterState>>,
+    log: Option<Box<LogRecord>>,
+    /// Accounted on drop (as 499) unless a response took the accounting over.
+    armed: bool,
+}
+
+impl Drop for Ctx {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        let elapsed = self.start.elapsed();
+        match &self.stats {
+            Some(s) => s.record(CLIENT_CLOSED, elapsed),
+            None => self.inner.unrouted.record(CLIENT_CLOSED),
+        }
+        if let Some(l) = self.log.as_deref_mut() {
+            l.status = CLIENT_CLOSED;
+            l.duration = elapsed;
+            l.error = "downstream_cancelled";
+            self.inner.access_log.write(l);
+        }
+    }
+}
+
+/// The filters whose response phase applies to a response: the route's, and the chosen
+/// backend's once there is one.
+#[derive(Clone, Copy)]
+struct FilterChain<'a> {
+    route: &'a Route,
+    backend: Option<usize>,
+}
+
+/// Handles one request. Never fails: failures become local replies.
+pub(crate) async fn handle(
+    inner: Arc<Inner>,
+    conn: Arc<ConnInfo>,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
+    let log = inner.access_log.enabled().then(|| {
+        Box::new(LogRecord {
+            method: req.method().to_string(),
+            path: req.uri().path().to_string(),
+            protocol: version_name(req.version()),
+            peer: Some(conn.peer),
+            ..LogRecord::default()
+        })
+    });
+    let request_id = headers::request_id(inner.config.request_id, req.headers());
+    let view = conn.listener.view.load_full();
+    let mut ctx = Ctx {
+        inner,
+        conn,
+        view,
+        start: Instant::now(),
+        request_id,
+        stats: None,
+        cluster: None,
+        log,
+        armed: true,
+    };
+    if let Some(l) = ctx.log.as_deref_mut() {
+        l.request_id = ctx.request_id.to_str().unwrap_or_default().to_string();
+    }
+    // Boxed: hyper and tokio move this request's future several times (spawn, task stage
+    // changes); in a box, what they move stays a few hundred bytes instead of kilobytes.
+    Box::pin(run(&mut ctx, req)).await
+}
+
+impl Ctx {
+    /// The one local-reply path: every answer weir makes itself leaves through here.
+    fn local_reply(
+        &mut self,
+        reply: LocalReply,
+        chain: Option<FilterChain<'_>>,
+    ) -> Response<ResponseBody> {
+        self.armed = false;
+        let LocalReply {
+            status,
+            headers,
+            body,
+            close,
+            error,
+        } = reply;
+        let mut resp = Response::new(Body::full(body));
+        *resp.status_mut() = status;
+        *resp.headers_mut() = headers;
+        if close {
+            resp.headers_mut()
+                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        let (mut parts, body) = resp.into_parts();
+        if let Some(chain) = chain {
+            self.response_filters(chain, &mut parts);
+        }
+        parts
+            .headers
+            .insert(headers::X_REQUEST_ID.clone(), self.request_id.clone());
+        let status = status.as_u16();
+        let elapsed = self.start.elapsed();
+        match &self.stats {
+            Some(s) => s.record(status, elapsed),
+            None => self.inner.unrouted.record(status),
+        }
+        if let Some(mut l) = self.log.take() {
+            l.status = status;
+            l.duration = elapsed;
+            if !error.is_empty() {
+                l.error = error;
+            }
+            self.inner.access_log.write(&l);
+        }
+        Response::from_parts(parts, ResponseBody::local(body))
+    }
+
+    /// Response phase: the backend's filters, then the route's (each in reverse order).
+    fn response_filters(&self, chain: FilterChain<'_>, parts: &mut http::response::Parts) {
+        let route = chain.route;
+        let fctx = FilterContext {
+            conn: &self.conn,
+            route,
+        };
+        if let Some(i) = chain.backend
+            && let RouteAction::Forward(f) = &route.action
+            && let Some(b) = f.backends.get(i)
+        {
+            filter::response(&b.filters, &fctx, parts);
+        }
+        filter::response(&route.filters, &fctx, parts);
+    }
+
+    fn fail(&mut self, failure: Failure, chain: Option<FilterChain<'_>>) -> Response<ResponseBody> {
+        failure.trace();
+        if let Some(c) = &self.cluster {
+            c.stats.error(failure.kind());
+        }
+        self.local_reply(failure.reply(), chain)
+    }
+}
+
+/// The phases; returns what to answer.
+async fn run(ctx: &mut Ctx, req: Request<Incoming>) -> Response<ResponseBody> {
+    // 1. accept
+    if ctx.conn.ambiguous.is_set() {
+        // Drain nothing of it: the connection closes after the 400.
+        drop(req);
+        return ctx.fail(Failure::AmbiguousFraming, None);
+    }
+    // An owned copy of the host (for HTTP/1 a reference-counted slice of the read buffer),
+    // so the request can be rewritten while the host is still borrowed.
+    let Some(host_value) = request_host(&req) else {
+        return ctx.fail(Failure::BadRequest("missing host\n"), None);
+    };
+    let Ok(host) = host_value.to_str() else {
+        return ctx.fail(Failure::BadRequest("invalid host\n"), None);
+    };
+    if let Some(l) = ctx.log.as_deref_mut() {
+        l.authority = host.to_string();
+    }
+
+    // 2. normalize (the path the route matches is the path the backend gets)
+    let path = req.uri().path().to_owned();
+
+    // 3. route
+    let view = ctx.view.clone();
+    let Some(table) = view.table() else {
+        return ctx.fail(Failure::NoRoute, None);
+    };
+    let head = RequestHead {
+        method: req.method(),
+        host,
+        path: &path,
+        query: req.uri().query(),
+        headers: req.headers(),
+    };
+    let Some(route) = table.route(&head) else {
+        return ctx.fail(Failure::NoRoute, None);
+    };
+    let Some(route_rt) = view.runtime.routes.get(route.id.0 as usize).cloned() else {
+        // A route id the runtime does not know: the snapshot and its runtime disagree.
+        debug_assert!(false, "route ids are dense");
+        return ctx.fail(Failure::NoRoute, None);
+    };
+    ctx.stats = Some(route_rt.local.clone());
+    if let Some(l) = ctx.log.as_deref_mut() {
+        l.route = route.name.clone();
+    }
+    let chain = FilterChain {
+        route,
+        backend: None,
+    };
+
+    // 4. request filters (the route's)
+    let (mut parts, body) = req.into_parts();
+    let fctx = FilterContext {
+        conn: &ctx.conn,
+        route,
+    };
+    if let Err(reply) = filter::request(&route.filters, &fctx, &mut parts) {
+        return ctx.local_reply(*reply, Some(chain));
+    }
+
+    // 5. action
+    let forward = match &route.action {
+        RouteAction::Respond(r) => {
+            let status = StatusCode::from_u16(r.status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let reply = LocalReply::text(status, Bytes::from(r.body.clone()));
+            return ctx.local_reply(reply, Some(chain));
+        }
+        RouteAction::Redirect(r) => {
+            let rreq = RedirectRequest {
+                scheme: if ctx.conn.tls { "https" } else { "http" },
+                host,
+                listener_port: ctx.conn.local_port,
+                path: &path,
+                query: parts.uri.query(),
+                matched: &route.matches.path,
+            };
+            let reply = redirect::reply(r, &rreq);
+            return ctx.local_reply(reply, Some(chain));
+        }
+        RouteAction::Forward(f) => f,
+    };
+    let Some(b) = route_rt.pick_backend() else {
+        return ctx.fail(Failure::NoBackend, Some(chain));
+    };
+    let backend = &forward.backends[b];
+    let backend_rt = &route_rt.backends[b];
+    ctx.stats = Some(backend_rt.stats.clone());
+    let chain = FilterChain {
+        route,
+        backend: Some(b),
+    };
+    if let Err(reply) = filter::request(&backend.filters, &fctx, &mut parts) {
+        return ctx.local_reply(*reply, Some(chain));
+    }
+    let cluster = match (&backend.target, &backend_rt.cluster) {
+        (BackendTarget::Respond(r), _) => {
+            let status =
+                StatusCode::from_u16(r.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+            let reply = LocalReply::text(status, Bytes::from(r.body.clone()));
+            return ctx.local_reply(reply, Some(chain));
+        }
+        (BackendTarget::Cluster(_), Some(c)) => c.clone(),
+        // The runtime resolves every cluster of the snapshot; a miss means a publish race.
+        (BackendTarget::Cluster(_), None) => {
+            return ctx.fail(Failure::NoEndpoint, Some(chain));
+        }
+    };
+    if let Some(l) = ctx.log.as_deref_mut() {
+        l.cluster = cluster.name.to_string();
+    }
+    ctx.cluster = Some(cluster.clone());
+    let req = Request::from_parts(parts, body);
+    let fwd = Forwarding {
+        host_value: &host_value,
+        chain,
+        cluster,
+    };
+    // Boxed: the upstream phase is most of the future; `run` stays small for the early
+    // answers.
+    Box::pin(forward_upstream(ctx, req, fwd)).await
+}
+
+/// What the upstream phase needs from the earlier ones.
+struct Forwarding<'a> {
+    host_value: &'a HeaderValue,
+    chain: FilterChain<'a>,
+    cluster: Arc<ClusterState>,
+}
+
+/// Phases 6–8: pick an endpoint, send, and shape the response.
+async fn forward_upstream(
+    ctx: &mut Ctx,
+    mut req: Request<Incoming>,
+    fwd: Forwarding<'_>,
+) -> Response<ResponseBody> {
+    let Forwarding {
+        host_value,
+        chain,
+        cluster,
+    } = fwd;
+    // 6. pick endpoint
+    let members = cluster.members.load_full();
+    let Some(mut candidates) = members.balancer.pick(&PickContext::default()) else {
+        return ctx.fail(Failure::NoEndpoint, Some(chain));
+    };
+
+    let downstream_h1 = req.version() < Version::HTTP_2;
+    // WebSocket over HTTP/2 (RFC 8441 extended CONNECT) is tunnelled to the upstream as an
+    // HTTP/1.1 Upgrade, the way Envoy does it.
+    let h2_websocket = headers::is_h2_websocket(&req);
+    let upgrade = h2_websocket || headers::is_upgrade(&req);
+    let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
+    headers::prepare_upstream(
+        ctx.inner.config.forwarded,
+        &ctx.conn,
+        req.headers_mut(),
+        host_value,
+        upgrade,
+        &ctx.request_id,
+    );
+    if h2_websocket {
+        headers::websocket_h2_to_h1(&mut req);
+    }
+
+    // 7. upstream
+    let cfg = cluster.config.load_full();
+    let mut last = Failure::NoEndpoint;
+    let mut req = Some(req.map(Body::incoming));
+    // `(endpoint, retried)`: a request that came back unsent from a pooled connection the
+    // peer had closed is retried once on the same endpoint (over a new connection) before
+    // moving on, so a stale keep-alive connection never costs a 502.
+    let mut current: Option<(usize, bool)> = None;
+    loop {
+        let i = match current {
+            Some((i, false)) => {
+                current = Some((i, true));
+                i
+            }
+            _ => match candidates.next() {
+                Some(i) => {
+                    current = None;
+                    i
+                }
+                None => break,
+            },
+        };
+        let ep = &members.endpoints[i].state;
+        let conn = if upgrade {
+            ep.connect_upgrade(&cfg).await
+        } else {
+            ep.checkout(&cfg).await
+        };
+        let conn = match conn {
+            Ok(c) => c,
+            Err(f) if f.retry_safe() => {
+                tracing::debug!(endpoint = %ep.address, error = ?f, "connect failed; trying next endpoint");
+                cluster.stats.error(f.kind());
+                last = f;
+                continue;
+            }
+            Err(f) => return ctx.fail(f, Some(chain)),
+        };
+        let Some(mut r) = req.take() else { break };
+        headers::set_request_target(&mut r, conn.version(), host_value);
+        // Counted until the response body is done — or until this future is dropped because
+        // the client went away.
+        let in_flight = InFlight::start(ep);
+        ep.total.fetch_add(1, Ordering::Relaxed);
+        // Upstream time is only logged: no clock read without an access log.
+        let sent_at = ctx.log.is_some().then(Instant::now);
+        let resp = match conn.send(r, cfg.timeouts.request).await {
+            Ok(resp) => resp,
+            Err(SendError::NotSent(back, f)) => {
+                // The connection died before the request left: safe to try again.
+                drop(in_flight);
+                ep.total.fetch_sub(1, Ordering::Relaxed);
+                if current.is_none() {
+                    current = Some((i, false));
+                }
+                last = f;
+                req = Some(*back);
+                continue;
+            }
+            Err(SendError::Failed(f)) => {
+                drop(in_flight);
+                return ctx.fail(f, Some(chain));
+            }
+        };
+        if let Some(l) = ctx.log.as_deref_mut() {
+            l.endpoint = Some(ep.address);
+            l.upstream = sent_at.map(|t| t.elapsed());
+        }
+        return respond(
+            ctx,
+            resp,
+            chain,
+            in_flight,
+            upgrade,
+            h2_websocket,
+            downstream_h1,
+            on_upgrade,
+        );
+    }
+    ctx.fail(last, Some(chain))
+}
+
+/// Phase 8 and the hand-over to phase 9: shape the upstream's response head, run the
+/// response filters, attach the accounting to the body (or start the tunnel).
+#[allow(clippy::too_many_arguments)]
+fn respond(
+    ctx: &mut Ctx,
+    mut resp: Response<Body>,
+    chain: FilterChain<'_>,
+    in_flight: InFlight,
+    upgrade: bool,
+    h2_websocket: bool,
+    downstream_h1: bool,
+    on_upgrade: Option<hyper::upgrade::OnUpgrade>,
+) -> Response<ResponseBody> {
+    let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS && upgrade;
+    let upstream_io = switching.then(|| hyper::upgrade::on(&mut resp));
+    let (mut parts, body) = resp.into_parts();
+    headers::strip_hop_by_hop(&mut parts.headers, switching);
+    if downstream_h1 {
+        headers::declare_grpc_trailers(&mut parts.headers);
+    }
+    ctx.response_filters(chain, &mut parts);
+    parts
+        .headers
+        .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
+    // The body's end accounts for the request from here on.
+    ctx.armed = false;
+    let completion = Completion {
+        inner: ctx.inner.clone(),
+        start: ctx.start,
+        status: parts.status.as_u16(),
+        stats: ctx.stats.clone(),
+        cluster: ctx.cluster.clone(),
+        _in_flight: in_flight,
+        log: ctx.log.take(),
+    };
+    if let Some(upstream_io) = upstream_io {
+        if h2_websocket {
+            // RFC 8441 §5: a 2xx answers the CONNECT; the HTTP/1.1 handshake headers have no
+            // meaning on HTTP/2.
+            parts.status = StatusCode::OK;
+            for h in [
+                header::UPGRADE,
+                header::CONNECTION,
+                header::SEC_WEBSOCKET_ACCEPT,
+            ] {
+                parts.headers.remove(h);
+            }
+        }
+        tunnel(on_upgrade, upstream_io, ctx.conn.alive.clone());
+        drop(body);
+        completion.finish(false, false);
+        return Response::from_parts(parts, ResponseBody::local(Body::empty()));
+    }
+    Response::from_parts(parts, ResponseBody::forwarded(body, completion))
+}
+
+/// Joins the client's and the upstream's upgraded connections and copies bytes both ways.
+fn tunnel(
+    downstream: Option<hyper::upgrade::OnUpgrade>,
+    upstream: hyper::upgrade::OnUpgrade,
+    alive: mpsc::Sender<()>,
+) {
+    let Some(downstream) = downstream else { return };
+    tokio::spawn(async move {
+        let _alive = alive;
+        let (down, up) = match tokio::try_join!(downstream, upstream) {
+            Ok(both) => both,
+            Err(error) => {
+                tracing::debug!(%error, "upgrade failed");
+                return;
+            }
+        };
+        let mut down = hyper_util::rt::TokioIo::new(down);
+        let mut up = hyper_util::rt::TokioIo::new(up);
+        if let Err(error) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
+            tracing::debug!(%error, "tunnel ended");
+        }
+    });
+}
+
+/// One request in flight to an endpoint, until dropped.
+struct InFlight(Arc<EndpointState>);
+
+impl InFlight {
+    fn start(ep: &Arc<EndpointState>) -> Self {
+        ep.load.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(ep.clone())
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// Finishes a forwarded request when its response body is dropped.
+pub(crate) struct Completion {
+    inner: Arc<Inner>,
+    start: Instant,
+    status: u16,
+    stats: Option<Arc<RouteStats>>,
+    cluster: Option<Arc<ClusterState>>,
+    _in_flight: InFlight,
+    log: Option<Box<LogRecord>>,
+}
+
+impl Completion {
+    /// Accounts for the request; `errored`: the upstream body failed mid-stream.
+    pub(crate) fn finish(mut self, _clean: bool, errored: bool) {
+        let elapsed = self.start.elapsed();
+        match &self.stats {
+            Some(s) => s.record(self.status, elapsed),
+            None => self.inner.unrouted.record(self.status),
+        }
+        if errored && let Some(c) = &self.cluster {
+            c.stats.error("upstream");
+        }
+        if let Some(mut l) = self.log.take() {
+            l.status = self.status;
+            l.duration = elapsed;
+            if errored {
+                l.error = "upstream_body";
+            }
+            self.inner.access_log.write(&l);
+        }
+    }
+}
+
+fn version_name(v: Version) -> &'static str {
+    match v {
+        Version::HTTP_10 => "HTTP/1.0",
+        Version::HTTP_11 => "HTTP/1.1",
+        Version::HTTP_2 => "HTTP/2",
+        _ => "other",
+    }
+}
+
+/// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
+fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if let Some(a) = req.uri().authority() {
+        return HeaderValue::from_str(a.as_str()).ok();
+    }
+    req.headers()
+        .get(header::HOST)
+        .filter(|h| !h.is_empty())
+        .cloned()
+}
+
+impl RouteRt {
+    /// Index of the backend this request goes to (weighted); `None` when every weight is 0.
+    fn pick_backend(&self) -> Option<usize> {
+        match &self.picker {
+            Picker::Only => Some(0),
+            Picker::None => None,
+            Picker::Weighted(cycle, indices) => Some(indices[cycle.next()]),
+        }
+    }
+}

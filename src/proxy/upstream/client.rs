@@ -1,0 +1,497 @@
+//! The HTTP client behind the pools: hyper's HTTP/1.1 and HTTP/2 client connections, TCP and
+//! TLS connecting, and the response body they hand back.
+//!
+//! This file is the only place that names hyper's client types. The pools (`super`) and the
+//! request path see [`Conn`] (a checked-out connection that sends one `Request<Body>` and
+//! returns a `Response<Body>`), [`H1Conn`], [`H2Conn`] and [`UpstreamBody`]. Each connection
+//! kind implements [`Exchange`], the seam a different client (the `h2` crate driven directly,
+//! say) would implement; [`Conn`] dispatches to them statically, so the per-request call costs
+//! no allocation.
+//!
+//! Upstream TLS (`appProtocol: https`) does not verify the server certificate, as Envoy and
+//! Contour do by default: in-cluster backends mostly have self-signed certificates. The
+//! handshake signature is still verified, and ALPN offers `h2` then `http/1.1`.
+
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, Version};
+use http_body::{Body as HttpBody, Frame, SizeHint};
+use hyper::body::Incoming;
+use hyper::client::conn::{http1, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use tokio::net::TcpStream;
+
+use super::Pool;
+use crate::proxy::body::{Body, BodyError};
+use crate::proxy::error::Failure;
+use crate::snapshot::UpstreamProtocol;
+
+/// Largest response head accepted from an HTTP/2 upstream (hyper's default is 16 KiB; this
+/// matches the downstream default).
+const UPSTREAM_MAX_HEADER_LIST: u32 = 64 * 1024;
+
+/// Why a request did not get a response.
+pub(crate) enum SendError {
+    /// Nothing of the request left: it comes back for another attempt.
+    NotSent(Box<Request<Body>>, Failure),
+    /// It may have been (partly) sent: never retried.
+    Failed(Failure),
+}
+
+/// One exchange on a checked-out connection: the seam between the pools and an HTTP client
+/// implementation.
+pub(crate) trait Exchange {
+    /// The HTTP version the connection speaks (decides the request target's form).
+    fn version(&self) -> Version;
+
+    /// Sends `req` and waits for the response head, up to `timeout` (zero: no limit).
+    fn exchange(
+        self,
+        req: Request<Body>,
+        timeout: Duration,
+    ) -> impl Future<Output = Result<Response<Body>, SendError>> + Send;
+}
+
+/// A connection checked out for one request.
+pub(crate) enum Conn {
+    /// An HTTP/1.1 connection, exclusively this request's until its response ends.
+    H1(H1Conn),
+    /// One stream on a shared HTTP/2 connection.
+    H2(H2Stream),
+}
+
+impl Conn {
+    /// The HTTP version the connection speaks.
+    pub(crate) fn version(&self) -> Version {
+        match self {
+            Conn::H1(c) => c.version(),
+            Conn::H2(c) => c.version(),
+        }
+    }
+
+    /// Sends `req` on it (see [`Exchange::exchange`]).
+    pub(crate) async fn send(
+        self,
+        req: Request<Body>,
+        timeout: Duration,
+    ) -> Result<Response<Body>, SendError> {
+        match self {
+            Conn::H1(c) => c.exchange(req, timeout).await,
+            Conn::H2(c) => c.exchange(req, timeout).await,
+        }
+    }
+}
+
+/// An HTTP/1.1 client connection.
+pub(crate) struct H1Conn {
+    sender: http1::SendRequest<Body>,
+    /// Where it goes back after a clean response (`None`: never pooled, e.g. upgrades).
+    home: Option<Arc<Pool>>,
+}
+
+impl H1Conn {
+    /// Whether hyper knows the connection is closed.
+    pub(crate) fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Waits until the connection can take a request; `false` when it cannot any more.
+    pub(crate) async fn ready(&mut self) -> bool {
+        self.sender.ready().await.is_ok()
+    }
+}
+
+impl Exchange for H1Conn {
+    fn version(&self) -> Version {
+        Version::HTTP_11
+    }
+
+    async fn exchange(
+        mut self,
+        req: Request<Body>,
+        timeout: Duration,
+    ) -> Result<Response<Body>, SendError> {
+        let fut = self.sender.try_send_request(req);
+        match with_timeout(timeout, fut).await {
+            None => Err(SendError::Failed(Failure::Timeout)),
+            Some(Ok(resp)) => Ok(resp.map(|body| {
+                Body::upstream(UpstreamBody {
+                    inner: body,
+                    release: Release::H1(Some(self)),
+                    ended: false,
+                })
+            })),
+            Some(Err(mut e)) => match e.take_message() {
+                Some(back) => Err(SendError::NotSent(
+                    Box::new(back),
+                    Failure::Connect(std::io::Error::other(e.into_error())),
+                )),
+                None => Err(SendError::Failed(Failure::Upstream(e.into_error().into()))),
+            },
+        }
+    }
+}
+
+/// A multiplexed upstream HTTP/2 connection and the streams weir has open on it.
+pub(crate) struct H2Conn {
+    sender: http2::SendRequest<Body>,
+    streams: AtomicUsize,
+    /// When a stream was last opened, in milliseconds since [`now_ms`]'s epoch.
+    last_used: AtomicU64,
+    /// Reads the peer's current `SETTINGS_MAX_CONCURRENT_STREAMS` (`None` when the
+    /// connection's task is polling it at that instant).
+    peer_max_streams: PeerLimit,
+    /// The last value read.
+    peer_max_cached: AtomicUsize,
+}
+
+type PeerLimit = Box<dyn Fn() -> Option<usize> + Send + Sync>;
+
+impl H2Conn {
+    /// Whether the connection is closed (GOAWAY received, or it failed).
+    pub(crate) fn is_closed(&self) -> bool {
+        self.sender.is_closed()
+    }
+
+    /// Streams weir has open on it.
+    pub(crate) fn streams(&self) -> usize {
+        self.streams.load(Ordering::Relaxed)
+    }
+
+    /// Milliseconds (on [`now_ms`]'s clock) since a stream was last opened.
+    pub(crate) fn idle_ms(&self, now: u64) -> u64 {
+        now.saturating_sub(self.last_used.load(Ordering::Relaxed))
+    }
+
+    /// The peer's stream limit, fresh when the connection is not being polled right now.
+    pub(crate) fn peer_limit(&self) -> (usize, bool) {
+        match (self.peer_max_streams)() {
+            Some(fresh) => {
+                self.peer_max_cached.store(fresh, Ordering::Relaxed);
+                (fresh, true)
+            }
+            None => (self.peer_max_cached.load(Ordering::Relaxed), false),
+        }
+    }
+
+    /// Opens the first stream of a new connection (before it is shared).
+    pub(crate) fn first_stream(self: &Arc<Self>) -> H2Stream {
+        self.streams.fetch_add(1, Ordering::Relaxed);
+        self.last_used.store(now_ms(), Ordering::Relaxed);
+        H2Stream(self.clone())
+    }
+
+    /// Opens one stream if fewer than `limit` are open and the connection is ready.
+    pub(crate) fn try_open(self: &Arc<Self>, limit: usize) -> Option<H2Stream> {
+        if self.streams.load(Ordering::Relaxed) < limit && self.sender.is_ready() {
+            self.streams.fetch_add(1, Ordering::Relaxed);
+            self.last_used.store(now_ms(), Ordering::Relaxed);
+            return Some(H2Stream(self.clone()));
+        }
+        None
+    }
+}
+
+/// Counts one open stream on an [`H2Conn`] until dropped (with the response body).
+pub(crate) struct H2Stream(Arc<H2Conn>);
+
+impl Drop for H2Stream {
+    fn drop(&mut self) {
+        self.0.streams.fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Exchange for H2Stream {
+    fn version(&self) -> Version {
+        Version::HTTP_2
+    }
+
+    async fn exchange(
+        self,
+        req: Request<Body>,
+        timeout: Duration,
+    ) -> Result<Response<Body>, SendError> {
+        let mut sender = self.0.sender.clone();
+        let fut = sender.try_send_request(req);
+        match with_timeout(timeout, fut).await {
+            None => Err(SendError::Failed(Failure::Timeout)),
+            Some(Ok(resp)) => Ok(resp.map(|body| {
+                Body::upstream(UpstreamBody {
+                    inner: body,
+                    release: Release::H2(self),
+                    ended: false,
+                })
+            })),
+            Some(Err(mut e)) => match e.take_message() {
+                Some(back) => Err(SendError::NotSent(
+                    Box::new(back),
+                    Failure::Connect(std::io::Error::other(e.into_error())),
+                )),
+                None => Err(SendError::Failed(Failure::Upstream(e.into_error().into()))),
+            },
+        }
+    }
+}
+
+/// A response body from an upstream. When it ends cleanly its HTTP/1.1 connection goes back
+/// to the pool; an HTTP/2 stream is counted until it is dropped.
+pub(crate) struct UpstreamBody {
+    inner: Incoming,
+    release: Release,
+    ended: bool,
+}
+
+enum Release {
+    H1(Option<H1Conn>),
+    H2(#[allow(dead_code, reason = "held for its Drop: the open-stream count")] H2Stream),
+}
+
+impl HttpBody for UpstreamBody {
+    type Data = Bytes;
+    type Error = BodyError;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+        let this = self.get_mut();
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let Poll::Ready(None) = polled {
+            this.ended = true;
+        }
+        polled.map_err(|e| Box::new(e) as BodyError)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+impl Drop for UpstreamBody {
+    fn drop(&mut self) {
+        if let Release::H1(conn) = &mut self.release
+            && let Some(conn) = conn.take()
+            && (self.ended || self.inner.is_end_stream())
+            && let Some(home) = conn.home.clone()
+        {
+            home.release_h1(conn);
+        }
+    }
+}
+
+/// A new connection, before it is handed to a pool or a request.
+pub(crate) enum Connected {
+    /// HTTP/1.1 (cleartext, or TLS that negotiated `http/1.1`).
+    H1(H1Conn),
+    /// HTTP/2 (h2c, or TLS that negotiated `h2`).
+    H2(Arc<H2Conn>),
+}
+
+/// How to connect.
+pub(crate) struct ConnectOptions<'a> {
+    /// Protocol of the cluster.
+    pub(crate) protocol: UpstreamProtocol,
+    /// HTTP/1.1 only and upgradable (a WebSocket tunnel): never pooled.
+    pub(crate) upgrade: bool,
+    /// Where the HTTP/1.1 connection goes back after a clean response.
+    pub(crate) home: Option<&'a Arc<Pool>>,
+    /// Streams to assume before the peer's SETTINGS arrive (0: hyper's default of 100).
+    pub(crate) h2_streams_hint: usize,
+}
+
+/// Opens a TCP (and maybe TLS) connection to `address` and does the HTTP handshake.
+pub(crate) async fn connect(
+    address: SocketAddr,
+    opts: ConnectOptions<'_>,
+) -> Result<Connected, Failure> {
+    let tcp = TcpStream::connect(address)
+        .await
+        .map_err(Failure::Connect)?;
+    let _ = tcp.set_nodelay(true);
+    let home = if opts.upgrade {
+        None
+    } else {
+        opts.home.cloned()
+    };
+    match opts.protocol {
+        UpstreamProtocol::H2c if !opts.upgrade => {
+            h2_handshake(TokioIo::new(tcp), opts.h2_streams_hint).await
+        }
+        UpstreamProtocol::Http1 | UpstreamProtocol::H2c => {
+            h1_handshake(TokioIo::new(tcp), opts.upgrade, home).await
+        }
+        UpstreamProtocol::Tls => {
+            let connector = tls_connector(opts.upgrade);
+            let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+            let tls = connector
+                .connect(name, tcp)
+                .await
+                .map_err(Failure::Connect)?;
+            if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
+                h2_handshake(TokioIo::new(tls), opts.h2_streams_hint).await
+            } else {
+                h1_handshake(TokioIo::new(tls), opts.upgrade, home).await
+            }
+        }
+    }
+}
+
+async fn h1_handshake<T>(
+    io: T,
+    upgrade: bool,
+    home: Option<Arc<Pool>>,
+) -> Result<Connected, Failure>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http1::Builder::new()
+        .handshake(io)
+        .await
+        .map_err(|e| Failure::Connect(std::io::Error::other(e)))?;
+    if upgrade {
+        tokio::spawn(async move {
+            if let Err(error) = conn.with_upgrades().await {
+                tracing::debug!(%error, "upstream upgradable connection ended");
+            }
+        });
+    } else {
+        tokio::spawn(async move {
+            if let Err(error) = conn.await {
+                tracing::debug!(%error, "upstream h1 connection ended");
+            }
+        });
+    }
+    Ok(Connected::H1(H1Conn { sender, home }))
+}
+
+async fn h2_handshake<T>(io: T, hint: usize) -> Result<Connected, Failure>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
+        .timer(TokioTimer::new())
+        .initial_max_send_streams(if hint == 0 { 100 } else { hint })
+        .max_header_list_size(UPSTREAM_MAX_HEADER_LIST)
+        .handshake(io)
+        .await
+        .map_err(|e| Failure::Connect(std::io::Error::other(e)))?;
+    // hyper keeps the peer's SETTINGS on the connection object, which its task must poll:
+    // share it behind a mutex the task takes to poll and a lease only tries.
+    let initial = conn.current_max_send_streams();
+    let conn = Arc::new(Mutex::new(Box::pin(conn)));
+    let driver = conn.clone();
+    let peer_max_streams: PeerLimit =
+        Box::new(move || conn.try_lock().ok().map(|c| c.current_max_send_streams()));
+    tokio::spawn(async move {
+        let ended = std::future::poll_fn(|cx| lock(&driver).as_mut().poll(cx)).await;
+        if let Err(error) = ended {
+            tracing::debug!(%error, "upstream h2 connection ended");
+        }
+    });
+    Ok(Connected::H2(Arc::new(H2Conn {
+        sender,
+        streams: AtomicUsize::new(0),
+        last_used: AtomicU64::new(now_ms()),
+        peer_max_streams,
+        peer_max_cached: AtomicUsize::new(initial),
+    })))
+}
+
+async fn with_timeout<F: Future>(timeout: Duration, fut: F) -> Option<F::Output> {
+    if timeout.is_zero() {
+        Some(fut.await)
+    } else {
+        tokio::time::timeout(timeout, fut).await.ok()
+    }
+}
+
+/// Milliseconds since the first call: a cheap, monotonic timestamp for atomics.
+pub(crate) fn now_ms() -> u64 {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these short critical sections leaves plain data behind.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn tls_connector(http1_only: bool) -> tokio_rustls::TlsConnector {
+    static BOTH: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    static H1: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
+    let cell = if http1_only { &H1 } else { &BOTH };
+    let config = cell.get_or_init(|| {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let mut cfg = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()
+            .expect("invariant: ring supports the default TLS versions")
+            .dangerous()
+            .with_custom_certificate_verifier(Arc::new(AnyServerCert(provider)))
+            .with_no_client_auth();
+        cfg.alpn_protocols = if http1_only {
+            vec![b"http/1.1".to_vec()]
+        } else {
+            vec![b"h2".to_vec(), b"http/1.1".to_vec()]
+        };
+        Arc::new(cfg)
+    });
+    tokio_rustls::TlsConnector::from(config.clone())
+}
+/// Accepts any upstream certificate (see the module docs) but checks handshake signatures.
+#[derive(Debug)]
+struct AnyServerCert(Arc<rustls::crypto::CryptoProvider>);
+
+impl rustls::client::danger::ServerCertVerifier for AnyServerCert {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &rustls::pki_types::CertificateDer<'_>,
+        _intermediates: &[rustls::pki_types::CertificateDer<'_>],
+        _server_name: &rustls::pki_types::ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: rustls::pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        Ok(rustls::client::danger::ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &rustls::pki_types::CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
+    }
+}

@@ -1,0 +1,570 @@
+//! The upstream registry: clusters, the endpoints they balance over, per-endpoint connection
+//! pools, and checking a connection out for one request.
+//!
+//! Runtime state outlives snapshots. [`Registry::reconcile`] folds a new snapshot and
+//! endpoint sets into it: a cluster that remains keeps its [`ClusterState`] (balancer state
+//! included); an endpoint address that remains keeps its [`EndpointState`] (pools, counters,
+//! load). **Endpoint state is shared by address**: two clusters that reach the same pod
+//! address (the same Service port under two policy variants, or two Services selecting the
+//! same pods) share one `EndpointState`, so its load, counters and — later — health are one.
+//! Each endpoint has one pool per upstream protocol; a pool no cluster uses any more is
+//! emptied, and an address no cluster uses any more is marked draining: requests already
+//! holding its connections finish normally, nothing is pooled again.
+//!
+//! Pools: HTTP/1.1 keeps a LIFO stack of idle keep-alive connections, dropped once idle
+//! longer than the cluster's idle timeout; HTTP/2 keeps a few multiplexed connections and
+//! opens another only when every one carries as many streams as the peer allows
+//! (`SETTINGS_MAX_CONCURRENT_STREAMS`, capped by `ProxyConfig::upstream_h2_max_streams`).
+//!
+//! The HTTP client itself (hyper's) is an implementation detail of [`client`].
+
+mod client;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Instant;
+
+use arc_swap::ArcSwap;
+
+pub(crate) use client::{Conn, SendError, UpstreamBody};
+use client::{ConnectOptions, Connected, H1Conn, H2Conn, now_ms};
+
+use super::error::Failure;
+use super::metrics::ClusterStats;
+use crate::balance::{self, Balancer, EndpointLoad};
+use crate::snapshot::{Cluster, ClusterKey, EndpointSet, EndpointSets, Snapshot, UpstreamProtocol};
+
+/// Number of upstream protocols, one pool each per endpoint.
+const PROTOCOLS: usize = 3;
+
+fn protocol_index(p: UpstreamProtocol) -> usize {
+    match p {
+        UpstreamProtocol::Http1 => 0,
+        UpstreamProtocol::H2c => 1,
+        UpstreamProtocol::Tls => 2,
+    }
+}
+
+/// Every cluster of the current snapshot with its live endpoints. Written only by the
+/// publishing side (under `Proxy`'s publish lock); read by requests through the route table.
+#[derive(Default)]
+pub(crate) struct Registry {
+    clusters: HashMap<ClusterKey, Arc<ClusterState>>,
+    /// Endpoint state by address, with how many cluster memberships use each protocol.
+    endpoints: HashMap<SocketAddr, Shared>,
+    h2_max_streams: usize,
+}
+
+struct Shared {
+    state: Arc<EndpointState>,
+    uses: [usize; PROTOCOLS],
+}
+
+impl Registry {
+    /// An empty registry whose HTTP/2 pools open at most `h2_max_streams` streams per
+    /// connection.
+    pub(crate) fn new(h2_max_streams: usize) -> Self {
+        Registry {
+            h2_max_streams,
+            ..Registry::default()
+        }
+    }
+
+    /// Folds `snapshot` and `sets` in; returns the cluster states by key.
+    pub(crate) fn reconcile(
+        &mut self,
+        snapshot: &Snapshot,
+        sets: &EndpointSets,
+    ) -> &HashMap<ClusterKey, Arc<ClusterState>> {
+        let mut next = HashMap::with_capacity(snapshot.clusters.len());
+        let mut old = std::mem::take(&mut self.clusters);
+        for (key, cluster) in &snapshot.clusters {
+            let state = match old.remove(key) {
+                Some(state) => {
+                    let policy_changed = state.config.load().lb_policy != cluster.lb_policy;
+                    state.config.store(Arc::new(cluster.clone()));
+                    if policy_changed {
+                        state.rebuild_balancer();
+                    }
+                    state
+                }
+                None => Arc::new(ClusterState::new(cluster.clone())),
+            };
+            self.set_members(&state, sets.get(key).map(|s| s.as_ref()));
+            next.insert(key.clone(), state);
+        }
+        for (_, gone) in old {
+            self.set_members(&gone, None);
+        }
+        self.clusters = next;
+        &self.clusters
+    }
+
+    /// Applies a new endpoint set to one cluster (the EndpointSlice fast path).
+    pub(crate) fn update_endpoints(&mut self, key: &ClusterKey, set: Option<&EndpointSet>) {
+        if let Some(state) = self.clusters.get(key).cloned() {
+            self.set_members(&state, set);
+        }
+    }
+
+    /// Replaces a cluster's members: addresses that remain keep their state, new ones share
+    /// the state other clusters have for that address, and removed ones are released.
+    fn set_members(&mut self, cluster: &ClusterState, set: Option<&EndpointSet>) {
+        let protocol = protocol_index(cluster.config.load().protocol);
+        let current = cluster.members.load();
+        let wanted = set.map(|s| s.endpoints.as_slice()).unwrap_or(&[]);
+        let unchanged = current.protocol == protocol
+            && wanted.len() == current.endpoints.len()
+            && wanted
+                .iter()
+                .zip(&current.endpoints)
+                .all(|(w, c)| w.address == c.state.address && w.weight == c.weight);
+        if unchanged {
+            return;
+        }
+        let members: Vec<Member> = wanted
+            .iter()
+            .map(|w| Member {
+                state: self.acquire(w.address, protocol),
+                weight: w.weight,
+            })
+            .collect();
+        // Release after acquiring, so an address that stays is never drained in between.
+        for old in &current.endpoints {
+            self.release(old.state.address, current.protocol);
+        }
+        let balancer = build_balancer(&cluster.config.load(), &members);
+        cluster
+            .stats
+            .endpoints
+            .store(members.len() as u64, Ordering::Relaxed);
+        cluster.members.store(Arc::new(Members {
+            endpoints: members,
+            balancer,
+            protocol,
+        }));
+    }
+
+    fn acquire(&mut self, address: SocketAddr, protocol: usize) -> Arc<EndpointState> {
+        let h2_max_streams = self.h2_max_streams;
+        let shared = self.endpoints.entry(address).or_insert_with(|| Shared {
+            state: Arc::new(EndpointState::new(address, h2_max_streams)),
+            uses: [0; PROTOCOLS],
+        });
+        shared.uses[protocol] += 1;
+        shared.state.clone()
+    }
+
+    fn release(&mut self, address: SocketAddr, protocol: usize) {
+        let Some(shared) = self.endpoints.get_mut(&address) else {
+            return;
+        };
+        shared.uses[protocol] = shared.uses[protocol].saturating_sub(1);
+        if shared.uses[protocol] == 0 {
+            // No cluster speaks this protocol to the address any more: close its idle
+            // connections (those in use finish their requests).
+            shared.state.pools[protocol].clear();
+        }
+        if shared.uses.iter().all(|&n| n == 0) {
+            shared.state.drain();
+            self.endpoints.remove(&address);
+        }
+    }
+
+    /// Closes pooled connections idle longer than the idle timeout of a cluster using them.
+    pub(crate) fn sweep(&self) {
+        for c in self.clusters.values() {
+            let idle = c.config.load().timeouts.idle;
+            let members = c.members.load();
+            for m in &members.endpoints {
+                m.state.pools[members.protocol].sweep(idle);
+            }
+        }
+    }
+
+    /// The current clusters, sorted by key.
+    pub(crate) fn clusters(&self) -> Vec<Arc<ClusterState>> {
+        let mut all: Vec<_> = self.clusters.values().cloned().collect();
+        all.sort_by(|a, b| a.key.cmp(&b.key));
+        all
+    }
+}
+
+/// One cluster's runtime state.
+pub(crate) struct ClusterState {
+    pub(crate) key: ClusterKey,
+    /// `namespace/service:port`, for logs and metric labels.
+    pub(crate) name: Arc<str>,
+    pub(crate) config: ArcSwap<Cluster>,
+    pub(crate) members: ArcSwap<Members>,
+    pub(crate) stats: ClusterStats,
+}
+
+/// The endpoints of a cluster at one instant, with the balancer built over them.
+pub(crate) struct Members {
+    pub(crate) endpoints: Vec<Member>,
+    pub(crate) balancer: Box<dyn Balancer>,
+    /// Index of the protocol the memberships were counted under.
+    protocol: usize,
+}
+
+/// One endpoint of a cluster: the shared state of its address, and its weight in this
+/// cluster.
+pub(crate) struct Member {
+    pub(crate) state: Arc<EndpointState>,
+    pub(crate) weight: u32,
+}
+
+impl ClusterState {
+    fn new(config: Cluster) -> Self {
+        let balancer = balance::build(&config.lb_policy, &[], &[]);
+        ClusterState {
+            name: Arc::from(config.key.to_string()),
+            key: config.key.clone(),
+            config: ArcSwap::from_pointee(config.clone()),
+            members: ArcSwap::from_pointee(Members {
+                endpoints: Vec::new(),
+                balancer,
+                protocol: protocol_index(config.protocol),
+            }),
+            stats: ClusterStats::default(),
+        }
+    }
+
+    fn rebuild_balancer(&self) {
+        let current = self.members.load();
+        let endpoints: Vec<Member> = current
+            .endpoints
+            .iter()
+            .map(|m| Member {
+                state: m.state.clone(),
+                weight: m.weight,
+            })
+            .collect();
+        let balancer = build_balancer(&self.config.load(), &endpoints);
+        self.members.store(Arc::new(Members {
+            endpoints,
+            balancer,
+            protocol: current.protocol,
+        }));
+    }
+}
+
+fn build_balancer(cluster: &Cluster, members: &[Member]) -> Box<dyn Balancer> {
+    let eps: Vec<crate::snapshot::Endpoint> = members
+        .iter()
+        .map(|m| crate::snapshot::Endpoint {
+            address: m.state.address,
+            weight: m.weight,
+        })
+        .collect();
+    let loads: Vec<Arc<EndpointLoad>> = members.iter().map(|m| m.state.load.clone()).collect();
+    balance::build(&cluster.lb_policy, &eps, &loads)
+}
+
+/// One endpoint address: its pools and counters, shared by every cluster that uses it.
+/// Survives reconfiguration while any cluster keeps the address.
+pub(crate) struct EndpointState {
+    pub(crate) address: SocketAddr,
+    pub(crate) load: Arc<EndpointLoad>,
+    /// Requests ever sent to it.
+    pub(crate) total: AtomicU64,
+    /// No cluster uses it any more: finish what is in flight, pool nothing.
+    draining: Arc<AtomicBool>,
+    /// One pool per upstream protocol.
+    pools: [Arc<Pool>; PROTOCOLS],
+}
+
+impl EndpointState {
+    fn new(address: SocketAddr, h2_max_streams: usize) -> Self {
+        let draining = Arc::new(AtomicBool::new(false));
+        let pool = || {
+            Arc::new(Pool {
+                draining: draining.clone(),
+                idle_h1: Mutex::new(Vec::new()),
+                h2: Mutex::new(Vec::new()),
+                h2_connect: tokio::sync::Mutex::new(()),
+                h2_max_streams,
+                h2_limit_hint: AtomicUsize::new(0),
+                tls_http1: AtomicBool::new(false),
+            })
+        };
+        EndpointState {
+            address,
+            load: Arc::new(EndpointLoad::default()),
+            total: AtomicU64::new(0),
+            pools: [pool(), pool(), pool()],
+            draining,
+        }
+    }
+
+    fn drain(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        for pool in &self.pools {
+            pool.clear();
+        }
+    }
+
+    /// Whether no cluster uses the address any more.
+    pub(crate) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Idle HTTP/1 connections plus open HTTP/2 connections, for `/clusters`.
+    pub(crate) fn pooled_connections(&self) -> usize {
+        self.pools.iter().map(|p| p.len()).sum()
+    }
+
+    /// A connection for one request to a cluster of `cfg`: pooled when possible, else a
+    /// new one.
+    pub(crate) async fn checkout(&self, cfg: &Cluster) -> Result<Conn, Failure> {
+        let pool = &self.pools[protocol_index(cfg.protocol)];
+        if cfg.protocol != UpstreamProtocol::Http1
+            && let Some(stream) = pool.h2_stream()
+        {
+            return Ok(Conn::H2(stream));
+        }
+        if cfg.protocol != UpstreamProtocol::H2c {
+            loop {
+                let idle = lock(&pool.idle_h1).pop();
+                let Some(mut idle) = idle else { break };
+                if idle.since.elapsed() > cfg.timeouts.idle || idle.conn.is_closed() {
+                    continue;
+                }
+                if idle.conn.ready().await {
+                    return Ok(Conn::H1(idle.conn));
+                }
+            }
+        }
+        if cfg.protocol == UpstreamProtocol::Http1 || pool.tls_http1.load(Ordering::Relaxed) {
+            return self.connect(cfg, pool, false).await;
+        }
+        // HTTP/2 (or TLS that may negotiate it): one connect at a time, then look again.
+        // Boxed, like `connect`: rare, and it keeps every request's future small.
+        Box::pin(async {
+            let _connecting = pool.h2_connect.lock().await;
+            if let Some(stream) = pool.h2_stream() {
+                return Ok(Conn::H2(stream));
+            }
+            self.connect(cfg, pool, false).await
+        })
+        .await
+    }
+
+    /// A new HTTP/1.1 connection for an upgrade (a WebSocket tunnel): never pooled.
+    pub(crate) async fn connect_upgrade(&self, cfg: &Cluster) -> Result<Conn, Failure> {
+        let pool = &self.pools[protocol_index(cfg.protocol)];
+        self.connect(cfg, pool, true).await
+    }
+
+    async fn connect(
+        &self,
+        cfg: &Cluster,
+        pool: &Arc<Pool>,
+        upgrade: bool,
+    ) -> Result<Conn, Failure> {
+        let opts = ConnectOptions {
+            protocol: cfg.protocol,
+            upgrade,
+            home: Some(pool),
+            h2_streams_hint: pool.h2_limit_hint.load(Ordering::Relaxed),
+        };
+        // Boxed: the handshake futures (TLS, HTTP/2) are kilobytes, and an unboxed one would
+        // make every request's future that large — tokio and hyper move it several times per
+        // request, though connecting is rare.
+        let fut = Box::pin(client::connect(self.address, opts));
+        let connected = match tokio::time::timeout(cfg.timeouts.connect, fut).await {
+            Ok(r) => r?,
+            Err(_) => return Err(Failure::ConnectTimeout),
+        };
+        match connected {
+            Connected::H1(conn) => {
+                if cfg.protocol == UpstreamProtocol::Tls && !upgrade {
+                    pool.tls_http1.store(true, Ordering::Relaxed);
+                }
+                Ok(Conn::H1(conn))
+            }
+            Connected::H2(conn) => {
+                let stream = conn.first_stream();
+                if !self.is_draining() {
+                    lock(&pool.h2).push(conn);
+                }
+                Ok(Conn::H2(stream))
+            }
+        }
+    }
+}
+
+/// The connections of one endpoint for one protocol.
+pub(crate) struct Pool {
+    /// The endpoint's draining flag (shared by its pools).
+    draining: Arc<AtomicBool>,
+    idle_h1: Mutex<Vec<IdleH1>>,
+    h2: Mutex<Vec<Arc<H2Conn>>>,
+    /// Serializes opening HTTP/2 connections so a burst of streams shares one connection
+    /// instead of opening one each.
+    h2_connect: tokio::sync::Mutex<()>,
+    h2_max_streams: usize,
+    /// The peer's stream limit as last seen on any of its HTTP/2 connections (0: unknown).
+    /// A new connection starts with it instead of the default 100, so a peer allowing
+    /// fewer streams does not refuse the ones sent before its SETTINGS arrive.
+    h2_limit_hint: AtomicUsize,
+    /// A TLS endpoint that negotiated `http/1.1`: connect without the HTTP/2 single-flight.
+    tls_http1: AtomicBool,
+}
+
+struct IdleH1 {
+    conn: H1Conn,
+    since: Instant,
+}
+
+impl Pool {
+    /// Gives an HTTP/1 connection back after its response ended cleanly.
+    pub(crate) fn release_h1(&self, conn: H1Conn) {
+        if self.draining.load(Ordering::Relaxed) || conn.is_closed() {
+            return;
+        }
+        lock(&self.idle_h1).push(IdleH1 {
+            conn,
+            since: Instant::now(),
+        });
+    }
+
+    fn h2_stream(&self) -> Option<client::H2Stream> {
+        let mut conns = lock(&self.h2);
+        conns.retain(|c| !c.is_closed());
+        for c in conns.iter() {
+            let (peer, fresh) = c.peer_limit();
+            if fresh {
+                self.h2_limit_hint.store(peer, Ordering::Relaxed);
+            }
+            if let Some(stream) = c.try_open(peer.min(self.h2_max_streams)) {
+                return Some(stream);
+            }
+        }
+        None
+    }
+
+    fn clear(&self) {
+        // Dropping the pool's handles lets each connection close once its last request ends.
+        lock(&self.idle_h1).clear();
+        lock(&self.h2).clear();
+    }
+
+    fn sweep(&self, idle: std::time::Duration) {
+        lock(&self.idle_h1).retain(|c| c.since.elapsed() <= idle && !c.conn.is_closed());
+        let idle_ms = idle.as_millis() as u64;
+        let now = now_ms();
+        lock(&self.h2).retain(|c| !c.is_closed() && (c.streams() > 0 || c.idle_ms(now) <= idle_ms));
+    }
+
+    fn len(&self) -> usize {
+        lock(&self.idle_h1).len() + lock(&self.h2).len()
+    }
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    // A panic while holding these short critical sections leaves plain data behind.
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{Endpoint, Timeouts};
+
+    fn cluster(service: &str, variant: &str, protocol: UpstreamProtocol) -> Cluster {
+        let mut key = ClusterKey::new("default", service, 80);
+        key.variant = variant.to_owned();
+        Cluster {
+            key,
+            port_name: String::new(),
+            protocol,
+            websocket: false,
+            lb_policy: Default::default(),
+            timeouts: Timeouts::default(),
+        }
+    }
+
+    fn set(addrs: &[&str]) -> Arc<EndpointSet> {
+        Arc::new(EndpointSet {
+            endpoints: addrs
+                .iter()
+                .map(|a| Endpoint {
+                    address: a.parse().expect("addr"),
+                    weight: 1,
+                })
+                .collect(),
+        })
+    }
+
+    fn snapshot(clusters: &[Cluster]) -> Snapshot {
+        Snapshot {
+            clusters: clusters
+                .iter()
+                .map(|c| (c.key.clone(), c.clone()))
+                .collect(),
+            ..Snapshot::default()
+        }
+    }
+
+    fn state_of(reg: &Registry, key: &ClusterKey, i: usize) -> Arc<EndpointState> {
+        reg.clusters[key].members.load().endpoints[i].state.clone()
+    }
+
+    #[test]
+    fn clusters_of_one_address_share_its_endpoint_state() {
+        let a = cluster("web", "", UpstreamProtocol::Http1);
+        let b = cluster("web", "ewma", UpstreamProtocol::Http1);
+        let snap = snapshot(&[a.clone(), b.clone()]);
+        let sets: EndpointSets = [
+            (a.key.clone(), set(&["10.0.0.1:80"])),
+            (b.key.clone(), set(&["10.0.0.1:80"])),
+        ]
+        .into();
+        let mut reg = Registry::new(100);
+        reg.reconcile(&snap, &sets);
+        let sa = state_of(&reg, &a.key, 0);
+        let sb = state_of(&reg, &b.key, 0);
+        assert!(Arc::ptr_eq(&sa, &sb), "one state per address");
+
+        // One cluster drops the address: it stays alive for the other.
+        reg.update_endpoints(&a.key, Some(&set(&[])));
+        assert!(!sb.is_draining());
+        // The last user drops it: it drains, and a later user gets a fresh state.
+        reg.update_endpoints(&b.key, Some(&set(&[])));
+        assert!(sb.is_draining());
+        reg.update_endpoints(&a.key, Some(&set(&["10.0.0.1:80"])));
+        assert!(!Arc::ptr_eq(&state_of(&reg, &a.key, 0), &sb));
+    }
+
+    #[test]
+    fn protocol_change_keeps_the_cluster_and_the_address_state() {
+        let a = cluster("web", "", UpstreamProtocol::Http1);
+        let sets: EndpointSets = [(a.key.clone(), set(&["10.0.0.1:80"]))].into();
+        let mut reg = Registry::new(100);
+        reg.reconcile(&snapshot(std::slice::from_ref(&a)), &sets);
+        let before = state_of(&reg, &a.key, 0);
+        let h2 = cluster("web", "", UpstreamProtocol::H2c);
+        reg.reconcile(&snapshot(&[h2]), &sets);
+        let after = state_of(&reg, &a.key, 0);
+        assert!(Arc::ptr_eq(&before, &after));
+        assert!(!after.is_draining());
+        let shared = &reg.endpoints[&after.address];
+        assert_eq!(shared.uses, [0, 1, 0]);
+    }
+
+    #[test]
+    fn removed_cluster_releases_its_addresses() {
+        let a = cluster("web", "", UpstreamProtocol::Http1);
+        let sets: EndpointSets = [(a.key.clone(), set(&["10.0.0.1:80", "10.0.0.2:80"]))].into();
+        let mut reg = Registry::new(100);
+        reg.reconcile(&snapshot(std::slice::from_ref(&a)), &sets);
+        let kept = state_of(&reg, &a.key, 1);
+        reg.reconcile(&Snapshot::default(), &EndpointSets::new());
+        assert!(kept.is_draining());
+        assert!(reg.endpoints.is_empty());
+    }
+}
