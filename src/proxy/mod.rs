@@ -55,6 +55,7 @@ mod error;
 mod forward;
 mod framing;
 mod metrics;
+mod normalize;
 mod server;
 mod tls;
 mod upstream;
