@@ -58,6 +58,7 @@ mod metrics;
 mod normalize;
 mod server;
 mod tls;
+mod tunnel;
 mod upstream;
 
 use std::collections::HashMap;
