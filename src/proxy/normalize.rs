@@ -288,6 +288,8 @@ mod tests {
             ("/a/%2E/b", Ok("/a/b")),
             ("/%7e", Ok("/~")),
             ("/a%20b", Ok("/a%20b")),
+            // The README's examples.
+            ("/%7euser/%41", Ok("/~user/A")),
             // Dot segments (RFC 3986 §5.2.4).
             ("/a/b/c/./../../g", Ok("/a/g")),
             ("/a/.", Ok("/a/")),
