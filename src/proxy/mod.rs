@@ -69,10 +69,12 @@ mod filter;
 mod framing;
 mod headers;
 mod metrics;
+mod normalize;
 mod pipeline;
 mod redirect;
 mod server;
 mod tls;
+mod tunnel;
 mod upstream;
 
 use std::collections::{BTreeMap, HashMap};
