@@ -14,8 +14,8 @@ use tokio::net::TcpListener;
 use weir::admin::{self, AdminState};
 use weir::compile::{CompileConfig, DefaultBackend};
 use weir::proxy::{
-    AccessLogConfig, AccessLogFormat, AccessLogTarget, BoundListener, ForwardedHeaders, Proxy,
-    ProxyConfig,
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, BoundListener, EscapedSlashes,
+    ForwardedHeaders, Proxy, ProxyConfig,
 };
 use weir::reconcile::metrics::ControlPlaneMetrics;
 use weir::reconcile::{self, ReconcileConfig};
@@ -72,6 +72,13 @@ struct ListenArgs {
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
     #[arg(long, default_value = "25s", value_parser = parse_duration)]
     drain_timeout: Duration,
+    /// Request paths with `%2F` or `%5C` (encoded `/` and `\`): `reject` with 400, `keep`
+    /// them encoded, or `unescape` them to `/` before normalizing.
+    #[arg(long, default_value = "reject", value_parser = parse_escaped_slashes)]
+    escaped_slashes: EscapedSlashes,
+    /// Close a WebSocket tunnel in which no byte moved for this long (0: never).
+    #[arg(long, default_value = "1h", value_parser = parse_duration)]
+    tunnel_idle_timeout: Duration,
 }
 
 #[derive(Args)]
@@ -406,6 +413,8 @@ fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
     };
     Ok(ProxyConfig {
         drain_timeout: listen.drain_timeout,
+        escaped_slashes: listen.escaped_slashes,
+        tunnel_idle_timeout: listen.tunnel_idle_timeout,
         access_log: AccessLogConfig { target, format },
         forwarded: if listen.trust_forwarded_headers {
             ForwardedHeaders::Trust
@@ -461,6 +470,16 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         kube: KubeArgs::default(),
     })
     .await
+}
+
+/// Parse `reject`, `keep` or `unescape`.
+fn parse_escaped_slashes(s: &str) -> Result<EscapedSlashes, String> {
+    match s {
+        "reject" => Ok(EscapedSlashes::Reject),
+        "keep" => Ok(EscapedSlashes::KeepUnchanged),
+        "unescape" => Ok(EscapedSlashes::UnescapeAndForward),
+        _ => Err(format!("{s:?}: expected reject, keep or unescape")),
+    }
 }
 
 /// Parse `250ms`, `5s`, `2m` or a bare number of seconds.

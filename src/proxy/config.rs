@@ -3,6 +3,8 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use super::normalize::EscapedSlashes;
+
 /// Settings of the data plane. Per-cluster upstream timeouts come from the snapshot
 /// ([`crate::snapshot::Timeouts`]: connect 2 s, request 60 s, idle 60 s by default).
 #[derive(Debug, Clone)]
@@ -28,6 +30,11 @@ pub struct ProxyConfig {
     /// Upper bound on concurrent streams weir opens on one upstream HTTP/2 connection (the
     /// peer's `SETTINGS_MAX_CONCURRENT_STREAMS` lowers it further). Default 100.
     pub upstream_h2_max_streams: usize,
+    /// What to do with `%2F` and `%5C` in request paths. Default: reject with 400.
+    pub escaped_slashes: EscapedSlashes,
+    /// A WebSocket tunnel in which no byte moved either way for this long is closed (zero:
+    /// never). Default 1 hour.
+    pub tunnel_idle_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -42,6 +49,8 @@ impl Default for ProxyConfig {
             request_id: RequestIdMode::default(),
             access_log: AccessLogConfig::default(),
             upstream_h2_max_streams: 100,
+            escaped_slashes: EscapedSlashes::default(),
+            tunnel_idle_timeout: Duration::from_secs(3600),
         }
     }
 }

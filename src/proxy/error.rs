@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::body::BodyError;
+use super::normalize::PathError;
 
 /// Where a failure came from (CONVENTIONS.md: data-plane errors record their origin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -47,6 +48,11 @@ impl Source {
 pub enum Failure {
     /// The request is unusable (missing host, bad URI): 400.
     BadRequest(&'static str),
+    /// The request path cannot be normalized (an encoded slash, a bad escape, ...): 400.
+    BadPath(PathError),
+    /// An upgrade weir does not tunnel (anything but WebSocket) or a CONNECT: 400, and the
+    /// connection is closed.
+    UpgradeRefused,
     /// The request head had both `Content-Length` and `Transfer-Encoding`: 400, and the
     /// connection is closed.
     AmbiguousFraming,
@@ -77,7 +83,10 @@ impl Failure {
     /// Where it came from.
     pub fn source(&self) -> Source {
         match self {
-            Failure::BadRequest(_) | Failure::AmbiguousFraming => Source::Downstream,
+            Failure::BadRequest(_)
+            | Failure::BadPath(_)
+            | Failure::UpgradeRefused
+            | Failure::AmbiguousFraming => Source::Downstream,
             Failure::NoRoute => Source::Routing,
             Failure::NoEndpoint | Failure::Connect(_) | Failure::ConnectTimeout => {
                 Source::UpstreamConnect
@@ -91,6 +100,8 @@ impl Failure {
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::BadRequest(_) => "bad_request",
+            Failure::BadPath(e) => e.kind(),
+            Failure::UpgradeRefused => "upgrade_refused",
             Failure::AmbiguousFraming => "ambiguous_framing",
             Failure::NoRoute => "no_route",
             Failure::NoEndpoint => "no_endpoint",
@@ -116,7 +127,10 @@ impl Failure {
     /// The status a client gets for this failure.
     pub fn status(&self) -> StatusCode {
         match self {
-            Failure::BadRequest(_) | Failure::AmbiguousFraming => StatusCode::BAD_REQUEST,
+            Failure::BadRequest(_)
+            | Failure::BadPath(_)
+            | Failure::UpgradeRefused
+            | Failure::AmbiguousFraming => StatusCode::BAD_REQUEST,
             Failure::NoRoute => StatusCode::NOT_FOUND,
             Failure::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
             Failure::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
@@ -129,6 +143,8 @@ impl Failure {
     pub fn reply(&self) -> LocalReply {
         let body: &'static str = match self {
             Failure::BadRequest(why) => why,
+            Failure::BadPath(e) => e.message(),
+            Failure::UpgradeRefused => "only WebSocket upgrades are tunnelled\n",
             Failure::AmbiguousFraming => "ambiguous message framing\n",
             Failure::NoRoute => "no route\n",
             Failure::NoEndpoint => "no healthy upstream\n",
@@ -137,7 +153,7 @@ impl Failure {
             Failure::ConnectTimeout | Failure::Timeout => "upstream request timeout\n",
         };
         let mut reply = LocalReply::text(self.status(), Bytes::from_static(body.as_bytes()));
-        reply.close = matches!(self, Failure::AmbiguousFraming);
+        reply.close = matches!(self, Failure::AmbiguousFraming | Failure::UpgradeRefused);
         reply.error = self.kind();
         reply
     }

@@ -34,14 +34,6 @@ pub(crate) fn declare_grpc_trailers(headers: &mut HeaderMap) {
     }
 }
 
-pub(crate) fn is_h2_websocket<B>(req: &Request<B>) -> bool {
-    req.method() == http::Method::CONNECT
-        && req
-            .extensions()
-            .get::<hyper::ext::Protocol>()
-            .is_some_and(|p| p.as_str().eq_ignore_ascii_case("websocket"))
-}
-
 /// Turns an extended CONNECT (`:protocol websocket`) into the equivalent HTTP/1.1 upgrade
 /// request: `GET`, `Upgrade: websocket`, and a fresh `Sec-WebSocket-Key` (HTTP/2 has none).
 pub(crate) fn websocket_h2_to_h1<B>(req: &mut Request<B>) {
@@ -81,17 +73,7 @@ fn base64(bytes: &[u8]) -> HeaderValue {
     HeaderValue::from_bytes(&out).expect("invariant: base64 is a valid header value")
 }
 
-pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.version() == Version::HTTP_11
-        && req.headers().contains_key(header::UPGRADE)
-        && req
-            .headers()
-            .get_all(header::CONNECTION)
-            .iter()
-            .any(|v| has_token(v, "upgrade"))
-}
-
-pub(crate) fn has_token(v: &HeaderValue, token: &str) -> bool {
+fn has_token(v: &HeaderValue, token: &str) -> bool {
     v.to_str()
         .map(|s| s.split(',').any(|t| t.trim().eq_ignore_ascii_case(token)))
         .unwrap_or(false)

@@ -86,7 +86,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 pub use config::{
-    AccessLogConfig, AccessLogFormat, AccessLogTarget, ForwardedHeaders, ProxyConfig, RequestIdMode,
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, EscapedSlashes, ForwardedHeaders,
+    ProxyConfig, RequestIdMode,
 };
 pub use error::{ProxyError, Source};
 
@@ -143,7 +144,9 @@ struct PublishState {
     /// Route counters by (route name, cluster name), kept across snapshots so counters stay
     /// monotonic; routes that disappear are dropped.
     route_stats: HashMap<(String, String), Arc<RouteStats>>,
-    /// One slot per listener of the current snapshot (plus pre-bound ones not yet claimed).
+    /// One slot per listener of the current snapshot, plus those still served that it does
+    /// not have (pre-bound sockets before the first snapshot, removed listeners until the
+    /// server closed them).
     slots: BTreeMap<String, Arc<ListenerSlot>>,
 }
 
@@ -454,20 +457,18 @@ impl Proxy {
             routes,
         });
         self.inner.runtime.store(runtime.clone());
-        // Views: every listener of the snapshot gets one (a new slot when it is new); slots
-        // of listeners the snapshot dropped keep their last view and leave the map.
-        let mut next = BTreeMap::new();
+        // Views: every listener of the snapshot gets one (a new slot when it is new). Slots of
+        // listeners the snapshot does not have keep their last view, so connections draining
+        // on them finish with it; the server forgets a slot when it closes its listener.
         for (i, l) in snapshot.listeners.iter().enumerate() {
             let slot = slots
-                .remove(&l.name)
-                .unwrap_or_else(|| ListenerSlot::new(&l.name));
+                .entry(l.name.clone())
+                .or_insert_with(|| ListenerSlot::new(&l.name));
             slot.view.store(Arc::new(ListenerView {
                 runtime: runtime.clone(),
                 listener: Some(i),
             }));
-            next.insert(l.name.clone(), slot);
         }
-        *slots = next;
     }
 }
 
@@ -492,6 +493,24 @@ impl Inner {
         }));
         state.slots.insert(name.to_owned(), slot.clone());
         slot
+    }
+}
+
+impl Inner {
+    /// Drops the slot of a listener the server closed (unless the snapshot has it again).
+    fn forget_slot(&self, slot: &Arc<ListenerSlot>) {
+        let runtime = self.runtime.load();
+        if runtime.snapshot.listener(&slot.name).is_some() {
+            return;
+        }
+        let mut state = self.publish_lock();
+        if state
+            .slots
+            .get(&*slot.name)
+            .is_some_and(|s| Arc::ptr_eq(s, slot))
+        {
+            state.slots.remove(&*slot.name);
+        }
     }
 }
 

@@ -29,16 +29,13 @@
 //! dot segment); only a path that changes is copied (decode into one buffer, then rebuild the
 //! segments into the result).
 
-// Until the request pipeline calls it (the lead's rewrite of `forward`).
-#![allow(dead_code)]
-
 use std::borrow::Cow;
 use std::fmt;
 
 /// What to do with `%2F` and `%5C` (encoded `/` and `\`) in a path. The choices are Envoy's
 /// `path_with_escaped_slashes_action`, minus its redirect.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub(crate) enum EscapedSlashes {
+pub enum EscapedSlashes {
     /// Reject the request with 400 ([`PathError::EscapedSlash`]). Safe whatever the backend
     /// does with them: one backend decodes `%2F` before routing, another does not.
     #[default]

@@ -19,6 +19,7 @@
 //! answer early — is a [`LocalReply`] and leaves through [`Ctx::local_reply`], so it gets the
 //! same headers (`X-Request-Id`, response filters), logging and metrics as a forwarded one.
 
+use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -28,7 +29,7 @@ use bytes::Bytes;
 use http::header::{self, HeaderValue};
 use http::{Request, Response, StatusCode, Version};
 use hyper::body::Incoming;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::access_log::LogRecord;
 use super::body::{Body, ResponseBody};
@@ -37,7 +38,9 @@ use super::filter::{self, FilterContext};
 use super::framing::Ambiguous;
 use super::headers;
 use super::metrics::RouteStats;
+use super::normalize::normalize_path;
 use super::redirect::{self, RedirectRequest};
+use super::tunnel::{self, UpgradeDecision};
 use super::upstream::{ClusterState, EndpointState, SendError};
 use super::{Inner, ListenerSlot, ListenerView, Picker, RouteRt};
 use crate::balance::PickContext;
@@ -57,7 +60,12 @@ pub(crate) struct ConnInfo {
     pub(crate) ambiguous: Arc<Ambiguous>,
     /// Held by tunnels too, so a drain waits for them.
     pub(crate) alive: mpsc::Sender<()>,
+    /// Becomes `true` when the connection's listener drains (removed, or shutdown).
+    pub(crate) drain: watch::Receiver<bool>,
 }
+
+/// `HTTP2-Settings`, sent with `Upgrade: h2c`.
+static HTTP2_SETTINGS: http::HeaderName = http::HeaderName::from_static("http2-settings");
 
 /// Status recorded for requests whose client went away before the response (nginx's
 /// "client closed request").
@@ -214,7 +222,7 @@ impl Ctx {
 }
 
 /// The phases; returns what to answer.
-async fn run(ctx: &mut Ctx, req: Request<Incoming>) -> Response<ResponseBody> {
+async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody> {
     // 1. accept
     if ctx.conn.ambiguous.is_set() {
         // Drain nothing of it: the connection closes after the 400.
@@ -232,9 +240,30 @@ async fn run(ctx: &mut Ctx, req: Request<Incoming>) -> Response<ResponseBody> {
     if let Some(l) = ctx.log.as_deref_mut() {
         l.authority = host.to_string();
     }
+    let upgrade = match upgrade_decision(&req) {
+        UpgradeDecision::NotRequested => Upgrade::None,
+        UpgradeDecision::Tunnel if req.version() == Version::HTTP_2 => Upgrade::H2WebSocket,
+        UpgradeDecision::Tunnel => Upgrade::WebSocket,
+        UpgradeDecision::IgnoreH2c => {
+            // Served as the plain HTTP/1.1 request it also is (as Envoy does); the upgrade
+            // headers never reach the backend.
+            let h = req.headers_mut();
+            h.remove(header::UPGRADE);
+            h.remove(&HTTP2_SETTINGS);
+            Upgrade::None
+        }
+        UpgradeDecision::Refuse => return ctx.fail(Failure::UpgradeRefused, None),
+    };
 
     // 2. normalize (the path the route matches is the path the backend gets)
-    let path = req.uri().path().to_owned();
+    let path = match normalize_path(req.uri().path(), ctx.inner.config.escaped_slashes) {
+        Ok(Cow::Borrowed(_)) => None,
+        Ok(Cow::Owned(normalized)) => Some(normalized),
+        Err(e) => return ctx.fail(Failure::BadPath(e), None),
+    };
+    if let Some(normalized) = path {
+        set_path(&mut req, &normalized);
+    }
 
     // 3. route
     let view = ctx.view.clone();
@@ -244,7 +273,7 @@ async fn run(ctx: &mut Ctx, req: Request<Incoming>) -> Response<ResponseBody> {
     let head = RequestHead {
         method: req.method(),
         host,
-        path: &path,
+        path: req.uri().path(),
         query: req.uri().query(),
         headers: req.headers(),
     };
@@ -265,7 +294,16 @@ async fn run(ctx: &mut Ctx, req: Request<Incoming>) -> Response<ResponseBody> {
         backend: None,
     };
 
-    // 4. request filters (the route's)
+    // 4. request filters (the route's), after weir's own header rules so that they can
+    // override them
+    headers::prepare_upstream(
+        ctx.inner.config.forwarded,
+        &ctx.conn,
+        req.headers_mut(),
+        &host_value,
+        upgrade != Upgrade::None,
+        &ctx.request_id,
+    );
     let (mut parts, body) = req.into_parts();
     let fctx = FilterContext {
         conn: &ctx.conn,
@@ -287,7 +325,7 @@ async fn run(ctx: &mut Ctx, req: Request<Incoming>) -> Response<ResponseBody> {
                 scheme: if ctx.conn.tls { "https" } else { "http" },
                 host,
                 listener_port: ctx.conn.local_port,
-                path: &path,
+                path: parts.uri.path(),
                 query: parts.uri.query(),
                 matched: &route.matches.path,
             };
@@ -329,6 +367,7 @@ async fn run(ctx: &mut Ctx, req: Request<Incoming>) -> Response<ResponseBody> {
     let req = Request::from_parts(parts, body);
     let fwd = Forwarding {
         host_value: &host_value,
+        upgrade,
         chain,
         cluster,
     };
@@ -340,6 +379,7 @@ async fn run(ctx: &mut Ctx, req: Request<Incoming>) -> Response<ResponseBody> {
 /// What the upstream phase needs from the earlier ones.
 struct Forwarding<'a> {
     host_value: &'a HeaderValue,
+    upgrade: Upgrade,
     chain: FilterChain<'a>,
     cluster: Arc<ClusterState>,
 }
@@ -352,6 +392,7 @@ async fn forward_upstream(
 ) -> Response<ResponseBody> {
     let Forwarding {
         host_value,
+        upgrade,
         chain,
         cluster,
     } = fwd;
@@ -364,17 +405,9 @@ async fn forward_upstream(
     let downstream_h1 = req.version() < Version::HTTP_2;
     // WebSocket over HTTP/2 (RFC 8441 extended CONNECT) is tunnelled to the upstream as an
     // HTTP/1.1 Upgrade, the way Envoy does it.
-    let h2_websocket = headers::is_h2_websocket(&req);
-    let upgrade = h2_websocket || headers::is_upgrade(&req);
+    let h2_websocket = upgrade == Upgrade::H2WebSocket;
+    let upgrade = upgrade != Upgrade::None;
     let on_upgrade = upgrade.then(|| hyper::upgrade::on(&mut req));
-    headers::prepare_upstream(
-        ctx.inner.config.forwarded,
-        &ctx.conn,
-        req.headers_mut(),
-        host_value,
-        upgrade,
-        &ctx.request_id,
-    );
     if h2_websocket {
         headers::websocket_h2_to_h1(&mut req);
     }
@@ -509,7 +542,12 @@ fn respond(
                 parts.headers.remove(h);
             }
         }
-        tunnel(on_upgrade, upstream_io, ctx.conn.alive.clone());
+        tunnel(
+            on_upgrade,
+            upstream_io,
+            &ctx.conn,
+            ctx.inner.config.tunnel_idle_timeout,
+        );
         drop(body);
         completion.finish(false, false);
         return Response::from_parts(parts, ResponseBody::local(Body::empty()));
@@ -517,13 +555,19 @@ fn respond(
     Response::from_parts(parts, ResponseBody::forwarded(body, completion))
 }
 
-/// Joins the client's and the upstream's upgraded connections and copies bytes both ways.
+/// Joins the client's and the upgraded upstream connection in a tunnel (`tunnel::run`): idle
+/// tunnels close, and at shutdown a tunnel is drained, not cut (its task holds the
+/// connection's `alive` handle, so the server's drain waits for it).
 fn tunnel(
     downstream: Option<hyper::upgrade::OnUpgrade>,
     upstream: hyper::upgrade::OnUpgrade,
-    alive: mpsc::Sender<()>,
+    conn: &ConnInfo,
+    idle_timeout: std::time::Duration,
 ) {
     let Some(downstream) = downstream else { return };
+    let alive = conn.alive.clone();
+    let mut drain = conn.drain.clone();
+    let peer = conn.peer;
     tokio::spawn(async move {
         let _alive = alive;
         let (down, up) = match tokio::try_join!(downstream, upstream) {
@@ -533,12 +577,60 @@ fn tunnel(
                 return;
             }
         };
-        let mut down = hyper_util::rt::TokioIo::new(down);
-        let mut up = hyper_util::rt::TokioIo::new(up);
-        if let Err(error) = tokio::io::copy_bidirectional(&mut down, &mut up).await {
-            tracing::debug!(%error, "tunnel ended");
-        }
+        let draining = async move {
+            let _ = drain.wait_for(|d| *d).await;
+        };
+        let down = hyper_util::rt::TokioIo::new(down);
+        let up = hyper_util::rt::TokioIo::new(up);
+        let summary = tunnel::run(down, up, idle_timeout, draining).await;
+        tracing::debug!(
+            %peer,
+            to_upstream = summary.to_upstream,
+            to_downstream = summary.to_downstream,
+            end = summary.end.as_str(),
+            "tunnel ended"
+        );
     });
+}
+
+/// Which upgrade a request asked for (after the allow-list).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Upgrade {
+    None,
+    /// HTTP/1.1 `Upgrade: websocket`.
+    WebSocket,
+    /// HTTP/2 extended CONNECT with `:protocol websocket` (RFC 8441).
+    H2WebSocket,
+}
+
+/// The allow-list's verdict on a request's upgrade (`tunnel::classify_*`); a CONNECT that is
+/// not WebSocket's extended CONNECT is refused like an unknown upgrade.
+fn upgrade_decision<B>(req: &Request<B>) -> UpgradeDecision {
+    if req.method() == http::Method::CONNECT {
+        return match req.extensions().get::<hyper::ext::Protocol>() {
+            Some(p) => tunnel::classify_extended_connect(p.as_str()),
+            None => UpgradeDecision::Refuse,
+        };
+    }
+    if req.version() == Version::HTTP_11 {
+        tunnel::classify_upgrade(req.headers())
+    } else {
+        UpgradeDecision::NotRequested
+    }
+}
+
+/// Replaces the request's path, keeping its query (and scheme and authority).
+fn set_path<B>(req: &mut Request<B>, path: &str) {
+    let uri = std::mem::take(req.uri_mut());
+    let mut parts = uri.into_parts();
+    let target = match parts.path_and_query.as_ref().and_then(|pq| pq.query()) {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_owned(),
+    };
+    parts.path_and_query = http::uri::PathAndQuery::try_from(target).ok();
+    if let Ok(uri) = http::Uri::from_parts(parts) {
+        *req.uri_mut() = uri;
+    }
 }
 
 /// One request in flight to an endpoint, until dropped.

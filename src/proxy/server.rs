@@ -44,6 +44,7 @@ const REBIND_INTERVAL: Duration = Duration::from_secs(5);
 
 /// One listener being served.
 struct Served {
+    slot: Arc<ListenerSlot>,
     address: SocketAddr,
     protocol: ListenerProtocol,
     local: SocketAddr,
@@ -129,6 +130,11 @@ async fn reconcile(
     shared: &Arc<Shared>,
     served: &mut HashMap<String, Served>,
 ) -> Result<(), ProxyError> {
+    // Until the first snapshot is published there is nothing to diff against: the pre-bound
+    // sockets serve (404 for everything) and must not be closed.
+    if shared.inner.generation.load(Ordering::Relaxed) == 0 {
+        return Ok(());
+    }
     let snapshot = shared.inner.runtime.load().snapshot.clone();
     let wanted: HashMap<&str, _> = snapshot
         .listeners
@@ -148,6 +154,7 @@ async fn reconcile(
     for name in gone {
         if let Some(s) = served.remove(&name) {
             tracing::info!(listener = %name, address = %s.local, "listener removed: draining its connections");
+            shared.inner.forget_slot(&s.slot);
             s.close();
         }
     }
@@ -204,8 +211,10 @@ fn start(
         ListenerProtocol::Http => None,
     };
     let (drain, drain_rx) = watch::channel(false);
+    let slot_for_served = slot.clone();
     let accept = tokio::spawn(accept_loop(shared.clone(), slot, socket, tls, drain_rx));
     Ok(Served {
+        slot: slot_for_served,
         address,
         protocol,
         local,
@@ -265,6 +274,7 @@ async fn accept_loop(
                 local_port,
                 ambiguous,
                 alive: shared.alive.clone(),
+                drain: drain.clone(),
             };
             match tls {
                 None => {

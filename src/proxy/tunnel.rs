@@ -11,9 +11,6 @@
 //! drained, not cut: it keeps copying and closes at its first quiet moment ([`DRAIN_QUIET`]),
 //! while the caller bounds the whole drain.
 
-// Until the request pipeline calls it (the lead's rewrite of `forward`).
-#![allow(dead_code)]
-
 use std::future::Future;
 use std::io;
 use std::pin::Pin;

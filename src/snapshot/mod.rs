@@ -679,3 +679,73 @@ pub struct Endpoint {
 /// Endpoint sets of every cluster that has a Service (a cluster without an entry has no
 /// endpoints, so its requests get 503).
 pub type EndpointSets = BTreeMap<ClusterKey, Arc<EndpointSet>>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dumps_never_carry_key_material_or_credentials() {
+        let generated =
+            rcgen::generate_simple_self_signed(vec!["a.example".to_owned()]).expect("rcgen");
+        let key_pem = generated.signing_key.serialize_pem();
+        let der =
+            rustls::pki_types::PrivateKeyDer::Pkcs8(generated.signing_key.serialize_der().into());
+        let signer = rustls::crypto::ring::sign::any_supported_type(&der).expect("key");
+        let cert = Arc::new(Certificate {
+            source: "default/a".into(),
+            subject_alt_names: vec!["a.example".into()],
+            not_after: "2126-01-01T00:00:00Z".into(),
+            key: Arc::new(rustls::sign::CertifiedKey::new(
+                vec![generated.cert.der().clone()],
+                signer,
+            )),
+        });
+        let mut secret = HeaderValue::from_static("Basic dXNlcjpwYXNz");
+        secret.set_sensitive(true);
+        let table = RouteTable {
+            virtual_hosts: VirtualHosts::default(),
+            default_route: Some(Route {
+                id: RouteId(0),
+                name: "default-backend".into(),
+                matches: RouteMatch::path(PathMatch::Prefix("/".into())),
+                filters: vec![Filter::RequestHeaderModifier(HeaderModifier {
+                    set: vec![HeaderPair {
+                        name: http::header::AUTHORIZATION,
+                        value: secret,
+                    }],
+                    ..HeaderModifier::default()
+                })],
+                action: RouteAction::respond(200, "ok"),
+            }),
+        };
+        let snapshot = Snapshot {
+            listeners: vec![Listener {
+                name: "https".into(),
+                address: "127.0.0.1:8443".parse().expect("addr"),
+                protocol: ListenerProtocol::Https,
+                route_table: "t".into(),
+                tls: Some(TlsConfig {
+                    sni: [("a.example".to_owned(), cert.clone())].into(),
+                    default: Some(cert),
+                }),
+            }],
+            route_tables: [("t".to_owned(), table)].into(),
+            clusters: BTreeMap::new(),
+        };
+        let dump = serde_json::to_string(&snapshot).expect("serializes");
+        assert!(
+            dump.contains("default/a") && dump.contains("<redacted>"),
+            "{dump}"
+        );
+        assert!(
+            !dump.contains("PRIVATE KEY") && !dump.contains("dXNlcjpwYXNz"),
+            "{dump}"
+        );
+        let key_body: String = key_pem
+            .lines()
+            .filter(|l| !l.starts_with("-----"))
+            .collect();
+        assert!(!dump.contains(&key_body[..32]), "key bytes leaked");
+    }
+}

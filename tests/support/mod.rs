@@ -180,6 +180,8 @@ async fn backend_handle(
         "keep-alive",
         "x-hop",
         "te",
+        "upgrade",
+        "http2-settings",
     ] {
         seen(&mut out_headers, req.headers(), h);
     }

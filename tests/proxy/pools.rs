@@ -1,15 +1,13 @@
 //! Upstream connection pools: HTTP/1.1 keep-alive reuse, and HTTP/2 multiplexing that
 //! honours the peer's `SETTINGS_MAX_CONCURRENT_STREAMS` by opening more connections.
 
-mod support;
-
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use crate::support::*;
 use hyper_util::rt::{TokioExecutor, TokioIo};
-use support::*;
 use weir::proxy::ProxyConfig;
 use weir::snapshot::UpstreamProtocol;
 

@@ -1,11 +1,9 @@
 //! Routing by host and path, header rewriting, and failure mapping, each over HTTP/1.1 and
 //! HTTP/2 (h2c prior knowledge) from the client.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use weir::proxy::{ForwardedHeaders, ProxyConfig};
 use weir::snapshot::{Timeouts, UpstreamProtocol};
 

@@ -8,11 +8,9 @@
 //! builds run the full 100,000, and `WEIR_FANOUT_REQUESTS=100000` forces any count (the
 //! `ci` profile is fast enough for it).
 
-mod support;
-
 use std::sync::Arc;
 
-use support::*;
+use crate::support::*;
 use weir::proxy::ProxyConfig;
 use weir::snapshot::UpstreamProtocol;
 
@@ -47,7 +45,7 @@ async fn fan_out(protocol: UpstreamProtocol) {
     );
     let client = h.client(Proto::H2).await;
     let sender = client.h2();
-    let failures = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let failures = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
     let mut tasks = tokio::task::JoinSet::new();
     let requests = requests();
     for _ in 0..STREAMS {
@@ -58,19 +56,29 @@ async fn fan_out(protocol: UpstreamProtocol) {
                 let req = http::Request::get("http://a.example/")
                     .body(empty())
                     .expect("req");
-                match s.send_request(req).await {
+                let failure = match s.send_request(req).await {
                     Ok(resp) if resp.status() == 200 => {
                         let _ = collect(resp).await;
+                        continue;
                     }
-                    _ => {
-                        failures.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    Ok(resp) => {
+                        let a = collect(resp).await;
+                        format!("{} {:?}", a.status, a.body)
                     }
-                }
+                    Err(e) => format!("client error: {e}"),
+                };
+                failures.lock().expect("lock").push(failure);
             }
         });
     }
     while tasks.join_next().await.is_some() {}
-    assert_eq!(failures.load(std::sync::atomic::Ordering::Relaxed), 0);
+    let failures = failures.lock().expect("lock");
+    assert!(
+        failures.is_empty(),
+        "{protocol:?}: {} failed, first: {:?}",
+        failures.len(),
+        failures.first()
+    );
     let hits: Vec<u64> = backends.iter().map(Backend::hits).collect();
     assert_eq!(
         hits.iter().sum::<u64>(),

@@ -1,11 +1,9 @@
 //! What operators see: the access log (JSON lines to a file), Prometheus metrics with
 //! bounded labels, the cluster dump and readiness (snapshot generation).
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use weir::proxy::{AccessLogConfig, AccessLogFormat, AccessLogTarget, Proxy, ProxyConfig};
 
 #[tokio::test]

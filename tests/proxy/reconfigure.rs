@@ -2,13 +2,11 @@
 //! changes of endpoints, routes and cluster protocols cause zero failed requests; endpoints
 //! that remain keep their pools and counters; removed ones drain.
 
-mod support;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use weir::proxy::ProxyConfig;
 use weir::snapshot::UpstreamProtocol;
 

@@ -2,11 +2,9 @@
 //! Content-Length with Transfer-Encoding refused; HTTP/2 protocol errors → GOAWAY with the
 //! right code while other connections carry on; unknown host → 404.
 
-mod support;
-
 use std::time::Duration;
 
-use support::*;
+use crate::support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use weir::proxy::ProxyConfig;

@@ -1,16 +1,14 @@
 //! Streaming behaviour: trailers end to end (a gRPC-shaped call) for every combination of
 //! downstream and upstream protocol, WebSocket upgrades tunnelled, and large bodies streamed.
 
-mod support;
-
 use std::convert::Infallible;
 
+use crate::support::*;
 use bytes::Bytes;
 use http::HeaderMap;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
 use hyper_util::rt::TokioIo;
-use support::*;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use weir::proxy::ProxyConfig;
 use weir::snapshot::UpstreamProtocol;

@@ -2,13 +2,11 @@
 //! wildcard, default, generated fallback), rotation without restart, and requests over both
 //! ALPN protocols.
 
-mod support;
-
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::support::*;
 use hyper_util::rt::TokioIo;
-use support::*;
 use tokio::net::TcpStream;
 use weir::proxy::ProxyConfig;
 

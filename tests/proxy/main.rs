@@ -1,0 +1,19 @@
+//! The in-process proxy tests: real hyper backends on `127.0.0.1:0`, the real proxy, and
+//! clients over HTTP/1.1 and HTTP/2 (each case runs over both). One test binary with one
+//! harness (`tests/support`), so the harness is compiled once.
+
+#[path = "../support/mod.rs"]
+mod support;
+
+mod bad_input;
+mod fanout;
+mod listeners;
+mod model;
+mod observability;
+mod paths;
+mod pools;
+mod reconfigure;
+mod routing;
+mod shutdown;
+mod streams;
+mod tls;
