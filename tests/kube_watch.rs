@@ -18,9 +18,8 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tower_test::mock;
 
-use weir::reconcile::metrics::{ControlPlaneMetrics, WatchKind};
-use weir::store::KubeObject;
 use weir::store::kube::{Change, StoreEvent, namespaced_api, object_key, watch_kind};
+use weir::store::{Kind, KubeObject, Source, WatchMetrics};
 
 type Chunks = fmpsc::UnboundedReceiver<Result<Frame<Bytes>, Infallible>>;
 type Body = StreamBody<Chunks>;
@@ -137,18 +136,17 @@ async fn next(rx: &mut mpsc::Receiver<StoreEvent>) -> StoreEvent {
 fn start() -> (
     Handle,
     mpsc::Receiver<StoreEvent>,
-    Arc<ControlPlaneMetrics>,
+    Arc<WatchMetrics>,
     tokio::task::JoinHandle<()>,
 ) {
     let (service, handle) = mock::pair::<Request<kube::client::Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
-    let metrics = Arc::new(ControlPlaneMetrics::default());
+    let metrics = Arc::new(WatchMetrics::default());
     let (tx, rx) = mpsc::channel(16);
     let task = tokio::spawn(watch_kind::<Ingress>(
         namespaced_api::<Ingress>(&client, None),
         kube::runtime::watcher::Config::default(),
-        WatchKind::Ingress,
-        KubeObject::Ingress,
+        Kind::Ingress.into(),
         tx,
         metrics.clone(),
     ));
@@ -239,7 +237,7 @@ async fn bookmark_resume_then_410_relists() {
     // 5. And it watches again from the new list.
     let _respond = expect_request(&mut handle, Some("30")).await;
     assert!(
-        metrics.watch_error_count(WatchKind::Ingress) >= 1,
+        metrics.watch_error_count(Source::Kind(Kind::Ingress)) >= 1,
         "410 counted as a watch error"
     );
     let mut out = String::new();
@@ -268,6 +266,6 @@ async fn an_unreachable_server_is_retried_with_backoff() {
         &list("5", vec![ingress("a", "5")]),
     ));
     assert_eq!(names(&next(&mut rx).await.change), ["a"]);
-    assert_eq!(metrics.watch_error_count(WatchKind::Ingress), 3);
+    assert_eq!(metrics.watch_error_count(Source::Kind(Kind::Ingress)), 3);
     task.abort();
 }
