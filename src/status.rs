@@ -536,4 +536,31 @@ mod tests {
             vec![address("lb.example.com")]
         );
     }
+
+    #[test]
+    fn an_event_names_the_api_version_of_every_kind() {
+        for kind in Kind::ALL {
+            let mut objects = Objects::default();
+            let manifest = serde_json::json!({
+                "apiVersion": kind.api_version(),
+                "kind": kind.as_str(),
+                "metadata": {"namespace": "default", "name": "x", "uid": "u-1"},
+                // Secrets are kept only with this type; other kinds ignore the field.
+                "type": "kubernetes.io/tls",
+            });
+            let object = crate::store::KubeObject::from_value(*kind, manifest).expect("decodes");
+            let crate::store::Applied::Stored { key, .. } = objects.apply(object).expect("valid")
+            else {
+                panic!("{kind} stored");
+            };
+            let object = ObjectRef {
+                kind: kind.as_str(),
+                key,
+            };
+            let reference = reference(&objects, &object).expect("in the store");
+            assert_eq!(reference.api_version, Some(kind.api_version().into_owned()));
+            assert_eq!(reference.kind.as_deref(), Some(kind.as_str()));
+            assert_eq!(reference.uid.as_deref(), Some("u-1"));
+        }
+    }
 }

@@ -187,4 +187,31 @@ mod tests {
         );
         assert!(out.contains("weir_reconcile_total 0"));
     }
+
+    #[test]
+    fn the_bundle_renders_every_control_plane_family_once() {
+        let mut out = String::new();
+        ControlPlaneMetrics::default().render_metrics(&mut out);
+        let families: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert_eq!(
+            families,
+            [
+                "weir_config_propagation_seconds",
+                "weir_reconcile_total",
+                "weir_last_reconcile_timestamp_seconds",
+                "weir_watch_errors_total",
+                "weir_watch_skipped_objects_total",
+                "weir_watch_synced",
+                "weir_status_writes_total",
+                "weir_events_total",
+                "weir_leader",
+            ]
+        );
+        assert!(out.contains("weir_leader 0\n"));
+        assert!(out.contains("weir_status_writes_total 0\n"));
+    }
 }
