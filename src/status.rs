@@ -545,7 +545,9 @@ mod tests {
                 "apiVersion": kind.api_version(),
                 "kind": kind.as_str(),
                 "metadata": {"namespace": "default", "name": "x", "uid": "u-1"},
-                // Secrets are kept only with this type; other kinds ignore the field.
+                // CustomResource types require a spec; Secrets are kept only with this type;
+                // the other kinds ignore or default these fields.
+                "spec": {},
                 "type": "kubernetes.io/tls",
             });
             let object = crate::store::KubeObject::from_value(*kind, manifest).expect("decodes");

@@ -91,7 +91,8 @@ fn the_kinds_weir_has_always_kept_keep_their_types() {
     );
 }
 
-/// Fields a minimal manifest of `kind` needs beyond apiVersion, kind and metadata.
+/// Fields a minimal manifest of `kind` needs beyond apiVersion, kind, metadata and an empty
+/// `spec` (which CustomResource types require and the others ignore or default).
 fn required_fields(kind: Kind) -> &'static str {
     match kind {
         Kind::Secret => "type: kubernetes.io/tls\n", // other Secrets are not kept
@@ -104,7 +105,7 @@ fn every_kind_loads_from_a_minimal_manifest() {
     let dir = tempfile::tempdir().expect("tempdir");
     for facts in facts() {
         let manifest = format!(
-            "apiVersion: {}\nkind: {}\nmetadata:\n  name: x\n  namespace: apps\n{}",
+            "apiVersion: {}\nkind: {}\nmetadata:\n  name: x\n  namespace: apps\nspec: {{}}\n{}",
             facts.api_version,
             facts.name,
             required_fields(facts.kind)
