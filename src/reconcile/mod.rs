@@ -4,13 +4,16 @@
 //! nothing is locked. Changes take one of two paths:
 //!
 //! - **EndpointSlice changes** go straight to the endpoint sets: the clusters of the slice's
-//!   Service are looked up in an index rebuilt on every compile, their [`EndpointSet`]s are
-//!   recomputed from that Service's slices only, and the changed ones are handed to
-//!   [`Proxy::update_endpoints`]. No compile, no debounce.
-//! - **Everything else** marks the store dirty in a [`debounce::Debounce`] (quiet period plus
-//!   a maximum delay). When it fires, compile runs over the whole store, endpoint sets for the
-//!   new clusters are published, then the snapshot (in that order, so a new route never
-//!   points at a cluster whose endpoints are not there yet).
+//!   Service are looked up in an index rebuilt on every compile, their
+//!   [`EndpointSet`](crate::snapshot::EndpointSet)s are recomputed from that Service's
+//!   slices only, and the changed ones are handed to [`Proxy::update_endpoints`]. No
+//!   compile, no debounce.
+//! - **Every other kind of the table** marks the store dirty in a [`debounce::Debounce`]
+//!   (quiet period plus a maximum delay), unless [`Objects::changes_compile_input`] says the
+//!   change cannot alter compile's output (a status write echoed back). When it fires,
+//!   compile runs over the whole store, endpoint sets for the new clusters are published,
+//!   then the snapshot (in that order, so a new route never points at a cluster whose
+//!   endpoints are not there yet).
 //!
 //! Nothing is compiled before every watched kind has listed once (`/readyz` reports ready
 //! when the proxy has a snapshot, so it stays 503 until then). While the API server is
