@@ -17,7 +17,9 @@
 //! (renew-deadline fencing checked at the point of each write) in ~200 lines without another
 //! dependency.
 
+use std::fmt::Write as _;
 use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -29,7 +31,30 @@ use k8s_openapi::jiff::Timestamp;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::reconcile::metrics::ControlPlaneMetrics;
+/// Leader election's metrics: whether this replica holds the Lease (`weir_leader`). Put it in
+/// an `Arc` shared by the election task and the admin page.
+#[derive(Debug, Default)]
+pub struct LeaseMetrics {
+    leader: AtomicBool,
+}
+
+impl LeaseMetrics {
+    /// Set whether this replica holds the leader lease.
+    pub fn set_leader(&self, leader: bool) {
+        self.leader.store(leader, Ordering::Relaxed);
+    }
+
+    /// Append the metrics in Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        let leader = u8::from(self.leader.load(Ordering::Relaxed));
+        let _ = writeln!(
+            out,
+            "# HELP weir_leader 1 when this replica holds the leader lease."
+        );
+        let _ = writeln!(out, "# TYPE weir_leader gauge");
+        let _ = writeln!(out, "weir_leader {leader}");
+    }
+}
 
 /// Where the Lease lives and how it is timed.
 #[derive(Debug, Clone)]
@@ -117,7 +142,7 @@ impl Leadership {
 struct Elector {
     valid_until: Arc<Mutex<Option<Instant>>>,
     changes: watch::Sender<bool>,
-    metrics: Arc<ControlPlaneMetrics>,
+    metrics: Arc<LeaseMetrics>,
 }
 
 impl Elector {
@@ -144,7 +169,7 @@ impl Elector {
 pub fn elect(
     client: Client,
     opts: LeaseOptions,
-    metrics: Arc<ControlPlaneMetrics>,
+    metrics: Arc<LeaseMetrics>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(Leadership, impl Future<Output = ()> + Send + 'static), LeaseError> {
     if opts.renew_deadline >= opts.duration {

@@ -317,7 +317,7 @@ fn hostname() -> String {
 /// `source` until a signal, then drain.
 async fn serve<F, Fut>(
     listen: &ListenArgs,
-    control_metrics: Arc<ControlPlaneMetrics>,
+    control_metrics: ControlPlaneMetrics,
     source: F,
 ) -> anyhow::Result<()>
 where

@@ -13,8 +13,7 @@ use serde_json::{Value, json};
 use tokio::time::Instant;
 use tower_test::mock;
 
-use weir::lease::{Leadership, LeaseOptions, elect};
-use weir::reconcile::metrics::ControlPlaneMetrics;
+use weir::lease::{Leadership, LeaseMetrics, LeaseOptions, elect};
 
 type Handle = mock::Handle<Request<kube::client::Body>, Response<Full<Bytes>>>;
 
@@ -70,10 +69,10 @@ async fn next(
     (method, path, body, send)
 }
 
-fn start(identity: &str) -> (Handle, Leadership, Arc<ControlPlaneMetrics>) {
+fn start(identity: &str) -> (Handle, Leadership, Arc<LeaseMetrics>) {
     let (service, handle) = mock::pair::<Request<kube::client::Body>, Response<Full<Bytes>>>();
     let client = kube::Client::new(service, "default");
-    let metrics = Arc::new(ControlPlaneMetrics::default());
+    let metrics = Arc::new(LeaseMetrics::default());
     let opts = LeaseOptions::new("weir", "weir-leader", identity);
     let (leadership, election) =
         elect(client, opts, metrics.clone(), std::future::pending()).expect("valid options");

@@ -2,8 +2,10 @@
 //! mock behind a real `kube::Client`), for what a real server cannot be made to do at a
 //! chosen instant: a bookmark then a dropped watch (resume from the bookmark's
 //! resourceVersion), 410 Gone on resume (re-list, objects deleted meanwhile disappear), and
-//! an object that does not decode (skipped; the watcher lives on).
+//! an object that does not decode (skipped; the watcher lives on); and that every kind of the
+//! table gets its watcher, in the right scope and with its field selector.
 
+use std::collections::BTreeSet;
 use std::convert::Infallible;
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,9 +20,10 @@ use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tower_test::mock;
 
-use weir::reconcile::metrics::{ControlPlaneMetrics, WatchKind};
-use weir::store::KubeObject;
-use weir::store::kube::{Change, StoreEvent, namespaced_api, object_key, watch_kind};
+use weir::store::kube::{
+    Change, StoreEvent, WatchScope, namespaced_api, object_key, spawn_watchers, watch_kind,
+};
+use weir::store::{Kind, KindVisitor, KubeObject, ObjectKey, Source, StoreKind, WatchMetrics};
 
 type Chunks = fmpsc::UnboundedReceiver<Result<Frame<Bytes>, Infallible>>;
 type Body = StreamBody<Chunks>;
@@ -137,18 +140,17 @@ async fn next(rx: &mut mpsc::Receiver<StoreEvent>) -> StoreEvent {
 fn start() -> (
     Handle,
     mpsc::Receiver<StoreEvent>,
-    Arc<ControlPlaneMetrics>,
+    Arc<WatchMetrics>,
     tokio::task::JoinHandle<()>,
 ) {
     let (service, handle) = mock::pair::<Request<kube::client::Body>, Response<Body>>();
     let client = kube::Client::new(service, "default");
-    let metrics = Arc::new(ControlPlaneMetrics::default());
+    let metrics = Arc::new(WatchMetrics::default());
     let (tx, rx) = mpsc::channel(16);
     let task = tokio::spawn(watch_kind::<Ingress>(
         namespaced_api::<Ingress>(&client, None),
         kube::runtime::watcher::Config::default(),
-        WatchKind::Ingress,
-        KubeObject::Ingress,
+        Kind::Ingress.into(),
         tx,
         metrics.clone(),
     ));
@@ -239,7 +241,7 @@ async fn bookmark_resume_then_410_relists() {
     // 5. And it watches again from the new list.
     let _respond = expect_request(&mut handle, Some("30")).await;
     assert!(
-        metrics.watch_error_count(WatchKind::Ingress) >= 1,
+        metrics.watch_error_count(Source::Kind(Kind::Ingress)) >= 1,
         "410 counted as a watch error"
     );
     let mut out = String::new();
@@ -268,6 +270,102 @@ async fn an_unreachable_server_is_retried_with_backoff() {
         &list("5", vec![ingress("a", "5")]),
     ));
     assert_eq!(names(&next(&mut rx).await.change), ["a"]);
-    assert_eq!(metrics.watch_error_count(WatchKind::Ingress), 3);
+    assert_eq!(metrics.watch_error_count(Source::Kind(Kind::Ingress)), 3);
     task.abort();
+}
+
+/// Percent-decode a query parameter value (`+` is a space, as in forms).
+fn decode_query(value: &str) -> String {
+    let bytes = value.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("ascii");
+                out.push(u8::from_str_radix(hex, 16).expect("hex escape"));
+                i += 3;
+            }
+            b'+' => {
+                out.push(b' ');
+                i += 1;
+            }
+            b => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8(out).expect("utf-8")
+}
+
+/// The list request every watcher of the table must send, from the kind's type.
+struct ExpectedList<'a> {
+    namespace: &'a str,
+}
+
+impl KindVisitor for ExpectedList<'_> {
+    type Output = (String, Option<String>);
+
+    fn visit<K: StoreKind>(self) -> Self::Output {
+        let namespace = K::NAMESPACED.then_some(self.namespace);
+        (
+            K::url_path(&(), namespace),
+            K::FIELD_SELECTOR.map(str::to_owned),
+        )
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn every_kind_is_watched_in_its_scope_with_its_field_selector() {
+    let (service, mut handle) = mock::pair::<Request<kube::client::Body>, Response<Body>>();
+    let client = kube::Client::new(service, "default");
+    let scope = WatchScope {
+        namespace: Some("apps".to_owned()),
+        publish_service: Some(ObjectKey::new("weir", "weir")),
+    };
+    let (tx, _rx) = mpsc::channel(16);
+    let watchers = spawn_watchers(&client, &scope, tx, Arc::new(WatchMetrics::default()));
+
+    let mut expected: BTreeSet<(String, Option<String>)> = Kind::ALL
+        .iter()
+        .map(|kind| kind.visit(ExpectedList { namespace: "apps" }))
+        .collect();
+    // The publish Service is watched on its own, by name, in its own namespace.
+    expected.insert((
+        "/api/v1/namespaces/weir/services".to_owned(),
+        Some("metadata.name=weir".to_owned()),
+    ));
+    assert_eq!(expected.len(), Kind::ALL.len() + 1);
+    assert!(
+        expected.contains(&(
+            "/api/v1/namespaces/apps/secrets".to_owned(),
+            Some("type=kubernetes.io/tls".to_owned())
+        )),
+        "only TLS Secrets: {expected:?}"
+    );
+    assert!(
+        expected.contains(&("/apis/networking.k8s.io/v1/ingressclasses".to_owned(), None)),
+        "IngressClasses are cluster-scoped, whatever the watch namespace: {expected:?}"
+    );
+
+    let mut seen = BTreeSet::new();
+    let mut pending = Vec::new(); // keep the requests open: no retry, no second list
+    for _ in 0..expected.len() {
+        let (request, respond) =
+            tokio::time::timeout(Duration::from_secs(30), handle.next_request())
+                .await
+                .expect("a request within 30 s (paused clock)")
+                .expect("a request");
+        let query = request.uri().query().unwrap_or("");
+        assert!(!query.contains("watch=true"), "a list first: {query}");
+        let selector = query
+            .split('&')
+            .find_map(|pair| pair.strip_prefix("fieldSelector="))
+            .map(decode_query);
+        seen.insert((request.uri().path().to_owned(), selector));
+        pending.push(respond);
+    }
+    assert_eq!(seen, expected);
+    drop(watchers);
 }

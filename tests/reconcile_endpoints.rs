@@ -9,18 +9,17 @@ use tokio::time::Instant;
 
 use weir::compile::CompileConfig;
 use weir::proxy::{Proxy, ProxyConfig};
-use weir::reconcile::metrics::{ControlPlaneMetrics, WatchKind};
 use weir::reconcile::{Core, ReconcileConfig, drive};
-use weir::store::KubeObject;
-use weir::store::ObjectKey;
 use weir::store::kube::{Change, StoreEvent};
+use weir::store::{Kind, KubeObject, ObjectKey, Source};
 
-const REQUIRED: [WatchKind; 5] = [
-    WatchKind::Ingress,
-    WatchKind::IngressClass,
-    WatchKind::Service,
-    WatchKind::EndpointSlice,
-    WatchKind::Secret,
+/// The kinds this test lists (not the whole table, so that a new kind does not stall it).
+const REQUIRED: [Source; 5] = [
+    Source::Kind(Kind::Ingress),
+    Source::Kind(Kind::IngressClass),
+    Source::Kind(Kind::Service),
+    Source::Kind(Kind::EndpointSlice),
+    Source::Kind(Kind::Secret),
 ];
 
 fn class() -> KubeObject {
@@ -73,9 +72,9 @@ fn slice(name: &str, ips: &[&str]) -> KubeObject {
     )
 }
 
-fn event(kind: WatchKind, change: Change) -> StoreEvent {
+fn event(kind: Kind, change: Change) -> StoreEvent {
     StoreEvent {
-        kind,
+        source: kind.into(),
         change,
         arrived: Instant::now(),
     }
@@ -113,15 +112,14 @@ fn collect_addresses(v: &serde_json::Value, out: &mut Vec<String>) {
 
 #[tokio::test(start_paused = true)]
 async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
-    let mut cfg = ReconcileConfig::new(CompileConfig {
+    let cfg = ReconcileConfig::new(CompileConfig {
         controller_name: "weir.dev/ingress-controller".to_owned(),
         http_addr: "127.0.0.1:8080".parse().expect("addr"),
         https_addr: None,
         default_backend: None,
         now_unix: 0,
     });
-    let metrics = std::sync::Arc::new(ControlPlaneMetrics::default());
-    cfg.metrics = metrics.clone();
+    let metrics = cfg.metrics.clone();
     let proxy = Proxy::new(ProxyConfig::default());
     let (tx, rx) = mpsc::channel(64);
     let loop_proxy = proxy.clone();
@@ -137,27 +135,27 @@ async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
         }
     };
 
-    send(WatchKind::IngressClass, Change::Replace(vec![class()])).await;
-    send(WatchKind::Service, Change::Replace(vec![service()])).await;
-    send(WatchKind::Ingress, Change::Replace(vec![ingress()])).await;
-    send(WatchKind::Secret, Change::Replace(Vec::new())).await;
+    send(Kind::IngressClass, Change::Replace(vec![class()])).await;
+    send(Kind::Service, Change::Replace(vec![service()])).await;
+    send(Kind::Ingress, Change::Replace(vec![ingress()])).await;
+    send(Kind::Secret, Change::Replace(Vec::new())).await;
     send(
-        WatchKind::EndpointSlice,
+        Kind::EndpointSlice,
         Change::Replace(vec![slice("web-a", &["10.0.0.1"])]),
     )
     .await;
     assert_eq!(proxy.generation(), 1, "compiled once the view was complete");
     assert_eq!(proxy_endpoints(&proxy), ["10.0.0.1:8080"]);
-    assert_eq!(metrics.reconcile_count(), 1);
+    assert_eq!(metrics.reconcile.reconcile_count(), 1);
 
     // Scale up: a second slice, and the first one grows.
     send(
-        WatchKind::EndpointSlice,
+        Kind::EndpointSlice,
         Change::Apply(Box::new(slice("web-b", &["10.0.0.3"]))),
     )
     .await;
     send(
-        WatchKind::EndpointSlice,
+        Kind::EndpointSlice,
         Change::Apply(Box::new(slice("web-a", &["10.0.0.1", "10.0.0.2"]))),
     )
     .await;
@@ -168,7 +166,7 @@ async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
     );
     // Scale down: a slice goes away.
     send(
-        WatchKind::EndpointSlice,
+        Kind::EndpointSlice,
         Change::Delete(ObjectKey::new("default", "web-a")),
     )
     .await;
@@ -176,7 +174,7 @@ async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
     tokio::time::advance(Duration::from_secs(5)).await;
     settle().await;
     assert_eq!(
-        metrics.reconcile_count(),
+        metrics.reconcile.reconcile_count(),
         1,
         "no compile for EndpointSlice changes"
     );

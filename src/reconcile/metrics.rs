@@ -1,74 +1,41 @@
-//! Control-plane metrics: config propagation, watch errors, reconciles, leadership.
+//! Control-plane metrics: the reconcile loop's own (config propagation, reconciles), and the
+//! bundle of every control-plane component's handle.
 //!
-//! Plain atomics written by the reconcile loop, the watchers and the lease task, rendered as
-//! Prometheus text by [`ControlPlaneMetrics::render_metrics`] for the admin page. No lock, no
-//! allocation on the write path.
+//! Each component owns a small handle of plain atomics and renders it: [`ReconcileMetrics`]
+//! here, [`WatchMetrics`] in the store, [`LeaseMetrics`] in the lease, [`StatusMetrics`] in the
+//! status writer. No lower layer imports this module; [`ControlPlaneMetrics`] only bundles the
+//! handles so that the wiring hands each component its own and the admin page renders all.
+//! No lock, no allocation on the write path.
 
 use std::fmt::Write as _;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-/// A source of changes: one watched kind (plus the publish Service and the manifests
-/// directory), as labelled in metrics.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum WatchKind {
-    /// networking.k8s.io/v1 Ingress.
-    Ingress,
-    /// networking.k8s.io/v1 IngressClass.
-    IngressClass,
-    /// v1 Service.
-    Service,
-    /// discovery.k8s.io/v1 EndpointSlice.
-    EndpointSlice,
-    /// v1 Secret (TLS only).
-    Secret,
-    /// The `--publish-service` Service, watched on its own.
-    PublishService,
-    /// The manifests directory (file mode).
-    Manifests,
+use crate::lease::LeaseMetrics;
+use crate::status::StatusMetrics;
+use crate::store::WatchMetrics;
+
+/// Every control-plane component's metrics handle. Cloning shares them.
+#[derive(Clone, Default)]
+pub struct ControlPlaneMetrics {
+    /// The reconcile loop's.
+    pub reconcile: Arc<ReconcileMetrics>,
+    /// The store's sources' (the watchers, the manifests directory).
+    pub watch: Arc<WatchMetrics>,
+    /// Leader election's.
+    pub lease: Arc<LeaseMetrics>,
+    /// The status writer's.
+    pub status: Arc<StatusMetrics>,
 }
 
-impl WatchKind {
-    /// Every kind, in label order.
-    pub const ALL: [WatchKind; 7] = [
-        WatchKind::Ingress,
-        WatchKind::IngressClass,
-        WatchKind::Service,
-        WatchKind::EndpointSlice,
-        WatchKind::Secret,
-        WatchKind::PublishService,
-        WatchKind::Manifests,
-    ];
-
-    /// Metric label value.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            WatchKind::Ingress => "ingress",
-            WatchKind::IngressClass => "ingressclass",
-            WatchKind::Service => "service",
-            WatchKind::EndpointSlice => "endpointslice",
-            WatchKind::Secret => "secret",
-            WatchKind::PublishService => "publish_service",
-            WatchKind::Manifests => "manifests",
-        }
-    }
-
-    fn index(self) -> usize {
-        self as usize
-    }
-
-    /// The kind of object in the store this source fills (`None` for the manifests
-    /// directory; the publish Service is a Service kept apart from the store).
-    pub fn store_kind(self) -> Option<crate::store::Kind> {
-        use crate::store::Kind;
-        match self {
-            WatchKind::Ingress => Some(Kind::Ingress),
-            WatchKind::IngressClass => Some(Kind::IngressClass),
-            WatchKind::Service => Some(Kind::Service),
-            WatchKind::EndpointSlice => Some(Kind::EndpointSlice),
-            WatchKind::Secret => Some(Kind::Secret),
-            WatchKind::PublishService | WatchKind::Manifests => None,
-        }
+impl ControlPlaneMetrics {
+    /// Append every component's metrics in Prometheus text format.
+    pub fn render_metrics(&self, out: &mut String) {
+        self.reconcile.render_metrics(out);
+        self.watch.render_metrics(out);
+        self.status.render_metrics(out);
+        self.lease.render_metrics(out);
     }
 }
 
@@ -119,44 +86,22 @@ impl Histogram {
     }
 }
 
-/// Control-plane metrics shared by reconcile, the watchers and the lease task. Put it in an
-/// `Arc` and hand the same one to the admin server.
+/// The reconcile loop's metrics. Put it in an `Arc` and hand the same one to the admin page.
 #[derive(Default)]
-pub struct ControlPlaneMetrics {
+pub struct ReconcileMetrics {
     propagation_endpoints: Histogram,
     propagation_routes: Histogram,
-    watch_errors: [AtomicU64; WatchKind::ALL.len()],
-    skipped_objects: [AtomicU64; WatchKind::ALL.len()],
-    synced: [AtomicBool; WatchKind::ALL.len()],
     reconciles: AtomicU64,
     last_reconcile_millis: AtomicU64,
-    status_writes: AtomicU64,
-    events_published: AtomicU64,
-    leader: AtomicBool,
 }
 
-impl ControlPlaneMetrics {
+impl ReconcileMetrics {
     /// Record one propagation: from a change's arrival to its publication into the proxy.
     pub fn observe_propagation(&self, what: Propagation, d: Duration) {
         match what {
             Propagation::Endpoints => self.propagation_endpoints.observe(d),
             Propagation::Routes => self.propagation_routes.observe(d),
         }
-    }
-
-    /// Count a watch error (API unreachable, 410 handled by re-list, decode error, ...).
-    pub fn watch_error(&self, kind: WatchKind) {
-        self.watch_errors[kind.index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Count an object that could not be decoded and was skipped.
-    pub fn skipped_object(&self, kind: WatchKind) {
-        self.skipped_objects[kind.index()].fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Record that a kind has completed a list.
-    pub fn set_synced(&self, kind: WatchKind) {
-        self.synced[kind.index()].store(true, Ordering::Relaxed);
     }
 
     /// Count a compile that was published.
@@ -169,34 +114,9 @@ impl ControlPlaneMetrics {
         self.last_reconcile_millis.store(now, Ordering::Relaxed);
     }
 
-    /// Count a status patch that the API server accepted.
-    pub fn status_written(&self) {
-        self.status_writes.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Count a Kubernetes Event that was published.
-    pub fn event_published(&self) {
-        self.events_published.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Set whether this replica holds the leader lease.
-    pub fn set_leader(&self, leader: bool) {
-        self.leader.store(leader, Ordering::Relaxed);
-    }
-
     /// Number of published compiles so far.
     pub fn reconcile_count(&self) -> u64 {
         self.reconciles.load(Ordering::Relaxed)
-    }
-
-    /// Number of status patches written so far.
-    pub fn status_write_count(&self) -> u64 {
-        self.status_writes.load(Ordering::Relaxed)
-    }
-
-    /// Watch errors of one kind so far.
-    pub fn watch_error_count(&self, kind: WatchKind) -> u64 {
-        self.watch_errors[kind.index()].load(Ordering::Relaxed)
     }
 
     /// Append the metrics in Prometheus text format.
@@ -210,28 +130,6 @@ impl ControlPlaneMetrics {
         self.propagation_endpoints
             .render(out, name, "kind=\"endpoints\"");
         self.propagation_routes.render(out, name, "kind=\"routes\"");
-
-        counter_per_kind(
-            out,
-            "weir_watch_errors_total",
-            "Watch and list errors per watched kind (retried with backoff).",
-            &self.watch_errors,
-        );
-        counter_per_kind(
-            out,
-            "weir_watch_skipped_objects_total",
-            "Objects skipped because they could not be decoded.",
-            &self.skipped_objects,
-        );
-        let _ = writeln!(
-            out,
-            "# HELP weir_watch_synced Whether the kind has completed its initial list."
-        );
-        let _ = writeln!(out, "# TYPE weir_watch_synced gauge");
-        for kind in WatchKind::ALL {
-            let v = u8::from(self.synced[kind.index()].load(Ordering::Relaxed));
-            let _ = writeln!(out, "weir_watch_synced{{kind=\"{}\"}} {v}", kind.as_str());
-        }
         simple(
             out,
             "weir_reconcile_total",
@@ -246,36 +144,6 @@ impl ControlPlaneMetrics {
             "Unix time of the last published snapshot.",
             self.last_reconcile_millis.load(Ordering::Relaxed) as f64 / 1000.0,
         );
-        simple(
-            out,
-            "weir_status_writes_total",
-            "counter",
-            "Ingress status patches accepted by the API server.",
-            self.status_writes.load(Ordering::Relaxed) as f64,
-        );
-        simple(
-            out,
-            "weir_events_total",
-            "counter",
-            "Kubernetes Events published.",
-            self.events_published.load(Ordering::Relaxed) as f64,
-        );
-        simple(
-            out,
-            "weir_leader",
-            "gauge",
-            "1 when this replica holds the leader lease.",
-            f64::from(u8::from(self.leader.load(Ordering::Relaxed))),
-        );
-    }
-}
-
-fn counter_per_kind(out: &mut String, name: &str, help: &str, values: &[AtomicU64]) {
-    let _ = writeln!(out, "# HELP {name} {help}");
-    let _ = writeln!(out, "# TYPE {name} counter");
-    for kind in WatchKind::ALL {
-        let v = values[kind.index()].load(Ordering::Relaxed);
-        let _ = writeln!(out, "{name}{{kind=\"{}\"}} {v}", kind.as_str());
     }
 }
 
@@ -291,7 +159,7 @@ mod tests {
 
     #[test]
     fn histogram_buckets_are_cumulative() {
-        let m = ControlPlaneMetrics::default();
+        let m = ReconcileMetrics::default();
         m.observe_propagation(Propagation::Endpoints, Duration::from_micros(800));
         m.observe_propagation(Propagation::Endpoints, Duration::from_millis(4));
         m.observe_propagation(Propagation::Routes, Duration::from_millis(120));
@@ -317,6 +185,33 @@ mod tests {
         assert!(
             out.contains("weir_config_propagation_seconds_bucket{kind=\"routes\",le=\"0.15\"} 1")
         );
-        assert!(out.contains("weir_leader 0"));
+        assert!(out.contains("weir_reconcile_total 0"));
+    }
+
+    #[test]
+    fn the_bundle_renders_every_control_plane_family_once() {
+        let mut out = String::new();
+        ControlPlaneMetrics::default().render_metrics(&mut out);
+        let families: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("# TYPE "))
+            .filter_map(|l| l.split(' ').next())
+            .collect();
+        assert_eq!(
+            families,
+            [
+                "weir_config_propagation_seconds",
+                "weir_reconcile_total",
+                "weir_last_reconcile_timestamp_seconds",
+                "weir_watch_errors_total",
+                "weir_watch_skipped_objects_total",
+                "weir_watch_synced",
+                "weir_status_writes_total",
+                "weir_events_total",
+                "weir_leader",
+            ]
+        );
+        assert!(out.contains("weir_leader 0\n"));
+        assert!(out.contains("weir_status_writes_total 0\n"));
     }
 }

@@ -4,13 +4,16 @@
 //! nothing is locked. Changes take one of two paths:
 //!
 //! - **EndpointSlice changes** go straight to the endpoint sets: the clusters of the slice's
-//!   Service are looked up in an index rebuilt on every compile, their [`EndpointSet`]s are
-//!   recomputed from that Service's slices only, and the changed ones are handed to
-//!   [`Proxy::update_endpoints`]. No compile, no debounce.
-//! - **Everything else** marks the store dirty in a [`debounce::Debounce`] (quiet period plus
-//!   a maximum delay). When it fires, compile runs over the whole store, endpoint sets for the
-//!   new clusters are published, then the snapshot (in that order, so a new route never
-//!   points at a cluster whose endpoints are not there yet).
+//!   Service are looked up in an index rebuilt on every compile, their
+//!   [`EndpointSet`](crate::snapshot::EndpointSet)s are recomputed from that Service's
+//!   slices only, and the changed ones are handed to [`Proxy::update_endpoints`]. No
+//!   compile, no debounce.
+//! - **Every other kind of the table** marks the store dirty in a [`debounce::Debounce`]
+//!   (quiet period plus a maximum delay), unless [`Objects::changes_compile_input`] says the
+//!   change cannot alter compile's output (a status write echoed back). When it fires,
+//!   compile runs over the whole store, endpoint sets for the new clusters are published,
+//!   then the snapshot (in that order, so a new route never points at a cluster whose
+//!   endpoints are not there yet).
 //!
 //! Nothing is compiled before every watched kind has listed once (`/readyz` reports ready
 //! when the proxy has a snapshot, so it stays 503 until then). While the API server is
@@ -42,13 +45,12 @@ use crate::lease::{self, LeaseError, LeaseOptions};
 use crate::proxy::Proxy;
 use crate::snapshot::{Cluster, EndpointSets};
 use crate::status::{self, PublishSource, StatusPlan};
-use crate::store::KubeObject;
 use crate::store::files;
-use crate::store::kube::{Change, StoreEvent, WatchScope, clear_kind, object_key};
-use crate::store::{ObjectKey, Objects};
+use crate::store::kube::{Change, StoreEvent, WatchScope, object_key};
+use crate::store::{Kind, KubeObject, ObjectKey, Objects, Source};
 
 use self::debounce::{Debounce, Pending};
-use self::metrics::{ControlPlaneMetrics, Propagation, WatchKind};
+use self::metrics::{ControlPlaneMetrics, Propagation};
 
 /// Label of an EndpointSlice naming its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -62,8 +64,8 @@ pub struct ReconcileConfig {
     pub quiet: Duration,
     /// Maximum delay: build at the latest this long after the first change of a burst.
     pub max_delay: Duration,
-    /// Metrics shared with the admin server.
-    pub metrics: Arc<ControlPlaneMetrics>,
+    /// Metrics handles of every control-plane component, shared with the admin server.
+    pub metrics: ControlPlaneMetrics,
 }
 
 impl ReconcileConfig {
@@ -73,7 +75,7 @@ impl ReconcileConfig {
             compile,
             quiet: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
-            metrics: Arc::new(ControlPlaneMetrics::default()),
+            metrics: ControlPlaneMetrics::default(),
         }
     }
 }
@@ -136,7 +138,7 @@ pub async fn run_files(
     })?;
     log_load_diagnostics(&diagnostics);
     let mut debounce = Debounce::new(cfg.quiet, cfg.max_delay);
-    cfg.metrics.set_synced(WatchKind::Manifests);
+    cfg.metrics.watch.set_synced(Source::Manifests);
     let mut core = Core::new(cfg, proxy);
     core.objects = objects;
     core.build(Pending {
@@ -182,7 +184,7 @@ pub async fn run_files(
                         core.build(pending);
                     }
                     Err(error) => {
-                        core.cfg.metrics.watch_error(WatchKind::Manifests);
+                        core.cfg.metrics.watch.watch_error(Source::Manifests);
                         tracing::warn!(error = %error_chain(&error), dir = %dir.display(), "reloading manifests failed; keeping the last snapshot");
                     }
                 }
@@ -216,7 +218,7 @@ pub async fn run_kube(
     let (leadership, election) = lease::elect(
         client.clone(),
         opts.lease.clone(),
-        metrics.clone(),
+        metrics.lease.clone(),
         async move {
             let _ = lease_stopped.await;
         },
@@ -234,12 +236,12 @@ pub async fn run_kube(
         plan_rx,
         leadership,
         reporter,
-        metrics.clone(),
+        metrics.status.clone(),
         opts.lease.retry_period,
     ));
 
     let (tx, rx) = mpsc::channel(4096);
-    let watchers = crate::store::kube::spawn_watchers(&client, &scope, tx, metrics);
+    let watchers = crate::store::kube::spawn_watchers(&client, &scope, tx, metrics.watch);
 
     let mut core = Core::new(cfg, proxy);
     core.status = Some(StatusState {
@@ -262,15 +264,15 @@ pub async fn run_kube(
 }
 
 /// The reconcile loop over a channel of store events, until `shutdown` or the channel closes.
-/// Compiles only once every kind in `required` has listed.
+/// Compiles only once every source in `required` has listed.
 pub async fn drive(
     core: &mut Core,
     mut rx: mpsc::Receiver<StoreEvent>,
-    required: &[WatchKind],
+    required: &[Source],
     shutdown: impl Future<Output = ()>,
 ) {
     let mut debounce = Debounce::new(core.cfg.quiet, core.cfg.max_delay);
-    let mut synced: BTreeSet<WatchKind> = BTreeSet::new();
+    let mut synced: BTreeSet<Source> = BTreeSet::new();
     tokio::pin!(shutdown);
     loop {
         let deadline = debounce.deadline();
@@ -285,10 +287,10 @@ pub async fn drive(
             }
             event = rx.recv() => {
                 let Some(event) = event else { return };
-                let kind = event.kind;
+                let source = event.source;
                 let replaced = matches!(event.change, Change::Replace(_));
                 core.apply(event, &mut debounce);
-                if replaced && synced.insert(kind) && !debounce.is_synced()
+                if replaced && synced.insert(source) && !debounce.is_synced()
                     && required.iter().all(|k| synced.contains(k))
                 {
                     tracing::info!("every watched kind has listed; compiling");
@@ -352,49 +354,79 @@ impl Core {
 
     /// Apply one store event; EndpointSlice changes are published at once.
     pub fn apply(&mut self, event: StoreEvent, debounce: &mut Debounce) {
-        let now = Instant::now();
         let StoreEvent {
-            kind,
+            source,
             change,
             arrived,
         } = event;
-        if kind == WatchKind::PublishService {
-            if let Some(status) = &mut self.status {
-                let current = status.publish_service.get_or_insert(None);
-                match change {
-                    Change::Apply(object) => {
-                        *current = match *object {
-                            KubeObject::Service(svc) => Some(svc),
-                            _ => None,
-                        }
-                    }
-                    Change::Replace(list) => {
-                        *current = list.into_iter().find_map(|o| match o {
-                            KubeObject::Service(svc) => Some(svc),
-                            _ => None,
-                        });
-                    }
-                    Change::Delete(_) => *current = None,
-                }
-                debounce.change(now, arrived, false);
-            }
-            return;
+        match source {
+            Source::PublishService => self.apply_publish_service(change, arrived, debounce),
+            Source::Kind(Kind::EndpointSlice) => self.apply_endpoint_slice(change, arrived),
+            Source::Kind(kind) => self.apply_compile_input(kind, change, arrived, debounce),
+            Source::Manifests => {} // file mode reloads the whole directory, never sends events
         }
-        let Some(store_kind) = kind.store_kind() else {
-            return; // not a watched kind
+    }
+
+    /// The publish Service only feeds the status plan: no compile.
+    fn apply_publish_service(&mut self, change: Change, arrived: Instant, debounce: &mut Debounce) {
+        let Some(status) = &mut self.status else {
+            return;
         };
+        let service = |object: KubeObject| match object {
+            KubeObject::Service(svc) => Some(svc),
+            _ => None,
+        };
+        let current = status.publish_service.get_or_insert(None);
+        *current = match change {
+            Change::Apply(object) => service(*object),
+            Change::Replace(list) => list.into_iter().find_map(service),
+            Change::Delete(_) => None,
+        };
+        debounce.change(Instant::now(), arrived, false);
+    }
+
+    /// Any kind but EndpointSlices: store, then compile after the debounce if the change can
+    /// alter compile's output.
+    fn apply_compile_input(
+        &mut self,
+        kind: Kind,
+        change: Change,
+        arrived: Instant,
+        debounce: &mut Debounce,
+    ) {
+        let now = Instant::now();
         match change {
             Change::Replace(list) => {
-                clear_kind(&mut self.objects, store_kind);
+                self.objects.clear(kind);
                 for object in list {
                     self.store(object);
                 }
-                if kind == WatchKind::EndpointSlice {
-                    self.rebuild_slice_index();
-                    self.publish_all_endpoints(arrived);
-                } else {
+                debounce.change(now, arrived, true);
+            }
+            Change::Apply(object) => {
+                let compile = self.objects.changes_compile_input(&object);
+                self.store(*object);
+                debounce.change(now, arrived, compile);
+            }
+            Change::Delete(key) => {
+                if self.objects.delete(kind, &key) {
                     debounce.change(now, arrived, true);
                 }
+            }
+        }
+    }
+
+    /// The endpoints fast path: recompute and publish the endpoint sets of the Services whose
+    /// slices changed; no compile.
+    fn apply_endpoint_slice(&mut self, change: Change, arrived: Instant) {
+        match change {
+            Change::Replace(list) => {
+                self.objects.clear(Kind::EndpointSlice);
+                for object in list {
+                    self.store(object);
+                }
+                self.rebuild_slice_index();
+                self.publish_all_endpoints(arrived);
             }
             Change::Apply(object) => {
                 let object = *object;
@@ -403,40 +435,32 @@ impl Core {
                     KubeObject::EndpointSlice(slice) => slice_service(&key, slice),
                     _ => None,
                 };
-                let old_service = match self.objects.endpoint_slices.get(&key) {
-                    Some(slice) if kind == WatchKind::EndpointSlice => slice_service(&key, slice),
-                    _ => None,
-                };
-                let compile = compile_input_changed(&self.objects, &object);
+                let old_service = self
+                    .objects
+                    .endpoint_slices
+                    .get(&key)
+                    .and_then(|slice| slice_service(&key, slice));
                 self.store(object);
-                if kind == WatchKind::EndpointSlice {
-                    self.index_slice(&key, old_service.as_ref(), new_service.as_ref());
-                    if old_service != new_service
-                        && let Some(old) = &old_service
-                    {
-                        self.publish_service_endpoints(old, arrived);
-                    }
-                    if let Some(service) = &new_service {
-                        self.publish_service_endpoints(service, arrived);
-                    }
-                } else {
-                    debounce.change(now, arrived, compile);
+                self.index_slice(&key, old_service.as_ref(), new_service.as_ref());
+                if old_service != new_service
+                    && let Some(old) = &old_service
+                {
+                    self.publish_service_endpoints(old, arrived);
+                }
+                if let Some(service) = &new_service {
+                    self.publish_service_endpoints(service, arrived);
                 }
             }
             Change::Delete(key) => {
-                if kind == WatchKind::EndpointSlice {
-                    let service = self
-                        .objects
-                        .endpoint_slices
-                        .get(&key)
-                        .and_then(|slice| slice_service(&key, slice));
-                    self.objects.delete(store_kind, &key);
-                    self.index_slice(&key, service.as_ref(), None);
-                    if let Some(service) = service {
-                        self.publish_service_endpoints(&service, arrived);
-                    }
-                } else if self.objects.delete(store_kind, &key) {
-                    debounce.change(now, arrived, true);
+                let service = self
+                    .objects
+                    .endpoint_slices
+                    .get(&key)
+                    .and_then(|slice| slice_service(&key, slice));
+                self.objects.delete(Kind::EndpointSlice, &key);
+                self.index_slice(&key, service.as_ref(), None);
+                if let Some(service) = service {
+                    self.publish_service_endpoints(&service, arrived);
                 }
             }
         }
@@ -472,10 +496,11 @@ impl Core {
                 .publish_endpoints(Arc::new(self.endpoints.clone()));
             self.proxy.publish_snapshot(Arc::new(compiled.snapshot));
             self.report = compiled.status;
-            self.cfg.metrics.reconciled();
+            self.cfg.metrics.reconcile.reconciled();
             if let Some(first) = pending.first_arrival {
                 self.cfg
                     .metrics
+                    .reconcile
                     .observe_propagation(Propagation::Routes, first.elapsed());
             }
         }
@@ -584,6 +609,7 @@ impl Core {
         if changed {
             self.cfg
                 .metrics
+                .reconcile
                 .observe_propagation(Propagation::Endpoints, arrived.elapsed());
         }
     }
@@ -606,30 +632,9 @@ impl Core {
                 .publish_endpoints(Arc::new(self.endpoints.clone()));
             self.cfg
                 .metrics
+                .reconcile
                 .observe_propagation(Propagation::Endpoints, arrived.elapsed());
         }
-    }
-}
-
-/// Whether `new` can change what compile produces compared with the stored object of the
-/// same key: a change of status or resourceVersion alone never does (weir's own status writes
-/// would otherwise trigger a compile each).
-fn compile_input_changed(objects: &Objects, new: &KubeObject) -> bool {
-    use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-    fn meta_eq(a: &ObjectMeta, b: &ObjectMeta) -> bool {
-        a.labels == b.labels && a.annotations == b.annotations && a.uid == b.uid
-    }
-    let key = object_key(new);
-    match new {
-        KubeObject::Ingress(b) => objects
-            .ingresses
-            .get(&key)
-            .is_none_or(|a| !(meta_eq(&a.metadata, &b.metadata) && a.spec == b.spec)),
-        KubeObject::Service(b) => objects
-            .services
-            .get(&key)
-            .is_none_or(|a| !(meta_eq(&a.metadata, &b.metadata) && a.spec == b.spec)),
-        _ => true,
     }
 }
 

@@ -10,6 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use super::metrics::ReconcileMetrics;
 use super::*;
 use crate::compile::CompileConfig;
 
@@ -38,9 +39,9 @@ fn ingress(name: &str, class: &str) -> Ingress {
     }
 }
 
-fn event(kind: WatchKind, change: Change) -> StoreEvent {
+fn event(kind: Kind, change: Change) -> StoreEvent {
     StoreEvent {
-        kind,
+        source: kind.into(),
         change,
         arrived: Instant::now(),
     }
@@ -53,33 +54,30 @@ async fn settle() {
     }
 }
 
-const REQUIRED: [WatchKind; 3] = [
-    WatchKind::Ingress,
-    WatchKind::Service,
-    WatchKind::EndpointSlice,
-];
+const REQUIRED: [Kind; 3] = [Kind::Ingress, Kind::Service, Kind::EndpointSlice];
 
 struct Harness {
     tx: mpsc::Sender<StoreEvent>,
     proxy: Proxy,
-    metrics: Arc<ControlPlaneMetrics>,
+    metrics: Arc<ReconcileMetrics>,
 }
 
 impl Harness {
     fn start() -> Self {
         let cfg = config();
-        let metrics = cfg.metrics.clone();
+        let metrics = cfg.metrics.reconcile.clone();
         let proxy = Proxy::default();
         let (tx, rx) = mpsc::channel(64);
         let loop_proxy = proxy.clone();
         tokio::spawn(async move {
             let mut core = Core::new(cfg, loop_proxy);
-            drive(&mut core, rx, &REQUIRED, std::future::pending()).await;
+            let required = REQUIRED.map(Source::Kind);
+            drive(&mut core, rx, &required, std::future::pending()).await;
         });
         Harness { tx, proxy, metrics }
     }
 
-    async fn send(&self, kind: WatchKind, change: Change) {
+    async fn send(&self, kind: Kind, change: Change) {
         self.tx.send(event(kind, change)).await.expect("loop alive");
         settle().await;
     }
@@ -104,15 +102,14 @@ async fn advance(ms: u64) {
 async fn nothing_is_published_before_every_kind_has_listed() {
     let h = Harness::start();
     h.send(
-        WatchKind::Ingress,
+        Kind::Ingress,
         Change::Replace(vec![KubeObject::Ingress(ingress("a", "weir"))]),
     )
     .await;
-    h.send(WatchKind::Service, Change::Replace(Vec::new()))
-        .await;
+    h.send(Kind::Service, Change::Replace(Vec::new())).await;
     advance(5_000).await;
     assert_eq!(h.generation(), 0, "EndpointSlices have not listed yet");
-    h.send(WatchKind::EndpointSlice, Change::Replace(Vec::new()))
+    h.send(Kind::EndpointSlice, Change::Replace(Vec::new()))
         .await;
     advance(0).await;
     assert_eq!(
@@ -128,13 +125,13 @@ async fn a_change_is_published_after_the_quiet_period() {
     h.sync_all().await;
     assert_eq!(h.generation(), 1);
     h.send(
-        WatchKind::Ingress,
+        Kind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(ingress("a", "weir")))),
     )
     .await;
     advance(60).await;
     h.send(
-        WatchKind::Ingress,
+        Kind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(ingress("b", "weir")))),
     )
     .await;
@@ -158,7 +155,7 @@ async fn a_continuous_stream_of_changes_is_built_within_the_maximum_delay() {
     for i in 0..60 {
         let name = format!("ing-{i}");
         h.send(
-            WatchKind::Ingress,
+            Kind::Ingress,
             Change::Apply(Box::new(KubeObject::Ingress(ingress(&name, "weir")))),
         )
         .await;
@@ -182,7 +179,7 @@ async fn a_status_only_change_does_not_recompile() {
     let h = Harness::start();
     h.sync_all().await;
     h.send(
-        WatchKind::Ingress,
+        Kind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(ingress("a", "weir")))),
     )
     .await;
@@ -199,7 +196,7 @@ async fn a_status_only_change_does_not_recompile() {
         }),
     });
     h.send(
-        WatchKind::Ingress,
+        Kind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(with_status))),
     )
     .await;
@@ -210,7 +207,7 @@ async fn a_status_only_change_does_not_recompile() {
         "status write echoed back: no compile"
     );
     h.send(
-        WatchKind::Ingress,
+        Kind::Ingress,
         Change::Apply(Box::new(KubeObject::Ingress(ingress("a", "other")))),
     )
     .await;
@@ -227,7 +224,7 @@ async fn a_delete_of_an_unknown_object_changes_nothing() {
     let h = Harness::start();
     h.sync_all().await;
     h.send(
-        WatchKind::Ingress,
+        Kind::Ingress,
         Change::Delete(ObjectKey::new("default", "nope")),
     )
     .await;

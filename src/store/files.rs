@@ -240,7 +240,8 @@ impl Loader {
             }
             Ok(Applied::Stored { .. }) => {}
             Ok(Applied::Ignored { key }) => {
-                tracing::debug!(file = %file.display(), %key, "ignoring Secret not of type kubernetes.io/tls");
+                // E.g. a Secret not of type kubernetes.io/tls.
+                tracing::debug!(file = %file.display(), %kind, %key, "ignoring an object the store does not keep");
             }
             Err(error) => self.diagnose(file, index, Some(line), error.to_string()),
         }

@@ -1,22 +1,26 @@
-//! The Kubernetes source of [`Objects`]: one kube-runtime watcher per kind.
+//! The Kubernetes source of [`Objects`]: one kube-runtime watcher per kind of the kind table
+//! (see [`crate::store`]), plus one for the `--publish-service` Service.
 //!
 //! Each watcher lists, then watches with bookmarks; kube-runtime re-lists on 410 Gone and
 //! the stream is wrapped in the default backoff, so an unreachable or restarting API server
 //! only delays events (every error is counted in `weir_watch_errors_total` and logged).
 //!
-//! Objects are watched as [`DynamicObject`] and decoded into their k8s-openapi type one by
-//! one: kube-runtime fails a whole list page when one typed object does not decode, so a
-//! single bad object would otherwise stall a kind forever. An object that does not decode
+//! Objects are watched as [`DynamicObject`] and decoded into their Rust type one by one:
+//! kube-runtime fails a whole list page when one typed object does not decode, so a single
+//! bad object would otherwise stall a kind forever. An object that does not decode
 //! is skipped with a warning (and treated as absent). `managedFields` and the
 //! `last-applied-configuration` annotation are dropped before decoding to keep memory small,
-//! and only Secrets of type `kubernetes.io/tls` are watched.
+//! and a kind's [`StoreKind::FIELD_SELECTOR`] is asked of the API server (so only Secrets of
+//! type `kubernetes.io/tls` are watched).
 //!
 //! Decoded objects are [`KubeObject`]s, stored through [`Objects::apply`] like the file
 //! source's. The watchers do not touch [`Objects`]: they send [`StoreEvent`]s, stamped with their
 //! arrival time, to the reconcile loop, which owns the objects. A (re-)list is buffered and
 //! sent as one [`Change::Replace`], so objects deleted while a watch was down disappear.
+//!
+//! [`Objects`]: crate::store::Objects
+//! [`Objects::apply`]: crate::store::Objects::apply
 
-use std::fmt::Debug;
 use std::sync::Arc;
 
 use ::kube::api::{ApiResource, DynamicObject};
@@ -24,42 +28,19 @@ use ::kube::runtime::WatchStreamExt;
 use ::kube::runtime::watcher::{self, Event};
 use ::kube::{Api, Client};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::{Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
-use serde::de::DeserializeOwned;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::reconcile::metrics::{ControlPlaneMetrics, WatchKind};
-use crate::store::{Kind, KubeObject, ObjectKey, Objects};
-
-/// Annotation `kubectl apply` leaves behind: a full copy of the object, never read by weir.
-const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
+use crate::store::{
+    Kind, KindVisitor, KubeObject, ObjectKey, Source, StoreKind, WatchMetrics, slim,
+};
 
 /// Namespace and name of an object as the API server sent it.
 pub fn object_key(object: &KubeObject) -> ObjectKey {
-    let meta = match object {
-        KubeObject::Ingress(o) => &o.metadata,
-        KubeObject::IngressClass(o) => &o.metadata,
-        KubeObject::Service(o) => &o.metadata,
-        KubeObject::EndpointSlice(o) => &o.metadata,
-        KubeObject::Secret(o) => &o.metadata,
-    };
-    key_of(meta)
-}
-
-/// Empty the map of `kind` in `objects` (before a re-list refills it).
-pub fn clear_kind(objects: &mut Objects, kind: Kind) {
-    match kind {
-        Kind::Ingress => objects.ingresses.clear(),
-        Kind::IngressClass => objects.ingress_classes.clear(),
-        Kind::Service => objects.services.clear(),
-        Kind::EndpointSlice => objects.endpoint_slices.clear(),
-        Kind::Secret => objects.secrets.clear(),
-    }
+    key_of(object.meta())
 }
 
 /// A change to the store.
@@ -73,11 +54,11 @@ pub enum Change {
     Replace(Vec<KubeObject>),
 }
 
-/// A change of one kind, stamped with when it reached weir.
+/// A change from one source, stamped with when it reached weir.
 #[derive(Debug, Clone)]
 pub struct StoreEvent {
-    /// The kind.
-    pub kind: WatchKind,
+    /// The watcher it came from.
+    pub source: Source,
     /// The change.
     pub change: Change,
     /// When the watch event arrived (start of the propagation measurement).
@@ -94,79 +75,70 @@ pub struct WatchScope {
 }
 
 impl WatchScope {
-    /// The kinds that must list before anything is compiled.
-    pub fn required_kinds(&self) -> Vec<WatchKind> {
-        vec![
-            WatchKind::Ingress,
-            WatchKind::IngressClass,
-            WatchKind::Service,
-            WatchKind::EndpointSlice,
-            WatchKind::Secret,
-        ]
+    /// The sources that must list before anything is compiled: every kind of the table (the
+    /// publish Service only delays status, which waits for it on its own).
+    pub fn required_kinds(&self) -> Vec<Source> {
+        Kind::ALL.iter().copied().map(Source::Kind).collect()
     }
 }
 
-/// Start one watcher task per kind, sending into `tx`. Dropping the returned set stops them.
+/// Start one watcher task per kind of the table (in the scope's namespace unless the kind is
+/// cluster-scoped, with the kind's field selector), plus one for the publish Service, sending
+/// into `tx`. Dropping the returned set stops them.
 pub fn spawn_watchers(
     client: &Client,
     scope: &WatchScope,
     tx: mpsc::Sender<StoreEvent>,
-    metrics: Arc<ControlPlaneMetrics>,
+    metrics: Arc<WatchMetrics>,
 ) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
-    let base = watcher::Config::default();
-    let ns = scope.namespace.as_deref();
-    tasks.spawn(watch_kind::<Ingress>(
-        namespaced_api::<Ingress>(client, ns),
-        base.clone(),
-        WatchKind::Ingress,
-        KubeObject::Ingress,
-        tx.clone(),
-        metrics.clone(),
-    ));
-    tasks.spawn(watch_kind::<IngressClass>(
-        namespaced_api::<IngressClass>(client, None),
-        base.clone(),
-        WatchKind::IngressClass,
-        KubeObject::IngressClass,
-        tx.clone(),
-        metrics.clone(),
-    ));
-    tasks.spawn(watch_kind::<Service>(
-        namespaced_api::<Service>(client, ns),
-        base.clone(),
-        WatchKind::Service,
-        KubeObject::Service,
-        tx.clone(),
-        metrics.clone(),
-    ));
-    tasks.spawn(watch_kind::<EndpointSlice>(
-        namespaced_api::<EndpointSlice>(client, ns),
-        base.clone(),
-        WatchKind::EndpointSlice,
-        KubeObject::EndpointSlice,
-        tx.clone(),
-        metrics.clone(),
-    ));
-    tasks.spawn(watch_kind::<Secret>(
-        namespaced_api::<Secret>(client, ns),
-        base.clone().fields("type=kubernetes.io/tls"),
-        WatchKind::Secret,
-        KubeObject::Secret,
-        tx.clone(),
-        metrics.clone(),
-    ));
+    for kind in Kind::ALL {
+        kind.visit(SpawnWatcher {
+            client,
+            namespace: scope.namespace.as_deref(),
+            tx: &tx,
+            metrics: &metrics,
+            tasks: &mut tasks,
+        });
+    }
     if let Some(svc) = &scope.publish_service {
         tasks.spawn(watch_kind::<Service>(
             namespaced_api::<Service>(client, Some(&svc.namespace)),
-            base.fields(&format!("metadata.name={}", svc.name)),
-            WatchKind::PublishService,
-            KubeObject::Service,
+            watcher::Config::default().fields(&format!("metadata.name={}", svc.name)),
+            Source::PublishService,
             tx,
             metrics,
         ));
     }
     tasks
+}
+
+/// Spawns the watcher of one kind of the table.
+struct SpawnWatcher<'a> {
+    client: &'a Client,
+    namespace: Option<&'a str>,
+    tx: &'a mpsc::Sender<StoreEvent>,
+    metrics: &'a Arc<WatchMetrics>,
+    tasks: &'a mut JoinSet<()>,
+}
+
+impl KindVisitor for SpawnWatcher<'_> {
+    type Output = ();
+
+    fn visit<K: StoreKind>(self) {
+        let namespace = if K::NAMESPACED { self.namespace } else { None };
+        let config = match K::FIELD_SELECTOR {
+            Some(fields) => watcher::Config::default().fields(fields),
+            None => watcher::Config::default(),
+        };
+        self.tasks.spawn(watch_kind::<K>(
+            namespaced_api::<K>(self.client, namespace),
+            config,
+            K::KIND.into(),
+            self.tx.clone(),
+            self.metrics.clone(),
+        ));
+    }
 }
 
 /// A dynamic API for the typed kind `K`, in one namespace or all.
@@ -181,17 +153,15 @@ where
     }
 }
 
-/// Run one watcher until `tx` closes, decoding each object into `K`.
-pub async fn watch_kind<K>(
+/// Run one watcher until `tx` closes, decoding each object into `K`; its events and metrics
+/// are labelled `source`.
+pub async fn watch_kind<K: StoreKind>(
     api: Api<DynamicObject>,
     config: watcher::Config,
-    kind: WatchKind,
-    wrap: fn(K) -> KubeObject,
+    source: Source,
     tx: mpsc::Sender<StoreEvent>,
-    metrics: Arc<ControlPlaneMetrics>,
-) where
-    K: DeserializeOwned + Debug,
-{
+    metrics: Arc<WatchMetrics>,
+) {
     let stream = watcher::watcher(api, config).default_backoff();
     futures::pin_mut!(stream);
     let mut listing: Vec<KubeObject> = Vec::new();
@@ -199,8 +169,8 @@ pub async fn watch_kind<K>(
         let arrived = Instant::now();
         let change = match item {
             Err(error) => {
-                metrics.watch_error(kind);
-                tracing::warn!(%error, kind = kind.as_str(), "watch failed; retrying with backoff");
+                metrics.watch_error(source);
+                tracing::warn!(%error, kind = source.label(), "watch failed; retrying with backoff");
                 continue;
             }
             Ok(Event::Init) => {
@@ -208,20 +178,20 @@ pub async fn watch_kind<K>(
                 continue;
             }
             Ok(Event::InitApply(obj)) => {
-                if let Some(obj) = decode::<K>(kind, obj, &metrics) {
-                    listing.push(wrap(obj));
+                if let Some(obj) = decode::<K>(source, obj, &metrics) {
+                    listing.push(obj.into_object());
                 }
                 continue;
             }
             Ok(Event::InitDone) => {
-                metrics.set_synced(kind);
-                tracing::debug!(kind = kind.as_str(), objects = listing.len(), "listed");
+                metrics.set_synced(source);
+                tracing::debug!(kind = source.label(), objects = listing.len(), "listed");
                 Change::Replace(std::mem::take(&mut listing))
             }
             Ok(Event::Apply(obj)) => {
                 let key = key_of(&obj.metadata);
-                match decode::<K>(kind, obj, &metrics) {
-                    Some(obj) => Change::Apply(Box::new(wrap(obj))),
+                match decode::<K>(source, obj, &metrics) {
+                    Some(obj) => Change::Apply(Box::new(obj.into_object())),
                     // An object that stops decoding is treated as gone, as a re-list would.
                     None => Change::Delete(key),
                 }
@@ -229,7 +199,7 @@ pub async fn watch_kind<K>(
             Ok(Event::Delete(obj)) => Change::Delete(key_of(&obj.metadata)),
         };
         let event = StoreEvent {
-            kind,
+            source,
             change,
             arrived,
         };
@@ -241,10 +211,10 @@ pub async fn watch_kind<K>(
 
 /// Decode one dynamic object into `K` after dropping what weir never reads; `None` (with a
 /// warning and a metric) when it does not decode.
-pub fn decode<K: DeserializeOwned>(
-    kind: WatchKind,
+pub fn decode<K: StoreKind>(
+    source: Source,
     mut obj: DynamicObject,
-    metrics: &ControlPlaneMetrics,
+    metrics: &WatchMetrics,
 ) -> Option<K> {
     slim(&mut obj.metadata);
     let key = key_of(&obj.metadata);
@@ -261,20 +231,9 @@ pub fn decode<K: DeserializeOwned>(
     match decoded {
         Ok(k) => Some(k),
         Err(error) => {
-            metrics.skipped_object(kind);
-            tracing::warn!(%error, kind = kind.as_str(), object = %key, "skipping an object that does not decode");
+            metrics.skipped_object(source);
+            tracing::warn!(%error, kind = source.label(), object = %key, "skipping an object that does not decode");
             None
-        }
-    }
-}
-
-/// Drop `managedFields` and the last-applied annotation: often most of an object's bytes.
-pub fn slim(meta: &mut ObjectMeta) {
-    meta.managed_fields = None;
-    if let Some(annotations) = &mut meta.annotations {
-        annotations.remove(LAST_APPLIED);
-        if annotations.is_empty() {
-            meta.annotations = None;
         }
     }
 }

@@ -1,25 +1,74 @@
-//! The objects weir compiles from, and the sources that fill them.
+//! The objects weir compiles from, the sources that fill them, and the one table of kinds.
 //!
 //! [`Objects`] is the same whichever source filled it (a manifests directory or the
 //! Kubernetes API), so nothing downstream knows where an object came from. Both sources insert
 //! through [`Objects::apply`] and [`Objects::delete`], which normalise objects the same way
 //! (default namespace, no `managedFields`, no last-applied annotation, TLS Secrets only).
+//!
+//! # The kind table
+//!
+//! The `kinds!` table below is the only list of kinds: [`Kind`], [`KubeObject`], the
+//! maps of [`Objects`], the watchers of [`kube`] (one per kind, with the entry's field
+//! selector), the file source, the `weir_watch_*` metric labels ([`Source`]) and the kind names
+//! status writes all come from it. Adding a kind is one entry (plus the `use` of its type):
+//!
+//! ```text
+//! /// gateway.networking.k8s.io/v1 HTTPRoute.
+//! HTTPRoute(HTTPRoute) in http_routes, label "httproute" {
+//!     fn same_compile_input(old: &Self, new: &Self) -> bool {
+//!         same_spec(old, new, |o| &o.spec)
+//!     }
+//! }
+//! ```
+//!
+//! and, outside the code, its `list`/`watch` RBAC rule (`docs/rbac.yaml` and the chart;
+//! `tests/kube_kinds.rs` fails until both have it). Compile then reads `objects.http_routes`.
 
 pub mod files;
-
+mod kinds;
 pub mod kube;
+pub mod metrics;
 
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::ByteString;
 use k8s_openapi::api::core::v1::{Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
-use crate::api::{annotations, values};
+use crate::api::annotations;
+
+use self::kinds::kinds;
+pub use self::kinds::{KindScope, KindVisitor, StoreKind, admit_tls_secret, same_meta, same_spec};
+pub use self::metrics::WatchMetrics;
+
+kinds! {
+    /// networking.k8s.io/v1 Ingress.
+    Ingress(Ingress) in ingresses, label "ingress" {
+        fn same_compile_input(old: &Self, new: &Self) -> bool {
+            same_spec(old, new, |o| &o.spec)
+        }
+    }
+    /// networking.k8s.io/v1 IngressClass (cluster-scoped: empty namespace).
+    IngressClass(IngressClass) in ingress_classes, label "ingressclass" {}
+    /// v1 Service.
+    Service(Service) in services, label "service" {
+        fn same_compile_input(old: &Self, new: &Self) -> bool {
+            same_spec(old, new, |o| &o.spec)
+        }
+    }
+    /// discovery.k8s.io/v1 EndpointSlice (its changes take reconcile's endpoints fast path).
+    EndpointSlice(EndpointSlice) in endpoint_slices, label "endpointslice" {}
+    /// v1 Secret of type `kubernetes.io/tls` (no other Secret is watched or kept).
+    Secret(Secret) in secrets, label "secret" {
+        const FIELD_SELECTOR: Option<&'static str> = Some("type=kubernetes.io/tls");
+        fn admit(&mut self) -> bool {
+            admit_tls_secret(self)
+        }
+    }
+}
 
 /// Namespace and name of a namespaced object (cluster-scoped objects use an empty namespace).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -50,63 +99,23 @@ impl fmt::Display for ObjectKey {
     }
 }
 
-/// Every object weir compiles from, keyed deterministically.
-#[derive(Debug, Clone, Default)]
-pub struct Objects {
-    /// networking.k8s.io/v1 Ingress.
-    pub ingresses: BTreeMap<ObjectKey, Ingress>,
-    /// networking.k8s.io/v1 IngressClass (cluster-scoped: empty namespace).
-    pub ingress_classes: BTreeMap<ObjectKey, IngressClass>,
-    /// v1 Service.
-    pub services: BTreeMap<ObjectKey, Service>,
-    /// discovery.k8s.io/v1 EndpointSlice.
-    pub endpoint_slices: BTreeMap<ObjectKey, EndpointSlice>,
-    /// v1 Secret of type `kubernetes.io/tls`.
-    pub secrets: BTreeMap<ObjectKey, Secret>,
-}
-
-/// The kinds of object weir keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Kind {
-    /// networking.k8s.io/v1 Ingress.
-    Ingress,
-    /// networking.k8s.io/v1 IngressClass (cluster-scoped).
-    IngressClass,
-    /// v1 Service.
-    Service,
-    /// discovery.k8s.io/v1 EndpointSlice.
-    EndpointSlice,
-    /// v1 Secret.
-    Secret,
-}
-
 impl Kind {
-    /// The Kubernetes kind name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Ingress => "Ingress",
-            Kind::IngressClass => "IngressClass",
-            Kind::Service => "Service",
-            Kind::EndpointSlice => "EndpointSlice",
-            Kind::Secret => "Secret",
-        }
-    }
-
     /// The kind for an `apiVersion` and `kind` pair, if weir keeps it.
     pub fn from_type(api_version: &str, kind: &str) -> Option<Kind> {
-        match (api_version, kind) {
-            ("networking.k8s.io/v1", "Ingress") => Some(Kind::Ingress),
-            ("networking.k8s.io/v1", "IngressClass") => Some(Kind::IngressClass),
-            ("v1", "Service") => Some(Kind::Service),
-            ("discovery.k8s.io/v1", "EndpointSlice") => Some(Kind::EndpointSlice),
-            ("v1", "Secret") => Some(Kind::Secret),
-            _ => None,
-        }
+        Kind::ALL
+            .iter()
+            .copied()
+            .find(|k| k.as_str() == kind && k.api_version() == api_version)
     }
 
-    /// Whether objects of this kind live in a namespace.
-    pub fn is_namespaced(self) -> bool {
-        self != Kind::IngressClass
+    /// The kind with this Kubernetes kind name, if weir keeps it.
+    pub fn from_name(kind: &str) -> Option<Kind> {
+        Kind::ALL.iter().copied().find(|k| k.as_str() == kind)
+    }
+
+    /// Its position in [`Kind::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
     }
 }
 
@@ -116,60 +125,63 @@ impl fmt::Display for Kind {
     }
 }
 
-/// One object of a kind weir keeps.
-#[derive(Debug, Clone)]
-#[expect(
-    clippy::large_enum_variant,
-    reason = "moved once into the store, which keeps the unboxed object; boxing adds an allocation"
-)]
-pub enum KubeObject {
-    /// An Ingress.
-    Ingress(Ingress),
-    /// An IngressClass.
-    IngressClass(IngressClass),
-    /// A Service.
-    Service(Service),
-    /// An EndpointSlice.
-    EndpointSlice(EndpointSlice),
-    /// A Secret (only `kubernetes.io/tls` ones are kept).
-    Secret(Secret),
+/// Where a change comes from, as labelled in the `weir_watch_*` metrics (`kind="…"`): the
+/// watcher of one kind, the `--publish-service` Service (watched on its own, kept apart from
+/// [`Objects`]), or the manifests directory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Source {
+    /// The watcher of one kind.
+    Kind(Kind),
+    /// The `--publish-service` Service, watched on its own.
+    PublishService,
+    /// The manifests directory (file mode).
+    Manifests,
 }
 
-impl KubeObject {
-    /// Its kind.
-    pub fn kind(&self) -> Kind {
+impl Source {
+    /// Number of sources: one per kind, the publish Service and the manifests directory.
+    pub const COUNT: usize = Kind::ALL.len() + 2;
+
+    /// Every source, in label order (the kinds in table order, then the other two).
+    pub fn all() -> impl Iterator<Item = Source> {
+        Kind::ALL
+            .iter()
+            .copied()
+            .map(Source::Kind)
+            .chain([Source::PublishService, Source::Manifests])
+    }
+
+    /// Metric label value.
+    pub fn label(self) -> &'static str {
         match self {
-            KubeObject::Ingress(_) => Kind::Ingress,
-            KubeObject::IngressClass(_) => Kind::IngressClass,
-            KubeObject::Service(_) => Kind::Service,
-            KubeObject::EndpointSlice(_) => Kind::EndpointSlice,
-            KubeObject::Secret(_) => Kind::Secret,
+            Source::Kind(kind) => kind.label(),
+            Source::PublishService => "publish_service",
+            Source::Manifests => "manifests",
         }
     }
 
-    /// Deserialize a JSON value of the given kind (its `apiVersion` and `kind` fields must be
-    /// present, as in any manifest).
-    pub fn from_value(
-        kind: Kind,
-        value: serde_json::Value,
-    ) -> Result<KubeObject, serde_json::Error> {
-        Ok(match kind {
-            Kind::Ingress => KubeObject::Ingress(serde_json::from_value(value)?),
-            Kind::IngressClass => KubeObject::IngressClass(serde_json::from_value(value)?),
-            Kind::Service => KubeObject::Service(serde_json::from_value(value)?),
-            Kind::EndpointSlice => KubeObject::EndpointSlice(serde_json::from_value(value)?),
-            Kind::Secret => KubeObject::Secret(serde_json::from_value(value)?),
-        })
+    /// Its position in [`Source::all`], below [`Source::COUNT`].
+    pub fn index(self) -> usize {
+        match self {
+            Source::Kind(kind) => kind.index(),
+            Source::PublishService => Kind::ALL.len(),
+            Source::Manifests => Kind::ALL.len() + 1,
+        }
     }
 
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
+    /// The kind of object in the store this source fills (`None` for the publish Service,
+    /// kept apart, and the manifests directory, which fills every kind).
+    pub fn store_kind(self) -> Option<Kind> {
         match self {
-            KubeObject::Ingress(o) => &mut o.metadata,
-            KubeObject::IngressClass(o) => &mut o.metadata,
-            KubeObject::Service(o) => &mut o.metadata,
-            KubeObject::EndpointSlice(o) => &mut o.metadata,
-            KubeObject::Secret(o) => &mut o.metadata,
+            Source::Kind(kind) => Some(kind),
+            Source::PublishService | Source::Manifests => None,
         }
+    }
+}
+
+impl From<Kind> for Source {
+    fn from(kind: Kind) -> Self {
+        Source::Kind(kind)
     }
 }
 
@@ -194,8 +206,9 @@ pub enum Applied {
         /// Whether an object with the same key was already there.
         replaced: bool,
     },
-    /// Not kept (a Secret that is not of type `kubernetes.io/tls`); any object previously
-    /// stored under the same key was removed, since its type changed.
+    /// Not kept by its kind's [`StoreKind::admit`] (a Secret that is not of type
+    /// `kubernetes.io/tls`); any object previously stored under the same key was removed,
+    /// since its type changed.
     Ignored {
         /// The object's key.
         key: ObjectKey,
@@ -205,76 +218,68 @@ pub enum Applied {
 impl Objects {
     /// Insert or replace one object, normalised: a namespaced object without namespace goes
     /// to `default`, cluster-scoped objects get an empty namespace, `managedFields` and the
-    /// last-applied annotation are dropped (memory), a Secret's `stringData` is merged into
-    /// `data` (as the API server does) and Secrets not of type `kubernetes.io/tls` are not
-    /// kept. Both the file source and the Kubernetes watcher insert through here.
-    pub fn apply(&mut self, mut object: KubeObject) -> Result<Applied, StoreError> {
-        let kind = object.kind();
-        let meta = object.metadata_mut();
-        let name = match meta.name.as_deref() {
-            Some(name) if !name.is_empty() => name.to_owned(),
-            _ => return Err(StoreError::MissingName { kind }),
-        };
-        if kind.is_namespaced() {
-            if meta.namespace.as_deref().is_none_or(str::is_empty) {
-                meta.namespace = Some("default".to_owned());
-            }
-        } else {
-            meta.namespace = None;
+    /// last-applied annotation are dropped (memory), then the kind's [`StoreKind::admit`]
+    /// decides (a Secret's `stringData` is merged into `data`, as the API server does, and
+    /// Secrets not of type `kubernetes.io/tls` are not kept). Both the file source and the
+    /// Kubernetes watcher insert through here ([`Objects::apply`] for a [`KubeObject`]).
+    pub fn apply_one<K: StoreKind>(&mut self, mut object: K) -> Result<Applied, StoreError> {
+        let meta = object.meta_mut();
+        let key = normalise(K::KIND, meta)?;
+        if !object.admit() {
+            K::map_mut(self).remove(&key);
+            return Ok(Applied::Ignored { key });
         }
-        meta.managed_fields = None;
-        if let Some(annotations) = meta.annotations.as_mut() {
-            annotations.remove(annotations::LAST_APPLIED);
-            if annotations.is_empty() {
-                meta.annotations = None;
-            }
-        }
-        let key = ObjectKey::new(meta.namespace.clone().unwrap_or_default(), name);
-        let replaced = match object {
-            KubeObject::Ingress(o) => self.ingresses.insert(key.clone(), o).is_some(),
-            KubeObject::IngressClass(o) => self.ingress_classes.insert(key.clone(), o).is_some(),
-            KubeObject::Service(o) => self.services.insert(key.clone(), o).is_some(),
-            KubeObject::EndpointSlice(o) => self.endpoint_slices.insert(key.clone(), o).is_some(),
-            KubeObject::Secret(mut o) => {
-                if o.type_.as_deref() != Some(values::SECRET_TYPE_TLS) {
-                    self.secrets.remove(&key);
-                    return Ok(Applied::Ignored { key });
-                }
-                if let Some(string_data) = o.string_data.take() {
-                    let data = o.data.get_or_insert_with(BTreeMap::new);
-                    for (k, v) in string_data {
-                        data.insert(k, ByteString(v.into_bytes()));
-                    }
-                }
-                self.secrets.insert(key.clone(), o).is_some()
-            }
-        };
+        let replaced = K::map_mut(self).insert(key.clone(), object).is_some();
         Ok(Applied::Stored { key, replaced })
     }
 
-    /// Remove one object; returns whether it was there.
-    pub fn delete(&mut self, kind: Kind, key: &ObjectKey) -> bool {
-        match kind {
-            Kind::Ingress => self.ingresses.remove(key).is_some(),
-            Kind::IngressClass => self.ingress_classes.remove(key).is_some(),
-            Kind::Service => self.services.remove(key).is_some(),
-            Kind::EndpointSlice => self.endpoint_slices.remove(key).is_some(),
-            Kind::Secret => self.secrets.remove(key).is_some(),
-        }
-    }
-
-    /// Number of objects of every kind.
-    pub fn len(&self) -> usize {
-        self.ingresses.len()
-            + self.ingress_classes.len()
-            + self.services.len()
-            + self.endpoint_slices.len()
-            + self.secrets.len()
+    fn changes_compile_input_of<K: StoreKind>(&self, new: &K) -> bool {
+        let Ok(key) = store_key(K::KIND, new.meta()) else {
+            return true; // refused by the store anyway
+        };
+        K::map(self)
+            .get(&key)
+            .is_none_or(|old| !K::same_compile_input(old, new))
     }
 
     /// Whether there is no object at all.
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// The key an object of `kind` is stored under: a namespaced object without namespace goes
+/// to `default`, a cluster-scoped one has an empty namespace.
+fn store_key(kind: Kind, meta: &ObjectMeta) -> Result<ObjectKey, StoreError> {
+    let name = match meta.name.as_deref() {
+        Some(name) if !name.is_empty() => name,
+        _ => return Err(StoreError::MissingName { kind }),
+    };
+    let namespace = match meta.namespace.as_deref() {
+        _ if !kind.is_namespaced() => "",
+        Some(namespace) if !namespace.is_empty() => namespace,
+        _ => "default",
+    };
+    Ok(ObjectKey::new(namespace, name))
+}
+
+/// Normalise the metadata of an object of `kind` the way it is stored; returns its key.
+fn normalise(kind: Kind, meta: &mut ObjectMeta) -> Result<ObjectKey, StoreError> {
+    let key = store_key(kind, meta)?;
+    meta.namespace = (!key.namespace.is_empty()).then(|| key.namespace.clone());
+    slim(meta);
+    Ok(key)
+}
+
+/// Drop `managedFields` and the last-applied annotation: often most of an object's bytes,
+/// and never read by weir.
+pub fn slim(meta: &mut ObjectMeta) {
+    meta.managed_fields = None;
+    if let Some(annotations) = meta.annotations.as_mut() {
+        annotations.remove(annotations::LAST_APPLIED);
+        if annotations.is_empty() {
+            meta.annotations = None;
+        }
     }
 }
 
