@@ -30,7 +30,7 @@ cargo build --profile ci --bin weir
 export WEIR_BIN="$PWD/target/ci/weir"
 
 failed=()
-for suite in e2e/manifests/test.sh e2e/helm/test.sh e2e/cluster/test.sh e2e/kube/test.sh; do
+for suite in e2e/manifests/test.sh e2e/h2spec/test.sh e2e/helm/test.sh e2e/cluster/test.sh e2e/kube/test.sh; do
     [[ -x $suite ]] || continue
     if [[ ${WEIR_SKIP_CLUSTER:-0} == 1 && ($suite == e2e/cluster/* || $suite == e2e/kube/*) ]]; then
         echo "skipping $suite (WEIR_SKIP_CLUSTER=1)"
