@@ -1,6 +1,6 @@
 //! weir: a Kubernetes ingress controller with its own data plane.
 //!
-//! The pipeline (see `ARCHITECTURE.md`):
+//! The pipeline (see `docs/architecture.md`):
 //!
 //! ```text
 //! store (files | Kubernetes API) → Objects → compile (pure) → Snapshot ─ArcSwap→ proxy
