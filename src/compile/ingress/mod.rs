@@ -1,174 +1,270 @@
-//! Pass 3: hosts, paths and conflicts of weir's Ingresses (backends are resolved later).
+//! The Ingress front end: weir's Ingresses (and `--default-backend`) → the [`Ir`].
 //!
-//! - Hosts are lower-cased. `*.example.com` is a wildcard matching one extra label; any other
-//!   `*`, an IP address, a port or a character outside `[a-z0-9.-]` is rejected
+//! - **Classes** (`classes.rs`) decide which Ingresses are weir's; their precedence (oldest
+//!   `creationTimestamp`, then namespace/name) is their [`SourceId`] order, and a route's
+//!   [`SourceOrder`] is (Ingress, rule index, path index).
+//! - **Listeners**: `http` and, when configured, `https` (from [`CompileConfig`]), both serving
+//!   the one route table [`INGRESS_ROUTE_TABLE`]; `https` offers the certificate set of every
+//!   `spec.tls` entry (a Secret in the Ingress's namespace; an entry without `secretName`
+//!   leaves its hosts on the default certificate).
+//! - **Hosts** are lower-cased. `*.example.com` is a wildcard matching one extra label; any
+//!   other `*`, an IP address, a port or a character outside `[a-z0-9.-]` is rejected
 //!   (`InvalidHost`). A rule without host goes to the `any` virtual host.
-//! - Paths must be absolute and free of `//`, `/./`, `/../`, `%2f`, and may not end in `/.`
+//! - **Paths** must be absolute and free of `//`, `/./`, `/../`, `%2f`, and may not end in `/.`
 //!   or `/..` (the API server's own checks; files bypass it). `Prefix` paths are stored
 //!   without trailing slash. **`ImplementationSpecific` is treated as `Prefix`** (as Contour
 //!   and ingress-nginx without regex do); an empty `ImplementationSpecific` path means `/`.
-//! - Rules of all weir Ingresses are merged per host. Two routes with the same host, path
-//!   match and type conflict: the one from the Ingress earlier in precedence order (oldest,
-//!   then namespace/name), or from the earlier rule of one Ingress, wins; the loser is
-//!   skipped with `PathConflict`.
+//! - **Backends** reference a Service port (by number or name) in the Ingress's namespace,
+//!   weight 1; an unresolvable one answers **503**. A `resource` backend, or one naming no
+//!   Service with a port, cannot be served: the path is rejected (`ResourceBackendNotSupported`,
+//!   `InvalidBackend`).
+//! - **Default backend**: every `spec.defaultBackend` is a candidate in precedence order; the
+//!   controller-wide `--default-backend` is the fallback, its conditions reported on its
+//!   Service.
 //!
-//! Routes come out sorted by [`PathMatch::precedence`], which is what the router relies on.
-
-use std::collections::BTreeMap;
+//! Conflicts between the Ingresses' routes are settled by the shared passes.
 
 use k8s_openapi::api::networking::v1::IngressBackend;
 
-use super::classes::OwnedIngress;
+use super::ir::{
+    BackendRef, CertificateRef, FieldPath, HostMatch, IrAction, IrForward, IrListener, IrRoute,
+    IrRouteTable, PortRef, Rejection, Source, SourceId, SourceOrder,
+};
 use super::status::Status;
+use super::{CompileConfig, INGRESS_ROUTE_TABLE, Ir};
 use crate::api::{condition_types, reasons};
-use crate::snapshot::{PathMatch, RouteMatch};
+use crate::snapshot::router::DEFAULT_BACKEND_ROUTE;
+use crate::snapshot::{DirectResponse, ListenerProtocol, PathMatch, RouteMatch};
+use crate::store::Objects;
 
-/// Which virtual host a rule goes to.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-pub(super) enum HostKey {
-    /// Exact host, lower-cased.
-    Exact(String),
-    /// Wildcard, keyed by its suffix with the dot (`.example.com`).
-    Wildcard(String),
-    /// No host.
-    Any,
-}
+mod classes;
 
-impl HostKey {
-    /// The host as the snapshot shows it.
-    pub(super) fn display(&self) -> String {
-        match self {
-            HostKey::Exact(host) => host.clone(),
-            HostKey::Wildcard(suffix) => format!("*{suffix}"),
-            HostKey::Any => "*".to_owned(),
-        }
+/// Kind of the objects this front end reads.
+const INGRESS: &str = "Ingress";
+
+/// Name of the certificate set of the HTTPS listener.
+const INGRESS_CERTIFICATES: &str = "ingress";
+
+/// Body of the 503 answered for a backend that cannot be resolved.
+const UNAVAILABLE_BODY: &str = "service unavailable\n";
+
+/// What requests to an unresolvable Ingress backend get.
+fn unavailable() -> DirectResponse {
+    DirectResponse {
+        status: 503,
+        body: UNAVAILABLE_BODY.to_owned(),
     }
 }
 
-/// A route whose backend is not resolved yet.
-#[derive(Debug)]
-pub(super) struct PendingRoute<'a> {
-    /// Index of the Ingress in the precedence-ordered owned list.
-    pub(super) owner: usize,
-    /// Rule index in `spec.rules`.
-    pub(super) rule: usize,
-    /// Path index in `spec.rules[rule].http.paths`.
-    pub(super) path_index: usize,
-    /// The match (the path alone, for Ingress).
-    pub(super) matches: RouteMatch,
-    /// The backend to resolve.
-    pub(super) backend: &'a IngressBackend,
-}
-
-/// Routes per virtual host, sorted by precedence, conflicts removed.
-pub(super) fn routes<'a>(
-    owned: &[OwnedIngress<'a>],
+/// The IR of weir's Ingresses; records them in `status.owned_ingresses` and reports what
+/// cannot enter the IR (bad hosts, paths, path types).
+pub(super) fn front_end<'a>(
+    objects: &'a Objects,
+    config: &'a CompileConfig,
     status: &mut Status,
-) -> BTreeMap<HostKey, Vec<PendingRoute<'a>>> {
-    let mut hosts: BTreeMap<HostKey, Vec<PendingRoute<'a>>> = BTreeMap::new();
-    for (owner, ingress) in owned.iter().enumerate() {
-        let Some(rules) = ingress.ingress.spec.as_ref().and_then(|s| s.rules.as_ref()) else {
+) -> Ir<'a> {
+    let owned = classes::owned_ingresses(objects, config, status);
+    let mut ir = Ir::default();
+    let mut table = IrRouteTable::default();
+    let mut certificates = Vec::new();
+    for owned in &owned {
+        let ingress = Source {
+            kind: INGRESS,
+            key: owned.key,
+            generation: owned.ingress.metadata.generation,
+        };
+        let source = ir.add_source(ingress);
+        let Some(spec) = owned.ingress.spec.as_ref() else {
             continue;
         };
-        for (rule_index, rule) in rules.iter().enumerate() {
-            let host_key = match rule.host.as_deref() {
-                None | Some("") => HostKey::Any,
-                Some(host) => match parse_host(host) {
-                    Ok(key) => key,
-                    Err(why) => {
-                        let message =
-                            format!("spec.rules[{rule_index}].host {host:?} {why}; rule skipped");
-                        status.ingress_error(
-                            ingress.key,
-                            condition_types::ACCEPTED,
-                            reasons::INVALID_HOST,
-                            message,
-                        );
-                        continue;
-                    }
-                },
-            };
-            let Some(http) = rule.http.as_ref() else {
+        for (index, entry) in spec.tls.iter().flatten().enumerate() {
+            let Some(secret) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
                 continue;
             };
-            let host_routes = hosts.entry(host_key).or_default();
-            for (path_index, path) in http.paths.iter().enumerate() {
-                let field = || format!("spec.rules[{rule_index}].http.paths[{path_index}]");
-                let path_match =
-                    match parse_path(path.path.as_deref().unwrap_or(""), &path.path_type) {
-                        Ok(path_match) => path_match,
-                        Err((reason, why)) => {
-                            let message = format!("{}: {why}; path skipped", field());
-                            status.ingress_error(
-                                ingress.key,
-                                condition_types::ACCEPTED,
-                                reason,
-                                message,
-                            );
-                            continue;
-                        }
-                    };
-                host_routes.push(PendingRoute {
-                    owner,
-                    rule: rule_index,
-                    path_index,
-                    matches: RouteMatch::path(path_match),
-                    backend: &path.backend,
-                });
-            }
+            certificates.push(CertificateRef {
+                source,
+                field: FieldPath::indexed("spec.tls[{}]", [index, 0]),
+                namespace: &owned.key.namespace,
+                name: secret,
+                hosts: entry.hosts.as_deref().unwrap_or_default(),
+            });
+        }
+        rules(&ingress, source, spec, &mut table, status);
+        if let Some(backend) = spec.default_backend.as_ref() {
+            table.default_route.candidates.push(IrRoute {
+                name: DEFAULT_BACKEND_ROUTE.to_owned(),
+                matches: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
+                filters: Vec::new(),
+                action: action(
+                    &owned.key.namespace,
+                    backend,
+                    FieldPath::new("spec.defaultBackend"),
+                ),
+                field: FieldPath::new("spec.defaultBackend"),
+                order: SourceOrder {
+                    source,
+                    rule: 0,
+                    index: 0,
+                },
+            });
         }
     }
-    for (host, routes) in &mut hosts {
-        // Sort by precedence, then by owner order, so among equal matches the winner
-        // comes first; then drop the losers.
-        routes.sort_by(|a, b| {
-            a.matches
-                .precedence()
-                .cmp(&b.matches.precedence())
-                .then((a.owner, a.rule, a.path_index).cmp(&(b.owner, b.rule, b.path_index)))
+    if let Some(flag) = &config.default_backend {
+        let source = ir.add_source(Source {
+            kind: "Service",
+            key: &flag.service,
+            generation: objects
+                .services
+                .get(&flag.service)
+                .and_then(|s| s.metadata.generation),
         });
-        let mut kept: Vec<PendingRoute<'a>> = Vec::with_capacity(routes.len());
-        for route in routes.drain(..) {
-            match kept.last() {
-                Some(winner) if winner.matches == route.matches => {
-                    let loser = &owned[route.owner];
-                    let winner_key = owned[winner.owner].key;
-                    let by = if winner.owner == route.owner {
-                        format!(
-                            "spec.rules[{}].http.paths[{}] of the same Ingress",
-                            winner.rule, winner.path_index
-                        )
-                    } else {
-                        format!(
-                            "Ingress {winner_key}, which takes precedence (older, or earlier in namespace/name order)"
-                        )
-                    };
-                    let message = format!(
-                        "spec.rules[{}].http.paths[{}]: host {} path {} {:?} is already served by {by}; path skipped",
-                        route.rule,
-                        route.path_index,
-                        host.display(),
-                        route.matches.path.kind(),
-                        route.matches.path.as_str(),
-                    );
-                    status.ingress_error(
-                        loser.key,
+        let port = match flag.port.parse::<i32>() {
+            Ok(n) => PortRef::Number(n),
+            Err(_) => PortRef::Name(&flag.port),
+        };
+        table.default_route.fallback = Some(IrRoute {
+            name: DEFAULT_BACKEND_ROUTE.to_owned(),
+            matches: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
+            filters: Vec::new(),
+            action: IrAction::Forward(IrForward {
+                backends: vec![BackendRef::new(
+                    &flag.service.namespace,
+                    &flag.service.name,
+                    port,
+                )],
+                unresolved: unavailable(),
+            }),
+            field: FieldPath::new("controller default backend"),
+            order: SourceOrder {
+                source,
+                rule: 0,
+                index: 0,
+            },
+        });
+    }
+
+    ir.listeners.push(IrListener {
+        name: "http".to_owned(),
+        address: config.http_addr,
+        protocol: ListenerProtocol::Http,
+        route_table: INGRESS_ROUTE_TABLE.to_owned(),
+        certificates: None,
+    });
+    if let Some(address) = config.https_addr {
+        ir.listeners.push(IrListener {
+            name: "https".to_owned(),
+            address,
+            protocol: ListenerProtocol::Https,
+            route_table: INGRESS_ROUTE_TABLE.to_owned(),
+            certificates: Some(INGRESS_CERTIFICATES.to_owned()),
+        });
+    }
+    // Checked even without an HTTPS listener: a broken Secret is worth a condition anyway.
+    ir.certificate_sets
+        .insert(INGRESS_CERTIFICATES.to_owned(), certificates);
+    ir.route_tables
+        .insert(INGRESS_ROUTE_TABLE.to_owned(), table);
+    ir
+}
+
+/// The routes of one Ingress's rules, into the table by host.
+fn rules<'a>(
+    ingress: &Source<'a>,
+    source: SourceId,
+    spec: &'a k8s_openapi::api::networking::v1::IngressSpec,
+    table: &mut IrRouteTable<'a>,
+    status: &mut Status,
+) {
+    for (rule_index, rule) in spec.rules.iter().flatten().enumerate() {
+        let host = match rule.host.as_deref() {
+            None | Some("") => HostMatch::Any,
+            Some(host) => match parse_host(host) {
+                Ok(key) => key,
+                Err(why) => {
+                    let message =
+                        format!("spec.rules[{rule_index}].host {host:?} {why}; rule skipped");
+                    status.error(
+                        ingress,
                         condition_types::ACCEPTED,
-                        reasons::PATH_CONFLICT,
+                        reasons::INVALID_HOST,
                         message,
                     );
+                    continue;
                 }
-                _ => kept.push(route),
-            }
+            },
+        };
+        let Some(http) = rule.http.as_ref() else {
+            continue;
+        };
+        let routes = table.hosts.entry(host).or_default();
+        for (path_index, path) in http.paths.iter().enumerate() {
+            let field =
+                FieldPath::indexed("spec.rules[{}].http.paths[{}]", [rule_index, path_index]);
+            let path_match = match parse_path(path.path.as_deref().unwrap_or(""), &path.path_type) {
+                Ok(path_match) => path_match,
+                Err((reason, why)) => {
+                    let message = format!("{field}: {why}; path skipped");
+                    status.error(ingress, condition_types::ACCEPTED, reason, message);
+                    continue;
+                }
+            };
+            routes.push(IrRoute {
+                name: format!(
+                    "{}/{}/{rule_index}/{path_index}",
+                    ingress.key.namespace, ingress.key.name
+                ),
+                matches: RouteMatch::path(path_match),
+                filters: Vec::new(),
+                action: action(&ingress.key.namespace, &path.backend, field),
+                field,
+                order: SourceOrder {
+                    source,
+                    rule: rule_index,
+                    index: path_index,
+                },
+            });
         }
-        *routes = kept;
     }
-    hosts.retain(|_, routes| !routes.is_empty());
-    hosts
+}
+
+/// The action of an Ingress backend: a Service port in the Ingress's namespace, or a
+/// rejection when the backend names none.
+fn action<'a>(namespace: &'a str, backend: &'a IngressBackend, field: FieldPath) -> IrAction<'a> {
+    if backend.resource.is_some() {
+        return IrAction::Reject(Rejection {
+            type_: condition_types::ACCEPTED,
+            reason: reasons::RESOURCE_BACKEND_NOT_SUPPORTED,
+            message: format!(
+                "{field}: resource backends are not supported (weir forwards to Services only); skipped"
+            ),
+        });
+    }
+    let service = backend.service.as_ref();
+    let port =
+        service
+            .and_then(|s| s.port.as_ref())
+            .and_then(|p| match (p.number, p.name.as_deref()) {
+                (Some(n), _) => Some(PortRef::Number(n)),
+                (None, Some(name)) if !name.is_empty() => Some(PortRef::Name(name)),
+                _ => None,
+            });
+    let (Some(service), Some(port)) = (service, port) else {
+        return IrAction::Reject(Rejection {
+            type_: condition_types::ACCEPTED,
+            reason: reasons::INVALID_BACKEND,
+            message: format!(
+                "{field}: the backend names no Service with a port number or name; skipped"
+            ),
+        });
+    };
+    IrAction::Forward(IrForward {
+        backends: vec![BackendRef::new(namespace, &service.name, port)],
+        unresolved: unavailable(),
+    })
 }
 
 /// Validate and classify a rule host.
-pub(super) fn parse_host(host: &str) -> Result<HostKey, &'static str> {
+fn parse_host(host: &str) -> Result<HostMatch, &'static str> {
     let host = host.to_ascii_lowercase();
     let (wildcard, name) = match host.strip_prefix("*.") {
         Some(rest) => (true, rest),
@@ -195,14 +291,14 @@ pub(super) fn parse_host(host: &str) -> Result<HostKey, &'static str> {
         }
     }
     Ok(if wildcard {
-        HostKey::Wildcard(format!(".{name}"))
+        HostMatch::Wildcard(format!(".{name}"))
     } else {
-        HostKey::Exact(host)
+        HostMatch::Exact(host)
     })
 }
 
 /// Validate a path and its type.
-pub(super) fn parse_path(path: &str, path_type: &str) -> Result<PathMatch, (&'static str, String)> {
+fn parse_path(path: &str, path_type: &str) -> Result<PathMatch, (&'static str, String)> {
     let path = match (path_type, path) {
         ("ImplementationSpecific", "") => "/",
         ("Exact" | "Prefix" | "ImplementationSpecific", _) => path,
@@ -262,11 +358,11 @@ mod tests {
     fn hosts_are_classified_and_validated() {
         assert_eq!(
             parse_host("A.Example.com"),
-            Ok(HostKey::Exact("a.example.com".into()))
+            Ok(HostMatch::Exact("a.example.com".into()))
         );
         assert_eq!(
             parse_host("*.example.com"),
-            Ok(HostKey::Wildcard(".example.com".into()))
+            Ok(HostMatch::Wildcard(".example.com".into()))
         );
         for bad in [
             "*",
