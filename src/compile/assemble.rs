@@ -122,3 +122,72 @@ pub(super) fn snapshot<'a>(
     snapshot.assign_route_ids();
     snapshot
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testing::{TABLE, add, ir, route, run, services};
+    use crate::snapshot::ClusterKey;
+    use crate::store::ObjectKey;
+
+    #[test]
+    fn only_clusters_of_served_routes_reach_the_snapshot() {
+        // Both resolve; the younger route loses the conflict, so its Service gets no cluster.
+        let objects = services(&["default/a", "default/b", "default/c"]);
+        let keys = [
+            ObjectKey::new("default", "old"),
+            ObjectKey::new("default", "young"),
+        ];
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "h",
+            [
+                route(0, 0, "/x", &[("default/a", 1)]),
+                route(1, 0, "/x", &[("default/b", 1)]),
+            ],
+        );
+        ir.route_tables
+            .get_mut(TABLE)
+            .expect("table")
+            .default_route
+            .fallback = Some(route(1, 1, "/", &[("default/c", 1)]));
+        let compiled = run(ir, &objects);
+        let clusters: Vec<&ClusterKey> = compiled.snapshot.clusters.keys().collect();
+        assert_eq!(
+            clusters,
+            [
+                &ClusterKey::new("default", "a", 80),
+                &ClusterKey::new("default", "c", 80)
+            ]
+        );
+    }
+
+    #[test]
+    fn routes_are_served_in_precedence_then_source_order() {
+        let objects = services(&["default/a"]);
+        let keys = [
+            ObjectKey::new("default", "old"),
+            ObjectKey::new("default", "young"),
+        ];
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "h",
+            [
+                route(1, 0, "/", &[("default/a", 1)]),
+                route(1, 1, "/long/er", &[("default/a", 1)]),
+                route(0, 0, "/long", &[("default/a", 1)]),
+            ],
+        );
+        let compiled = run(ir, &objects);
+        let table = &compiled.snapshot.route_tables[TABLE];
+        let names: Vec<&str> = table.virtual_hosts.exact["h"]
+            .routes
+            .iter()
+            .map(|r| r.name.as_str())
+            .collect();
+        assert_eq!(names, ["route-1-1", "route-0-0", "route-1-0"]);
+        let ids: Vec<u32> = compiled.snapshot.routes().map(|r| r.id.0).collect();
+        assert_eq!(ids, [0, 1, 2]);
+    }
+}

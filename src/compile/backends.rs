@@ -277,3 +277,110 @@ fn cluster(key: ClusterKey, port: &ServicePort) -> (Cluster, Option<String>) {
     };
     (cluster, warning)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::ObjectRef;
+    use super::super::testing::{add, ir, route, run, services};
+    use super::*;
+    use crate::snapshot::{DirectResponse, Route};
+
+    fn find<'s>(compiled: &'s super::super::Compiled, host: &str, name: &str) -> &'s Route {
+        compiled.snapshot.route_tables[super::super::testing::TABLE]
+            .virtual_hosts
+            .exact[host]
+            .routes
+            .iter()
+            .find(|r| r.name == name)
+            .expect("route served")
+    }
+
+    #[test]
+    fn a_service_in_another_namespace_resolves_in_that_namespace() {
+        let objects = services(&["shared/api", "team-a/local"]);
+        let keys = [ObjectKey::new("team-a", "web")];
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "a.example",
+            [
+                route(0, 0, "/api", &[("shared/api", 1)]),
+                // Same Service name, but the reference names team-a: not found there.
+                route(0, 1, "/gone", &[("team-a/api", 1)]),
+            ],
+        );
+        let compiled = run(ir, &objects);
+        let api = ClusterKey::new("shared", "api", 80);
+        assert!(compiled.snapshot.clusters.contains_key(&api));
+        assert_eq!(
+            find(&compiled, "a.example", "route-0-0").action,
+            RouteAction::forward(api)
+        );
+        assert!(matches!(
+            find(&compiled, "a.example", "route-0-1").action,
+            RouteAction::Respond(DirectResponse { status: 500, .. })
+        ));
+        let referencing = ObjectRef {
+            kind: "Ingress",
+            key: keys[0].clone(),
+        };
+        let conditions = &compiled.status.conditions[&referencing];
+        assert_eq!(conditions.len(), 1, "{conditions:?}");
+        assert_eq!(conditions[0].reason, reasons::SERVICE_NOT_FOUND);
+        assert!(
+            conditions[0]
+                .message
+                .contains("Service team-a/api not found"),
+            "{}",
+            conditions[0].message
+        );
+    }
+
+    #[test]
+    fn each_distinct_reference_is_resolved_once() {
+        let objects = services(&["default/a"]);
+        let keys = [ObjectKey::new("default", "web")];
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "a.example",
+            (0..5).map(|i| route(0, i, &format!("/a{i}"), &[("default/a", 1)])),
+        );
+        add(
+            &mut ir,
+            "b.example",
+            (0..5).map(|i| route(0, 10 + i, &format!("/m{i}"), &[("default/missing", 1)])),
+        );
+        let resolver = resolve(&mut ir, &objects);
+        assert_eq!(resolver.outcomes.len(), 2);
+    }
+
+    #[test]
+    fn an_unresolved_share_of_a_weighted_route_gets_the_unresolved_answer() {
+        let objects = services(&["default/a"]);
+        let keys = [ObjectKey::new("default", "web")];
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "a.example",
+            [route(
+                0,
+                0,
+                "/",
+                &[("default/a", 80), ("default/missing", 20)],
+            )],
+        );
+        let compiled = run(ir, &objects);
+        let RouteAction::Forward(forward) = &find(&compiled, "a.example", "route-0-0").action
+        else {
+            panic!("a route with one resolved backend forwards");
+        };
+        let shares: Vec<(u32, bool)> = forward
+            .backends
+            .iter()
+            .map(|b| (b.weight, matches!(b.target, BackendTarget::Cluster(_))))
+            .collect();
+        assert_eq!(shares, [(80, true), (20, false)]);
+        assert!(compiled.status.has_rejections());
+    }
+}

@@ -182,3 +182,222 @@ fn describe_match(matches: &RouteMatch) -> String {
     }
     text
 }
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderName;
+
+    use super::super::testing::{TABLE, add, ir, rejected, route, run, services};
+    use super::super::{Compiled, ObjectRef};
+    use crate::api::reasons;
+    use crate::snapshot::{HeaderMatch, StringMatch};
+    use crate::store::ObjectKey;
+
+    fn served(compiled: &Compiled, host: &str) -> Vec<String> {
+        compiled.snapshot.route_tables[TABLE].virtual_hosts.exact[host]
+            .routes
+            .iter()
+            .map(|r| r.name.clone())
+            .collect()
+    }
+
+    fn reasons_of(compiled: &Compiled, key: &ObjectKey) -> Vec<&'static str> {
+        let object = ObjectRef {
+            kind: "Ingress",
+            key: key.clone(),
+        };
+        compiled
+            .status
+            .conditions
+            .get(&object)
+            .map(|cs| cs.iter().map(|c| c.reason).collect())
+            .unwrap_or_default()
+    }
+
+    fn keys() -> [ObjectKey; 3] {
+        ["old", "mid", "young"].map(|name| ObjectKey::new("default", name))
+    }
+
+    #[test]
+    fn a_route_whose_backends_resolved_beats_an_older_one_that_did_not() {
+        let objects = services(&["default/a"]);
+        let keys = keys();
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "h",
+            [
+                route(0, 0, "/x", &[("default/missing", 1)]),
+                route(2, 0, "/x", &[("default/a", 1)]),
+            ],
+        );
+        let compiled = run(ir, &objects);
+        assert_eq!(served(&compiled, "h"), ["route-2-0"]);
+        assert_eq!(reasons_of(&compiled, &keys[0]), [reasons::PATH_CONFLICT]);
+        let message = &compiled
+            .status
+            .conditions
+            .values()
+            .flatten()
+            .next()
+            .expect("one")
+            .message;
+        assert!(
+            message.contains("Ingress default/young, whose backends resolved while this path's did not (Service default/missing not found)"),
+            "{message}"
+        );
+        assert!(reasons_of(&compiled, &keys[2]).is_empty());
+    }
+
+    #[test]
+    fn among_unresolved_routes_source_order_decides() {
+        let objects = services(&[]);
+        let keys = keys();
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "h",
+            [
+                route(2, 0, "/x", &[("default/gone", 1)]),
+                route(0, 0, "/x", &[("default/missing", 1)]),
+            ],
+        );
+        let compiled = run(ir, &objects);
+        assert_eq!(served(&compiled, "h"), ["route-0-0"]);
+        assert_eq!(
+            reasons_of(&compiled, &keys[0]),
+            [reasons::SERVICE_NOT_FOUND]
+        );
+        // The loser reports only the conflict, not a Service it would never have served.
+        assert_eq!(reasons_of(&compiled, &keys[2]), [reasons::PATH_CONFLICT]);
+    }
+
+    #[test]
+    fn among_resolved_routes_source_order_decides() {
+        let objects = services(&["default/a", "default/b"]);
+        let keys = keys();
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "h",
+            [
+                route(1, 3, "/x", &[("default/b", 1)]),
+                route(1, 2, "/x", &[("default/a", 1)]),
+            ],
+        );
+        let compiled = run(ir, &objects);
+        assert_eq!(served(&compiled, "h"), ["route-1-2"]);
+        let message = &compiled
+            .status
+            .conditions
+            .values()
+            .flatten()
+            .next()
+            .expect("one")
+            .message;
+        assert!(
+            message.contains(
+                "is already served by spec.rules[0].http.paths[2] of the same Ingress; path skipped"
+            ),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn identical_matches_conflict_even_when_not_adjacent() {
+        // Equal precedence (one header match each), sorted by source order: h=1, h=2, h=1.
+        let objects = services(&["default/a"]);
+        let keys = keys();
+        let mut ir = ir(&keys);
+        let with_header = |source, value: &str| {
+            let mut r = route(source, 0, "/x", &[("default/a", 1)]);
+            r.matches.headers.push(HeaderMatch {
+                name: HeaderName::from_static("x-variant"),
+                value: StringMatch::Exact(value.to_owned()),
+            });
+            r
+        };
+        add(
+            &mut ir,
+            "h",
+            [
+                with_header(0, "1"),
+                with_header(1, "2"),
+                with_header(2, "1"),
+            ],
+        );
+        let compiled = run(ir, &objects);
+        assert_eq!(served(&compiled, "h"), ["route-0-0", "route-1-0"]);
+        assert_eq!(reasons_of(&compiled, &keys[2]), [reasons::PATH_CONFLICT]);
+        let message = &compiled
+            .status
+            .conditions
+            .values()
+            .flatten()
+            .next()
+            .expect("one")
+            .message;
+        assert!(
+            message.contains(r#"path Prefix "/x" header x-variant Exact "1""#),
+            "{message}"
+        );
+    }
+
+    #[test]
+    fn rejected_routes_neither_win_nor_lose() {
+        let objects = services(&["default/a"]);
+        let keys = keys();
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "h",
+            [rejected(0, 0, "/x"), route(2, 0, "/x", &[("default/a", 1)])],
+        );
+        let compiled = run(ir, &objects);
+        assert_eq!(served(&compiled, "h"), ["route-2-0"]);
+        assert_eq!(reasons_of(&compiled, &keys[0]), ["Rejected"]);
+        assert!(reasons_of(&compiled, &keys[2]).is_empty());
+    }
+
+    #[test]
+    fn a_default_route_whose_backends_resolved_beats_an_older_one() {
+        let objects = services(&["default/a"]);
+        let keys = keys();
+        let mut ir = ir(&keys);
+        let table = ir.route_tables.get_mut(TABLE).expect("table");
+        table.default_route.candidates = vec![
+            route(0, 0, "/", &[("default/missing", 1)]),
+            route(1, 0, "/", &[("default/a", 1)]),
+            route(2, 0, "/", &[("default/a", 1)]),
+        ];
+        let compiled = run(ir, &objects);
+        let default = compiled.snapshot.route_tables[TABLE]
+            .default_route
+            .as_ref()
+            .expect("default route");
+        assert_eq!(default.name, "route-1-0");
+        assert_eq!(
+            reasons_of(&compiled, &keys[0]),
+            [reasons::DEFAULT_BACKEND_CONFLICT]
+        );
+        assert_eq!(
+            reasons_of(&compiled, &keys[2]),
+            [reasons::DEFAULT_BACKEND_CONFLICT]
+        );
+        let messages: Vec<&str> = compiled
+            .status
+            .conditions
+            .values()
+            .flatten()
+            .map(|c| c.message.as_str())
+            .collect();
+        assert!(
+            messages[0].contains("its backends resolved while this one's did not"),
+            "{messages:?}"
+        );
+        assert!(
+            messages[1].contains("(older, or earlier in namespace/name order)"),
+            "{messages:?}"
+        );
+    }
+}

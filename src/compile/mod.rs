@@ -69,6 +69,8 @@ mod conflicts;
 mod ingress;
 mod ir;
 mod status;
+#[cfg(test)]
+mod testing;
 mod tls;
 
 use crate::snapshot::Snapshot;
@@ -263,4 +265,68 @@ fn passes<'a>(
     let tls = tls::certificates(&ir, objects, now_unix, status);
     conflicts::settle(&mut ir, &resolver, status);
     assemble::snapshot(ir, &mut resolver, &tls, status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(type_: &'static str, status: ConditionStatus, reason: &'static str) -> Condition {
+        Condition {
+            type_,
+            status,
+            severity: match status {
+                ConditionStatus::False => Severity::Error,
+                _ => Severity::Warning,
+            },
+            reason,
+            message: reason.to_lowercase(),
+            observed_generation: Some(5),
+        }
+    }
+
+    #[test]
+    fn the_worst_status_of_a_type_gives_the_summary() {
+        let object = ObjectRef {
+            kind: "Gateway",
+            key: ObjectKey::new("default", "gw"),
+        };
+        let mut report = StatusReport::default();
+        report.conditions.insert(
+            object.clone(),
+            vec![
+                condition("TLSValid", ConditionStatus::True, "HostMismatch"),
+                condition("Programmed", ConditionStatus::Unknown, "Pending"),
+                condition("TLSValid", ConditionStatus::Unknown, "Pending"),
+                condition("TLSValid", ConditionStatus::False, "Expired"),
+                condition("TLSValid", ConditionStatus::False, "NotFound"),
+                condition("Programmed", ConditionStatus::True, "Caveat"),
+            ],
+        );
+        let summary = report.summary(&object);
+        let brief: Vec<_> = summary
+            .iter()
+            .map(|c| (c.type_, c.status, c.reason, c.severity, c.message.as_str()))
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                (
+                    "Programmed",
+                    ConditionStatus::Unknown,
+                    "Pending",
+                    Severity::Warning,
+                    "pending (and 1 more Programmed diagnostic)"
+                ),
+                (
+                    "TLSValid",
+                    ConditionStatus::False,
+                    "Expired",
+                    Severity::Error,
+                    "expired (and 3 more TLSValid diagnostics)"
+                ),
+            ]
+        );
+        assert!(summary.iter().all(|c| c.observed_generation == Some(5)));
+    }
 }
