@@ -225,7 +225,7 @@ impl<'a> Resolver<'a> {
                         forward.unresolved.status
                     );
                     status.error(source, condition_types::RESOLVED_REFS, reason, message);
-                    BackendTarget::Respond(forward.unresolved.clone())
+                    BackendTarget::Respond(forward.unresolved.response())
                 }
             };
             backends.push(Backend {
@@ -238,7 +238,7 @@ impl<'a> Resolver<'a> {
             RouteAction::Forward(Forward { backends })
         } else {
             // Nothing to forward to: answer directly, without a pick among dead backends.
-            RouteAction::Respond(forward.unresolved)
+            RouteAction::Respond(forward.unresolved.response())
         })
     }
 }

@@ -222,7 +222,27 @@ pub struct IrForward<'a> {
     /// At least one.
     pub backends: Vec<BackendRef<'a>>,
     /// What requests sent to a backend that did not resolve get (Ingress: 503).
-    pub unresolved: DirectResponse,
+    pub unresolved: Unresolved,
+}
+
+/// The answer for requests sent to a backend that did not resolve. A static body, so that
+/// 50,000 routes do not each allocate a copy of an answer most never give.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unresolved {
+    /// HTTP status code.
+    pub status: u16,
+    /// Short plain-text body.
+    pub body: &'static str,
+}
+
+impl Unresolved {
+    /// The answer as the snapshot holds it.
+    pub fn response(&self) -> DirectResponse {
+        DirectResponse {
+            status: self.status,
+            body: self.body.to_owned(),
+        }
+    }
 }
 
 /// A reference to a Service port, resolved by the backends pass.

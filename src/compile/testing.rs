@@ -10,10 +10,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use super::Compiled;
 use super::ir::{
     BackendRef, FieldPath, HostMatch, Ir, IrAction, IrForward, IrListener, IrRoute, IrRouteTable,
-    PortRef, Rejection, Source, SourceId, SourceOrder,
+    PortRef, Rejection, Source, SourceId, SourceOrder, Unresolved,
 };
 use super::status::Status;
-use crate::snapshot::{DirectResponse, ListenerProtocol, PathMatch, RouteMatch};
+use crate::snapshot::{ListenerProtocol, PathMatch, RouteMatch};
 use crate::store::{KubeObject, ObjectKey, Objects};
 
 /// The route table the test listener serves.
@@ -93,9 +93,9 @@ pub(super) fn route<'a>(
         filters: Vec::new(),
         action: IrAction::Forward(IrForward {
             backends,
-            unresolved: DirectResponse {
+            unresolved: Unresolved {
                 status: 500,
-                body: "unresolved\n".to_owned(),
+                body: "unresolved\n",
             },
         }),
         field: FieldPath::indexed("spec.rules[0].http.paths[{}]", [index, 0]),

@@ -24,17 +24,17 @@
 //!
 //! Conflicts between the Ingresses' routes are settled by the shared passes.
 
-use k8s_openapi::api::networking::v1::IngressBackend;
+use k8s_openapi::api::networking::v1::{IngressBackend, IngressSpec};
 
 use super::ir::{
     BackendRef, CertificateRef, FieldPath, HostMatch, IrAction, IrForward, IrListener, IrRoute,
-    IrRouteTable, PortRef, Rejection, Source, SourceId, SourceOrder,
+    IrRouteTable, PortRef, Rejection, Source, SourceId, SourceOrder, Unresolved,
 };
 use super::status::Status;
 use super::{CompileConfig, INGRESS_ROUTE_TABLE, Ir};
 use crate::api::{condition_types, reasons};
 use crate::snapshot::router::DEFAULT_BACKEND_ROUTE;
-use crate::snapshot::{DirectResponse, ListenerProtocol, PathMatch, RouteMatch};
+use crate::snapshot::{ListenerProtocol, PathMatch, RouteMatch};
 use crate::store::Objects;
 
 mod classes;
@@ -45,16 +45,11 @@ const INGRESS: &str = "Ingress";
 /// Name of the certificate set of the HTTPS listener.
 const INGRESS_CERTIFICATES: &str = "ingress";
 
-/// Body of the 503 answered for a backend that cannot be resolved.
-const UNAVAILABLE_BODY: &str = "service unavailable\n";
-
 /// What requests to an unresolvable Ingress backend get.
-fn unavailable() -> DirectResponse {
-    DirectResponse {
-        status: 503,
-        body: UNAVAILABLE_BODY.to_owned(),
-    }
-}
+const UNAVAILABLE: Unresolved = Unresolved {
+    status: 503,
+    body: "service unavailable\n",
+};
 
 /// The IR of weir's Ingresses; records them in `status.owned_ingresses` and reports what
 /// cannot enter the IR (bad hosts, paths, path types).
@@ -132,7 +127,7 @@ pub(super) fn front_end<'a>(
                     &flag.service.name,
                     port,
                 )],
-                unresolved: unavailable(),
+                unresolved: UNAVAILABLE,
             }),
             field: FieldPath::new("controller default backend"),
             order: SourceOrder {
@@ -171,7 +166,7 @@ pub(super) fn front_end<'a>(
 fn rules<'a>(
     ingress: &Source<'a>,
     source: SourceId,
-    spec: &'a k8s_openapi::api::networking::v1::IngressSpec,
+    spec: &'a IngressSpec,
     table: &mut IrRouteTable<'a>,
     status: &mut Status,
 ) {
@@ -259,7 +254,7 @@ fn action<'a>(namespace: &'a str, backend: &'a IngressBackend, field: FieldPath)
     };
     IrAction::Forward(IrForward {
         backends: vec![BackendRef::new(namespace, &service.name, port)],
-        unresolved: unavailable(),
+        unresolved: UNAVAILABLE,
     })
 }
 
