@@ -8,7 +8,7 @@
 //! # Front ends, one intermediate form, shared passes
 //!
 //! A **front end** reads the objects of one API and produces the intermediate form
-//! ([`ir`]: listeners; per route table the routes by host with their match, filters, backend
+//! (`ir.rs`: listeners; per route table the routes by host with their match, filters, backend
 //! *references*, source object, field and source order; default-route candidates; certificate
 //! references per listener). The Ingress front end (`ingress/`) is the only one today;
 //! weir's CRDs, ingress-nginx annotations and the Gateway API will be more, producing the
