@@ -1,10 +1,12 @@
-//! Ingress status and Kubernetes Events, written only by the elected leader.
+//! Object status and Kubernetes Events, written only by the elected leader.
 //!
 //! The reconcile loop, which owns the objects, computes a [`StatusPlan`] after each compile
-//! (and whenever an Ingress status or the published address changes): which Ingresses need
-//! `status.loadBalancer.ingress` set or cleared, and which rejections deserve an Event. The
-//! plan is computed against the statuses in the store, so an Ingress whose status already
-//! matches is never patched. [`run_writer`] applies the latest plan while this replica holds
+//! (and whenever an Ingress status or the published address changes): a list of
+//! [`StatusPatch`]es, one per object whose status must change, each with a per-kind
+//! [`StatusBody`] (today: which Ingresses need `status.loadBalancer.ingress` set or cleared;
+//! the Gateway API kinds and weir's CRDs add their `status.conditions` as more variants), and
+//! which rejections deserve an Event. The plan is computed against the statuses in the store,
+//! so an object whose status already matches is never patched. [`run_writer`] applies the latest plan while this replica holds
 //! the Lease, checking leadership before every single write.
 //!
 //! Clearing is careful: weir clears the status of an Ingress that left its class only if weir
@@ -150,15 +152,48 @@ pub fn service_addresses(svc: Option<&Service>) -> Vec<IngressLoadBalancerIngres
     }
 }
 
-/// One Ingress status write.
+/// One status write: an object, the resourceVersion the plan saw, and what to set. Every
+/// kind weir writes status for is one [`StatusBody`] variant; the writer handles them all
+/// the same way (a merge patch of the status subresource).
 #[derive(Debug, Clone, PartialEq)]
 pub struct StatusPatch {
-    /// The Ingress.
-    pub key: ObjectKey,
+    /// The object.
+    pub object: ObjectRef,
     /// The resourceVersion the plan was computed against (dedupes repeated writes).
     pub resource_version: Option<String>,
-    /// The new `status.loadBalancer.ingress`; empty clears it.
-    pub ingress: Vec<IngressLoadBalancerIngress>,
+    /// What to write.
+    pub body: StatusBody,
+}
+
+/// The status one [`StatusPatch`] sets, per kind (Gateway API kinds will add their
+/// `status.conditions` here).
+#[derive(Debug, Clone, PartialEq)]
+pub enum StatusBody {
+    /// An Ingress's `status.loadBalancer.ingress`; empty clears it.
+    IngressLoadBalancer(Vec<IngressLoadBalancerIngress>),
+}
+
+impl StatusBody {
+    /// The JSON merge patch for the object's status subresource.
+    pub fn merge_patch(&self) -> serde_json::Value {
+        match self {
+            StatusBody::IngressLoadBalancer(addresses) => {
+                let ingress = if addresses.is_empty() {
+                    serde_json::Value::Null
+                } else {
+                    serde_json::to_value(addresses).unwrap_or(serde_json::Value::Null)
+                };
+                serde_json::json!({ "status": { "loadBalancer": { "ingress": ingress } } })
+            }
+        }
+    }
+
+    /// The API resource the patch is sent to.
+    fn api_resource(&self) -> ::kube::api::ApiResource {
+        match self {
+            StatusBody::IngressLoadBalancer(_) => ::kube::api::ApiResource::erase::<Ingress>(&()),
+        }
+    }
 }
 
 /// One Event to publish.
@@ -175,7 +210,7 @@ pub struct EventNote {
 /// What the leader should write.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct StatusPlan {
-    /// Ingress status writes.
+    /// Status writes, in object order.
     pub patches: Vec<StatusPatch>,
     /// Events for rejected objects.
     pub events: Vec<EventNote>,
@@ -214,9 +249,12 @@ pub fn plan(
             };
             if current != desired {
                 out.patches.push(StatusPatch {
-                    key: key.clone(),
+                    object: ObjectRef {
+                        kind: "Ingress",
+                        key: key.clone(),
+                    },
                     resource_version: ingress.metadata.resource_version.clone(),
-                    ingress: desired.to_vec(),
+                    body: StatusBody::IngressLoadBalancer(desired.to_vec()),
                 });
             }
         }
@@ -263,10 +301,9 @@ pub async fn run_writer(
     retry: Duration,
 ) {
     let recorder = Recorder::new(client.clone(), reporter);
-    // (Ingress, resourceVersion it was computed against, what we wrote): dedupes a write the
+    // (object, resourceVersion it was computed against, what we wrote): dedupes a write the
     // store has not seen yet without hiding a later change by someone else.
-    let mut written: HashMap<ObjectKey, (Option<String>, Vec<IngressLoadBalancerIngress>)> =
-        HashMap::new();
+    let mut written: HashMap<ObjectRef, (Option<String>, StatusBody)> = HashMap::new();
     let mut last_event: HashMap<EventKey, Instant> = HashMap::new();
     let mut was_leader = false;
     loop {
@@ -285,36 +322,37 @@ pub async fn run_writer(
         }
         let plan = plans.borrow_and_update().clone();
         for patch in &plan.patches {
-            let stamp = (patch.resource_version.clone(), patch.ingress.clone());
-            if written.get(&patch.key) == Some(&stamp) {
+            let stamp = (patch.resource_version.clone(), patch.body.clone());
+            if written.get(&patch.object) == Some(&stamp) {
                 continue;
             }
             if !leadership.is_leader() {
                 break;
             }
-            let api: Api<Ingress> = Api::namespaced(client.clone(), &patch.key.namespace);
-            let ingress = if patch.ingress.is_empty() {
-                serde_json::Value::Null
+            let object = &patch.object;
+            let resource = patch.body.api_resource();
+            let api: Api<::kube::api::DynamicObject> = if object.key.namespace.is_empty() {
+                Api::all_with(client.clone(), &resource)
             } else {
-                serde_json::to_value(&patch.ingress).unwrap_or(serde_json::Value::Null)
+                Api::namespaced_with(client.clone(), &object.key.namespace, &resource)
             };
-            let body = serde_json::json!({ "status": { "loadBalancer": { "ingress": ingress } } });
             let params = PatchParams {
                 field_manager: Some(FIELD_MANAGER.to_owned()),
                 ..PatchParams::default()
             };
+            let body = patch.body.merge_patch();
             match api
-                .patch_status(&patch.key.name, &params, &Patch::Merge(&body))
+                .patch_status(&object.key.name, &params, &Patch::Merge(&body))
                 .await
             {
                 Ok(_) => {
                     metrics.status_written();
-                    tracing::info!(ingress = %patch.key, addresses = patch.ingress.len(), "wrote ingress status");
-                    written.insert(patch.key.clone(), stamp);
+                    tracing::info!(kind = object.kind, object = %object.key, "wrote status");
+                    written.insert(object.clone(), stamp);
                 }
                 Err(::kube::Error::Api(status)) if status.is_not_found() => {}
                 Err(error) => {
-                    tracing::warn!(%error, ingress = %patch.key, "writing ingress status failed; will retry");
+                    tracing::warn!(%error, kind = object.kind, object = %object.key, "writing status failed; will retry");
                 }
             }
         }
@@ -436,7 +474,11 @@ mod tests {
             &mut BTreeSet::new(),
         );
         assert_eq!(plan.patches.len(), 1);
-        assert_eq!(plan.patches[0].ingress, ours());
+        assert_eq!(
+            plan.patches[0].body,
+            StatusBody::IngressLoadBalancer(ours())
+        );
+        assert_eq!(plan.patches[0].object.kind, "Ingress");
         assert_eq!(plan.patches[0].resource_version.as_deref(), Some("7"));
     }
 
@@ -463,7 +505,11 @@ mod tests {
             &mut remembered,
         );
         assert_eq!(plan.patches.len(), 1);
-        assert!(plan.patches[0].ingress.is_empty(), "cleared");
+        assert_eq!(
+            plan.patches[0].body,
+            StatusBody::IngressLoadBalancer(Vec::new()),
+            "cleared"
+        );
     }
 
     #[test]
@@ -475,7 +521,10 @@ mod tests {
             &mut BTreeSet::new(),
         );
         assert_eq!(plan.patches.len(), 1);
-        assert!(plan.patches[0].ingress.is_empty());
+        assert_eq!(
+            plan.patches[0].body,
+            StatusBody::IngressLoadBalancer(Vec::new())
+        );
     }
 
     #[test]
@@ -506,6 +555,20 @@ mod tests {
         assert!(
             plan.patches.is_empty(),
             "an unknown address must not clear anything"
+        );
+    }
+
+    #[test]
+    fn ingress_patches_set_or_clear_the_load_balancer() {
+        let set = StatusBody::IngressLoadBalancer(ours()).merge_patch();
+        assert_eq!(
+            set,
+            serde_json::json!({"status": {"loadBalancer": {"ingress": [{"ip": "127.0.0.1"}]}}})
+        );
+        let clear = StatusBody::IngressLoadBalancer(Vec::new()).merge_patch();
+        assert_eq!(
+            clear,
+            serde_json::json!({"status": {"loadBalancer": {"ingress": null}}})
         );
     }
 

@@ -151,6 +151,11 @@ pub struct Diagnostic {
     pub reason: &'static str,
     /// Explanation.
     pub message: String,
+    /// The object's `metadata.generation` the diagnostic is about, when it has one. (The
+    /// condition's `status` is not printed: for every diagnostic it follows from
+    /// `severity` — `Error` is `False`, `Warning` is `True`.)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
 }
 
 impl Report {
@@ -190,6 +195,7 @@ impl Report {
                     type_: None,
                     reason: reasons::INVALID_MANIFEST,
                     message: d.reason.clone(),
+                    observed_generation: None,
                 }
             })
             .collect();
@@ -201,6 +207,7 @@ impl Report {
                     type_: Some(c.type_),
                     reason: c.reason,
                     message: c.message.clone(),
+                    observed_generation: c.observed_generation,
                 });
             }
         }

@@ -94,6 +94,47 @@ fn conflict_oldest_ingress_wins_and_loser_gets_condition() {
 }
 
 #[test]
+fn conflict_resolved_backend_beats_older_invalid_backend() {
+    // The older Ingress's backend does not resolve (missing Service, missing port,
+    // ExternalName: a 503 route): it must not hide the younger Ingress's working route.
+    for (backend, port, why) in [
+        ("missing", 80, reasons::SERVICE_NOT_FOUND),
+        ("web", 81, reasons::SERVICE_PORT_NOT_FOUND),
+        ("ext", 80, reasons::EXTERNAL_NAME_NOT_SUPPORTED),
+    ] {
+        let compiled = compile([
+            weir_class("weir", false),
+            web(),
+            service("default/ext")
+                .external_name("example.org")
+                .port("http", 80)
+                .into(),
+            ingress("default/old")
+                .created(1_000)
+                .host("h.example")
+                .prefix("/x", backend, port)
+                .into(),
+            ingress("default/young")
+                .created(2_000)
+                .host("h.example")
+                .prefix("/x", "web", 80)
+                .into(),
+        ]);
+        let m = fixtures::route(&compiled.snapshot, "h.example", "/x").expect("route");
+        assert_eq!(m.name, "default/young/0/0", "{why}");
+        assert!(fixtures::forwarded_cluster(m).is_some_and(|c| c.service == "web"));
+        // The loser reports the conflict (saying why it lost), not the backend it never serves.
+        assert_eq!(
+            reasons_of(&compiled, "default/old"),
+            [reasons::PATH_CONFLICT],
+            "{why}"
+        );
+        assert!(reasons_of(&compiled, "default/young").is_empty());
+        assert_eq!(compiled.snapshot.clusters.len(), 1, "{why}");
+    }
+}
+
+#[test]
 fn conflict_equal_age_namespace_name_order_wins() {
     let compiled = compile([
         weir_class("weir", false),

@@ -52,8 +52,10 @@ pub mod reasons {
     pub const INVALID_PATH: &str = "InvalidPath";
     /// `pathType` is not `Exact`, `Prefix` or `ImplementationSpecific`.
     pub const INVALID_PATH_TYPE: &str = "InvalidPathType";
-    /// Another Ingress (older, or earlier in namespace/name order) or an earlier rule of the
-    /// same Ingress already serves the same host, path and path type.
+    /// Another route already serves the same host and match (for Ingress: path and path
+    /// type): one whose backends resolved while this one's did not, or else one earlier in
+    /// source order (an older Ingress, or earlier in namespace/name order, or an earlier
+    /// rule of the same Ingress).
     pub const PATH_CONFLICT: &str = "PathConflict";
     /// A backend names neither a Service nor a resource, or a Service without a port.
     pub const INVALID_BACKEND: &str = "InvalidBackend";
@@ -68,7 +70,8 @@ pub mod reasons {
     pub const EXTERNAL_NAME_NOT_SUPPORTED: &str = "ExternalNameNotSupported";
     /// A Service port's `appProtocol` is not one weir knows; HTTP/1.1 is used.
     pub const UNKNOWN_APP_PROTOCOL: &str = "UnknownAppProtocol";
-    /// More than one Ingress declares `spec.defaultBackend`; the oldest one wins.
+    /// More than one Ingress declares `spec.defaultBackend`; the oldest one whose backend
+    /// resolves wins (the oldest one, when none does).
     pub const DEFAULT_BACKEND_CONFLICT: &str = "DefaultBackendConflict";
     /// The TLS Secret does not exist in the Ingress's namespace (or is not of type
     /// `kubernetes.io/tls`, which the store does not keep).

@@ -1,203 +1,127 @@
-//! Pass 4: backends → clusters and route actions; the default backend.
+//! Shared pass: backend references → clusters.
 //!
-//! A Service backend resolves, in the Ingress's namespace, to a Service port by number or by
-//! name; the cluster is keyed by Service and port *number* (a named port is resolved here).
-//! Each distinct backend is resolved once (cached), so 50,000 routes over 5,000 Services cost
-//! 5,000 lookups.
+//! Every [`BackendRef`] of every route (and default-route candidate) is resolved to a Service
+//! port by number or by name, in the namespace the reference names. Each distinct reference
+//! is resolved once (cached), so 50,000 routes over 5,000 Services cost 5,000 lookups; the
+//! outcome is written into the reference, for the conflicts pass (a route whose backends
+//! resolved beats one whose did not) and for assemble.
 //!
-//! Unresolvable backends never abort compile:
-//! - missing Service, missing port, or an `ExternalName` Service (weir does not proxy to DNS
-//!   names in this version) → the route answers **503** and the Ingress gets a condition;
-//! - a `resource` backend, or a backend naming neither a Service nor a port → the path is
-//!   skipped with a condition (there is nothing weir could forward to).
+//! Nothing is reported here: a route that loses a conflict must not report a missing Service
+//! it would never have served, and conditions follow route order (the order the router
+//! tries routes), which only assemble knows. Assemble calls [`Resolver::action`] for each
+//! surviving route; that reports the route's unresolved references on its source object and
+//! moves the clusters it uses into the snapshot, so only clusters some served route
+//! references are built.
+//!
+//! A reference does not resolve when its Service is missing, has no such (TCP) port, or is
+//! of type `ExternalName` (weir does not proxy to DNS names in this version); requests sent
+//! to it get the route's `unresolved` answer (Ingress: 503), with a `ResolvedRefs` condition.
 //!
 //! The upstream protocol comes from the Service port's `appProtocol`: `kubernetes.io/h2c`
 //! (or `h2c`) → HTTP/2 cleartext; `https`, `tls`, `h2` or `kubernetes.io/wss` → TLS; absent,
 //! `http` or `kubernetes.io/ws` → HTTP/1.1; `kubernetes.io/ws(s)` also marks the cluster as
-//! WebSocket. Anything else → HTTP/1.1 with an `UnknownAppProtocol` warning on the Service.
-//!
-//! Default backend: the first `spec.defaultBackend` (in Ingress precedence order) that
-//! resolves to an action wins, later ones get `DefaultBackendConflict`; without one the
-//! controller-wide default backend from the command line is used.
+//! WebSocket. Anything else → HTTP/1.1 with an `UnknownAppProtocol` warning on the Service
+//! (reported when the cluster is first used).
 
+use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::ServicePort;
-use k8s_openapi::api::networking::v1::IngressBackend;
 
-use super::classes::OwnedIngress;
+use super::Ir;
+use super::ir::{BackendRef, FieldPath, IrAction, IrRoute, PortRef, Source};
 use super::status::Status;
-use super::{CompileConfig, Severity};
 use crate::api::{condition_types, reasons, values};
-use crate::snapshot::{Cluster, ClusterKey, LbPolicy, RouteAction, Timeouts, UpstreamProtocol};
+use crate::snapshot::{
+    Backend, BackendTarget, Cluster, ClusterKey, Forward, LbPolicy, RouteAction, Timeouts,
+    UpstreamProtocol,
+};
 use crate::store::{ObjectKey, Objects};
 
-/// Body of the 503 answered for a backend that cannot be resolved.
-const UNAVAILABLE_BODY: &str = "service unavailable\n";
-
-/// A Service port reference: by number or by name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub(super) enum PortRef<'a> {
-    /// `port.number`.
-    Number(i32),
-    /// `port.name`.
-    Name(&'a str),
+/// The outcome of resolving one distinct reference.
+#[derive(Debug)]
+enum Outcome<'a> {
+    /// Forward to this cluster; `warning` is reported on the Service when the cluster is
+    /// first used.
+    Cluster {
+        cluster: Cluster,
+        service: Source<'a>,
+        warning: Option<String>,
+    },
+    /// Requests get the route's `unresolved` answer; report this reason and message.
+    Unavailable {
+        reason: &'static str,
+        message: String,
+    },
 }
 
-impl std::fmt::Display for PortRef<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            PortRef::Number(n) => write!(f, "{n}"),
-            PortRef::Name(name) => write!(f, "{name:?}"),
-        }
-    }
-}
-
-/// The outcome of resolving a Service port, cached per (namespace, Service, port).
-#[derive(Debug, Clone)]
-enum Resolved {
-    /// Forward to this cluster.
-    Cluster(ClusterKey),
-    /// Answer 503; report this reason and message.
-    Unavailable(&'static str, String),
-}
-
-/// Resolves backends, building clusters on the way.
-pub(super) struct Backends<'a> {
+/// Resolved references, and the clusters they lead to.
+pub(super) struct Resolver<'a> {
     objects: &'a Objects,
-    cache: HashMap<(&'a str, &'a str, PortRef<'a>), Resolved>,
-    /// Clusters of every resolved backend.
-    pub(super) clusters: BTreeMap<ClusterKey, Cluster>,
+    cache: HashMap<(&'a str, &'a str, PortRef<'a>), usize>,
+    outcomes: Vec<Outcome<'a>>,
+    /// Whether assemble already moved the outcome's cluster into the snapshot.
+    used: Vec<bool>,
 }
 
-impl<'a> Backends<'a> {
-    /// A resolver over these objects.
-    pub(super) fn new(objects: &'a Objects) -> Self {
-        Backends {
-            objects,
-            cache: HashMap::new(),
-            clusters: BTreeMap::new(),
-        }
-    }
-
-    /// The action for an Ingress backend (`field` names it in messages); `None` when the
-    /// path must be skipped. Conditions go to `owner`.
-    pub(super) fn resolve(
-        &mut self,
-        owner: &'a ObjectKey,
-        backend: &'a IngressBackend,
-        field: &dyn Fn() -> String,
-        status: &mut Status,
-    ) -> Option<RouteAction> {
-        if backend.resource.is_some() {
-            let message = format!(
-                "{}: resource backends are not supported (weir forwards to Services only); skipped",
-                field()
-            );
-            status.ingress_error(
-                owner,
-                condition_types::ACCEPTED,
-                reasons::RESOURCE_BACKEND_NOT_SUPPORTED,
-                message,
-            );
-            return None;
-        }
-        let service = backend.service.as_ref();
-        let port = service.and_then(|s| s.port.as_ref()).and_then(|p| {
-            match (p.number, p.name.as_deref()) {
-                (Some(n), _) => Some(PortRef::Number(n)),
-                (None, Some(name)) if !name.is_empty() => Some(PortRef::Name(name)),
-                _ => None,
-            }
-        });
-        let (Some(service), Some(port)) = (service, port) else {
-            let message = format!(
-                "{}: the backend names no Service with a port number or name; skipped",
-                field()
-            );
-            status.ingress_error(
-                owner,
-                condition_types::ACCEPTED,
-                reasons::INVALID_BACKEND,
-                message,
-            );
-            return None;
-        };
-        match self.resolve_port(&owner.namespace, &service.name, port, status) {
-            Resolved::Cluster(cluster) => Some(RouteAction::forward(cluster)),
-            Resolved::Unavailable(reason, message) => {
-                let message = format!("{}: {message}; requests get 503", field());
-                status.ingress_error(owner, condition_types::RESOLVED_REFS, reason, message);
-                Some(unavailable())
+/// Resolve every backend reference of the IR, writing the outcomes into the references.
+pub(super) fn resolve<'a>(ir: &mut Ir<'a>, objects: &'a Objects) -> Resolver<'a> {
+    let mut resolver = Resolver {
+        objects,
+        cache: HashMap::new(),
+        outcomes: Vec::new(),
+        used: Vec::new(),
+    };
+    for table in ir.route_tables.values_mut() {
+        let default = &mut table.default_route;
+        let routes = table
+            .hosts
+            .values_mut()
+            .flatten()
+            .chain(default.candidates.iter_mut())
+            .chain(default.fallback.iter_mut());
+        for route in routes {
+            if let IrAction::Forward(forward) = &mut route.action {
+                for backend in &mut forward.backends {
+                    backend.outcome = Some(resolver.resolve(backend));
+                }
             }
         }
     }
+    resolver.used = vec![false; resolver.outcomes.len()];
+    resolver
+}
 
-    /// The controller-wide default backend (`--default-backend`); conditions go to its
-    /// Service.
-    pub(super) fn resolve_flag(
-        &mut self,
-        service: &'a ObjectKey,
-        port: &'a str,
-        status: &mut Status,
-    ) -> RouteAction {
-        let port_ref = match port.parse::<i32>() {
-            Ok(n) => PortRef::Number(n),
-            Err(_) => PortRef::Name(port),
-        };
-        match self.resolve_port(&service.namespace, &service.name, port_ref, status) {
-            Resolved::Cluster(cluster) => RouteAction::forward(cluster),
-            Resolved::Unavailable(reason, message) => {
-                let message =
-                    format!("controller default backend: {message}; unmatched requests get 503");
-                status.push(
-                    "Service",
-                    service,
-                    condition_types::RESOLVED_REFS,
-                    Severity::Error,
-                    reason,
-                    message,
-                );
-                unavailable()
-            }
+impl<'a> Resolver<'a> {
+    fn resolve(&mut self, backend: &BackendRef<'a>) -> usize {
+        let key = (backend.namespace, backend.service, backend.port);
+        if let Some(&outcome) = self.cache.get(&key) {
+            return outcome;
         }
+        let outcome = self.resolve_uncached(backend);
+        self.outcomes.push(outcome);
+        let index = self.outcomes.len() - 1;
+        self.cache.insert(key, index);
+        index
     }
 
-    fn resolve_port(
-        &mut self,
-        namespace: &'a str,
-        name: &'a str,
-        port: PortRef<'a>,
-        status: &mut Status,
-    ) -> Resolved {
-        if let Some(resolved) = self.cache.get(&(namespace, name, port)) {
-            return resolved.clone();
-        }
-        let resolved = self.resolve_uncached(namespace, name, port, status);
-        self.cache.insert((namespace, name, port), resolved.clone());
-        resolved
-    }
-
-    fn resolve_uncached(
-        &mut self,
-        namespace: &str,
-        name: &str,
-        port: PortRef<'_>,
-        status: &mut Status,
-    ) -> Resolved {
-        let key = ObjectKey::new(namespace, name);
-        let Some(service) = self.objects.services.get(&key) else {
-            return Resolved::Unavailable(
-                reasons::SERVICE_NOT_FOUND,
-                format!("Service {key} not found"),
-            );
+    fn resolve_uncached(&self, backend: &BackendRef<'a>) -> Outcome<'a> {
+        let port = backend.port;
+        let lookup = ObjectKey::new(backend.namespace, backend.service);
+        let Some((key, service)) = self.objects.services.get_key_value(&lookup) else {
+            return Outcome::Unavailable {
+                reason: reasons::SERVICE_NOT_FOUND,
+                message: format!("Service {lookup} not found"),
+            };
         };
         let spec = service.spec.as_ref();
         if spec.and_then(|s| s.type_.as_deref()) == Some(values::SERVICE_TYPE_EXTERNAL_NAME) {
-            return Resolved::Unavailable(
-                reasons::EXTERNAL_NAME_NOT_SUPPORTED,
-                format!("Service {key} is of type ExternalName, which weir does not proxy to"),
-            );
+            return Outcome::Unavailable {
+                reason: reasons::EXTERNAL_NAME_NOT_SUPPORTED,
+                message: format!(
+                    "Service {key} is of type ExternalName, which weir does not proxy to"
+                ),
+            };
         }
         let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
         let found = ports.iter().find(|p| match port {
@@ -207,108 +131,256 @@ impl<'a> Backends<'a> {
         let Some((service_port, number)) =
             found.and_then(|p| Some((p, u16::try_from(p.port).ok().filter(|&n| n > 0)?)))
         else {
-            return Resolved::Unavailable(
-                reasons::SERVICE_PORT_NOT_FOUND,
-                format!("Service {key} has no port {port}"),
-            );
+            return Outcome::Unavailable {
+                reason: reasons::SERVICE_PORT_NOT_FOUND,
+                message: format!("Service {key} has no port {port}"),
+            };
         };
         if service_port.protocol.as_deref().is_some_and(|p| p != "TCP") {
-            return Resolved::Unavailable(
-                reasons::SERVICE_PORT_NOT_FOUND,
-                format!("Service {key} port {port} is not TCP"),
-            );
+            return Outcome::Unavailable {
+                reason: reasons::SERVICE_PORT_NOT_FOUND,
+                message: format!("Service {key} port {port} is not TCP"),
+            };
         }
-        let cluster_key = ClusterKey::new(&key.namespace, &key.name, number);
-        if !self.clusters.contains_key(&cluster_key) {
-            let cluster = cluster(cluster_key.clone(), service_port, &key, status);
-            self.clusters.insert(cluster_key.clone(), cluster);
+        let (cluster, warning) = cluster(
+            ClusterKey::new(&key.namespace, &key.name, number),
+            service_port,
+        );
+        Outcome::Cluster {
+            cluster,
+            service: Source {
+                kind: "Service",
+                key,
+                generation: service.metadata.generation,
+            },
+            warning,
         }
-        Resolved::Cluster(cluster_key)
+    }
+
+    /// Why a route is not fully resolved: the message of its first unresolved reference
+    /// (`None`: every reference resolved). Only forwards have references.
+    pub(super) fn unresolved(&self, route: &IrRoute<'_>) -> Option<&str> {
+        let IrAction::Forward(forward) = &route.action else {
+            return None;
+        };
+        forward
+            .backends
+            .iter()
+            .find_map(|backend| match &self.outcomes[outcome(backend)] {
+                Outcome::Cluster { .. } => None,
+                Outcome::Unavailable { message, .. } => Some(message.as_str()),
+            })
+    }
+
+    /// The snapshot action of a served route, reporting its unresolved references (and
+    /// rejection) on `source` and moving the clusters it uses into `clusters`; `None` for a
+    /// rejected route. `who` names the requests that get the `unresolved` answer in messages
+    /// (`requests`, `unmatched requests`).
+    pub(super) fn action(
+        &mut self,
+        action: IrAction<'a>,
+        source: &Source<'_>,
+        field: FieldPath,
+        who: &str,
+        clusters: &mut BTreeMap<ClusterKey, Cluster>,
+        status: &mut Status,
+    ) -> Option<RouteAction> {
+        let forward = match action {
+            IrAction::Forward(forward) => forward,
+            IrAction::Reject(rejection) => {
+                status.error(source, rejection.type_, rejection.reason, rejection.message);
+                return None;
+            }
+        };
+        let mut resolved = false;
+        let mut backends = Vec::with_capacity(forward.backends.len());
+        for backend in forward.backends {
+            let index = outcome(&backend);
+            let target = match &self.outcomes[index] {
+                Outcome::Cluster {
+                    cluster,
+                    service,
+                    warning,
+                } => {
+                    resolved = true;
+                    if !self.used[index] {
+                        self.used[index] = true;
+                        if let Entry::Vacant(entry) = clusters.entry(cluster.key.clone()) {
+                            entry.insert(cluster.clone());
+                            if let Some(message) = warning {
+                                status.warning(
+                                    service,
+                                    condition_types::ACCEPTED,
+                                    reasons::UNKNOWN_APP_PROTOCOL,
+                                    message.clone(),
+                                );
+                            }
+                        }
+                    }
+                    BackendTarget::Cluster(cluster.key.clone())
+                }
+                Outcome::Unavailable { reason, message } => {
+                    let message = format!(
+                        "{field}: {message}; {who} get {}",
+                        forward.unresolved.status
+                    );
+                    status.error(source, condition_types::RESOLVED_REFS, reason, message);
+                    BackendTarget::Respond(forward.unresolved.response())
+                }
+            };
+            backends.push(Backend {
+                target,
+                weight: backend.weight,
+                filters: backend.filters,
+            });
+        }
+        Some(if resolved {
+            RouteAction::Forward(Forward { backends })
+        } else {
+            // Nothing to forward to: answer directly, without a pick among dead backends.
+            RouteAction::Respond(forward.unresolved.response())
+        })
     }
 }
 
-/// The 503 action for an unresolvable backend.
-fn unavailable() -> RouteAction {
-    RouteAction::respond(503, UNAVAILABLE_BODY)
+/// The outcome index the resolve step wrote into a reference.
+fn outcome(backend: &BackendRef<'_>) -> usize {
+    backend
+        .outcome
+        .expect("invariant: the backends pass resolves every reference before it is read")
 }
 
-fn cluster(
-    key: ClusterKey,
-    port: &ServicePort,
-    service_key: &ObjectKey,
-    status: &mut Status,
-) -> Cluster {
-    let app_protocol = port.app_protocol.as_deref();
-    let (protocol, websocket) = match app_protocol {
+/// The cluster of a Service port, and a warning for an unknown `appProtocol`.
+fn cluster(key: ClusterKey, port: &ServicePort) -> (Cluster, Option<String>) {
+    let mut warning = None;
+    let (protocol, websocket) = match port.app_protocol.as_deref() {
         None | Some("http") => (UpstreamProtocol::Http1, false),
         Some("kubernetes.io/ws") => (UpstreamProtocol::Http1, true),
         Some("kubernetes.io/h2c" | "h2c") => (UpstreamProtocol::H2c, false),
         Some("https" | "tls" | "h2") => (UpstreamProtocol::Tls, false),
         Some("kubernetes.io/wss") => (UpstreamProtocol::Tls, true),
         Some(other) => {
-            let message = format!(
+            warning = Some(format!(
                 "port {}: appProtocol {other:?} is not one weir knows (http, https, h2c, kubernetes.io/h2c, kubernetes.io/ws, kubernetes.io/wss); using HTTP/1.1",
                 key.port
-            );
-            status.push(
-                "Service",
-                service_key,
-                condition_types::ACCEPTED,
-                Severity::Warning,
-                reasons::UNKNOWN_APP_PROTOCOL,
-                message,
-            );
+            ));
             (UpstreamProtocol::Http1, false)
         }
     };
-    Cluster {
+    let cluster = Cluster {
         key,
         port_name: port.name.clone().unwrap_or_default(),
         protocol,
         websocket,
         lb_policy: LbPolicy::default(),
         timeouts: Timeouts::default(),
-    }
+    };
+    (cluster, warning)
 }
 
-/// The snapshot's default backend: the oldest Ingress `spec.defaultBackend` that resolves,
-/// else the controller-wide one, else none.
-pub(super) fn default_backend<'a>(
-    owned: &[OwnedIngress<'a>],
-    config: &'a CompileConfig,
-    backends: &mut Backends<'a>,
-    status: &mut Status,
-) -> Option<RouteAction> {
-    let mut chosen: Option<(RouteAction, &ObjectKey)> = None;
-    for owned in owned {
-        let Some(backend) = owned
-            .ingress
-            .spec
-            .as_ref()
-            .and_then(|s| s.default_backend.as_ref())
-        else {
-            continue;
-        };
-        if let Some((_, winner)) = &chosen {
-            let message = format!(
-                "spec.defaultBackend: Ingress {winner} already provides the default backend (older, or earlier in namespace/name order); ignored"
-            );
-            status.ingress_error(
-                owned.key,
-                condition_types::ACCEPTED,
-                reasons::DEFAULT_BACKEND_CONFLICT,
-                message,
-            );
-            continue;
-        }
-        let field = || "spec.defaultBackend".to_owned();
-        if let Some(action) = backends.resolve(owned.key, backend, &field, status) {
-            chosen = Some((action, owned.key));
-        }
+#[cfg(test)]
+mod tests {
+    use super::super::ObjectRef;
+    use super::super::testing::{add, ir, route, run, services};
+    use super::*;
+    use crate::snapshot::{DirectResponse, Route};
+
+    fn find<'s>(compiled: &'s super::super::Compiled, host: &str, name: &str) -> &'s Route {
+        compiled.snapshot.route_tables[super::super::testing::TABLE]
+            .virtual_hosts
+            .exact[host]
+            .routes
+            .iter()
+            .find(|r| r.name == name)
+            .expect("route served")
     }
-    match (chosen, &config.default_backend) {
-        (Some((action, _)), _) => Some(action),
-        (None, Some(flag)) => Some(backends.resolve_flag(&flag.service, &flag.port, status)),
-        (None, None) => None,
+
+    #[test]
+    fn a_service_in_another_namespace_resolves_in_that_namespace() {
+        let objects = services(&["shared/api", "team-a/local"]);
+        let keys = [ObjectKey::new("team-a", "web")];
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "a.example",
+            [
+                route(0, 0, "/api", &[("shared/api", 1)]),
+                // Same Service name, but the reference names team-a: not found there.
+                route(0, 1, "/gone", &[("team-a/api", 1)]),
+            ],
+        );
+        let compiled = run(ir, &objects);
+        let api = ClusterKey::new("shared", "api", 80);
+        assert!(compiled.snapshot.clusters.contains_key(&api));
+        assert_eq!(
+            find(&compiled, "a.example", "route-0-0").action,
+            RouteAction::forward(api)
+        );
+        assert!(matches!(
+            find(&compiled, "a.example", "route-0-1").action,
+            RouteAction::Respond(DirectResponse { status: 500, .. })
+        ));
+        let referencing = ObjectRef {
+            kind: "Ingress",
+            key: keys[0].clone(),
+        };
+        let conditions = &compiled.status.conditions[&referencing];
+        assert_eq!(conditions.len(), 1, "{conditions:?}");
+        assert_eq!(conditions[0].reason, reasons::SERVICE_NOT_FOUND);
+        assert!(
+            conditions[0]
+                .message
+                .contains("Service team-a/api not found"),
+            "{}",
+            conditions[0].message
+        );
+    }
+
+    #[test]
+    fn each_distinct_reference_is_resolved_once() {
+        let objects = services(&["default/a"]);
+        let keys = [ObjectKey::new("default", "web")];
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "a.example",
+            (0..5).map(|i| route(0, i, &format!("/a{i}"), &[("default/a", 1)])),
+        );
+        add(
+            &mut ir,
+            "b.example",
+            (0..5).map(|i| route(0, 10 + i, &format!("/m{i}"), &[("default/missing", 1)])),
+        );
+        let resolver = resolve(&mut ir, &objects);
+        assert_eq!(resolver.outcomes.len(), 2);
+    }
+
+    #[test]
+    fn an_unresolved_share_of_a_weighted_route_gets_the_unresolved_answer() {
+        let objects = services(&["default/a"]);
+        let keys = [ObjectKey::new("default", "web")];
+        let mut ir = ir(&keys);
+        add(
+            &mut ir,
+            "a.example",
+            [route(
+                0,
+                0,
+                "/",
+                &[("default/a", 80), ("default/missing", 20)],
+            )],
+        );
+        let compiled = run(ir, &objects);
+        let RouteAction::Forward(forward) = &find(&compiled, "a.example", "route-0-0").action
+        else {
+            panic!("a route with one resolved backend forwards");
+        };
+        let shares: Vec<(u32, bool)> = forward
+            .backends
+            .iter()
+            .map(|b| (b.weight, matches!(b.target, BackendTarget::Cluster(_))))
+            .collect();
+        assert_eq!(shares, [(80, true), (20, false)]);
+        assert!(compiled.status.has_rejections());
     }
 }

@@ -5,22 +5,45 @@
 //! Bad input never aborts compile: the offending object gets a [`Condition`] and only that
 //! piece is skipped.
 //!
-//! # Passes, and why in this order
+//! # Front ends, one intermediate form, shared passes
 //!
-//! 1. **listeners** — from the command line only; nothing depends on objects.
-//! 2. **classes** (`classes.rs`) — decides which Ingresses are weir's and their precedence
-//!    (oldest first). Every later pass looks only at those, in that order, so "the older
-//!    Ingress wins" holds everywhere.
-//! 3. **tls** (`tls.rs`) — certificates per SNI host. Independent of routes; run before them so
-//!    an Ingress's TLS conditions come before its rule conditions in the report.
-//! 4. **ingress** (`ingress.rs`) — hosts, paths, precedence sort and cross-Ingress conflicts.
-//!    Conflicts are settled before backends are resolved, so a losing path never creates a
-//!    cluster nor reports a missing Service it would never have served.
-//! 5. **backends** (`backends.rs`) — resolves the surviving routes' Services into clusters
-//!    (503 actions for unresolvable ones), then the default backend.
-//! 6. **assemble** — virtual hosts and route names.
+//! A **front end** reads the objects of one API and produces the intermediate form
+//! (`ir.rs`: listeners; per route table the routes by host with their match, filters, backend
+//! *references*, source object, field and source order; default-route candidates; certificate
+//! references per listener). The Ingress front end (`ingress/`) is the only one today;
+//! weir's CRDs, ingress-nginx annotations and the Gateway API will be more, producing the
+//! same form. Front ends report what cannot enter the IR (an invalid host or path); nothing
+//! in the shared passes knows which front end a piece came from.
+//!
+//! The **shared passes**, one file each, run in this order:
+//!
+//! 1. **backends** (`backends.rs`) — resolves every backend reference (once per distinct
+//!    reference) into a cluster or an unresolved outcome. First, because the conflicts pass
+//!    needs to know which routes can actually serve.
+//! 2. **tls** (`tls.rs`) — parses and checks each referenced Secret once, and builds each
+//!    certificate set's SNI map. Independent of routes; it runs before conflicts so that all
+//!    of an object's TLS conditions come before its route conflicts in the report.
+//! 3. **conflicts** (`conflicts.rs`) — sorts each host's routes by precedence and settles
+//!    identical matches and competing default routes: a route whose backends resolved beats
+//!    one that did not, then source order. After backends, so that an older Ingress whose
+//!    backend is invalid cannot hide a valid route of a younger one.
+//! 4. **assemble** (`assemble.rs`) — builds route tables and virtual hosts in precedence
+//!    order, reports each surviving route's unresolved references in that order (a route that
+//!    lost a conflict reports only the conflict), keeps only the clusters some served route
+//!    uses, attaches certificates, and numbers the routes.
 //!
 //! Conditions are collected by the `status.rs` accumulator.
+//!
+//! # Conditions: every diagnostic, and one summary per type
+//!
+//! A [`Condition`] is one diagnostic about one piece of an object, shaped as the Gateway API
+//! wants conditions (`type`, `status`, `reason`, `message`, `observedGeneration`) plus
+//! weir's [`Severity`] (what `weir validate` prints and exits on). Compile keeps **every**
+//! diagnostic, in report order, in [`StatusReport::conditions`]: `weir validate`, logs and
+//! Events list them all. A status writer needs one condition per type per object instead:
+//! [`StatusReport::summary`] folds an object's diagnostics of one type into one — the worst
+//! status wins (`False`, then `Unknown`, then `True`), its first diagnostic gives reason and
+//! message, and the message counts the others.
 //!
 //! # Choices where the Ingress spec leaves room
 //!
@@ -32,29 +55,30 @@
 //! - A missing Service or Service port makes the route answer 503 (never 404, never the
 //!   default backend), with `ServiceNotFound` / `ServicePortNotFound`.
 //! - Conflicts (same host, path and path type; two default backends; two certificates for
-//!   one host) go to the oldest Ingress, then the first in namespace/name order; the loser
-//!   gets an `Error` condition naming the winner.
+//!   one host) go to the route whose backends resolved, then to the oldest Ingress, then the
+//!   first in namespace/name order; the loser gets an `Error` condition naming the winner.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
 
 use serde::Serialize;
 
+mod assemble;
 mod backends;
-mod classes;
+mod conflicts;
 mod ingress;
+mod ir;
 mod status;
+#[cfg(test)]
+mod testing;
 mod tls;
 
-use crate::snapshot::router::DEFAULT_BACKEND_ROUTE;
-use crate::snapshot::{
-    Listener, ListenerProtocol, PathMatch, Route, RouteId, RouteMatch, RouteTable, Snapshot,
-    VirtualHost, VirtualHosts,
-};
+use crate::snapshot::Snapshot;
+use crate::store::{ObjectKey, Objects};
+use ir::Ir;
 
 /// Name of the route table both Ingress listeners serve.
 pub const INGRESS_ROUTE_TABLE: &str = "ingress";
-use crate::store::{ObjectKey, Objects};
 
 /// Settings of compile that come from the command line, not from objects.
 #[derive(Debug, Clone)]
@@ -102,6 +126,50 @@ pub struct StatusReport {
 }
 
 impl StatusReport {
+    /// One condition per type for `object` (sorted by type), for status writers that must
+    /// publish one condition of each type (the Gateway API): the worst status among the
+    /// object's diagnostics of that type wins, the first diagnostic with that status gives
+    /// the reason and message (which then counts the others), the severity is the highest.
+    /// Types the object has no diagnostic of are absent; a writer that must publish them
+    /// fills them in as `True`.
+    pub fn summary(&self, object: &ObjectRef) -> Vec<Condition> {
+        let mut by_type: BTreeMap<&'static str, Vec<&Condition>> = BTreeMap::new();
+        for condition in self.conditions.get(object).into_iter().flatten() {
+            by_type.entry(condition.type_).or_default().push(condition);
+        }
+        by_type
+            .into_values()
+            .map(|conditions| {
+                let worst = conditions
+                    .iter()
+                    .copied()
+                    .reduce(|worst, c| {
+                        if c.status.badness() > worst.status.badness() {
+                            c
+                        } else {
+                            worst
+                        }
+                    })
+                    .expect("invariant: every type in the map has a condition");
+                let mut summary = worst.clone();
+                summary.severity = conditions
+                    .iter()
+                    .map(|c| c.severity)
+                    .max()
+                    .unwrap_or(worst.severity);
+                let others = conditions.len() - 1;
+                if others > 0 {
+                    summary.message.push_str(&format!(
+                        " (and {others} more {} diagnostic{})",
+                        worst.type_,
+                        if others == 1 { "" } else { "s" }
+                    ));
+                }
+                summary
+            })
+            .collect()
+    }
+
     /// Whether any object or piece of one was rejected.
     pub fn has_rejections(&self) -> bool {
         self.conditions
@@ -121,12 +189,16 @@ pub struct ObjectRef {
     pub key: ObjectKey,
 }
 
-/// One diagnostic about an object.
+/// One diagnostic about an object, in the shape of a Kubernetes (Gateway API) condition plus
+/// weir's severity.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Condition {
     /// Condition type, e.g. `Accepted`, `ResolvedRefs`, `TLSValid`.
     #[serde(rename = "type")]
     pub type_: &'static str,
+    /// Whether the condition holds for the piece diagnosed: `False` for a rejection,
+    /// `True` for a piece accepted with a caveat.
+    pub status: ConditionStatus,
     /// `Error` when something was rejected (skipped), `Warning` when it was accepted with a
     /// caveat.
     pub severity: Severity,
@@ -134,6 +206,32 @@ pub struct Condition {
     pub reason: &'static str,
     /// Human-readable explanation naming the offending field.
     pub message: String,
+    /// The object's `metadata.generation` the condition was computed from, when it has one
+    /// (objects from manifest files often do not).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+}
+
+/// The status of a [`Condition`], as Kubernetes spells it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum ConditionStatus {
+    /// The condition holds.
+    True,
+    /// It does not.
+    False,
+    /// Not known (yet).
+    Unknown,
+}
+
+impl ConditionStatus {
+    /// How bad a status is for summaries: `False` is worst, then `Unknown`, then `True`.
+    fn badness(self) -> u8 {
+        match self {
+            ConditionStatus::True => 0,
+            ConditionStatus::Unknown => 1,
+            ConditionStatus::False => 2,
+        }
+    }
 }
 
 /// How bad a [`Condition`] is.
@@ -148,101 +246,87 @@ pub enum Severity {
 /// Compile objects into a snapshot and status. Pure and deterministic.
 pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
     let mut status = status::Status::default();
-
-    // 2. classes
-    let owned = classes::owned_ingresses(objects, config, &mut status);
-
-    // 3. tls
-    let tls = tls::certificates(&owned, objects, config, &mut status);
-
-    // 4. ingress: hosts, paths, conflicts
-    let pending = ingress::routes(&owned, &mut status);
-
-    // 5. backends
-    let mut backends = backends::Backends::new(objects);
-    let mut virtual_hosts = VirtualHosts::default();
-    for (host, pending_routes) in pending {
-        let mut routes = Vec::with_capacity(pending_routes.len());
-        for pending in pending_routes {
-            let ingress = &owned[pending.owner];
-            let field = || {
-                format!(
-                    "spec.rules[{}].http.paths[{}]",
-                    pending.rule, pending.path_index
-                )
-            };
-            let Some(action) = backends.resolve(ingress.key, pending.backend, &field, &mut status)
-            else {
-                continue;
-            };
-            // 6. assemble (routes are already in precedence order)
-            routes.push(Route {
-                id: RouteId::default(),
-                name: format!(
-                    "{}/{}/{}/{}",
-                    ingress.key.namespace, ingress.key.name, pending.rule, pending.path_index
-                ),
-                matches: pending.matches,
-                filters: Vec::new(),
-                action,
-            });
-        }
-        if routes.is_empty() {
-            continue;
-        }
-        let vhost = VirtualHost {
-            host: host.display(),
-            routes,
-        };
-        match host {
-            ingress::HostKey::Exact(name) => {
-                virtual_hosts.exact.insert(name, vhost);
-            }
-            ingress::HostKey::Wildcard(suffix) => {
-                virtual_hosts.wildcard.insert(suffix, vhost);
-            }
-            ingress::HostKey::Any => virtual_hosts.any = Some(vhost),
-        }
-    }
-    let default_route =
-        backends::default_backend(&owned, config, &mut backends, &mut status).map(|action| Route {
-            id: RouteId::default(),
-            name: DEFAULT_BACKEND_ROUTE.to_owned(),
-            matches: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
-            filters: Vec::new(),
-            action,
-        });
-    let table = RouteTable {
-        virtual_hosts,
-        default_route,
-    };
-
-    // 1. listeners (from the command line; both serve the one Ingress table)
-    let mut listeners = vec![Listener {
-        name: "http".to_owned(),
-        address: config.http_addr,
-        protocol: ListenerProtocol::Http,
-        route_table: INGRESS_ROUTE_TABLE.to_owned(),
-        tls: None,
-    }];
-    if let Some(address) = config.https_addr {
-        listeners.push(Listener {
-            name: "https".to_owned(),
-            address,
-            protocol: ListenerProtocol::Https,
-            route_table: INGRESS_ROUTE_TABLE.to_owned(),
-            tls: Some(tls),
-        });
-    }
-
-    let mut snapshot = Snapshot {
-        listeners,
-        route_tables: [(INGRESS_ROUTE_TABLE.to_owned(), table)].into(),
-        clusters: backends.clusters,
-    };
-    snapshot.assign_route_ids();
+    let ir = ingress::front_end(objects, config, &mut status);
+    let snapshot = passes(ir, objects, config.now_unix, &mut status);
     Compiled {
         snapshot,
         status: status.report,
+    }
+}
+
+/// The shared passes over a front end's IR, in the order the module docs explain.
+fn passes<'a>(
+    mut ir: Ir<'a>,
+    objects: &'a Objects,
+    now_unix: i64,
+    status: &mut status::Status,
+) -> Snapshot {
+    let mut resolver = backends::resolve(&mut ir, objects);
+    let tls = tls::certificates(&ir, objects, now_unix, status);
+    conflicts::settle(&mut ir, &resolver, status);
+    assemble::snapshot(ir, &mut resolver, &tls, status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn condition(type_: &'static str, status: ConditionStatus, reason: &'static str) -> Condition {
+        Condition {
+            type_,
+            status,
+            severity: match status {
+                ConditionStatus::False => Severity::Error,
+                _ => Severity::Warning,
+            },
+            reason,
+            message: reason.to_lowercase(),
+            observed_generation: Some(5),
+        }
+    }
+
+    #[test]
+    fn the_worst_status_of_a_type_gives_the_summary() {
+        let object = ObjectRef {
+            kind: "Gateway",
+            key: ObjectKey::new("default", "gw"),
+        };
+        let mut report = StatusReport::default();
+        report.conditions.insert(
+            object.clone(),
+            vec![
+                condition("TLSValid", ConditionStatus::True, "HostMismatch"),
+                condition("Programmed", ConditionStatus::Unknown, "Pending"),
+                condition("TLSValid", ConditionStatus::Unknown, "Pending"),
+                condition("TLSValid", ConditionStatus::False, "Expired"),
+                condition("TLSValid", ConditionStatus::False, "NotFound"),
+                condition("Programmed", ConditionStatus::True, "Caveat"),
+            ],
+        );
+        let summary = report.summary(&object);
+        let brief: Vec<_> = summary
+            .iter()
+            .map(|c| (c.type_, c.status, c.reason, c.severity, c.message.as_str()))
+            .collect();
+        assert_eq!(
+            brief,
+            [
+                (
+                    "Programmed",
+                    ConditionStatus::Unknown,
+                    "Pending",
+                    Severity::Warning,
+                    "pending (and 1 more Programmed diagnostic)"
+                ),
+                (
+                    "TLSValid",
+                    ConditionStatus::False,
+                    "Expired",
+                    Severity::Error,
+                    "expired (and 3 more TLSValid diagnostics)"
+                ),
+            ]
+        );
+        assert!(summary.iter().all(|c| c.observed_generation == Some(5)));
     }
 }

@@ -1,7 +1,7 @@
 //! The status accumulator every pass writes its conditions into.
 
-use super::{Condition, ObjectRef, Severity, StatusReport};
-use crate::store::ObjectKey;
+use super::ir::Source;
+use super::{Condition, ConditionStatus, ObjectRef, Severity, StatusReport};
 
 /// Collects conditions per object; identical conditions on one object are kept once (a
 /// missing Service referenced by ten paths of one Ingress is one diagnostic).
@@ -12,50 +12,60 @@ pub(super) struct Status {
 
 impl Status {
     /// Record a condition on an object.
-    pub(super) fn push(
-        &mut self,
-        kind: &'static str,
-        key: &ObjectKey,
-        type_: &'static str,
-        severity: Severity,
-        reason: &'static str,
-        message: String,
-    ) {
-        let condition = Condition {
-            type_,
-            severity,
-            reason,
-            message,
-        };
-        let object = ObjectRef {
-            kind,
-            key: key.clone(),
-        };
+    pub(super) fn push(&mut self, object: ObjectRef, condition: Condition) {
         let conditions = self.report.conditions.entry(object).or_default();
         if !conditions.contains(&condition) {
             conditions.push(condition);
         }
     }
 
-    /// Record an error (the piece was skipped) on an Ingress.
-    pub(super) fn ingress_error(
+    /// Record an error on a source object: the piece was rejected (skipped, or answered
+    /// with an error), so the condition's status is `False`.
+    pub(super) fn error(
         &mut self,
-        key: &ObjectKey,
+        source: &Source<'_>,
         type_: &'static str,
         reason: &'static str,
         message: String,
     ) {
-        self.push("Ingress", key, type_, Severity::Error, reason, message);
+        self.push(
+            source.object(),
+            condition(source, type_, Severity::Error, reason, message),
+        );
     }
 
-    /// Record a warning (accepted with a caveat) on an Ingress.
-    pub(super) fn ingress_warning(
+    /// Record a warning on a source object: accepted with a caveat, so the condition's
+    /// status is `True`.
+    pub(super) fn warning(
         &mut self,
-        key: &ObjectKey,
+        source: &Source<'_>,
         type_: &'static str,
         reason: &'static str,
         message: String,
     ) {
-        self.push("Ingress", key, type_, Severity::Warning, reason, message);
+        self.push(
+            source.object(),
+            condition(source, type_, Severity::Warning, reason, message),
+        );
+    }
+}
+
+fn condition(
+    source: &Source<'_>,
+    type_: &'static str,
+    severity: Severity,
+    reason: &'static str,
+    message: String,
+) -> Condition {
+    Condition {
+        type_,
+        status: match severity {
+            Severity::Error => ConditionStatus::False,
+            Severity::Warning => ConditionStatus::True,
+        },
+        severity,
+        reason,
+        message,
+        observed_generation: source.generation,
     }
 }

@@ -1,17 +1,18 @@
-//! Pass 2: certificates of the HTTPS listener, from `spec.tls` of weir's Ingresses.
+//! Shared pass: certificates of the HTTPS listeners, from the IR's certificate sets.
 //!
-//! Each `spec.tls` entry names a Secret of type `kubernetes.io/tls` in the Ingress's
-//! namespace. The certificate chain and key are parsed and checked here, once per Secret:
-//! PEM syntax, a key rustls can sign with, the key matching the leaf certificate, and the
-//! leaf's validity period against [`super::CompileConfig::now_unix`]. A Secret that fails any
-//! check gets no SNI entry (its hosts are served the default certificate) and the Ingress gets
-//! a `TLSValid` condition. An entry without `secretName` leaves its hosts on the default
-//! certificate; an entry without `hosts` offers its certificate as the default certificate
-//! (the "wildcard host setting" of the spec). When two Ingresses give different Secrets for
-//! one host the older Ingress wins and the other gets `TLSHostConflict`.
+//! Each [`CertificateRef`] names a Secret of type `kubernetes.io/tls` (in the namespace the
+//! reference names). The certificate chain and key are parsed and checked here, once per
+//! Secret however many references name it: PEM syntax, a key rustls can sign with, the key
+//! matching the leaf certificate, and the leaf's validity period against
+//! [`super::CompileConfig::now_unix`]. A Secret that fails any check gets no SNI entry (its
+//! hosts are served the default certificate) and the referencing object gets a `TLSValid`
+//! condition. A reference without hosts offers its certificate as the default certificate
+//! (the first one, in source order). When two references give different Secrets for one host
+//! the earlier in source order (for Ingress: the older Ingress) wins and the other gets
+//! `TLSHostConflict`.
 
-use std::collections::HashMap;
 use std::collections::hash_map::Entry;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Secret;
@@ -19,8 +20,8 @@ use rustls::pki_types::CertificateDer;
 use rustls::sign::CertifiedKey;
 use x509_parser::extensions::GeneralName;
 
-use super::CompileConfig;
-use super::classes::OwnedIngress;
+use super::Ir;
+use super::ir::CertificateRef;
 use super::status::Status;
 use crate::api::{condition_types, reasons, values};
 use crate::snapshot::{Certificate, TlsConfig};
@@ -29,86 +30,101 @@ use crate::store::{ObjectKey, Objects};
 /// Why a Secret cannot be used: a reason constant and a message.
 type Rejection = (&'static str, String);
 
-/// Build the SNI map and default certificate.
+/// The SNI map and default certificate of every certificate set, by set name.
 pub(super) fn certificates(
-    owned: &[OwnedIngress<'_>],
+    ir: &Ir<'_>,
     objects: &Objects,
-    config: &CompileConfig,
+    now_unix: i64,
+    status: &mut Status,
+) -> BTreeMap<String, TlsConfig> {
+    let mut parsed: HashMap<ObjectKey, Result<Arc<Certificate>, Rejection>> = HashMap::new();
+    ir.certificate_sets
+        .iter()
+        .map(|(name, refs)| {
+            let tls = certificate_set(ir, refs, objects, now_unix, &mut parsed, status);
+            (name.clone(), tls)
+        })
+        .collect()
+}
+
+fn certificate_set(
+    ir: &Ir<'_>,
+    refs: &[CertificateRef<'_>],
+    objects: &Objects,
+    now_unix: i64,
+    parsed: &mut HashMap<ObjectKey, Result<Arc<Certificate>, Rejection>>,
     status: &mut Status,
 ) -> TlsConfig {
     let mut tls = TlsConfig::default();
-    let mut parsed: HashMap<ObjectKey, Result<Arc<Certificate>, Rejection>> = HashMap::new();
-    for owned in owned {
-        let Some(entries) = owned.ingress.spec.as_ref().and_then(|s| s.tls.as_ref()) else {
-            continue;
-        };
-        for (index, entry) in entries.iter().enumerate() {
-            let Some(secret_name) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
-                continue;
-            };
-            let secret_key = ObjectKey::new(owned.key.namespace.clone(), secret_name);
-            let result = match parsed.entry(secret_key) {
-                Entry::Occupied(e) => e.into_mut(),
-                Entry::Vacant(e) => {
-                    let result = match objects.secrets.get(e.key()) {
-                        None => Err((
-                            reasons::SECRET_NOT_FOUND,
-                            "not found (or not of type kubernetes.io/tls)".to_owned(),
-                        )),
-                        Some(secret) => {
-                            check_secret(e.key().to_string(), secret, config.now_unix).map(Arc::new)
-                        }
-                    };
-                    e.insert(result)
-                }
-            };
-            let certificate = match result {
-                Ok(certificate) => certificate,
-                Err((reason, message)) => {
-                    let message = format!(
-                        "spec.tls[{index}]: Secret {}/{secret_name}: {message}; its hosts get the default certificate",
-                        owned.key.namespace
-                    );
-                    status.ingress_error(owned.key, condition_types::TLS, reason, message);
-                    continue;
-                }
-            };
-            let hosts = entry.hosts.as_deref().unwrap_or_default();
-            if hosts.is_empty() && tls.default.is_none() {
-                tls.default = Some(certificate.clone());
+    // Which object put each host into the SNI map (named in conflict messages).
+    let mut owners: HashMap<String, &str> = HashMap::new();
+    for reference in refs {
+        let source = ir.source(reference.source);
+        let field = reference.field;
+        let secret_key = ObjectKey::new(reference.namespace, reference.name);
+        let result = match parsed.entry(secret_key) {
+            Entry::Occupied(e) => e.into_mut(),
+            Entry::Vacant(e) => {
+                let result = match objects.secrets.get(e.key()) {
+                    None => Err((
+                        reasons::SECRET_NOT_FOUND,
+                        "not found (or not of type kubernetes.io/tls)".to_owned(),
+                    )),
+                    Some(secret) => {
+                        check_secret(e.key().to_string(), secret, now_unix).map(Arc::new)
+                    }
+                };
+                e.insert(result)
             }
-            for host in hosts {
-                let host = host.to_ascii_lowercase();
-                if !covers(&certificate.subject_alt_names, &host) {
+        };
+        let certificate = match result {
+            Ok(certificate) => certificate,
+            Err((reason, message)) => {
+                let message = format!(
+                    "{field}: Secret {}/{}: {message}; its hosts get the default certificate",
+                    reference.namespace, reference.name
+                );
+                status.error(source, condition_types::TLS, reason, message);
+                continue;
+            }
+        };
+        if reference.hosts.is_empty() && tls.default.is_none() {
+            tls.default = Some(certificate.clone());
+        }
+        for host in reference.hosts {
+            let host = host.to_ascii_lowercase();
+            if !covers(&certificate.subject_alt_names, &host) {
+                let message = format!(
+                    "{field}: the certificate of Secret {} does not cover host {host} (subjectAltNames: {})",
+                    certificate.source,
+                    certificate.subject_alt_names.join(", ")
+                );
+                status.warning(
+                    source,
+                    condition_types::TLS,
+                    reasons::CERTIFICATE_HOST_MISMATCH,
+                    message,
+                );
+            }
+            match tls.sni.get(&host) {
+                None => {
+                    owners.insert(host.clone(), source.kind);
+                    tls.sni.insert(host, certificate.clone());
+                }
+                Some(existing) if existing.source == certificate.source => {}
+                Some(existing) => {
                     let message = format!(
-                        "spec.tls[{index}]: the certificate of Secret {} does not cover host {host} (subjectAltNames: {})",
-                        certificate.source,
-                        certificate.subject_alt_names.join(", ")
+                        "{field}: host {host} already uses Secret {} from an older {}; Secret {} is ignored for it",
+                        existing.source,
+                        owners.get(&host).copied().unwrap_or(source.kind),
+                        certificate.source
                     );
-                    status.ingress_warning(
-                        owned.key,
+                    status.error(
+                        source,
                         condition_types::TLS,
-                        reasons::CERTIFICATE_HOST_MISMATCH,
+                        reasons::TLS_HOST_CONFLICT,
                         message,
                     );
-                }
-                match tls.sni.get(&host) {
-                    None => {
-                        tls.sni.insert(host, certificate.clone());
-                    }
-                    Some(existing) if existing.source == certificate.source => {}
-                    Some(existing) => {
-                        let message = format!(
-                            "spec.tls[{index}]: host {host} already uses Secret {} from an older Ingress; Secret {} is ignored for it",
-                            existing.source, certificate.source
-                        );
-                        status.ingress_error(
-                            owned.key,
-                            condition_types::TLS,
-                            reasons::TLS_HOST_CONFLICT,
-                            message,
-                        );
-                    }
                 }
             }
         }

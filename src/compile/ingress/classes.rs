@@ -1,4 +1,4 @@
-//! Pass 1: which Ingresses are weir's, in precedence order.
+//! Which Ingresses are weir's, in precedence order (the Ingress front end's first step).
 //!
 //! An Ingress is weir's when `spec.ingressClassName` names an IngressClass whose
 //! `spec.controller` is weir's controller name; or, when it has no class name, when its legacy
@@ -15,9 +15,9 @@ use std::collections::BTreeSet;
 use k8s_openapi::api::networking::v1::Ingress;
 use k8s_openapi::jiff::Timestamp;
 
-use super::CompileConfig;
-use super::status::Status;
 use crate::api::annotations;
+use crate::compile::CompileConfig;
+use crate::compile::status::Status;
 use crate::store::{ObjectKey, Objects};
 
 /// An Ingress of weir's class.
