@@ -132,8 +132,8 @@ impl RouteMatch {
     /// length `Exact`, `Prefix`, then a regular expression; then the path text, so that the
     /// order is total — two different `Exact`/`Prefix` paths of equal length never match the
     /// same request), then a method match before none, then more header matches, then more
-    /// query matches. Equal keys mean equal matches: compile orders those by source (oldest
-    /// first) and reports the later ones as conflicts.
+    /// query matches. Compile breaks ties by source order (oldest first); among those, routes
+    /// whose whole match is identical are conflicts, and only the first is kept.
     pub fn precedence(
         &self,
     ) -> (
