@@ -14,7 +14,7 @@ use tokio::net::TcpListener;
 use weir::admin::{self, AdminState};
 use weir::compile::{CompileConfig, DefaultBackend};
 use weir::proxy::{
-    AccessLogConfig, AccessLogFormat, AccessLogTarget, BoundListener, EscapedSlashes,
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, BoundListener, Cidr, EscapedSlashes,
     ForwardedHeaders, Proxy, ProxyConfig,
 };
 use weir::reconcile::metrics::ControlPlaneMetrics;
@@ -65,8 +65,14 @@ struct ListenArgs {
     /// Access log as JSON lines instead of text.
     #[arg(long)]
     access_log_json: bool,
-    /// Trust incoming X-Forwarded-For/-Proto/-Host (weir behind a trusted load balancer):
-    /// append to them instead of overwriting.
+    /// Networks of the load balancers or proxies in front of weir (`CIDR[,CIDR...]`,
+    /// repeatable; a bare IP is one address). From a peer in them, X-Forwarded-For is appended
+    /// to, X-Forwarded-Proto/-Host and Forwarded are kept, and X-Real-IP is the first
+    /// untrusted address of the chain; from any other peer they are all dropped and
+    /// rewritten. Default: none (weir is the edge).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',', value_parser = parse_cidr)]
+    trusted_proxies: Vec<Cidr>,
+    /// Deprecated: the same as `--trusted-proxies 0.0.0.0/0,::/0` (trusts every peer).
     #[arg(long)]
     trust_forwarded_headers: bool,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
@@ -416,13 +422,33 @@ fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
         escaped_slashes: listen.escaped_slashes,
         tunnel_idle_timeout: listen.tunnel_idle_timeout,
         access_log: AccessLogConfig { target, format },
-        forwarded: if listen.trust_forwarded_headers {
-            ForwardedHeaders::Trust
-        } else {
-            ForwardedHeaders::Overwrite
-        },
+        forwarded: forwarded_headers(listen),
         ..ProxyConfig::default()
     })
+}
+
+fn forwarded_headers(listen: &ListenArgs) -> ForwardedHeaders {
+    let mut forwarded = ForwardedHeaders {
+        trusted_proxies: listen.trusted_proxies.clone(),
+    };
+    if listen.trust_forwarded_headers {
+        tracing::warn!(
+            "--trust-forwarded-headers is deprecated: it trusts every peer; name the load \
+             balancers' networks with --trusted-proxies"
+        );
+        forwarded
+            .trusted_proxies
+            .extend(ForwardedHeaders::trust_all().trusted_proxies);
+    }
+    if !forwarded.trusted_proxies.is_empty() {
+        let nets: Vec<String> = forwarded
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        tracing::info!(trusted_proxies = %nets.join(","), "forwarding headers trusted from these peers");
+    }
+    forwarded
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
@@ -470,6 +496,11 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         kube: KubeArgs::default(),
     })
     .await
+}
+
+/// Parse one CIDR of `--trusted-proxies` (the list is split on commas by clap).
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    s.parse::<Cidr>().map_err(|e| e.to_string())
 }
 
 /// Parse `reject`, `keep` or `unescape`.
