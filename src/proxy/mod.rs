@@ -323,7 +323,8 @@ impl Proxy {
     /// `weir_requests_total{route,cluster,code_class}`,
     /// `weir_request_duration_seconds{route,cluster}` (histogram),
     /// `weir_upstream_errors_total{cluster,kind}`, `weir_endpoints{cluster}`,
-    /// `weir_downstream_connections_active/total{listener}`, `weir_snapshot_generation`.
+    /// `weir_downstream_connections_active/total{listener}`, `weir_snapshot_generation`,
+    /// `weir_access_log_dropped_total`.
     pub fn render_metrics(&self, out: &mut String) {
         let (routes, clusters, slots) = {
             let state = self.publish_lock();
@@ -341,6 +342,7 @@ impl Proxy {
                 clusters: &clusters,
                 listeners: &listeners,
                 generation: self.generation(),
+                access_log_dropped: self.inner.access_log.dropped(),
             },
             out,
         );
