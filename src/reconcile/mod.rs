@@ -150,15 +150,20 @@ pub async fn run_files(
     let _ = debounce.fire(started); // the initial build is done
 
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher =
-        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+    // Symlinked directories are not loaded (`files::load_dir`), so not watched either. A
+    // ConfigMap volume's update swaps its `..data` symlink in the watched directory itself,
+    // and that event triggers the reload.
+    let mut watcher = notify::RecommendedWatcher::new(
+        move |event: notify::Result<notify::Event>| match event {
             Ok(event) if event.kind.is_access() => {}
             Ok(_) => {
                 let _ = tx.send(());
             }
             Err(error) => tracing::warn!(%error, "manifests watch error"),
-        })
-        .map_err(|source| ReconcileError::Notify {
+        },
+        notify::Config::default().with_follow_symlinks(false),
+    )
+    .map_err(|source| ReconcileError::Notify {
             dir: dir.clone(),
             source,
         })?;
