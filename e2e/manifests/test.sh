@@ -97,6 +97,8 @@ check "the debug listener does not serve /metrics" 404 "$(c -o /dev/null -w '%{h
 metrics="$(c http://$ADMIN/metrics)"
 check "/metrics has request counters" 'weir_requests_total{' "$metrics"
 check "/metrics has control-plane metrics" 'weir_reconcile' "$metrics"
+check "/metrics has dropped access-log lines" "weir_access_log_dropped_total" "$metrics"
+check "/metrics has certificate expiry" "weir_certificates_expired 0" "$metrics"
 check "access log is JSON with the route" '"route"' "$(head -1 "$TMP/access.log")"
 
 # validate exit codes (like nginx -t).
