@@ -64,4 +64,4 @@ YAML
 exec "$WEIR" run --manifests "$DIR" --workers 1 \
     --http-addr "127.0.0.1:${BENCH_H1_PORT:-18080}" \
     --https-addr "127.0.0.1:${BENCH_TLS_PORT:-18443}" \
-    --admin-addr 127.0.0.1:18901 --log warn
+    --admin-addr 127.0.0.1:18901 --debug-addr off --log warn

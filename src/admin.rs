@@ -1,22 +1,30 @@
-//! The admin listener: `/healthz`, `/readyz`, `/metrics`, `/config`, `/clusters`.
+//! The admin and debug listeners (unauthenticated, like Envoy's admin port), split the way
+//! Contour and ingress-nginx split them: what the cluster needs to reach on one, the
+//! configuration dumps on another that only the pod itself reaches.
 //!
-//! Bind it to loopback or a private interface: it dumps configuration (never key
-//! material) and is unauthenticated, like Envoy's admin port.
+//! [`Surface::Admin`] (`--admin-addr`, default `0.0.0.0:9901`: the kubelet's probes and
+//! Prometheus reach it on the pod IP):
 //!
 //! - `/healthz`: 200 while the process runs.
 //! - `/readyz`: 200 once the first snapshot is live in the proxy, 503 before (in Kubernetes
 //!   mode that is after every watched kind has listed once). It stays 200 when the API server
 //!   becomes unreachable later: the last snapshot keeps serving traffic.
 //! - `/metrics`: Prometheus text format, from the proxy and the control plane.
-//! - `/config`: the current snapshot as JSON.
+//!
+//! [`Surface::Debug`] (`--debug-addr`, default `127.0.0.1:9902`: loopback, so only
+//! `kubectl port-forward` or a shell in the pod reaches it; `off` disables it):
+//!
+//! - `/config`: the current snapshot as JSON (never key material or credentials).
 //! - `/clusters`: endpoints per cluster with in-flight and total request counts.
+//!
+//! Each listener answers the other's paths with a 404 that says where they are served.
 
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::{Method, Request, Response, StatusCode, header};
+use http::{Method, Response, StatusCode, header};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -37,8 +45,22 @@ pub struct AdminState {
     pub metrics: Vec<MetricsSource>,
 }
 
-/// Serve the admin endpoints on `listener` until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()>) {
+/// Which endpoints a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Surface {
+    /// `/healthz`, `/readyz`, `/metrics`: for the kubelet and Prometheus.
+    Admin,
+    /// `/config`, `/clusters`: configuration dumps, for an operator on the pod's loopback.
+    Debug,
+}
+
+/// Serve the endpoints of `surface` on `listener` until `shutdown` resolves.
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    surface: Surface,
+    shutdown: impl Future<Output = ()>,
+) {
     let state = Arc::new(state);
     tokio::pin!(shutdown);
     loop {
@@ -54,9 +76,11 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
         };
         let state = state.clone();
         tokio::spawn(async move {
-            let service = service_fn(move |req| {
+            let service = service_fn(move |req: http::Request<Incoming>| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(handle(&state, &req)) }
+                async move {
+                    Ok::<_, Infallible>(handle(&state, surface, req.method(), req.uri().path()))
+                }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(error) = builder
@@ -69,13 +93,18 @@ pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Futu
     }
 }
 
-fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-    if req.method() != Method::GET && req.method() != Method::HEAD {
+fn handle(
+    state: &AdminState,
+    surface: Surface,
+    method: &Method,
+    path: &str,
+) -> Response<Full<Bytes>> {
+    if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
     }
-    match req.uri().path() {
-        "/healthz" => text(StatusCode::OK, "ok\n".into()),
-        "/readyz" => {
+    match (surface, path) {
+        (Surface::Admin, "/healthz") => text(StatusCode::OK, "ok\n".into()),
+        (Surface::Admin, "/readyz") => {
             if state.proxy.generation() > 0 {
                 text(StatusCode::OK, "ok\n".into())
             } else {
@@ -85,7 +114,7 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
                 )
             }
         }
-        "/metrics" => {
+        (Surface::Admin, "/metrics") => {
             let mut out = String::with_capacity(16 * 1024);
             state.proxy.render_metrics(&mut out);
             for source in &state.metrics {
@@ -97,11 +126,23 @@ fn handle(state: &AdminState, req: &Request<Incoming>) -> Response<Full<Bytes>> 
                 out,
             )
         }
-        "/config" => json(&*state.proxy.snapshot()),
-        "/clusters" => json(&state.proxy.clusters_json()),
-        _ => text(
+        (Surface::Debug, "/config") => json(&*state.proxy.snapshot()),
+        (Surface::Debug, "/clusters") => json(&state.proxy.clusters_json()),
+        (Surface::Admin, "/config" | "/clusters") => text(
             StatusCode::NOT_FOUND,
-            "not found; try /healthz /readyz /metrics /config /clusters\n".into(),
+            format!("{path} is served on the debug listener (--debug-addr, loopback by default)\n"),
+        ),
+        (Surface::Debug, "/healthz" | "/readyz" | "/metrics") => text(
+            StatusCode::NOT_FOUND,
+            format!("{path} is served on the admin listener (--admin-addr)\n"),
+        ),
+        (Surface::Admin, _) => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /healthz /readyz /metrics\n".into(),
+        ),
+        (Surface::Debug, _) => text(
+            StatusCode::NOT_FOUND,
+            "not found; try /config /clusters\n".into(),
         ),
     }
 }
@@ -129,4 +170,61 @@ fn with_type(
         header::HeaderValue::from_static(content_type),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state() -> AdminState {
+        AdminState {
+            proxy: Proxy::default(),
+            metrics: vec![Arc::new(|out: &mut String| {
+                out.push_str("weir_control_plane_sample 1\n")
+            })],
+        }
+    }
+
+    fn get(surface: Surface, path: &str) -> (StatusCode, String) {
+        let response = handle(&state(), surface, &Method::GET, path);
+        let status = response.status();
+        let body =
+            futures::executor::block_on(http_body_util::BodyExt::collect(response.into_body()))
+                .expect("infallible")
+                .to_bytes();
+        (status, String::from_utf8(body.to_vec()).expect("utf8"))
+    }
+
+    #[test]
+    fn the_admin_listener_serves_health_and_metrics_but_no_configuration() {
+        assert_eq!(get(Surface::Admin, "/healthz").0, StatusCode::OK);
+        assert_eq!(
+            get(Surface::Admin, "/readyz").0,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let (status, metrics) = get(Surface::Admin, "/metrics");
+        assert_eq!(status, StatusCode::OK);
+        assert!(metrics.contains("weir_snapshot_generation 0"), "{metrics}");
+        assert!(metrics.contains("weir_control_plane_sample 1"), "{metrics}");
+        for path in ["/config", "/clusters"] {
+            let (status, body) = get(Surface::Admin, path);
+            assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
+            assert!(body.contains("--debug-addr"), "{body}");
+        }
+    }
+
+    #[test]
+    fn the_debug_listener_serves_the_dumps_and_nothing_else() {
+        let (status, config) = get(Surface::Debug, "/config");
+        assert_eq!(status, StatusCode::OK);
+        assert!(config.contains("\"listeners\""), "{config}");
+        let (status, clusters) = get(Surface::Debug, "/clusters");
+        assert_eq!(status, StatusCode::OK);
+        assert!(clusters.contains("\"clusters\""), "{clusters}");
+        for path in ["/healthz", "/readyz", "/metrics", "/"] {
+            assert_eq!(get(Surface::Debug, path).0, StatusCode::NOT_FOUND, "{path}");
+        }
+        let refused = handle(&state(), Surface::Debug, &Method::POST, "/config");
+        assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
+    }
 }

@@ -11,10 +11,10 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use tokio::net::TcpListener;
 
-use weir::admin::{self, AdminState};
+use weir::admin::{self, AdminState, Surface};
 use weir::compile::{CompileConfig, DefaultBackend};
 use weir::proxy::{
-    AccessLogConfig, AccessLogFormat, AccessLogTarget, BoundListener, EscapedSlashes,
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, BoundListener, Cidr, EscapedSlashes,
     ForwardedHeaders, Proxy, ProxyConfig,
 };
 use weir::reconcile::metrics::ControlPlaneMetrics;
@@ -53,9 +53,14 @@ struct ListenArgs {
     /// HTTPS listener (TLS 1.2/1.3, ALPN h2 and http/1.1).
     #[arg(long, default_value = "0.0.0.0:8443")]
     https_addr: SocketAddr,
-    /// Admin listener (/healthz /readyz /metrics /config /clusters). Unauthenticated.
+    /// Admin listener: /healthz /readyz /metrics, for the kubelet's probes and Prometheus.
+    /// Unauthenticated; reveals no configuration.
     #[arg(long, default_value = "0.0.0.0:9901")]
     admin_addr: SocketAddr,
+    /// Debug listener: /config /clusters (configuration dumps, unauthenticated). Loopback by
+    /// default, reached with `kubectl port-forward`; `off` disables it.
+    #[arg(long, default_value = "127.0.0.1:9902", value_parser = parse_debug_addr)]
+    debug_addr: DebugAddr,
     /// Proxy worker threads; 1 runs everything on one thread. Default: number of CPUs.
     #[arg(long)]
     workers: Option<usize>,
@@ -65,8 +70,14 @@ struct ListenArgs {
     /// Access log as JSON lines instead of text.
     #[arg(long)]
     access_log_json: bool,
-    /// Trust incoming X-Forwarded-For/-Proto/-Host (weir behind a trusted load balancer):
-    /// append to them instead of overwriting.
+    /// Networks of the load balancers or proxies in front of weir (`CIDR[,CIDR...]`,
+    /// repeatable; a bare IP is one address). From a peer in them, X-Forwarded-For is appended
+    /// to, X-Forwarded-Proto/-Host and Forwarded are kept, and X-Real-IP is the first
+    /// untrusted address of the chain; from any other peer they are all dropped and
+    /// rewritten. Default: none (weir is the edge).
+    #[arg(long, value_name = "CIDR", value_delimiter = ',', value_parser = parse_cidr)]
+    trusted_proxies: Vec<Cidr>,
+    /// Deprecated: the same as `--trusted-proxies 0.0.0.0/0,::/0` (trusts every peer).
     #[arg(long)]
     trust_forwarded_headers: bool,
     /// How long in-flight requests may take to finish after SIGTERM/SIGINT.
@@ -79,6 +90,22 @@ struct ListenArgs {
     /// Close a WebSocket tunnel in which no byte moved for this long (0: never).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     tunnel_idle_timeout: Duration,
+}
+
+/// `--debug-addr`: an address, or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DebugAddr {
+    Off,
+    At(SocketAddr),
+}
+
+impl std::fmt::Display for DebugAddr {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DebugAddr::Off => f.write_str("off"),
+            DebugAddr::At(addr) => write!(f, "{addr}"),
+        }
+    }
 }
 
 #[derive(Args)]
@@ -332,9 +359,21 @@ where
     let http = bind(listen.http_addr, "HTTP").await?;
     let https = bind(listen.https_addr, "HTTPS").await?;
     let admin_listener = bind(listen.admin_addr, "admin").await?;
+    let debug_listener = match listen.debug_addr {
+        DebugAddr::Off => None,
+        DebugAddr::At(addr) => {
+            if !addr.ip().is_loopback() {
+                tracing::warn!(
+                    debug = %addr,
+                    "the debug listener dumps the configuration unauthenticated on a non-loopback address"
+                );
+            }
+            Some(bind(addr, "debug").await?)
+        }
+    };
     tracing::info!(
         http = %listen.http_addr, https = %listen.https_addr, admin = %listen.admin_addr,
-        "listening"
+        debug = %listen.debug_addr, "listening"
     );
 
     let proxy = Proxy::new(proxy_config(listen)?);
@@ -347,14 +386,24 @@ where
     };
 
     let control = tokio::spawn(source(proxy.clone(), Box::pin(stopped())));
+    let admin_state = AdminState {
+        proxy: proxy.clone(),
+        metrics: vec![Arc::new(move |out: &mut String| {
+            control_metrics.render_metrics(out)
+        })],
+    };
+    let debug = debug_listener.map(|listener| {
+        tokio::spawn(admin::serve(
+            listener,
+            admin_state.clone(),
+            Surface::Debug,
+            stopped(),
+        ))
+    });
     let admin = tokio::spawn(admin::serve(
         admin_listener,
-        AdminState {
-            proxy: proxy.clone(),
-            metrics: vec![Arc::new(move |out: &mut String| {
-                control_metrics.render_metrics(out)
-            })],
-        },
+        admin_state,
+        Surface::Admin,
         stopped(),
     ));
     let data = {
@@ -395,6 +444,9 @@ where
     let _ = stop_tx.send(true);
     let served = data.await.context("proxy task")?;
     let _ = admin.await;
+    if let Some(debug) = debug {
+        let _ = debug.await;
+    }
     served.context("proxy")?;
     tracing::info!("drained; bye");
     Ok(())
@@ -416,13 +468,33 @@ fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
         escaped_slashes: listen.escaped_slashes,
         tunnel_idle_timeout: listen.tunnel_idle_timeout,
         access_log: AccessLogConfig { target, format },
-        forwarded: if listen.trust_forwarded_headers {
-            ForwardedHeaders::Trust
-        } else {
-            ForwardedHeaders::Overwrite
-        },
+        forwarded: forwarded_headers(listen),
         ..ProxyConfig::default()
     })
+}
+
+fn forwarded_headers(listen: &ListenArgs) -> ForwardedHeaders {
+    let mut forwarded = ForwardedHeaders {
+        trusted_proxies: listen.trusted_proxies.clone(),
+    };
+    if listen.trust_forwarded_headers {
+        tracing::warn!(
+            "--trust-forwarded-headers is deprecated: it trusts every peer; name the load \
+             balancers' networks with --trusted-proxies"
+        );
+        forwarded
+            .trusted_proxies
+            .extend(ForwardedHeaders::trust_all().trusted_proxies);
+    }
+    if !forwarded.trusted_proxies.is_empty() {
+        let nets: Vec<String> = forwarded
+            .trusted_proxies
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        tracing::info!(trusted_proxies = %nets.join(","), "forwarding headers trusted from these peers");
+    }
+    forwarded
 }
 
 async fn demo(args: DemoArgs) -> anyhow::Result<()> {
@@ -447,6 +519,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
     let http = reachable(args.listen.http_addr);
     let https = reachable(args.listen.https_addr);
     let admin = reachable(args.listen.admin_addr);
+    let debug = match args.listen.debug_addr {
+        DebugAddr::At(addr) => format!("http://{}", reachable(addr)),
+        DebugAddr::Off => "(--debug-addr off)".to_owned(),
+    };
     println!(
         "weir demo: serving {} on http://{http} and https://{https} (admin http://{admin})\n\
          try:\n  \
@@ -454,7 +530,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
          curl -H 'Host: demo.localhost' http://{http}/b        # echo-b-1 / echo-b-2\n  \
          curl --http2-prior-knowledge http://{http}/           # no-host rule, over h2c\n  \
          curl -k --resolve demo.localhost:{https_port}:127.0.0.1 https://demo.localhost:{https_port}/a\n  \
-         curl http://{admin}/clusters                        # endpoints with request counts\n  \
+         curl {debug}/clusters                        # endpoints with request counts\n  \
          curl http://{admin}/metrics\n\
          Ctrl-C to stop.",
         dir.display(),
@@ -470,6 +546,21 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         kube: KubeArgs::default(),
     })
     .await
+}
+
+/// Parse one CIDR of `--trusted-proxies` (the list is split on commas by clap).
+fn parse_cidr(s: &str) -> Result<Cidr, String> {
+    s.parse::<Cidr>().map_err(|e| e.to_string())
+}
+
+/// Parse `--debug-addr`: `off`, or an address.
+fn parse_debug_addr(s: &str) -> Result<DebugAddr, String> {
+    if s == "off" {
+        return Ok(DebugAddr::Off);
+    }
+    s.parse()
+        .map(DebugAddr::At)
+        .map_err(|_| format!("{s:?}: expected an address like 127.0.0.1:9902, or off"))
 }
 
 /// Parse `reject`, `keep` or `unescape`.

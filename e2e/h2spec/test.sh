@@ -121,7 +121,7 @@ for attempt in 1 2 3 4 5; do
     read -r HTTP_PORT HTTPS_PORT ADMIN_PORT < <(free_ports)
     ADMIN=127.0.0.1:$ADMIN_PORT
     "$WEIR" run --manifests "$TMP/manifests" --http-addr "127.0.0.1:$HTTP_PORT" \
-        --https-addr "127.0.0.1:$HTTPS_PORT" --admin-addr "$ADMIN" --workers 1 \
+        --https-addr "127.0.0.1:$HTTPS_PORT" --admin-addr "$ADMIN" --debug-addr off --workers 1 \
         >"$OUT/weir.log" 2>&1 &
     WEIR_PID=$!
     PIDS+=($WEIR_PID)

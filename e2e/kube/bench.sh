@@ -59,7 +59,7 @@ pass "loaded $((SERVICES * 3)) objects in $((SECONDS - t0)) s"
 
 t0=$SECONDS
 "${NSENTER[@]}" env RUST_LOG="${RUST_LOG:-warn}" "$WEIR_BIN" run --kubeconfig "$SA_KUBECONFIG" \
-  --http-addr 127.0.0.1:18081 --https-addr 127.0.0.1:18443 --admin-addr 127.0.0.1:18091 \
+  --http-addr 127.0.0.1:18081 --https-addr 127.0.0.1:18443 --admin-addr 127.0.0.1:18091 --debug-addr off \
   --lease-namespace "$SYS" --lease-name weir-leader --identity bench \
   --publish-address 10.244.255.1 >"$WEIR_E2E_STATE/weir.log" 2>&1 </dev/null &
 WEIR_PID=$!

@@ -77,7 +77,7 @@ done
 start_weir() {
   local name="$1" http="$2" https="$3" admin="$4"; shift 4
   "${NSENTER[@]}" env RUST_LOG="${RUST_LOG:-info}" "$WEIR_BIN" run --kubeconfig "$SA_KUBECONFIG" \
-    --http-addr "127.0.0.1:$http" --https-addr "127.0.0.1:$https" --admin-addr "127.0.0.1:$admin" \
+    --http-addr "127.0.0.1:$http" --https-addr "127.0.0.1:$https" --admin-addr "127.0.0.1:$admin" --debug-addr off \
     --lease-namespace "$SYS" --lease-name "$LEASE" --identity "$name" \
     --publish-address "$PUBLISH_IP" "$@" >>"$LOGS/$name.log" 2>&1 </dev/null &
   WEIR_PID[$name]=$!

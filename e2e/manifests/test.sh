@@ -12,7 +12,7 @@ REPO="$(cd "$HERE/../.." && pwd)"
 WEIR="${WEIR_BIN:-$REPO/target/release/weir}"
 [[ -x $WEIR ]] || { echo "no weir binary at $WEIR (cargo build --release)"; exit 1; }
 TMP="$(mktemp -d /tmp/weir-e2e-manifests.XXXXXX)"
-HTTP=127.0.0.1:18280 HTTPS=127.0.0.1:18643 ADMIN=127.0.0.1:18901
+HTTP=127.0.0.1:18280 HTTPS=127.0.0.1:18643 ADMIN=127.0.0.1:18901 DEBUG=127.0.0.1:18902
 PIDS=()
 PASSED=0 FAILED=0
 pass() { PASSED=$((PASSED + 1)); echo "PASS: $*"; }
@@ -51,7 +51,7 @@ YAML
 python3 "$HERE/backend.py" a1=18211 a2=18212 b1=18213 b2=18214 >"$TMP/backend.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$TMP/backend.log" && break; sleep 0.1; done
-"$WEIR" run --manifests "$TMP/m" --http-addr $HTTP --https-addr $HTTPS --admin-addr $ADMIN \
+"$WEIR" run --manifests "$TMP/m" --http-addr $HTTP --https-addr $HTTPS --admin-addr $ADMIN --debug-addr $DEBUG \
     --workers 1 --access-log "$TMP/access.log" --access-log-json >"$TMP/weir.log" 2>&1 &
 WEIR_PID=$!
 PIDS+=($WEIR_PID)
@@ -89,12 +89,16 @@ sleep 1
 check "removing the file removes its route (unknown host → no-host rule)" 200 \
     "$(c -o /dev/null -w '%{http_code}' -H 'Host: ghost.localhost' http://$HTTP/)"
 
-# Admin.
-check "/clusters lists endpoint counts" '"total"' "$(c http://$ADMIN/clusters)"
-check "/config dumps the snapshot" '"virtual_hosts"' "$(c http://$ADMIN/config)"
+# Admin (health, metrics) and debug (configuration dumps) listeners.
+check "/clusters on the debug listener lists endpoint counts" '"total"' "$(c http://$DEBUG/clusters)"
+check "/config on the debug listener dumps the snapshot" '"virtual_hosts"' "$(c http://$DEBUG/config)"
+check "the admin listener does not dump the configuration" 404 "$(c -o /dev/null -w '%{http_code}' http://$ADMIN/config)"
+check "the debug listener does not serve /metrics" 404 "$(c -o /dev/null -w '%{http_code}' http://$DEBUG/metrics)"
 metrics="$(c http://$ADMIN/metrics)"
 check "/metrics has request counters" 'weir_requests_total{' "$metrics"
 check "/metrics has control-plane metrics" 'weir_reconcile' "$metrics"
+check "/metrics has dropped access-log lines" "weir_access_log_dropped_total" "$metrics"
+check "/metrics has certificate expiry" "weir_certificates_expired 0" "$metrics"
 check "access log is JSON with the route" '"route"' "$(head -1 "$TMP/access.log")"
 
 # validate exit codes (like nginx -t).

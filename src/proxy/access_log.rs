@@ -1,6 +1,7 @@
 //! The access log: one line per request, written by a dedicated thread so the request path
 //! never blocks on output. When the writer falls behind by more than [`QUEUE`] lines, lines
-//! are dropped and counted rather than slowing requests down.
+//! are dropped and counted rather than slowing requests down; `/metrics` shows the count as
+//! `weir_access_log_dropped_total`.
 
 use std::fmt::Write as _;
 use std::io::Write as _;
@@ -36,7 +37,7 @@ pub(crate) struct LogRecord {
 pub(crate) struct AccessLog {
     format: AccessLogFormat,
     tx: Option<mpsc::SyncSender<String>>,
-    pub(crate) dropped: AtomicU64,
+    dropped: AtomicU64,
 }
 
 impl AccessLog {
@@ -58,21 +59,38 @@ impl AccessLog {
                 }
             },
         };
-        let tx = sink.map(|sink| {
-            let (tx, rx) = mpsc::sync_channel::<String>(QUEUE);
+        Self::with_sink(config.format, sink, QUEUE)
+    }
+
+    /// Starts the writer thread over `sink` with room for `queue` lines.
+    fn with_sink(
+        format: AccessLogFormat,
+        sink: Option<Box<dyn std::io::Write + Send>>,
+        queue: usize,
+    ) -> Self {
+        let tx = sink.and_then(|sink| {
+            let (tx, rx) = mpsc::sync_channel::<String>(queue);
             let spawned = std::thread::Builder::new()
                 .name("weir-access-log".into())
                 .spawn(move || write_lines(rx, sink));
-            if let Err(error) = spawned {
-                tracing::error!(%error, "cannot start the access log thread");
+            match spawned {
+                Ok(_) => Some(tx),
+                Err(error) => {
+                    tracing::error!(%error, "cannot start the access log thread; access log off");
+                    None
+                }
             }
-            tx
         });
         AccessLog {
-            format: config.format,
+            format,
             tx,
             dropped: AtomicU64::new(0),
         }
+    }
+
+    /// Lines dropped so far because the writer had fallen behind.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
     }
 
     /// Whether lines are written at all (records are only built when they are).
@@ -170,6 +188,68 @@ pub(crate) fn text_line(r: &LogRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::sync::{Arc, Mutex};
+
+    /// A sink that reports each write and then blocks until released: a disk that stalls.
+    struct Stalled {
+        entered: mpsc::Sender<()>,
+        release: Arc<Mutex<mpsc::Receiver<()>>>,
+        written: Arc<Mutex<Vec<u8>>>,
+    }
+
+    impl std::io::Write for Stalled {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let _ = self.entered.send(());
+            let _ = self.release.lock().expect("lock").recv();
+            self.written.lock().expect("lock").extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn lines_beyond_the_queue_are_dropped_and_counted_while_the_writer_is_stuck() {
+        let (entered_tx, entered) = mpsc::channel();
+        let (release, release_rx) = mpsc::channel();
+        let written = Arc::new(Mutex::new(Vec::new()));
+        let sink = Stalled {
+            entered: entered_tx,
+            release: Arc::new(Mutex::new(release_rx)),
+            written: written.clone(),
+        };
+        let log = AccessLog::with_sink(AccessLogFormat::Text, Some(Box::new(sink)), 4);
+        let rec = |status| LogRecord {
+            status,
+            ..LogRecord::default()
+        };
+        // The writer takes the first line and stalls in the sink ...
+        log.write(&rec(200));
+        entered
+            .recv_timeout(Duration::from_secs(10))
+            .expect("the writer reached the sink");
+        // ... so four lines fill the queue and the next three are dropped, not waited for.
+        for _ in 0..7 {
+            log.write(&rec(201));
+        }
+        assert_eq!(log.dropped(), 3);
+        // Released, the writer catches up with everything that was queued.
+        for _ in 0..8 {
+            let _ = release.send(());
+        }
+        drop(release);
+        for _ in 0..1000 {
+            let text = String::from_utf8(written.lock().expect("lock").clone()).expect("utf8");
+            if text.lines().count() == 5 {
+                assert_eq!(text.matches("status=201").count(), 4);
+                assert_eq!(log.dropped(), 3);
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        panic!("queued lines were not written");
+    }
 
     #[test]
     fn json_line_carries_route_cluster_endpoint_status_and_request_id() {

@@ -3,9 +3,13 @@
 //! - hop-by-hop headers are removed both ways: `Connection` and every header it lists,
 //!   `Keep-Alive`, `Proxy-Connection`, `Transfer-Encoding`, `Upgrade` (kept when tunnelling),
 //!   `TE` (except `TE: trailers`, which gRPC needs);
-//! - `X-Forwarded-For` / `-Proto` / `-Host` follow [`ForwardedHeaders`];
+//! - `X-Forwarded-For` / `-Proto` / `-Host`, `X-Real-IP`, `Forwarded` and the other
+//!   `X-Forwarded-*` follow [`ForwardedHeaders`] (dropped and rewritten unless the peer is a
+//!   trusted proxy);
 //! - `X-Request-Id` follows [`RequestIdMode`] and is echoed on every response;
 //! - the request target takes the form the upstream connection needs.
+
+use std::net::{IpAddr, SocketAddr};
 
 use http::header::{self, HeaderMap, HeaderName, HeaderValue};
 use http::{Request, Uri, Version};
@@ -17,6 +21,8 @@ pub(crate) static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwa
 pub(crate) static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 pub(crate) static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 pub(crate) static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
+static FORWARDED: HeaderName = HeaderName::from_static("forwarded");
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 static PROXY_CONNECTION: HeaderName = HeaderName::from_static("proxy-connection");
 
@@ -135,10 +141,10 @@ pub(crate) fn request_id(mode: RequestIdMode, headers: &HeaderMap) -> HeaderValu
     id
 }
 
-/// Rewrites the request headers for the upstream: hop-by-hop headers, `X-Forwarded-*`,
-/// `X-Request-Id`.
+/// Rewrites the request headers for the upstream: hop-by-hop headers, the forwarding
+/// headers, `X-Request-Id`.
 pub(crate) fn prepare_upstream(
-    forwarded: ForwardedHeaders,
+    forwarded: &ForwardedHeaders,
     conn: &ConnInfo,
     headers: &mut HeaderMap,
     host: &HeaderValue,
@@ -158,33 +164,110 @@ pub(crate) fn prepare_upstream(
         }
     }
 
-    let peer_ip = &conn.peer_ip;
+    forwarding_headers(forwarded, conn, headers, host);
+    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+}
+
+/// `X-Forwarded-For` / `-Proto` / `-Host`, `X-Real-IP` and `Forwarded`, by whether the peer is
+/// a trusted proxy (the rules are documented on [`ForwardedHeaders`]).
+fn forwarding_headers(
+    forwarded: &ForwardedHeaders,
+    conn: &ConnInfo,
+    headers: &mut HeaderMap,
+    host: &HeaderValue,
+) {
+    let peer = conn.peer.ip().to_canonical();
     let proto = HeaderValue::from_static(if conn.tls { "https" } else { "http" });
-    match forwarded {
-        ForwardedHeaders::Overwrite => {
-            headers.insert(X_FORWARDED_FOR.clone(), peer_ip.clone());
-            headers.insert(X_FORWARDED_PROTO.clone(), proto);
-            headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    if !forwarded.trusts(peer) {
+        // One pass over the names: most requests carry none of the headers to drop (the
+        // three weir sets and `X-Real-IP` are replaced by `insert` below anyway).
+        if headers.keys().any(is_dropped_forwarding_header) {
+            let dropped: Vec<HeaderName> = headers
+                .keys()
+                .filter(|n| is_dropped_forwarding_header(n))
+                .cloned()
+                .collect();
+            for name in dropped {
+                headers.remove(name);
+            }
         }
-        ForwardedHeaders::Trust => {
-            let joined = match headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-                Some(prev) if !prev.trim().is_empty() => {
-                    HeaderValue::from_str(&format!("{prev}, {}", conn.peer.ip())).ok()
-                }
-                _ => Some(peer_ip.clone()),
-            };
-            if let Some(v) = joined {
-                headers.insert(X_FORWARDED_FOR.clone(), v);
+        headers.insert(X_FORWARDED_FOR.clone(), conn.peer_ip.clone());
+        headers.insert(X_FORWARDED_PROTO.clone(), proto);
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+        headers.insert(X_REAL_IP.clone(), conn.peer_ip.clone());
+        return;
+    }
+    // Every field line, in order (a client or a chain of proxies may send several).
+    let mut chain = String::new();
+    for line in headers.get_all(&X_FORWARDED_FOR) {
+        let Ok(line) = line.to_str() else { continue };
+        for element in line.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+            if !chain.is_empty() {
+                chain.push_str(", ");
             }
-            if !headers.contains_key(&X_FORWARDED_PROTO) {
-                headers.insert(X_FORWARDED_PROTO.clone(), proto);
-            }
-            if !headers.contains_key(&X_FORWARDED_HOST) {
-                headers.insert(X_FORWARDED_HOST.clone(), host.clone());
-            }
+            chain.push_str(element);
         }
     }
-    headers.insert(X_REQUEST_ID.clone(), request_id.clone());
+    let client = real_ip(forwarded, peer, &chain);
+    let peer_text = conn.peer_ip.to_str().unwrap_or_default();
+    let joined = if chain.is_empty() {
+        Some(conn.peer_ip.clone())
+    } else {
+        HeaderValue::try_from(format!("{chain}, {peer_text}")).ok()
+    };
+    headers.insert(
+        X_FORWARDED_FOR.clone(),
+        joined.unwrap_or_else(|| conn.peer_ip.clone()),
+    );
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), proto);
+    }
+    if !headers.contains_key(&X_FORWARDED_HOST) {
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
+    }
+    let real = if client == peer {
+        conn.peer_ip.clone()
+    } else {
+        HeaderValue::try_from(client.to_string())
+            .expect("invariant: an IP address is a valid header value")
+    };
+    headers.insert(X_REAL_IP.clone(), real);
+}
+
+/// Forwarding headers a client that is not a trusted proxy may not pass on: `Forwarded`,
+/// `X-Real-IP` and every `X-Forwarded-*` but the three weir overwrites.
+fn is_dropped_forwarding_header(name: &HeaderName) -> bool {
+    *name == FORWARDED
+        || (name.as_str().starts_with("x-forwarded-")
+            && *name != X_FORWARDED_FOR
+            && *name != X_FORWARDED_PROTO
+            && *name != X_FORWARDED_HOST)
+}
+
+/// The client address behind trusted proxies (nginx `realip`, `real_ip_recursive on`): from
+/// the peer, step left through `chain` (the incoming `X-Forwarded-For` elements) while the
+/// address reached is a trusted proxy; stop at an element that is not an IP address.
+fn real_ip(forwarded: &ForwardedHeaders, peer: IpAddr, chain: &str) -> IpAddr {
+    let mut client = peer;
+    for element in chain.rsplit(',').map(str::trim) {
+        if !forwarded.trusts(client) {
+            break;
+        }
+        match parse_forwarded_ip(element) {
+            Some(ip) => client = ip,
+            None => break,
+        }
+    }
+    client
+}
+
+/// An `X-Forwarded-For` element: an address, or an address with a port (`[::1]:80`).
+fn parse_forwarded_ip(element: &str) -> Option<IpAddr> {
+    element
+        .parse::<IpAddr>()
+        .or_else(|_| element.parse::<SocketAddr>().map(|a| a.ip()))
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 fn valid_request_id(v: &HeaderValue) -> bool {
@@ -291,5 +374,65 @@ mod tests {
         strip_hop_by_hop(&mut h, false);
         assert_eq!(h.len(), 1);
         assert!(h.contains_key("x-kept"));
+    }
+
+    fn trusting(nets: &[&str]) -> ForwardedHeaders {
+        ForwardedHeaders {
+            trusted_proxies: nets.iter().map(|n| n.parse().expect("cidr")).collect(),
+        }
+    }
+
+    fn ip(s: &str) -> IpAddr {
+        s.parse().expect("ip")
+    }
+
+    #[test]
+    fn real_ip_is_the_first_untrusted_address_from_the_right() {
+        let f = trusting(&["10.0.0.0/8", "127.0.0.0/8"]);
+        let peer = ip("127.0.0.1");
+        // The chain a client and two trusted proxies built: the client is the first address
+        // from the right that is not a proxy; what it claimed to its left is ignored.
+        let chain = "198.51.100.1, 203.0.113.9, 10.1.1.1, 10.2.2.2";
+        assert_eq!(real_ip(&f, peer, chain), ip("203.0.113.9"));
+        // Only trusted proxies: the leftmost.
+        assert_eq!(real_ip(&f, peer, "10.9.9.9, 10.1.1.1"), ip("10.9.9.9"));
+        // Nothing forwarded: the peer.
+        assert_eq!(real_ip(&f, peer, ""), peer);
+        // Garbage stops the walk at the last trusted address.
+        assert_eq!(
+            real_ip(&f, peer, "203.0.113.9, unknown, 10.1.1.1"),
+            ip("10.1.1.1")
+        );
+        // Ports and brackets are stripped, IPv4-mapped addresses read as IPv4.
+        assert_eq!(real_ip(&f, peer, "[2001:db8::1]:443"), ip("2001:db8::1"));
+        assert_eq!(real_ip(&f, peer, "203.0.113.9:5555"), ip("203.0.113.9"));
+        assert_eq!(real_ip(&f, peer, "::ffff:203.0.113.9"), ip("203.0.113.9"));
+        // An untrusted peer's chain is not looked at.
+        assert_eq!(real_ip(&f, ip("192.0.2.1"), "203.0.113.9"), ip("192.0.2.1"));
+    }
+
+    #[test]
+    fn untrusted_peers_lose_every_forwarding_header_but_the_ones_weir_rewrites() {
+        for name in [
+            "forwarded",
+            "x-forwarded-port",
+            "x-forwarded-prefix",
+            "x-forwarded-server",
+            "x-forwarded-scheme",
+        ] {
+            let name = HeaderName::from_static(name);
+            assert!(is_dropped_forwarding_header(&name), "{name}");
+        }
+        for name in [
+            "x-forwarded-for",
+            "x-forwarded-proto",
+            "x-forwarded-host",
+            "x-real-ip",
+            "x-forwardedfor",
+            "via",
+        ] {
+            let name = HeaderName::from_static(name);
+            assert!(!is_dropped_forwarding_header(&name), "{name}");
+        }
     }
 }

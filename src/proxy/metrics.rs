@@ -105,6 +105,8 @@ pub(crate) struct MetricsView<'a> {
     pub(crate) clusters: &'a [Arc<super::upstream::ClusterState>],
     pub(crate) listeners: &'a [(&'a str, &'a ListenerStats)],
     pub(crate) generation: u64,
+    /// Access log lines dropped because the writer fell behind.
+    pub(crate) access_log_dropped: u64,
 }
 
 pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
@@ -203,6 +205,11 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
         "# HELP weir_snapshot_generation Snapshots published so far.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}",
         view.generation
     );
+    let _ = writeln!(
+        out,
+        "# HELP weir_access_log_dropped_total Access log lines dropped because the writer fell behind.\n# TYPE weir_access_log_dropped_total counter\nweir_access_log_dropped_total {}",
+        view.access_log_dropped
+    );
 }
 
 /// Escapes a Prometheus label value.
@@ -241,6 +248,7 @@ mod tests {
                     ("https", &ListenerStats::default()),
                 ],
                 generation: 7,
+                access_log_dropped: 3,
             },
             &mut out,
         );
@@ -250,5 +258,6 @@ mod tests {
         assert!(out.contains("le=\"10\"} 1\n"));
         assert!(out.contains("le=\"+Inf\"} 2\n"));
         assert!(out.contains("weir_snapshot_generation 7"));
+        assert!(out.contains("\nweir_access_log_dropped_total 3\n"));
     }
 }

@@ -45,10 +45,12 @@
 //!   same as `SETTINGS_MAX_HEADER_LIST_SIZE`); 200 concurrent streams per client HTTP/2
 //!   connection (hyper's default); upstream HTTP/2 streams per connection capped at the
 //!   peer's `SETTINGS_MAX_CONCURRENT_STREAMS` and [`ProxyConfig::upstream_h2_max_streams`].
-//! - **Forwarded headers** ([`ForwardedHeaders`]): by default weir is the edge and
-//!   overwrites `X-Forwarded-For` (peer IP), `X-Forwarded-Proto` (`http`/`https`) and
-//!   `X-Forwarded-Host` (request host); with `Trust` it appends the peer IP to an incoming
-//!   `X-Forwarded-For` and keeps incoming `-Proto`/`-Host`.
+//! - **Forwarded headers** ([`ForwardedHeaders`]): by default weir is the edge: it drops
+//!   the client's `Forwarded`, `X-Real-IP` and `X-Forwarded-*` and sets `X-Forwarded-For`
+//!   and `X-Real-IP` (peer IP), `X-Forwarded-Proto` (`http`/`https`) and `X-Forwarded-Host`
+//!   (request host). From a peer in a trusted network it appends the peer IP to every
+//!   incoming `X-Forwarded-For` line, keeps the other forwarding headers, and sets
+//!   `X-Real-IP` to the first untrusted address of the chain.
 //! - **Request id** ([`RequestIdMode`]): a well-formed incoming `X-Request-Id` is kept,
 //!   otherwise a UUID v4 is generated; it is sent upstream, echoed on the response, and
 //!   logged.
@@ -86,8 +88,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::watch;
 
 pub use config::{
-    AccessLogConfig, AccessLogFormat, AccessLogTarget, EscapedSlashes, ForwardedHeaders,
-    ProxyConfig, RequestIdMode,
+    AccessLogConfig, AccessLogFormat, AccessLogTarget, Cidr, CidrError, EscapedSlashes,
+    ForwardedHeaders, ProxyConfig, RequestIdMode,
 };
 pub use error::{ProxyError, Source};
 
@@ -321,7 +323,8 @@ impl Proxy {
     /// `weir_requests_total{route,cluster,code_class}`,
     /// `weir_request_duration_seconds{route,cluster}` (histogram),
     /// `weir_upstream_errors_total{cluster,kind}`, `weir_endpoints{cluster}`,
-    /// `weir_downstream_connections_active/total{listener}`, `weir_snapshot_generation`.
+    /// `weir_downstream_connections_active/total{listener}`, `weir_snapshot_generation`,
+    /// `weir_access_log_dropped_total`.
     pub fn render_metrics(&self, out: &mut String) {
         let (routes, clusters, slots) = {
             let state = self.publish_lock();
@@ -339,6 +342,7 @@ impl Proxy {
                 clusters: &clusters,
                 listeners: &listeners,
                 generation: self.generation(),
+                access_log_dropped: self.inner.access_log.dropped(),
             },
             out,
         );

@@ -297,7 +297,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
     // 4. request filters (the route's), after weir's own header rules so that they can
     // override them
     headers::prepare_upstream(
-        ctx.inner.config.forwarded,
+        &ctx.inner.config.forwarded,
         &ctx.conn,
         req.headers_mut(),
         &host_value,

@@ -5,11 +5,12 @@
 //! here, [`WatchMetrics`] in the store, [`LeaseMetrics`] in the lease, [`StatusMetrics`] in the
 //! status writer. No lower layer imports this module; [`ControlPlaneMetrics`] only bundles the
 //! handles so that the wiring hands each component its own and the admin page renders all.
-//! No lock, no allocation on the write path.
+//! No lock, no allocation on the write path, except the served certificates' expiry list,
+//! replaced under a mutex once per compile and read per scrape.
 
 use std::fmt::Write as _;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::lease::LeaseMetrics;
@@ -93,6 +94,20 @@ pub struct ReconcileMetrics {
     propagation_routes: Histogram,
     reconciles: AtomicU64,
     last_reconcile_millis: AtomicU64,
+    /// The certificates the published snapshot serves, sorted.
+    certificates: Mutex<Vec<CertificateExpiry>>,
+    certificates_expired: AtomicU64,
+}
+
+/// One certificate a listener serves, for `weir_certificate_expiry_timestamp_seconds`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct CertificateExpiry {
+    /// The listener's name (`https`).
+    pub listener: String,
+    /// Where the certificate came from (`namespace/secret`).
+    pub source: String,
+    /// The leaf's `notAfter`, seconds since the Unix epoch.
+    pub not_after: i64,
 }
 
 impl ReconcileMetrics {
@@ -112,6 +127,17 @@ impl ReconcileMetrics {
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
             .unwrap_or(0);
         self.last_reconcile_millis.store(now, Ordering::Relaxed);
+    }
+
+    /// Record what the last compile said about certificates: the ones the published snapshot
+    /// serves, and how many references it rejected because their certificate had expired.
+    pub fn set_certificates(&self, mut served: Vec<CertificateExpiry>, expired: u64) {
+        served.sort();
+        *self
+            .certificates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = served;
+        self.certificates_expired.store(expired, Ordering::Relaxed);
     }
 
     /// Number of published compiles so far.
@@ -143,6 +169,33 @@ impl ReconcileMetrics {
             "gauge",
             "Unix time of the last published snapshot.",
             self.last_reconcile_millis.load(Ordering::Relaxed) as f64 / 1000.0,
+        );
+        let name = "weir_certificate_expiry_timestamp_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Unix time at which a served certificate expires (the leaf's notAfter)."
+        );
+        let _ = writeln!(out, "# TYPE {name} gauge");
+        // Label values need no escaping: listener names are weir's own, sources are
+        // Kubernetes object names (DNS labels and subdomains).
+        for cert in self
+            .certificates
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .iter()
+        {
+            let _ = writeln!(
+                out,
+                "{name}{{listener=\"{}\",source=\"{}\"}} {}",
+                cert.listener, cert.source, cert.not_after
+            );
+        }
+        simple(
+            out,
+            "weir_certificates_expired",
+            "gauge",
+            "TLS certificate references the last compile rejected as expired (their hosts get the default certificate).",
+            self.certificates_expired.load(Ordering::Relaxed) as f64,
         );
     }
 }
@@ -189,6 +242,42 @@ mod tests {
     }
 
     #[test]
+    fn certificates_render_one_sorted_series_each() {
+        let m = ReconcileMetrics::default();
+        let cert = |listener: &str, source: &str, not_after| CertificateExpiry {
+            listener: listener.to_owned(),
+            source: source.to_owned(),
+            not_after,
+        };
+        m.set_certificates(
+            vec![
+                cert("https", "default/b", 2_000),
+                cert("https", "default/a", 1_000),
+            ],
+            3,
+        );
+        let mut out = String::new();
+        m.render_metrics(&mut out);
+        let series: Vec<&str> = out
+            .lines()
+            .filter(|l| l.starts_with("weir_certificate"))
+            .collect();
+        assert_eq!(
+            series,
+            [
+                "weir_certificate_expiry_timestamp_seconds{listener=\"https\",source=\"default/a\"} 1000",
+                "weir_certificate_expiry_timestamp_seconds{listener=\"https\",source=\"default/b\"} 2000",
+                "weir_certificates_expired 3",
+            ]
+        );
+        m.set_certificates(Vec::new(), 0);
+        out.clear();
+        m.render_metrics(&mut out);
+        assert!(!out.contains("weir_certificate_expiry_timestamp_seconds{"));
+        assert!(out.contains("weir_certificates_expired 0\n"));
+    }
+
+    #[test]
     fn the_bundle_renders_every_control_plane_family_once() {
         let mut out = String::new();
         ControlPlaneMetrics::default().render_metrics(&mut out);
@@ -203,6 +292,8 @@ mod tests {
                 "weir_config_propagation_seconds",
                 "weir_reconcile_total",
                 "weir_last_reconcile_timestamp_seconds",
+                "weir_certificate_expiry_timestamp_seconds",
+                "weir_certificates_expired",
                 "weir_watch_errors_total",
                 "weir_watch_skipped_objects_total",
                 "weir_watch_synced",

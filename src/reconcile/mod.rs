@@ -20,6 +20,15 @@
 //! unreachable the watchers retry with backoff and the last snapshot keeps serving;
 //! `/readyz` stays 200 once a snapshot is live, and `weir_watch_errors_total` rises.
 //!
+//! Certificate validity depends on the clock, so it is re-checked while running: after every
+//! compile a recompile is scheduled one second after the earliest `notAfter` among the
+//! certificates the snapshot serves, and at least every [`ReconcileConfig::certificate_recheck`]
+//! while any HTTPS listener exists (for a certificate that becomes valid, and for wall-clock
+//! jumps the monotonic timer does not see). A certificate that expired mid-run then gets its
+//! `TLSValid` condition and its hosts fall back to the default certificate, exactly as at
+//! start-up. A re-check whose conditions equal the last compile's publishes nothing (the clock
+//! reaches compile's output only through those conditions).
+//!
 //! In Kubernetes mode every compile also produces a [`StatusPlan`] for the status writer,
 //! which writes only while this replica holds the leader Lease.
 
@@ -50,7 +59,7 @@ use crate::store::kube::{Change, StoreEvent, WatchScope, object_key};
 use crate::store::{Kind, KubeObject, ObjectKey, Objects, Source};
 
 use self::debounce::{Debounce, Pending};
-use self::metrics::{ControlPlaneMetrics, Propagation};
+use self::metrics::{CertificateExpiry, ControlPlaneMetrics, Propagation};
 
 /// Label of an EndpointSlice naming its Service.
 const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
@@ -66,16 +75,21 @@ pub struct ReconcileConfig {
     pub max_delay: Duration,
     /// Metrics handles of every control-plane component, shared with the admin server.
     pub metrics: ControlPlaneMetrics,
+    /// The longest time between two certificate validity checks while an HTTPS listener
+    /// exists (the check also runs just after the earliest expiry).
+    pub certificate_recheck: Duration,
 }
 
 impl ReconcileConfig {
-    /// Defaults: 100 ms quiet period, 1 s maximum delay, fresh metrics.
+    /// Defaults: 100 ms quiet period, 1 s maximum delay, certificates re-checked at least
+    /// hourly, fresh metrics.
     pub fn new(compile: CompileConfig) -> Self {
         ReconcileConfig {
             compile,
             quiet: Duration::from_millis(100),
             max_delay: Duration::from_secs(1),
             metrics: ControlPlaneMetrics::default(),
+            certificate_recheck: Duration::from_secs(3600),
         }
     }
 }
@@ -150,18 +164,23 @@ pub async fn run_files(
     let _ = debounce.fire(started); // the initial build is done
 
     let (tx, mut rx) = mpsc::unbounded_channel::<()>();
-    let mut watcher =
-        notify::recommended_watcher(move |event: notify::Result<notify::Event>| match event {
+    // Symlinked directories are not loaded (`files::load_dir`), so not watched either. A
+    // ConfigMap volume's update swaps its `..data` symlink in the watched directory itself,
+    // and that event triggers the reload.
+    let mut watcher = notify::RecommendedWatcher::new(
+        move |event: notify::Result<notify::Event>| match event {
             Ok(event) if event.kind.is_access() => {}
             Ok(_) => {
                 let _ = tx.send(());
             }
             Err(error) => tracing::warn!(%error, "manifests watch error"),
-        })
-        .map_err(|source| ReconcileError::Notify {
-            dir: dir.clone(),
-            source,
-        })?;
+        },
+        notify::Config::default().with_follow_symlinks(false),
+    )
+    .map_err(|source| ReconcileError::Notify {
+        dir: dir.clone(),
+        source,
+    })?;
     watcher
         .watch(&dir, notify::RecursiveMode::Recursive)
         .map_err(|source| ReconcileError::Notify {
@@ -189,6 +208,7 @@ pub async fn run_files(
                     }
                 }
             }
+            () = sleep_until(core.recheck_at) => core.recheck_certificates(),
             change = rx.recv() => {
                 if change.is_none() {
                     return Ok(()); // the watcher is gone
@@ -285,6 +305,7 @@ pub async fn drive(
                     core.build(pending);
                 }
             }
+            () = sleep_until(core.recheck_at) => core.recheck_certificates(),
             event = rx.recv() => {
                 let Some(event) = event else { return };
                 let source = event.source;
@@ -299,6 +320,47 @@ pub async fn drive(
             }
         }
     }
+}
+
+/// The certificates each HTTPS listener of `snapshot` serves (SNI entries and the default),
+/// each source once per listener.
+fn served_certificates(snapshot: &crate::snapshot::Snapshot) -> Vec<CertificateExpiry> {
+    let mut served = BTreeSet::new();
+    for listener in &snapshot.listeners {
+        let Some(tls) = &listener.tls else { continue };
+        for cert in tls.sni.values().chain(&tls.default) {
+            // compile wrote `not_after` as RFC 3339 from the certificate's own timestamp.
+            let Ok(not_after) = cert.not_after.parse::<k8s_openapi::jiff::Timestamp>() else {
+                continue;
+            };
+            served.insert(CertificateExpiry {
+                listener: listener.name.clone(),
+                source: cert.source.clone(),
+                not_after: not_after.as_second(),
+            });
+        }
+    }
+    served.into_iter().collect()
+}
+
+/// How long until compile must look at the clock again: one second past the earliest
+/// `notAfter` served (compile rejects a certificate once `notAfter < now`), but never later
+/// than `cap` while an HTTPS listener exists, and never sooner than a second. `None`: no
+/// HTTPS listener, nothing depends on the clock.
+fn next_certificate_check(
+    now_unix: i64,
+    served: &[CertificateExpiry],
+    has_https: bool,
+    cap: Duration,
+) -> Option<Duration> {
+    if !has_https {
+        return None;
+    }
+    let Some(earliest) = served.iter().map(|c| c.not_after).min() else {
+        return Some(cap);
+    };
+    let secs = earliest.saturating_add(1).saturating_sub(now_unix).max(1);
+    Some(Duration::from_secs(u64::try_from(secs).unwrap_or(u64::MAX)).min(cap))
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
@@ -334,6 +396,8 @@ pub struct Core {
     conditions: BTreeMap<ObjectRef, Vec<Condition>>,
     report: StatusReport,
     status: Option<StatusState>,
+    /// When to compile again because a certificate's validity may have changed.
+    recheck_at: Option<Instant>,
 }
 
 impl Core {
@@ -349,6 +413,7 @@ impl Core {
             conditions: BTreeMap::new(),
             report: StatusReport::default(),
             status: None,
+            recheck_at: None,
         }
     }
 
@@ -476,27 +541,8 @@ impl Core {
     /// Compile (when asked), publish, and recompute the status plan.
     pub fn build(&mut self, pending: Pending) {
         if pending.compile {
-            self.cfg.compile.now_unix = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-                .unwrap_or(0);
-            let compiled = compile(&self.objects, &self.cfg.compile);
-            self.log_conditions(&compiled.status);
-            self.service_clusters.clear();
-            for cluster in compiled.snapshot.clusters.values() {
-                self.service_clusters
-                    .entry(ObjectKey::new(&cluster.key.namespace, &cluster.key.service))
-                    .or_default()
-                    .push(cluster.clone());
-            }
-            // Endpoints first: a new route must never point at a cluster with no endpoint
-            // set yet.
-            self.endpoints = endpoints::build(&self.objects, &compiled.snapshot.clusters);
-            self.proxy
-                .publish_endpoints(Arc::new(self.endpoints.clone()));
-            self.proxy.publish_snapshot(Arc::new(compiled.snapshot));
-            self.report = compiled.status;
-            self.cfg.metrics.reconcile.reconciled();
+            let compiled = self.compile();
+            self.publish(compiled);
             if let Some(first) = pending.first_arrival {
                 self.cfg
                     .metrics
@@ -505,6 +551,66 @@ impl Core {
             }
         }
         self.update_status_plan();
+    }
+
+    /// The certificate timer fired: compile again, and publish only if the clock changed
+    /// something (a certificate expired or became valid), which always shows as a condition.
+    pub fn recheck_certificates(&mut self) {
+        let compiled = self.compile();
+        if compiled.status.conditions == self.report.conditions {
+            tracing::debug!("certificate re-check: nothing changed");
+            return;
+        }
+        tracing::info!("certificate re-check: validity changed; publishing");
+        self.publish(compiled);
+        self.update_status_plan();
+    }
+
+    /// Compile the objects at the current time, and schedule the next certificate re-check.
+    fn compile(&mut self) -> crate::compile::Compiled {
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+            .unwrap_or(0);
+        self.cfg.compile.now_unix = now_unix;
+        let compiled = compile(&self.objects, &self.cfg.compile);
+        let served = served_certificates(&compiled.snapshot);
+        let has_https = compiled.snapshot.listeners.iter().any(|l| l.tls.is_some());
+        self.recheck_at =
+            next_certificate_check(now_unix, &served, has_https, self.cfg.certificate_recheck)
+                .map(|delay| Instant::now() + delay);
+        let expired = compiled
+            .status
+            .conditions
+            .values()
+            .flatten()
+            .filter(|c| c.reason == crate::api::reasons::CERTIFICATE_EXPIRED)
+            .count();
+        self.cfg
+            .metrics
+            .reconcile
+            .set_certificates(served, u64::try_from(expired).unwrap_or(u64::MAX));
+        compiled
+    }
+
+    /// Publish a compile's endpoint sets, then its snapshot; keep its report.
+    fn publish(&mut self, compiled: crate::compile::Compiled) {
+        self.log_conditions(&compiled.status);
+        self.service_clusters.clear();
+        for cluster in compiled.snapshot.clusters.values() {
+            self.service_clusters
+                .entry(ObjectKey::new(&cluster.key.namespace, &cluster.key.service))
+                .or_default()
+                .push(cluster.clone());
+        }
+        // Endpoints first: a new route must never point at a cluster with no endpoint
+        // set yet.
+        self.endpoints = endpoints::build(&self.objects, &compiled.snapshot.clusters);
+        self.proxy
+            .publish_endpoints(Arc::new(self.endpoints.clone()));
+        self.proxy.publish_snapshot(Arc::new(compiled.snapshot));
+        self.report = compiled.status;
+        self.cfg.metrics.reconcile.reconciled();
     }
 
     fn update_status_plan(&mut self) {

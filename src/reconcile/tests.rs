@@ -231,3 +231,35 @@ async fn a_delete_of_an_unknown_object_changes_nothing() {
     advance(2_000).await;
     assert_eq!(h.generation(), 1);
 }
+
+fn served(not_after: &[i64]) -> Vec<CertificateExpiry> {
+    not_after
+        .iter()
+        .enumerate()
+        .map(|(i, &not_after)| CertificateExpiry {
+            listener: "https".to_owned(),
+            source: format!("default/c{i}"),
+            not_after,
+        })
+        .collect()
+}
+
+#[test]
+fn the_certificate_check_is_due_just_after_the_earliest_expiry_within_the_cap() {
+    let cap = Duration::from_secs(3600);
+    let check =
+        |now, not_after: &[i64], https| next_certificate_check(now, &served(not_after), https, cap);
+    // One second past the earliest notAfter: compile rejects only once notAfter < now.
+    assert_eq!(
+        check(1_000, &[1_300, 1_100], true),
+        Some(Duration::from_secs(101))
+    );
+    // Far expiries and HTTPS without certificates still re-check within the cap.
+    assert_eq!(check(1_000, &[1_000_000], true), Some(cap));
+    assert_eq!(check(1_000, &[], true), Some(cap));
+    // A certificate at (or, after a clock step back, past) its expiry: a second, not a spin.
+    assert_eq!(check(1_000, &[1_000], true), Some(Duration::from_secs(1)));
+    assert_eq!(check(1_000, &[10], true), Some(Duration::from_secs(1)));
+    // No HTTPS listener: nothing depends on the clock.
+    assert_eq!(check(1_000, &[], false), None);
+}

@@ -1,7 +1,14 @@
 //! The file source: a directory of Kubernetes manifests, read the way `kubectl apply -f DIR -R`
 //! reads it.
 //!
-//! Files ending in `.yaml`, `.yml` or `.json` are read recursively in path order; a YAML file
+//! Files ending in `.yaml`, `.yml` or `.json` are read recursively in path order. As kubectl
+//! (Go's `filepath.Walk`), a symlink to a file is read but a symlink to a directory is not
+//! followed, so a symlink cycle cannot loop; dotfiles are read. One exception, for ConfigMap
+//! and Secret volumes: entries whose name starts with `..` are skipped. The kubelet projects
+//! such a volume as `..2026_12_01_…/` (the data), `..data -> ..2026_12_01_…` (swapped
+//! atomically on update) and top-level symlinks `a.yaml -> ..data/a.yaml`; the `..` names are
+//! reserved for it, and skipping them loads each document once, through its top-level link,
+//! where kubectl would read it twice. A YAML file
 //! may hold several `---`-separated documents, a JSON file a stream of values. `List` kinds
 //! (`v1/List`, `IngressList`, …) are unpacked. Kinds weir does not keep are skipped (debug
 //! log). A document that does not parse, or parses into an invalid object, becomes a
@@ -101,19 +108,48 @@ fn collect_files(dir: &Path, files: &mut Vec<PathBuf>, diagnostics: &mut Vec<Loa
         }
     };
     for entry in entries.flatten() {
-        let path = entry.path();
-        // `metadata` follows symlinks, as kubectl does.
-        match std::fs::metadata(&path) {
-            Ok(meta) if meta.is_dir() => collect_files(&path, files, diagnostics),
-            Ok(_) if is_manifest(&path) => files.push(path),
-            Ok(_) => {}
-            Err(error) => diagnostics.push(LoadDiagnostic {
-                file: path,
-                document_index: 0,
-                line: None,
-                reason: format!("cannot read: {error}"),
-            }),
+        // The kubelet's atomic-writer internals of a ConfigMap or Secret volume (`..data`,
+        // `..2026_12_01_…`): the top-level symlinks into them are what gets read.
+        if entry.file_name().as_encoded_bytes().starts_with(b"..") {
+            continue;
         }
+        let path = entry.path();
+        let file_type = match entry.file_type() {
+            Ok(file_type) => file_type,
+            Err(error) => {
+                diagnostics.push(cannot_read(path, &error));
+                continue;
+            }
+        };
+        // `file_type` does not follow symlinks: a symlinked directory is not walked (as
+        // kubectl's `filepath.Walk`), so no cycle can make this recurse forever.
+        if file_type.is_dir() {
+            collect_files(&path, files, diagnostics);
+            continue;
+        }
+        if !is_manifest(&path) {
+            continue;
+        }
+        if !file_type.is_symlink() {
+            files.push(path);
+            continue;
+        }
+        match std::fs::metadata(&path) {
+            Ok(meta) if meta.is_dir() => {
+                tracing::debug!(path = %path.display(), "not following a symlink to a directory");
+            }
+            Ok(_) => files.push(path),
+            Err(error) => diagnostics.push(cannot_read(path, &error)),
+        }
+    }
+}
+
+fn cannot_read(file: PathBuf, error: &std::io::Error) -> LoadDiagnostic {
+    LoadDiagnostic {
+        file,
+        document_index: 0,
+        line: None,
+        reason: format!("cannot read: {error}"),
     }
 }
 
@@ -435,6 +471,81 @@ mod tests {
         assert_eq!(reasons.len(), 2, "{reasons:?}");
         assert!(reasons[0].contains("no apiVersion or kind"));
         assert!(reasons[1].contains("duplicate Service default/a"));
+    }
+
+    #[test]
+    fn symlink_cycles_end_and_symlinked_directories_are_not_followed() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "sub/svc.yaml", SERVICE);
+        let outside = tempfile::tempdir().expect("tempdir");
+        write(
+            outside.path(),
+            "other.yaml",
+            &SERVICE.replace("name: a", "name: outside"),
+        );
+        std::os::unix::fs::symlink("..", dir.path().join("sub/parent")).expect("symlink");
+        std::os::unix::fs::symlink(".", dir.path().join("sub/self.yaml")).expect("symlink");
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("linked")).expect("symlink");
+        let (objects, diagnostics) = load_dir(dir.path()).expect("loads");
+        assert_eq!(diagnostics, vec![]);
+        let keys: Vec<_> = objects.services.keys().cloned().collect();
+        assert_eq!(keys, vec![ObjectKey::new("default", "a")]);
+    }
+
+    /// The layout the kubelet gives a ConfigMap volume (`kubectl create configmap --from-file`).
+    fn configmap_volume(dir: &Path, version: &str, files: &[(&str, &str)]) {
+        let data = format!("..{version}");
+        for (name, text) in files {
+            write(&dir.join(&data), name, text);
+        }
+        std::os::unix::fs::symlink(&data, dir.join("..data")).expect("symlink ..data");
+        for (name, _) in files {
+            std::os::unix::fs::symlink(format!("..data/{name}"), dir.join(name))
+                .expect("symlink file");
+        }
+    }
+
+    #[test]
+    fn a_configmap_volume_loads_each_document_once() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        configmap_volume(
+            dir.path(),
+            "2026_12_01_20_00_00.123456789",
+            &[
+                ("a.yaml", SERVICE),
+                ("b.yaml", &SERVICE.replace("name: a", "name: b")),
+            ],
+        );
+        // A user's dotfile is read, as kubectl reads it.
+        write(
+            dir.path(),
+            ".hidden.yaml",
+            &SERVICE.replace("name: a", "name: hidden"),
+        );
+        let (objects, diagnostics) = load_dir(dir.path()).expect("loads");
+        // A second copy of a document would be a "duplicate" diagnostic.
+        assert_eq!(diagnostics, vec![]);
+        let keys: Vec<_> = objects.services.keys().cloned().collect();
+        assert_eq!(
+            keys,
+            vec![
+                ObjectKey::new("default", "a"),
+                ObjectKey::new("default", "b"),
+                ObjectKey::new("default", "hidden"),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_dangling_manifest_symlink_is_a_diagnostic() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        write(dir.path(), "svc.yaml", SERVICE);
+        std::os::unix::fs::symlink("gone.yaml", dir.path().join("dangling.yaml")).expect("symlink");
+        let (objects, diagnostics) = load_dir(dir.path()).expect("loads");
+        assert_eq!(objects.services.len(), 1);
+        assert_eq!(diagnostics.len(), 1, "{diagnostics:?}");
+        assert!(diagnostics[0].file.ends_with("dangling.yaml"));
+        assert!(diagnostics[0].reason.starts_with("cannot read"));
     }
 
     #[test]

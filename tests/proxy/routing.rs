@@ -69,61 +69,146 @@ async fn default_backend_and_direct_responses() {
     }
 }
 
+/// What a client (or the proxy in front of weir) sends: two `X-Forwarded-For` lines and
+/// every other forwarding header.
+fn with_forwarding_headers(c: &Client) -> http::Request<Body> {
+    let mut req = c.request("POST", "a.example", "/echo", body("ping"));
+    let h = req.headers_mut();
+    h.append("x-forwarded-for", "198.51.100.1".parse().expect("v"));
+    h.append(
+        "x-forwarded-for",
+        "203.0.113.9, 127.0.0.2".parse().expect("v"),
+    );
+    h.insert("x-forwarded-proto", "https".parse().expect("v"));
+    h.insert("x-forwarded-host", "spoofed.example".parse().expect("v"));
+    h.insert("x-forwarded-port", "8443".parse().expect("v"));
+    h.insert("x-real-ip", "192.0.2.66".parse().expect("v"));
+    h.insert(
+        "forwarded",
+        "for=192.0.2.66;proto=https".parse().expect("v"),
+    );
+    req
+}
+
 #[tokio::test]
-async fn forwarded_headers_request_id_and_hop_by_hop() {
+async fn forwarding_headers_are_rewritten_unless_the_peer_is_a_trusted_proxy() {
     let a = Backend::start("a").await;
-    for (mode, want_xff) in [
-        (ForwardedHeaders::Overwrite, "127.0.0.1"),
-        (ForwardedHeaders::Trust, "203.0.113.9, 127.0.0.1"),
+    // The harness's client connects from 127.0.0.1.
+    for (trusted, believed) in [
+        (None, false),
+        (Some("10.0.0.0/8"), false),
+        (Some("127.0.0.0/8"), true),
     ] {
         let h = Harness::start(ProxyConfig {
-            forwarded: mode,
+            forwarded: ForwardedHeaders {
+                trusted_proxies: trusted.iter().map(|n| n.parse().expect("cidr")).collect(),
+            },
             ..ProxyConfig::default()
         })
         .await;
         h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
         h.publish(snapshot().host("a.example").prefix("/", "a").build());
         for proto in BOTH {
+            let case = format!("trusted {trusted:?}, {proto:?}");
             let mut c = h.client(proto).await;
-            let mut req = c.request("POST", "a.example", "/echo", body("ping"));
-            req.headers_mut()
-                .insert("x-forwarded-for", "203.0.113.9".parse().expect("v"));
-            req.headers_mut()
-                .insert("x-forwarded-proto", "https".parse().expect("v"));
-            req.headers_mut()
-                .insert("x-request-id", "client-id-1".parse().expect("v"));
-            if proto == Proto::H1 {
-                req.headers_mut()
-                    .insert("connection", "x-hop".parse().expect("v"));
-                req.headers_mut().insert("x-hop", "1".parse().expect("v"));
+            let r = c.answer(with_forwarding_headers(&c)).await;
+            assert_eq!(r.status, 200, "{case}");
+            assert_eq!(
+                r.header("x-seen-x-forwarded-for-lines"),
+                Some("1"),
+                "{case}"
+            );
+            let seen = |name: &str| r.header(&format!("x-seen-{name}")).map(str::to_owned);
+            if believed {
+                // Every line, in order, then the peer; the client is the first address
+                // from the right outside 127.0.0.0/8.
+                assert_eq!(
+                    seen("x-forwarded-for").as_deref(),
+                    Some("198.51.100.1, 203.0.113.9, 127.0.0.2, 127.0.0.1"),
+                    "{case}"
+                );
+                assert_eq!(seen("x-real-ip").as_deref(), Some("203.0.113.9"), "{case}");
+                assert_eq!(
+                    seen("x-forwarded-proto").as_deref(),
+                    Some("https"),
+                    "{case}"
+                );
+                assert_eq!(
+                    seen("x-forwarded-host").as_deref(),
+                    Some("spoofed.example"),
+                    "{case}"
+                );
+                assert_eq!(seen("x-forwarded-port").as_deref(), Some("8443"), "{case}");
+                assert_eq!(
+                    seen("forwarded").as_deref(),
+                    Some("for=192.0.2.66;proto=https"),
+                    "{case}"
+                );
+            } else {
+                assert_eq!(
+                    seen("x-forwarded-for").as_deref(),
+                    Some("127.0.0.1"),
+                    "{case}"
+                );
+                assert_eq!(seen("x-real-ip").as_deref(), Some("127.0.0.1"), "{case}");
+                assert_eq!(seen("x-forwarded-proto").as_deref(), Some("http"), "{case}");
+                assert_eq!(
+                    seen("x-forwarded-host").as_deref(),
+                    Some("a.example"),
+                    "{case}"
+                );
+                assert_eq!(seen("x-forwarded-port"), None, "{case}");
+                assert_eq!(seen("forwarded"), None, "{case}");
             }
-            let r = c.answer(req).await;
-            assert_eq!(r.status, 200);
-            assert_eq!(&r.body[..], b"ping");
+            // Without any forwarding header from a trusted peer, weir fills them in.
+            let r = c.get("a.example", "/").await;
             assert_eq!(
                 r.header("x-seen-x-forwarded-for"),
-                Some(want_xff),
-                "{mode:?}"
+                Some("127.0.0.1"),
+                "{case}"
             );
-            let proto_seen = r.header("x-seen-x-forwarded-proto");
-            match mode {
-                ForwardedHeaders::Overwrite => assert_eq!(proto_seen, Some("http")),
-                ForwardedHeaders::Trust => assert_eq!(proto_seen, Some("https")),
-            }
-            assert_eq!(r.header("x-seen-x-forwarded-host"), Some("a.example"));
-            // A well-formed incoming request id is kept and echoed on the response.
-            assert_eq!(r.header("x-seen-x-request-id"), Some("client-id-1"));
-            assert_eq!(r.header("x-request-id"), Some("client-id-1"));
-            // Hop-by-hop headers do not cross the proxy in either direction.
-            assert_eq!(r.header("x-seen-x-hop"), None);
-            assert_eq!(r.header("x-seen-connection"), None);
-            assert_eq!(r.header("x-hop"), None);
-            // Without an incoming id one is generated (UUID v4).
-            let r = c.get("a.example", "/").await;
-            let id = r.header("x-seen-x-request-id").expect("generated id");
-            assert_eq!(id.len(), 36);
-            assert_eq!(r.header("x-request-id"), Some(id));
+            assert_eq!(r.header("x-seen-x-real-ip"), Some("127.0.0.1"), "{case}");
+            assert_eq!(r.header("x-seen-x-forwarded-proto"), Some("http"), "{case}");
+            assert_eq!(
+                r.header("x-seen-x-forwarded-host"),
+                Some("a.example"),
+                "{case}"
+            );
         }
+    }
+}
+
+#[tokio::test]
+async fn request_id_and_hop_by_hop() {
+    let a = Backend::start("a").await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
+    h.publish(snapshot().host("a.example").prefix("/", "a").build());
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        let mut req = c.request("POST", "a.example", "/echo", body("ping"));
+        req.headers_mut()
+            .insert("x-request-id", "client-id-1".parse().expect("v"));
+        if proto == Proto::H1 {
+            req.headers_mut()
+                .insert("connection", "x-hop".parse().expect("v"));
+            req.headers_mut().insert("x-hop", "1".parse().expect("v"));
+        }
+        let r = c.answer(req).await;
+        assert_eq!(r.status, 200);
+        assert_eq!(&r.body[..], b"ping");
+        // A well-formed incoming request id is kept and echoed on the response.
+        assert_eq!(r.header("x-seen-x-request-id"), Some("client-id-1"));
+        assert_eq!(r.header("x-request-id"), Some("client-id-1"));
+        // Hop-by-hop headers do not cross the proxy in either direction.
+        assert_eq!(r.header("x-seen-x-hop"), None);
+        assert_eq!(r.header("x-seen-connection"), None);
+        assert_eq!(r.header("x-hop"), None);
+        // Without an incoming id one is generated (UUID v4).
+        let r = c.get("a.example", "/").await;
+        let id = r.header("x-seen-x-request-id").expect("generated id");
+        assert_eq!(id.len(), 36);
+        assert_eq!(r.header("x-request-id"), Some(id));
     }
 }
 

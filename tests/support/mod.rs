@@ -175,6 +175,9 @@ async fn backend_handle(
         "x-forwarded-for",
         "x-forwarded-proto",
         "x-forwarded-host",
+        "x-forwarded-port",
+        "x-real-ip",
+        "forwarded",
         "x-request-id",
         "connection",
         "keep-alive",
@@ -185,6 +188,8 @@ async fn backend_handle(
     ] {
         seen(&mut out_headers, req.headers(), h);
     }
+    let xff_lines = req.headers().get_all("x-forwarded-for").iter().count();
+    out_headers.insert("x-seen-x-forwarded-for-lines", HeaderValue::from(xff_lines));
 
     if path == "/ws" && req.headers().contains_key("upgrade") {
         let on = hyper::upgrade::on(&mut req);
