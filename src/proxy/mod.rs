@@ -67,6 +67,7 @@ mod config;
 mod error;
 mod filter;
 mod framing;
+mod h2_conn;
 mod headers;
 mod metrics;
 mod normalize;
