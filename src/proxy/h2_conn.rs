@@ -293,7 +293,9 @@ pub(crate) fn check_request<B>(req: &Request<B>) -> Result<(), &'static str> {
         }
         // §8.3.1: a Host that names another host than `:authority` is malformed.
         if let Some(host) = req.headers().get(header::HOST)
-            && !host.as_bytes().eq_ignore_ascii_case(authority.as_str().as_bytes())
+            && !host
+                .as_bytes()
+                .eq_ignore_ascii_case(authority.as_str().as_bytes())
         {
             return Err("host and authority differ\n");
         }

@@ -178,7 +178,9 @@ impl Ctx {
         if self.head {
             // The head of the GET answer, its Content-Length included; no content.
             let len = HeaderValue::from(body.len());
-            resp.headers_mut().entry(header::CONTENT_LENGTH).or_insert(len);
+            resp.headers_mut()
+                .entry(header::CONTENT_LENGTH)
+                .or_insert(len);
         } else {
             *resp.body_mut() = Body::full(body);
         }

@@ -328,8 +328,14 @@ async fn accept_loop(
                         Ok(Ok(stream)) => {
                             let flag = Arc::new(Ambiguous::default());
                             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                serve_conn(&shared, stream, conn(true, flag), drain, ConnMode::Http2)
-                                    .await
+                                serve_conn(
+                                    &shared,
+                                    stream,
+                                    conn(true, flag),
+                                    drain,
+                                    ConnMode::Http2,
+                                )
+                                .await
                             } else {
                                 let io = FramingGuard::new(stream, flag.clone());
                                 serve_conn(&shared, io, conn(true, flag), drain, ConnMode::Auto)
@@ -381,16 +387,19 @@ async fn serve_conn<I>(
         }
     });
     let idle = shared.inner.config.h2_idle_timeout;
+    // The graceful close of an idle connection waits for the ACK of a PING: as long as a
+    // keepalive PING may wait.
+    let close_wait = shared.inner.config.h2_keepalive_timeout;
     match mode {
         ConnMode::Http2 => {
             streams.set_h2();
             let conn = shared.h2.serve_connection(TokioIo::new(io), service);
-            drive!(conn, peer, drain, streams, idle);
+            drive!(conn, peer, drain, streams, idle, close_wait);
         }
         ConnMode::Auto => {
             let io = TokioIo::new(Sniff::new(io, streams.clone()));
             let conn = shared.builder.serve_connection_with_upgrades(io, service);
-            drive!(conn, peer, drain, streams, idle);
+            drive!(conn, peer, drain, streams, idle, close_wait);
         }
     }
 }
@@ -399,7 +408,7 @@ async fn serve_conn<I>(
 /// it ends; a drain or the idle timeout shut it down gracefully (HTTP/2: GOAWAY, then the
 /// open streams finish), a reset flood drops it.
 macro_rules! drive {
-    ($conn:expr, $peer:expr, $drain:expr, $streams:expr, $idle:expr) => {{
+    ($conn:expr, $peer:expr, $drain:expr, $streams:expr, $idle:expr, $close_wait:expr) => {{
         let peer = $peer;
         let mut drain = $drain;
         let conn = $conn;
@@ -426,8 +435,14 @@ macro_rules! drive {
             () = idle => {
                 tracing::debug!(%peer, timeout = ?$idle, "closing idle HTTP/2 connection");
                 conn.as_mut().graceful_shutdown();
-                if let Err(error) = conn.await {
-                    tracing::debug!(%error, %peer, "downstream connection error while closing");
+                // GOAWAY, a PING, and the final GOAWAY once it is answered (RFC 9113 §6.8); a
+                // peer that never answers is dropped.
+                match tokio::time::timeout($close_wait, conn).await {
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, %peer, "downstream connection error while closing");
+                    }
+                    Ok(Ok(())) => {}
+                    Err(_) => tracing::debug!(%peer, "idle HTTP/2 connection did not answer GOAWAY's PING"),
                 }
             }
             () = $streams.flood() => {

@@ -138,9 +138,65 @@ enum Representation {
 
 #[derive(Debug)]
 struct Table {
-    entries: VecDeque<Header>,
+    entries: VecDeque<Entry>,
     size: usize,
     max_size: usize,
+}
+
+/// A field as HPACK decoded it.
+#[derive(Debug, Clone)]
+enum Entry {
+    Header(Header),
+    /// A field that is valid HPACK but not valid HTTP: an unknown pseudo-header, a name that
+    /// is not a lowercase token, a value with CR, LF or NUL, an invalid `:method`... The
+    /// message carrying it is malformed, a stream error (RFC 9113 §8.1.1), not a decoding
+    /// error: the block is decoded to its end and the field enters the dynamic table like any
+    /// other, so the table stays in step with the peer's encoder for the other streams.
+    Malformed {
+        /// The name as sent (a later field may refer to it by index).
+        name: Bytes,
+        /// Its size in the dynamic table (RFC 7541 §4.1).
+        len: usize,
+    },
+}
+
+impl Entry {
+    /// A field from its name and value: a header, or malformed if they are not valid HTTP.
+    fn new(name: Bytes, value: Bytes) -> Entry {
+        let len = 32 + name.len() + value.len();
+        match Header::new(name.clone(), value) {
+            Ok(header) => Entry::Header(header),
+            Err(_) => Entry::Malformed { name, len },
+        }
+    }
+
+    /// A field whose name is this entry's name.
+    fn with_value(&self, value: Bytes) -> Entry {
+        match self {
+            Entry::Header(header) => {
+                let name = header.name();
+                let len = 32 + name.as_slice().len() + value.len();
+                match name.clone().into_entry(value) {
+                    Ok(header) => Entry::Header(header),
+                    Err(_) => Entry::Malformed {
+                        name: Bytes::copy_from_slice(name.as_slice()),
+                        len,
+                    },
+                }
+            }
+            Entry::Malformed { name, .. } => Entry::Malformed {
+                name: name.clone(),
+                len: 32 + name.len() + value.len(),
+            },
+        }
+    }
+
+    fn len(&self) -> usize {
+        match self {
+            Entry::Header(header) => header.len(),
+            Entry::Malformed { len, .. } => *len,
+        }
+    }
 }
 
 struct StringMarker {
@@ -174,17 +230,28 @@ impl Decoder {
     }
 
     /// Decodes the headers found in the given buffer.
+    ///
+    /// Fields that are valid HPACK but not valid HTTP are not passed to `f`; the result is
+    /// then `Ok(true)`: the message is malformed (a stream error), the table is intact.
     pub fn decode<F>(
         &mut self,
         src: &mut Cursor<&mut BytesMut>,
         mut f: F,
-    ) -> Result<(), DecoderError>
+    ) -> Result<bool, DecoderError>
     where
         F: FnMut(Header) -> ControlFlow<()>,
     {
         use self::Representation::*;
 
         let mut can_resize = true;
+        let mut malformed = false;
+        let mut emit = |entry: Entry| match entry {
+            Entry::Header(header) => f(header),
+            Entry::Malformed { .. } => {
+                malformed = true;
+                ControlFlow::Continue(())
+            }
+        };
 
         if let Some(size) = self.max_size_update.take() {
             self.last_max_update = size;
@@ -205,7 +272,7 @@ impl Decoder {
                     can_resize = false;
                     let entry = self.decode_indexed(src)?;
                     consume(src);
-                    if f(entry).is_break() {
+                    if emit(entry).is_break() {
                         break;
                     }
                 }
@@ -218,7 +285,7 @@ impl Decoder {
                     self.table.insert(entry.clone());
                     consume(src);
 
-                    if f(entry).is_break() {
+                    if emit(entry).is_break() {
                         break;
                     }
                 }
@@ -227,7 +294,7 @@ impl Decoder {
                     can_resize = false;
                     let entry = self.decode_literal(src, false)?;
                     consume(src);
-                    if f(entry).is_break() {
+                    if emit(entry).is_break() {
                         break;
                     }
                 }
@@ -239,7 +306,7 @@ impl Decoder {
 
                     // TODO: Track that this should never be indexed
 
-                    if f(entry).is_break() {
+                    if emit(entry).is_break() {
                         break;
                     }
                 }
@@ -256,7 +323,7 @@ impl Decoder {
             }
         }
 
-        Ok(())
+        Ok(malformed)
     }
 
     fn process_size_update(&mut self, buf: &mut Cursor<&mut BytesMut>) -> Result<(), DecoderError> {
@@ -277,7 +344,7 @@ impl Decoder {
         Ok(())
     }
 
-    fn decode_indexed(&self, buf: &mut Cursor<&mut BytesMut>) -> Result<Header, DecoderError> {
+    fn decode_indexed(&self, buf: &mut Cursor<&mut BytesMut>) -> Result<Entry, DecoderError> {
         let index = decode_int(buf, 7)?;
         self.table.get(index)
     }
@@ -286,7 +353,7 @@ impl Decoder {
         &mut self,
         buf: &mut Cursor<&mut BytesMut>,
         index: bool,
-    ) -> Result<Header, DecoderError> {
+    ) -> Result<Entry, DecoderError> {
         let prefix = if index { 6 } else { 4 };
 
         // Extract the table index for the name, or 0 if not indexed
@@ -301,12 +368,12 @@ impl Decoder {
             // Read the name as a literal
             let name = name_marker.consume(buf);
             let value = value_marker.consume(buf);
-            Header::new(name, value)
+            Ok(Entry::new(name, value))
         } else {
             let e = self.table.get(table_idx)?;
             let value = self.decode_string(buf)?;
 
-            e.name().into_entry(value)
+            Ok(e.with_value(value))
         }
     }
 
@@ -515,13 +582,13 @@ impl Table {
     ///
     /// This is according to the [HPACK spec, section 2.3.3.]
     /// (http://http2.github.io/http2-spec/compression.html#index.address.space)
-    pub fn get(&self, index: usize) -> Result<Header, DecoderError> {
+    fn get(&self, index: usize) -> Result<Entry, DecoderError> {
         if index == 0 {
             return Err(DecoderError::InvalidTableIndex);
         }
 
         if index <= 61 {
-            return Ok(get_static(index));
+            return Ok(Entry::Header(get_static(index)));
         }
 
         // Convert the index for lookup in the entries structure.
@@ -531,7 +598,7 @@ impl Table {
         }
     }
 
-    fn insert(&mut self, entry: Header) {
+    fn insert(&mut self, entry: Entry) {
         let len = entry.len();
 
         self.reserve(len);
