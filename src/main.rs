@@ -90,6 +90,17 @@ struct ListenArgs {
     /// Close a WebSocket tunnel in which no byte moved for this long (0: never).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     tunnel_idle_timeout: Duration,
+    /// Close a downstream HTTP/2 connection with no open stream for this long, with GOAWAY
+    /// (0: never).
+    #[arg(long, default_value = "5m", value_parser = parse_duration)]
+    h2_idle_timeout: Duration,
+    /// PING a downstream HTTP/2 connection this often while nothing is read from it, to find
+    /// peers that went away without closing (0: never).
+    #[arg(long, default_value = "60s", value_parser = parse_duration)]
+    h2_keepalive_interval: Duration,
+    /// Close a downstream HTTP/2 connection whose keepalive PING got no ACK within this long.
+    #[arg(long, default_value = "20s", value_parser = parse_duration)]
+    h2_keepalive_timeout: Duration,
 }
 
 /// `--debug-addr`: an address, or `off`.
@@ -467,6 +478,9 @@ fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
         drain_timeout: listen.drain_timeout,
         escaped_slashes: listen.escaped_slashes,
         tunnel_idle_timeout: listen.tunnel_idle_timeout,
+        h2_idle_timeout: listen.h2_idle_timeout,
+        h2_keepalive_interval: Some(listen.h2_keepalive_interval).filter(|d| !d.is_zero()),
+        h2_keepalive_timeout: listen.h2_keepalive_timeout,
         access_log: AccessLogConfig { target, format },
         forwarded: forwarded_headers(listen),
         ..ProxyConfig::default()

@@ -39,6 +39,15 @@ pub struct ProxyConfig {
     /// A WebSocket tunnel in which no byte moved either way for this long is closed (zero:
     /// never). Default 1 hour.
     pub tunnel_idle_timeout: Duration,
+    /// A downstream HTTP/2 connection with no open stream for this long is closed with
+    /// GOAWAY (zero: never). Default 5 minutes.
+    pub h2_idle_timeout: Duration,
+    /// How often weir PINGs a downstream HTTP/2 connection it has read nothing from, to find
+    /// peers that went away without a close (`None`: never). Default 60 s.
+    pub h2_keepalive_interval: Option<Duration>,
+    /// How long a keepalive PING may wait for its ACK before the connection is closed.
+    /// Default 20 s.
+    pub h2_keepalive_timeout: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -55,6 +64,9 @@ impl Default for ProxyConfig {
             upstream_h2_max_streams: 100,
             escaped_slashes: EscapedSlashes::default(),
             tunnel_idle_timeout: Duration::from_secs(3600),
+            h2_idle_timeout: Duration::from_secs(300),
+            h2_keepalive_interval: Some(Duration::from_secs(60)),
+            h2_keepalive_timeout: Duration::from_secs(20),
         }
     }
 }

@@ -69,6 +69,7 @@ mod config;
 mod error;
 mod filter;
 mod framing;
+mod h2_conn;
 mod headers;
 mod metrics;
 mod normalize;

@@ -36,6 +36,7 @@ use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
 use super::filter::{self, FilterContext};
 use super::framing::Ambiguous;
+use super::h2_conn::{self, Streams};
 use super::headers;
 use super::metrics::RouteStats;
 use super::normalize::normalize_path;
@@ -62,6 +63,8 @@ pub(crate) struct ConnInfo {
     pub(crate) alive: mpsc::Sender<()>,
     /// Becomes `true` when the connection's listener drains (removed, or shutdown).
     pub(crate) drain: watch::Receiver<bool>,
+    /// The connection's open streams (for the HTTP/2 idle timeout); a tunnel holds one.
+    pub(crate) streams: Arc<Streams>,
 }
 
 /// `HTTP2-Settings`, sent with `Upgrade: h2c`.
@@ -85,6 +88,8 @@ struct Ctx {
     log: Option<Box<LogRecord>>,
     /// Accounted on drop (as 499) unless a response took the accounting over.
     armed: bool,
+    /// A HEAD request: whatever answers it, no body goes downstream (RFC 9110 §9.3.2).
+    head: bool,
 }
 
 impl Drop for Ctx {
@@ -131,6 +136,7 @@ pub(crate) async fn handle(
     });
     let request_id = headers::request_id(inner.config.request_id, req.headers());
     let view = conn.listener.view.load_full();
+    let head = req.method() == http::Method::HEAD;
     let mut ctx = Ctx {
         inner,
         conn,
@@ -141,6 +147,7 @@ pub(crate) async fn handle(
         cluster: None,
         log,
         armed: true,
+        head,
     };
     if let Some(l) = ctx.log.as_deref_mut() {
         l.request_id = ctx.request_id.to_str().unwrap_or_default().to_string();
@@ -165,9 +172,18 @@ impl Ctx {
             close,
             error,
         } = reply;
-        let mut resp = Response::new(Body::full(body));
+        let mut resp = Response::new(Body::empty());
         *resp.status_mut() = status;
         *resp.headers_mut() = headers;
+        if self.head {
+            // The head of the GET answer, its Content-Length included; no content.
+            let len = HeaderValue::from(body.len());
+            resp.headers_mut()
+                .entry(header::CONTENT_LENGTH)
+                .or_insert(len);
+        } else {
+            *resp.body_mut() = Body::full(body);
+        }
         if close {
             resp.headers_mut()
                 .insert(header::CONNECTION, HeaderValue::from_static("close"));
@@ -228,6 +244,9 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         // Drain nothing of it: the connection closes after the 400.
         drop(req);
         return ctx.fail(Failure::AmbiguousFraming, None);
+    }
+    if let Err(why) = h2_conn::check_request(&req) {
+        return ctx.fail(Failure::BadRequest(why), None);
     }
     // An owned copy of the host (for HTTP/1 a reference-counted slice of the read buffer),
     // so the request can be rewritten while the host is still borrowed.
@@ -528,6 +547,13 @@ fn respond(
         _in_flight: in_flight,
         log: ctx.log.take(),
     };
+    if ctx.head {
+        // A HEAD answer has no content, whatever the upstream sent after its head; the
+        // upstream's Content-Length stays (RFC 9110 §9.3.2). HTTP/1 would not send it
+        // anyway, but on HTTP/2 it would go out as DATA, which clients reset.
+        drop(body);
+        return Response::from_parts(parts, ResponseBody::forwarded(Body::empty(), completion));
+    }
     if let Some(upstream_io) = upstream_io {
         if h2_websocket {
             // RFC 8441 §5: a 2xx answers the CONNECT; the HTTP/1.1 handshake headers have no
@@ -565,10 +591,12 @@ fn tunnel(
 ) {
     let Some(downstream) = downstream else { return };
     let alive = conn.alive.clone();
+    let stream = conn.streams.hold();
     let mut drain = conn.drain.clone();
     let peer = conn.peer;
     tokio::spawn(async move {
         let _alive = alive;
+        let _stream = stream;
         let (down, up) = match tokio::try_join!(downstream, upstream) {
             Ok(both) => both,
             Err(error) => {

@@ -10,7 +10,11 @@
 //! and kept when the snapshot has a listener with their name, address and protocol.
 //!
 //! Each accepted connection speaks HTTP/1.1 and HTTP/2 (prior knowledge on cleartext, ALPN on
-//! TLS) and routes with its listener's current view.
+//! TLS) and routes with its listener's current view. A TLS connection that negotiated ALPN
+//! `h2` is HTTP/2 only (RFC 9113 §3.3): an invalid preface is a connection error, never an
+//! HTTP/1.1 answer. Downstream HTTP/2 connections get keepalive PINGs, are closed after an idle
+//! timeout without open streams, and are dropped when they turn out to be a reset flood
+//! (`h2_conn`).
 //!
 //! Shutdown: stop accepting everywhere, ask every connection to finish, wait for them (and
 //! for tunnels) up to `ProxyConfig::drain_timeout`, return.
@@ -22,6 +26,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use hyper::server::conn::http2;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
@@ -32,6 +37,7 @@ use tokio::task::JoinHandle;
 
 use super::error::ProxyError;
 use super::framing::{Ambiguous, FramingGuard};
+use super::h2_conn::{Sniff, Tracked};
 use super::metrics::ListenerStats;
 use super::pipeline::{self, ConnInfo};
 use super::{BoundListener, Inner, ListenerSlot, tls};
@@ -64,7 +70,10 @@ impl Served {
 /// State shared by every accept loop.
 struct Shared {
     inner: Arc<Inner>,
+    /// HTTP/1.1, and HTTP/2 with prior knowledge (cleartext, TLS without ALPN `h2`).
     builder: Builder,
+    /// HTTP/2 only: TLS connections that negotiated ALPN `h2`.
+    h2: http2::Builder<TokioExecutor>,
     /// Every connection (and tunnel) task holds a clone; `recv` returns `None` once all ended.
     alive: mpsc::Sender<()>,
 }
@@ -77,6 +86,7 @@ pub(crate) async fn serve(
     let (alive_tx, mut alive_rx) = mpsc::channel::<()>(1);
     let shared = Arc::new(Shared {
         builder: builder(&inner),
+        h2: h2_builder(&inner),
         inner: inner.clone(),
         alive: alive_tx,
     });
@@ -231,11 +241,36 @@ fn builder(inner: &Inner) -> Builder {
         .header_read_timeout(cfg.header_read_timeout)
         .max_buf_size(cfg.max_header_bytes.max(8192))
         .max_headers(cfg.max_headers);
-    b.http2()
-        .timer(TokioTimer::new())
-        .enable_connect_protocol()
-        .max_header_list_size(u32::try_from(cfg.max_header_bytes).unwrap_or(u32::MAX));
+    h2_settings!(b.http2(), cfg);
     b
+}
+
+/// The HTTP/2 settings of both builders (hyper-util's auto builder and hyper's HTTP/2 one
+/// have the same methods but no common trait).
+macro_rules! h2_settings {
+    ($b:expr, $cfg:expr) => {
+        $b.timer(TokioTimer::new())
+            .enable_connect_protocol()
+            .max_header_list_size(u32::try_from($cfg.max_header_bytes).unwrap_or(u32::MAX))
+            .keep_alive_interval($cfg.h2_keepalive_interval)
+            .keep_alive_timeout($cfg.h2_keepalive_timeout)
+    };
+}
+use h2_settings;
+
+fn h2_builder(inner: &Inner) -> http2::Builder<TokioExecutor> {
+    let mut b = http2::Builder::new(TokioExecutor::new());
+    h2_settings!(b, &inner.config);
+    b
+}
+
+/// Which protocols a connection may speak.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ConnMode {
+    /// HTTP/1.1, or HTTP/2 when the client starts with the preface.
+    Auto,
+    /// HTTP/2 only (ALPN `h2`).
+    Http2,
 }
 
 async fn accept_loop(
@@ -273,6 +308,7 @@ async fn accept_loop(
                 tls,
                 local_port,
                 ambiguous,
+                streams: Arc::default(),
                 alive: shared.alive.clone(),
                 drain: drain.clone(),
             };
@@ -280,7 +316,7 @@ async fn accept_loop(
                 None => {
                     let flag = Arc::new(Ambiguous::default());
                     let io = FramingGuard::new(tcp, flag.clone());
-                    serve_conn(&shared, io, conn(false, flag), drain).await
+                    serve_conn(&shared, io, conn(false, flag), drain, ConnMode::Auto).await
                 }
                 Some(acceptor) => {
                     let hs = tokio::time::timeout(
@@ -292,10 +328,18 @@ async fn accept_loop(
                         Ok(Ok(stream)) => {
                             let flag = Arc::new(Ambiguous::default());
                             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                serve_conn(&shared, stream, conn(true, flag), drain).await
+                                serve_conn(
+                                    &shared,
+                                    stream,
+                                    conn(true, flag),
+                                    drain,
+                                    ConnMode::Http2,
+                                )
+                                .await
                             } else {
                                 let io = FramingGuard::new(stream, flag.clone());
-                                serve_conn(&shared, io, conn(true, flag), drain).await
+                                serve_conn(&shared, io, conn(true, flag), drain, ConnMode::Auto)
+                                    .await
                             }
                         }
                         Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
@@ -315,37 +359,97 @@ impl Drop for ActiveGuard<'_> {
     }
 }
 
+/// Serves one connection until it ends, its listener drains, it stays idle (HTTP/2), or it
+/// turns out to be a reset flood.
 async fn serve_conn<I>(
     shared: &Arc<Shared>,
     io: I,
     info: ConnInfo,
-    mut drain: watch::Receiver<bool>,
+    drain: watch::Receiver<bool>,
+    mode: ConnMode,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let peer = info.peer;
+    let streams = info.streams.clone();
     let info = Arc::new(info);
     let handler = shared.inner.clone();
+    let opener = streams.clone();
     let service = service_fn(move |req| {
         let inner = handler.clone();
         let info = info.clone();
-        async move { Ok::<_, Infallible>(pipeline::handle(inner, info, req).await) }
-    });
-    let conn = shared
-        .builder
-        .serve_connection_with_upgrades(TokioIo::new(io), service);
-    tokio::pin!(conn);
-    tokio::select! {
-        res = conn.as_mut() => {
-            if let Err(error) = res {
-                tracing::debug!(%error, %peer, "downstream connection error");
-            }
+        // Open from here until the response body is done; dropped early when the client
+        // resets the stream before the response.
+        let stream = opener.open();
+        async move {
+            let resp = pipeline::handle(inner, info, req).await;
+            Ok::<_, Infallible>(resp.map(|body| Tracked::new(body, stream)))
         }
-        _ = async { let _ = drain.wait_for(|d| *d).await; } => {
-            conn.as_mut().graceful_shutdown();
-            if let Err(error) = conn.await {
-                tracing::debug!(%error, %peer, "downstream connection error while draining");
-            }
+    });
+    let idle = shared.inner.config.h2_idle_timeout;
+    // The graceful close of an idle connection waits for the ACK of a PING: as long as a
+    // keepalive PING may wait.
+    let close_wait = shared.inner.config.h2_keepalive_timeout;
+    match mode {
+        ConnMode::Http2 => {
+            streams.set_h2();
+            let conn = shared.h2.serve_connection(TokioIo::new(io), service);
+            drive!(conn, peer, drain, streams, idle, close_wait);
+        }
+        ConnMode::Auto => {
+            let io = TokioIo::new(Sniff::new(io, streams.clone()));
+            let conn = shared.builder.serve_connection_with_upgrades(io, service);
+            drive!(conn, peer, drain, streams, idle, close_wait);
         }
     }
 }
+
+/// Runs a hyper connection (either kind: they share `graceful_shutdown` but no trait) until
+/// it ends; a drain or the idle timeout shut it down gracefully (HTTP/2: GOAWAY, then the
+/// open streams finish), a reset flood drops it.
+macro_rules! drive {
+    ($conn:expr, $peer:expr, $drain:expr, $streams:expr, $idle:expr, $close_wait:expr) => {{
+        let peer = $peer;
+        let mut drain = $drain;
+        let conn = $conn;
+        tokio::pin!(conn);
+        let idle = async {
+            if $idle.is_zero() {
+                std::future::pending::<()>().await
+            } else {
+                $streams.idle($idle).await
+            }
+        };
+        tokio::select! {
+            res = conn.as_mut() => {
+                if let Err(error) = res {
+                    tracing::debug!(%error, %peer, "downstream connection error");
+                }
+            }
+            _ = async { let _ = drain.wait_for(|d| *d).await; } => {
+                conn.as_mut().graceful_shutdown();
+                if let Err(error) = conn.await {
+                    tracing::debug!(%error, %peer, "downstream connection error while draining");
+                }
+            }
+            () = idle => {
+                tracing::debug!(%peer, timeout = ?$idle, "closing idle HTTP/2 connection");
+                conn.as_mut().graceful_shutdown();
+                // GOAWAY, a PING, and the final GOAWAY once it is answered (RFC 9113 §6.8); a
+                // peer that never answers is dropped.
+                match tokio::time::timeout($close_wait, conn).await {
+                    Ok(Err(error)) => {
+                        tracing::debug!(%error, %peer, "downstream connection error while closing");
+                    }
+                    Ok(Ok(())) => {}
+                    Err(_) => tracing::debug!(%peer, "idle HTTP/2 connection did not answer GOAWAY's PING"),
+                }
+            }
+            () = $streams.flood() => {
+                // Dropped without a GOAWAY: hyper cannot send ENHANCE_YOUR_CALM itself.
+                tracing::warn!(%peer, "closing downstream connection: most of its streams were reset by the client (rapid reset)");
+            }
+        }
+    }};
+}
+use drive;

@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod fanout;
+mod h2_frames;
 mod listeners;
 mod model;
 mod observability;

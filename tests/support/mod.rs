@@ -219,6 +219,13 @@ async fn backend_handle(
             .insert("connection", HeaderValue::from_static("upgrade"));
         return Ok(resp);
     }
+    if path == "/head-body" {
+        // Misbehaves: a body whatever the method, HEAD included (hyper's HTTP/2 server sends
+        // it; its HTTP/1 server drops it — `head_body_backend` is the HTTP/1 one).
+        let mut resp = Response::new(body(HEAD_BODY));
+        resp.headers_mut().extend(out_headers);
+        return Ok(resp);
+    }
     if let Some(ms) = path.strip_prefix("/slow/") {
         let ms: u64 = ms.parse().unwrap_or(100);
         tokio::time::sleep(Duration::from_millis(ms)).await;
@@ -266,6 +273,38 @@ async fn backend_handle(
     resp.headers_mut()
         .insert("x-hop", HeaderValue::from_static("1"));
     Ok(resp)
+}
+
+/// The body `/head-body` sends, HEAD or not.
+pub const HEAD_BODY: &[u8] = b"head-body\n";
+
+/// A raw HTTP/1.1 backend that misbehaves: every request, HEAD included, gets
+/// `Content-Length: 10` and the 10 body bytes; the connection is closed after each answer.
+pub async fn head_body_backend() -> SocketAddr {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut b = [0u8; 1024];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut b).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&b[..n]),
+                    }
+                }
+                let mut answer = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/plain\r\ncontent-length: {}\r\n\r\n",
+                    HEAD_BODY.len()
+                )
+                .into_bytes();
+                answer.extend_from_slice(HEAD_BODY);
+                let _ = tcp.write_all(&answer).await;
+            });
+        }
+    });
+    addr
 }
 
 // ---------------------------------------------------------------- snapshot builders
