@@ -62,12 +62,14 @@
 //!   `upstream::client`.
 
 mod access_log;
+mod admission;
 mod body;
 mod config;
 mod error;
 mod filter;
 mod framing;
 mod headers;
+mod host;
 mod metrics;
 mod normalize;
 mod pipeline;

@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod fanout;
+mod http1_probes;
 mod listeners;
 mod model;
 mod observability;

@@ -132,7 +132,7 @@ impl Exchange for H1Conn {
                     Box::new(back),
                     Failure::Connect(std::io::Error::other(e.into_error())),
                 )),
-                None => Err(SendError::Failed(Failure::Upstream(e.into_error().into()))),
+                None => Err(SendError::Failed(sent_failure(e.into_error()))),
             },
         }
     }
@@ -233,7 +233,7 @@ impl Exchange for H2Stream {
                     Box::new(back),
                     Failure::Connect(std::io::Error::other(e.into_error())),
                 )),
-                None => Err(SendError::Failed(Failure::Upstream(e.into_error().into()))),
+                None => Err(SendError::Failed(sent_failure(e.into_error()))),
             },
         }
     }
@@ -405,6 +405,17 @@ where
         peer_max_streams,
         peer_max_cached: AtomicUsize::new(initial),
     })))
+}
+
+/// A request that failed after (maybe partly) leaving: the client's fault when hyper says
+/// the request body failed (a malformed chunk that came after the head, a client gone
+/// mid-body: a user error, the body being weir's "user" body), the upstream's otherwise.
+fn sent_failure(e: hyper::Error) -> Failure {
+    if e.is_user() || e.is_body_write_aborted() {
+        Failure::RequestBody(e.into())
+    } else {
+        Failure::Upstream(e.into())
+    }
 }
 
 async fn with_timeout<F: Future>(timeout: Duration, fut: F) -> Option<F::Output> {
