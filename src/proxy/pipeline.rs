@@ -385,16 +385,15 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         l.cluster = cluster.name.to_string();
     }
     ctx.cluster = Some(cluster.clone());
-    let req = Request::from_parts(parts, body);
+    let req = Request::from_parts(parts, Body::incoming(body));
     let fwd = Forwarding {
         host_value: &host_value,
         upgrade,
         chain,
         cluster,
     };
-    // Boxed: the upstream phase is most of the future; `run` stays small for the early
-    // answers.
-    Box::pin(forward_upstream(ctx, req, fwd)).await
+    // Not boxed again: `handle` boxed the whole request future once.
+    forward_upstream(ctx, req, fwd).await
 }
 
 /// What the upstream phase needs from the earlier ones.
@@ -408,7 +407,7 @@ struct Forwarding<'a> {
 /// Phases 6–8: pick an endpoint, send, and shape the response.
 async fn forward_upstream(
     ctx: &mut Ctx,
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     fwd: Forwarding<'_>,
 ) -> Response<ResponseBody> {
     let Forwarding {
@@ -436,7 +435,7 @@ async fn forward_upstream(
     // 7. upstream
     let cfg = cluster.config.load_full();
     let mut last = Failure::NoEndpoint;
-    let mut req = Some(req.map(Body::incoming));
+    let mut req = Some(req);
     // `(endpoint, retried)`: a request that came back unsent from a pooled connection the
     // peer had closed is retried once on the same endpoint (over a new connection) before
     // moving on, so a stale keep-alive connection never costs a 502.
