@@ -79,6 +79,14 @@ struct ListenArgs {
     /// Close a WebSocket tunnel in which no byte moved for this long (0: never).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     tunnel_idle_timeout: Duration,
+    /// Close a client connection that takes longer than this to send a request head, without
+    /// an answer (0: never). Also the idle timeout of HTTP/1 keep-alive connections.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// Most connections per listener that have not sent a complete first request head yet;
+    /// past it each new connection closes the oldest of them (0: no limit).
+    #[arg(long, default_value_t = 1024)]
+    max_half_received: usize,
 }
 
 #[derive(Args)]
@@ -415,6 +423,8 @@ fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
         drain_timeout: listen.drain_timeout,
         escaped_slashes: listen.escaped_slashes,
         tunnel_idle_timeout: listen.tunnel_idle_timeout,
+        header_read_timeout: listen.header_read_timeout,
+        max_half_received: listen.max_half_received,
         access_log: AccessLogConfig { target, format },
         forwarded: if listen.trust_forwarded_headers {
             ForwardedHeaders::Trust

@@ -151,7 +151,10 @@ impl Watch {
     /// Serves the connection (`serve`) until it ends, or until it must close because its
     /// first request head is late or it was evicted (the reason is returned; dropping `serve`
     /// closes the socket without an answer).
-    pub(crate) async fn serve<F: Future<Output = ()>>(&mut self, serve: F) -> Result<(), Rejection> {
+    pub(crate) async fn serve<F: Future<Output = ()>>(
+        &mut self,
+        serve: F,
+    ) -> Result<(), Rejection> {
         let timeout = self.timeout;
         let place = &mut self.evicted;
         let closing = async move {
@@ -242,7 +245,8 @@ mod tests {
         let forever = std::future::pending::<()>;
         assert_eq!(w1.serve(forever()).await, Err(Rejection::HalfReceivedLimit));
         assert_eq!(
-            w3.before_http(tokio::time::sleep(Duration::from_secs(1))).await,
+            w3.before_http(tokio::time::sleep(Duration::from_secs(1)))
+                .await,
             Ok(())
         );
         let (_p5, _w5) = a.admit();

@@ -32,8 +32,8 @@
 
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -539,6 +539,23 @@ fn cut_error() -> io::Error {
     )
 }
 
+impl<T: AsyncRead + Unpin> FramingGuard<T> {
+    /// Reads and drops what the client already sent past the cut (hyper-util's protocol
+    /// detection may have read only part of the line): a socket closed with unread input
+    /// sends a reset instead of a clean close, and a reset is not "connection closed" to an
+    /// HTTP/2 client (h2spec 3.5/2). Bounded; what arrives later may still meet a reset.
+    fn discard_pending(&mut self, cx: &mut Context<'_>) {
+        let mut scratch = [0u8; 4096];
+        for _ in 0..16 {
+            let mut rb = ReadBuf::new(&mut scratch);
+            match Pin::new(&mut self.io).poll_read(cx, &mut rb) {
+                Poll::Ready(Ok(())) if !rb.filled().is_empty() => {}
+                _ => return,
+            }
+        }
+    }
+}
+
 impl<T: AsyncRead + Unpin> AsyncRead for FramingGuard<T> {
     fn poll_read(
         self: Pin<&mut Self>,
@@ -558,6 +575,7 @@ impl<T: AsyncRead + Unpin> AsyncRead for FramingGuard<T> {
             // Nothing of this read reaches hyper, so it cannot answer: the connection closes.
             buf.set_filled(before);
             this.findings.cut.store(true, Ordering::Relaxed);
+            this.discard_pending(cx);
             return Poll::Ready(Err(cut_error()));
         }
         polled

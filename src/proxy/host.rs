@@ -36,15 +36,18 @@ pub(crate) fn request_host<B>(req: &Request<B>) -> Result<HeaderValue, Failure> 
         (Some(target), _) if target.as_str().contains('@') => {
             Err(Failure::BadHost("invalid host\n"))
         }
-        (Some(target), Some(host)) if !same_authority(target, host, req.uri().scheme()) => Err(
-            Failure::BadHost("Host does not match the request target\n"),
-        ),
+        (Some(target), Some(host)) if !same_authority(target, host, req.uri().scheme()) => {
+            Err(Failure::BadHost("Host does not match the request target\n"))
+        }
         (Some(_), None) if req.version() == Version::HTTP_11 => {
             Err(Failure::BadHost("missing host\n"))
         }
-        (Some(target), _) => HeaderValue::from_str(target.as_str())
-            .map_err(|_| Failure::BadHost("invalid host\n")),
-        (None, Some(_)) => Ok(host.cloned().expect("invariant: a parsed Host header exists")),
+        (Some(target), _) => {
+            HeaderValue::from_str(target.as_str()).map_err(|_| Failure::BadHost("invalid host\n"))
+        }
+        (None, Some(_)) => Ok(host
+            .cloned()
+            .expect("invariant: a parsed Host header exists")),
         (None, None) if req.version() < Version::HTTP_11 && host.is_none() => {
             Ok(HeaderValue::from_static(""))
         }
@@ -69,15 +72,12 @@ pub(crate) fn split_host(value: &[u8]) -> Option<(&[u8], Option<u16>)> {
         }
         value.split_at(end + 1)
     } else {
-        let end = value
-            .iter()
-            .position(|&b| b == b':')
-            .unwrap_or(value.len());
+        let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
         let (host, rest) = value.split_at(end);
         let ok = !host.is_empty()
-            && host.iter().all(|&b| {
-                b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b)
-            });
+            && host
+                .iter()
+                .all(|&b| b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=%".contains(&b));
         if !ok {
             return None;
         }
@@ -134,13 +134,28 @@ mod tests {
     #[test]
     fn the_host_comes_from_the_target_or_the_host_header() {
         assert_eq!(host(H11, "/a", &["a.example"]), Ok("a.example".into()));
-        assert_eq!(host(H11, "/a", &["a.example:8080"]), Ok("a.example:8080".into()));
+        assert_eq!(
+            host(H11, "/a", &["a.example:8080"]),
+            Ok("a.example:8080".into())
+        );
         assert_eq!(host(H11, "/a", &["[::1]:80"]), Ok("[::1]:80".into()));
-        assert_eq!(host(H11, "http://a.example/a", &["A.EXAMPLE"]), Ok("a.example".into()));
-        assert_eq!(host(H11, "http://a.example:80/", &["a.example"]), Ok("a.example:80".into()));
-        assert_eq!(host(H11, "https://a.example/", &["a.example:443"]), Ok("a.example".into()));
+        assert_eq!(
+            host(H11, "http://a.example/a", &["A.EXAMPLE"]),
+            Ok("a.example".into())
+        );
+        assert_eq!(
+            host(H11, "http://a.example:80/", &["a.example"]),
+            Ok("a.example:80".into())
+        );
+        assert_eq!(
+            host(H11, "https://a.example/", &["a.example:443"]),
+            Ok("a.example".into())
+        );
         assert_eq!(host(H2, "https://a.example/", &[]), Ok("a.example".into()));
-        assert_eq!(host(H2, "https://a.example/", &["a.example"]), Ok("a.example".into()));
+        assert_eq!(
+            host(H2, "https://a.example/", &["a.example"]),
+            Ok("a.example".into())
+        );
         assert_eq!(host(H2, "/", &["a.example"]), Ok("a.example".into()));
         assert_eq!(host(H10, "http://a.example/", &[]), Ok("a.example".into()));
         // HTTP/1.0 may omit Host: the empty host.
@@ -154,16 +169,41 @@ mod tests {
         assert_eq!(host(H10, "/a", &[""]), Err("missing host"));
         assert_eq!(host(H2, "/a", &[]), Err("missing host"));
         assert_eq!(host(H11, "http://a.example/a", &[]), Err("missing host"));
-        assert_eq!(host(H11, "/a", &["a.example", "a.example"]), Err("more than one Host header"));
-        assert_eq!(host(H2, "/a", &["a.example", "b.example"]), Err("more than one Host header"));
-        for bad in ["user@a.example", "a.example/x", "a example", "a.example:x", "a.example:99999", "[zz]", "[::1", ":80", "a.example?"] {
+        assert_eq!(
+            host(H11, "/a", &["a.example", "a.example"]),
+            Err("more than one Host header")
+        );
+        assert_eq!(
+            host(H2, "/a", &["a.example", "b.example"]),
+            Err("more than one Host header")
+        );
+        for bad in [
+            "user@a.example",
+            "a.example/x",
+            "a example",
+            "a.example:x",
+            "a.example:99999",
+            "[zz]",
+            "[::1",
+            ":80",
+            "a.example?",
+        ] {
             assert_eq!(host(H11, "/a", &[bad]), Err("invalid host"), "{bad}");
         }
-        assert_eq!(host(H11, "http://u@a.example/", &["a.example"]), Err("invalid host"));
+        assert_eq!(
+            host(H11, "http://u@a.example/", &["a.example"]),
+            Err("invalid host")
+        );
         let mismatch = Err("Host does not match the request target");
         assert_eq!(host(H11, "http://b.example/a", &["a.example"]), mismatch);
-        assert_eq!(host(H11, "http://a.example:8080/a", &["a.example"]), mismatch);
-        assert_eq!(host(H11, "https://a.example/a", &["a.example:80"]), mismatch);
+        assert_eq!(
+            host(H11, "http://a.example:8080/a", &["a.example"]),
+            mismatch
+        );
+        assert_eq!(
+            host(H11, "https://a.example/a", &["a.example:80"]),
+            mismatch
+        );
         assert_eq!(host(H2, "https://a.example/a", &["b.example"]), mismatch);
     }
 

@@ -360,9 +360,15 @@ mod tests {
             },
             &mut out,
         );
-        assert!(out.contains("weir_downstream_rejected_total{listener=\"http\",reason=\"bad_chunk\"} 2\n"));
-        assert!(out.contains("weir_downstream_rejected_total{listener=\"https\",reason=\"bad_chunk\"} 0\n"));
-        assert!(out.contains("weir_downstream_rejected_total{listener=\"http\",reason=\"header_timeout\"} 0\n"));
+        assert!(out.contains(
+            "weir_downstream_rejected_total{listener=\"http\",reason=\"bad_chunk\"} 2\n"
+        ));
+        assert!(out.contains(
+            "weir_downstream_rejected_total{listener=\"https\",reason=\"bad_chunk\"} 0\n"
+        ));
+        assert!(out.contains(
+            "weir_downstream_rejected_total{listener=\"http\",reason=\"header_timeout\"} 0\n"
+        ));
         assert!(out.contains("weir_downstream_half_received{listener=\"http\"} 3\n"));
         // Labels and array slots agree.
         for (i, r) in Rejection::ALL.iter().enumerate() {

@@ -34,8 +34,8 @@ use hyper::body::Incoming;
 use tokio::sync::{mpsc, watch};
 
 use super::access_log::LogRecord;
-use super::body::{Body, ResponseBody};
 use super::admission::Pending;
+use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
 use super::filter::{self, FilterContext};
 use super::framing::{Findings, Flaw};

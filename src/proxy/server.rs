@@ -231,7 +231,9 @@ fn builder(inner: &Inner) -> Builder {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout((!cfg.header_read_timeout.is_zero()).then_some(cfg.header_read_timeout))
+        .header_read_timeout(
+            (!cfg.header_read_timeout.is_zero()).then_some(cfg.header_read_timeout),
+        )
         .max_buf_size(cfg.max_header_bytes.max(8192))
         .max_headers(cfg.max_headers);
     b.http2()
@@ -289,7 +291,9 @@ async fn accept_loop(
             let served = match tls {
                 None => {
                     let io = FramingGuard::new(tcp, findings.clone());
-                    watch.serve(serve_conn(&shared, io, conn(false), drain)).await
+                    watch
+                        .serve(serve_conn(&shared, io, conn(false), drain))
+                        .await
                 }
                 Some(acceptor) => {
                     let hs = watch
@@ -301,10 +305,14 @@ async fn accept_loop(
                     match hs {
                         Ok(Ok(Ok(stream))) => {
                             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                watch.serve(serve_conn(&shared, stream, conn(true), drain)).await
+                                watch
+                                    .serve(serve_conn(&shared, stream, conn(true), drain))
+                                    .await
                             } else {
                                 let io = FramingGuard::new(stream, findings.clone());
-                                watch.serve(serve_conn(&shared, io, conn(true), drain)).await
+                                watch
+                                    .serve(serve_conn(&shared, io, conn(true), drain))
+                                    .await
                             }
                         }
                         Ok(Ok(Err(error))) => {

@@ -17,8 +17,9 @@ use crate::support::*;
 enum Outcome {
     /// `400 Bad Request`, the connection closed, nothing forwarded.
     Refused,
-    /// Not a byte of answer, the connection closed, nothing forwarded (a request line weir
-    /// cannot read as HTTP/1.0 or HTTP/1.1, which may be an HTTP/2 client).
+    /// Not a byte of answer, the connection closed cleanly (no reset), nothing forwarded (a
+    /// request line weir cannot read as HTTP/1.0 or HTTP/1.1, which may be an HTTP/2
+    /// client).
     Closed,
     /// `400 Bad Request` (path normalization), nothing forwarded; the probe asks for the close.
     BadPath,
@@ -283,17 +284,24 @@ async fn harness(config: ProxyConfig) -> (Harness, Backend) {
 /// Runs one probe; `Err` says what went wrong.
 async fn probe(h: &Harness, a: &Backend, bytes: &[u8], outcome: Outcome) -> Result<(), String> {
     let hits = a.hits();
-    let (out, closed) = raw_exchange(h.http, bytes).await;
+    let (out, closing) = raw_exchange_closing(h.http, bytes).await;
+    let closed = closing != Closing::Open;
     let text = String::from_utf8_lossy(&out).into_owned();
     let forwarded = a.hits() - hits;
     let status = status_line(&out);
-    let fail = |why: &str| Err(format!("{why}; got {text:?}, closed {closed}, {forwarded} forwarded"));
+    let fail = |why: &str| {
+        Err(format!(
+            "{why}; got {text:?}, closed {closed}, {forwarded} forwarded"
+        ))
+    };
     if !closed {
         return fail("connection left open");
     }
     match outcome {
         Refused | BadPath if status != "HTTP/1.1 400 Bad Request" => fail("want 400"),
         Closed if !out.is_empty() => fail("want no answer"),
+        // An HTTP/2 client takes only a clean close for "connection closed" (h2spec 3.5/2).
+        Closed if closing != Closing::Fin => fail("want a clean close, not a reset"),
         NotFound if status != "HTTP/1.1 404 Not Found" => fail("want 404"),
         // The request's own version: HTTP/1.0.
         Answered if !status.ends_with(" 200 OK") || !text.ends_with("any") => fail("want 200 any"),
@@ -358,16 +366,23 @@ async fn refusals_are_counted_as_downstream_rejections() {
 async fn a_bad_chunk_after_the_head_was_forwarded_is_the_clients_fault() {
     let (h, a) = harness(ProxyConfig::default()).await;
     let mut tcp = TcpStream::connect(h.http).await.expect("connect");
-    tcp.write_all(b"POST /a HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
-        .await
-        .expect("head");
+    tcp.write_all(
+        b"POST /a HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
+    )
+    .await
+    .expect("head");
     wait_until("the backend has the head", || a.hits() == 1).await;
     tcp.write_all(b"zz\r\n").await.expect("bad chunk");
     let mut out = Vec::new();
     let closed = tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out))
         .await
         .is_ok();
-    assert_eq!(status_line(&out), "HTTP/1.1 400 Bad Request", "{:?}", String::from_utf8_lossy(&out));
+    assert_eq!(
+        status_line(&out),
+        "HTTP/1.1 400 Bad Request",
+        "{:?}",
+        String::from_utf8_lossy(&out)
+    );
     assert!(closed);
     assert_eq!(h.rejected("request_body"), 1);
     let mut metrics = String::new();
@@ -409,7 +424,11 @@ async fn slow_headers_are_cut_at_the_header_read_timeout() {
     let head = b"GET /a HTTP/1.1\r\nHost: a.example\r\nX-Slow: 0123456789abcdef\r\n\r\n";
     assert!(head.len() > 50);
     let (out, closed_after) = trickle(h.http, head).await;
-    assert!(out.is_empty(), "no answer: {:?}", String::from_utf8_lossy(&out));
+    assert!(
+        out.is_empty(),
+        "no answer: {:?}",
+        String::from_utf8_lossy(&out)
+    );
     assert!(
         closed_after >= Duration::from_secs(10) && closed_after < Duration::from_secs(11),
         "closed after {closed_after:?}, the default header read timeout is 10 s"
@@ -439,7 +458,9 @@ async fn connections_that_send_nothing_or_half_a_preface_are_closed_at_the_timeo
     }
     // A complete HTTP/2 preface and SETTINGS, then no request: the same.
     let mut tcp = TcpStream::connect(h.http).await.expect("connect");
-    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.expect("write");
+    tcp.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0")
+        .await
+        .expect("write");
     let start = Instant::now();
     let mut out = Vec::new();
     let read = tokio::time::timeout(Duration::from_secs(60), tcp.read_to_end(&mut out)).await;
@@ -453,7 +474,9 @@ async fn a_request_in_time_is_served_and_the_next_head_is_timed_too() {
     let (h, a) = harness(ProxyConfig::default()).await;
     let mut tcp = TcpStream::connect(h.http).await.expect("connect");
     tokio::time::sleep(Duration::from_secs(9)).await;
-    tcp.write_all(b"GET /anyhost HTTP/1.1\r\nHost: a.example\r\n\r\n").await.expect("write");
+    tcp.write_all(b"GET /anyhost HTTP/1.1\r\nHost: a.example\r\n\r\n")
+        .await
+        .expect("write");
     let mut out = Vec::new();
     while !out.ends_with(b"any") {
         let mut chunk = [0u8; 1024];
@@ -472,7 +495,11 @@ async fn a_request_in_time_is_served_and_the_next_head_is_timed_too() {
     assert!(rest.is_empty());
     assert_eq!(start.elapsed(), Duration::from_secs(10));
     assert_eq!(a.hits(), 0);
-    assert_eq!(h.rejected("header_timeout"), 0, "only first heads are weir's to count");
+    assert_eq!(
+        h.rejected("header_timeout"),
+        0,
+        "only first heads are weir's to count"
+    );
 }
 
 #[tokio::test]

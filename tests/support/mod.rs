@@ -722,6 +722,32 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
     (out, closed)
 }
 
+/// How a peer ended a raw exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// A clean close (FIN): the read ended.
+    Fin,
+    /// The read failed (a reset).
+    Reset,
+    /// Still open after 5 s.
+    Open,
+}
+
+/// Like [`raw_exchange`], telling a clean close from a reset (an HTTP/2 client takes only
+/// the former for "connection closed").
+pub async fn raw_exchange_closing(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, Closing) {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let closing =
+        match tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await {
+            Ok(Ok(_)) => Closing::Fin,
+            Ok(Err(_)) => Closing::Reset,
+            Err(_) => Closing::Open,
+        };
+    (out, closing)
+}
+
 /// The first line of a raw HTTP/1 answer (empty when nothing came back).
 pub fn status_line(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes)
@@ -735,7 +761,10 @@ pub fn status_line(bytes: &[u8]) -> String {
 pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + Duration::from_secs(5);
     while !ready() {
-        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }

@@ -30,7 +30,12 @@ fn run(stream: &[u8]) -> Seen {
     let whole = follow(&[stream]);
     // Byte by byte gives the same answer.
     let bytes: Vec<&[u8]> = stream.chunks(1).collect();
-    assert_eq!(follow(&bytes), whole, "byte by byte: {:?}", String::from_utf8_lossy(stream));
+    assert_eq!(
+        follow(&bytes),
+        whole,
+        "byte by byte: {:?}",
+        String::from_utf8_lossy(stream)
+    );
     whole
 }
 
@@ -135,7 +140,11 @@ fn accepts_well_formed_chunk_lines() {
         b"5;a=\"quoted \\\" string\"",
         b"5;!#$%&'*+-.^_`|~=1",
     ] {
-        assert!(chunk_size(line).is_some(), "{:?}", String::from_utf8_lossy(line));
+        assert!(
+            chunk_size(line).is_some(),
+            "{:?}",
+            String::from_utf8_lossy(line)
+        );
     }
     assert_eq!(chunk_size(b"ffffffffffffffff"), Some(u64::MAX));
     assert_eq!(chunk_size(b"1A;x=y"), Some(26));
@@ -192,7 +201,8 @@ fn token() -> impl Strategy<Value = String> {
 }
 
 fn quoted() -> impl Strategy<Value = String> {
-    prop_oneof![r#"[ !#-\[\]-~]{0,6}"#, r#"[a-z]{0,2}\\"[a-z]{0,2}"#].prop_map(|s| format!("\"{s}\""))
+    prop_oneof![r#"[ !#-\[\]-~]{0,6}"#, r#"[a-z]{0,2}\\"[a-z]{0,2}"#]
+        .prop_map(|s| format!("\"{s}\""))
 }
 
 fn extensions() -> impl Strategy<Value = String> {
@@ -211,7 +221,11 @@ fn extensions() -> impl Strategy<Value = String> {
 
 /// One well-formed request: a head, and a body framed by Content-Length or chunked.
 fn request() -> impl Strategy<Value = Vec<u8>> {
-    let chunk = (proptest::collection::vec(any::<u8>(), 1..40), extensions(), any::<bool>());
+    let chunk = (
+        proptest::collection::vec(any::<u8>(), 1..40),
+        extensions(),
+        any::<bool>(),
+    );
     let body = prop_oneof![
         Just(None),
         proptest::collection::vec(any::<u8>(), 0..60).prop_map(|b| Some(Ok(b))),
@@ -241,7 +255,9 @@ fn request() -> impl Strategy<Value = Vec<u8>> {
             match body {
                 None => out.extend_from_slice(b"\r\n"),
                 Some(Ok(bytes)) => {
-                    out.extend_from_slice(format!("Content-Length: {}\r\n\r\n", bytes.len()).as_bytes());
+                    out.extend_from_slice(
+                        format!("Content-Length: {}\r\n\r\n", bytes.len()).as_bytes(),
+                    );
                     out.extend_from_slice(&bytes);
                 }
                 Some(Err((chunks, last_ext, trailers))) => {
@@ -303,7 +319,9 @@ fn bad_chunked_request() -> impl Strategy<Value = Vec<u8>> {
 /// A request line with a version that is not HTTP/1.0 or HTTP/1.1.
 fn bad_version_line() -> impl Strategy<Value = Vec<u8>> {
     ("[A-Z]{1,7}", "/[!-~]{0,10}", "[!-~]{1,12}")
-        .prop_filter("a valid version", |(_, _, v)| v != "HTTP/1.0" && v != "HTTP/1.1")
+        .prop_filter("a valid version", |(_, _, v)| {
+            v != "HTTP/1.0" && v != "HTTP/1.1"
+        })
         .prop_map(|(m, t, v)| format!("{m} {t} {v}\r\nHost: a\r\n\r\n").into_bytes())
 }
 
