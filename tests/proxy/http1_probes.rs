@@ -9,6 +9,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 use weir::proxy::ProxyConfig;
+use weir::snapshot::UpstreamProtocol;
 
 use crate::support::*;
 
@@ -361,10 +362,20 @@ async fn refusals_are_counted_as_downstream_rejections() {
 }
 
 /// A request whose head was forwarded before its body turned out malformed: the body fails
-/// mid-stream, which is the client's fault (400, closed), not the upstream's (502).
-#[tokio::test]
-async fn a_bad_chunk_after_the_head_was_forwarded_is_the_clients_fault() {
-    let (h, a) = harness(ProxyConfig::default()).await;
+/// mid-stream, which is the client's fault (400, closed), not the upstream's (502) — over an
+/// HTTP/1.1 upstream (hyper's client says the body failed) and over h2c (weir's own stream
+/// pump resets the stream).
+async fn bad_chunk_after_the_head(protocol: UpstreamProtocol) {
+    let a = Backend::start("a").await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
+    h.publish(
+        snapshot()
+            .host("a.example")
+            .prefix("/a", "a")
+            .protocol("a", protocol)
+            .build(),
+    );
     let mut tcp = TcpStream::connect(h.http).await.expect("connect");
     tcp.write_all(
         b"POST /a HTTP/1.1\r\nHost: a.example\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n",
@@ -380,7 +391,7 @@ async fn a_bad_chunk_after_the_head_was_forwarded_is_the_clients_fault() {
     assert_eq!(
         status_line(&out),
         "HTTP/1.1 400 Bad Request",
-        "{:?}",
+        "{protocol:?}: {:?}",
         String::from_utf8_lossy(&out)
     );
     assert!(closed);
@@ -392,8 +403,18 @@ async fn a_bad_chunk_after_the_head_was_forwarded_is_the_clients_fault() {
             .lines()
             .filter(|l| l.starts_with("weir_upstream_errors_total"))
             .all(|l| l.ends_with(" 0")),
-        "not an upstream error:\n{metrics}"
+        "{protocol:?}: not an upstream error:\n{metrics}"
     );
+}
+
+#[tokio::test]
+async fn a_bad_chunk_after_the_head_was_forwarded_is_the_clients_fault() {
+    bad_chunk_after_the_head(UpstreamProtocol::Http1).await;
+}
+
+#[tokio::test]
+async fn a_bad_chunk_after_the_head_was_forwarded_over_h2c_is_the_clients_fault() {
+    bad_chunk_after_the_head(UpstreamProtocol::H2c).await;
 }
 
 /// Writes `bytes` one a second until the peer closes; returns what came back and when the
