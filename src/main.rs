@@ -101,6 +101,14 @@ struct ListenArgs {
     /// Close a downstream HTTP/2 connection whose keepalive PING got no ACK within this long.
     #[arg(long, default_value = "20s", value_parser = parse_duration)]
     h2_keepalive_timeout: Duration,
+    /// Close a client connection that takes longer than this to send a request head, without
+    /// an answer (0: never). Also the idle timeout of HTTP/1 keep-alive connections.
+    #[arg(long, default_value = "10s", value_parser = parse_duration)]
+    header_read_timeout: Duration,
+    /// Most connections per listener that have not sent a complete first request head yet;
+    /// past it each new connection closes the oldest of them (0: no limit).
+    #[arg(long, default_value_t = 1024)]
+    max_half_received: usize,
 }
 
 /// `--debug-addr`: an address, or `off`.
@@ -481,6 +489,8 @@ fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
         h2_idle_timeout: listen.h2_idle_timeout,
         h2_keepalive_interval: Some(listen.h2_keepalive_interval).filter(|d| !d.is_zero()),
         h2_keepalive_timeout: listen.h2_keepalive_timeout,
+        header_read_timeout: listen.header_read_timeout,
+        max_half_received: listen.max_half_received,
         access_log: AccessLogConfig { target, format },
         forwarded: forwarded_headers(listen),
         ..ProxyConfig::default()

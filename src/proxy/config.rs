@@ -18,8 +18,17 @@ pub struct ProxyConfig {
     pub max_header_bytes: usize,
     /// Most header fields in an HTTP/1 request (431 above). Default 100.
     pub max_headers: usize,
-    /// How long a downstream HTTP/1 connection may take to send a request head. Default 30 s.
+    /// How long a client may take to send a request head (zero: no limit). Default 10 s, as
+    /// HAProxy recommends for `timeout http-request`. The first head is timed from accept (from
+    /// the end of the TLS handshake on HTTPS), on HTTP/1 and HTTP/2 alike; a connection that
+    /// has not sent it in time is closed without an answer. Later HTTP/1 heads are timed by
+    /// hyper from the end of the previous response, so this is also the idle keep-alive
+    /// timeout of HTTP/1 client connections.
     pub header_read_timeout: Duration,
+    /// Most half-received connections per listener — accepted, first request head not
+    /// complete yet (TLS handshake included) — before each new one closes the oldest of them
+    /// (0: no limit). Default 1024. See the `admission` module for why the oldest.
+    pub max_half_received: usize,
     /// How long a TLS handshake may take. Default 10 s.
     pub tls_handshake_timeout: Duration,
     /// On shutdown, how long in-flight requests may take to finish. Default 30 s.
@@ -55,7 +64,8 @@ impl Default for ProxyConfig {
         ProxyConfig {
             max_header_bytes: 64 * 1024,
             max_headers: 100,
-            header_read_timeout: Duration::from_secs(30),
+            header_read_timeout: Duration::from_secs(10),
+            max_half_received: 1024,
             tls_handshake_timeout: Duration::from_secs(10),
             drain_timeout: Duration::from_secs(30),
             forwarded: ForwardedHeaders::default(),

@@ -10,6 +10,7 @@ use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, StatusCode, header};
 
 use super::body::BodyError;
+use super::metrics::Rejection;
 use super::normalize::PathError;
 
 /// Where a failure came from (CONVENTIONS.md: data-plane errors record their origin).
@@ -46,8 +47,11 @@ impl Source {
 /// How a request failed. Mapped to an answer by [`Failure::reply`] only.
 #[derive(Debug)]
 pub enum Failure {
-    /// The request is unusable (missing host, bad URI): 400.
+    /// The request is unusable: 400, and the connection is closed.
     BadRequest(&'static str),
+    /// The host is missing, repeated, invalid, or disagrees with an absolute-form target
+    /// (RFC 9112 §3.2): 400, and the connection is closed.
+    BadHost(&'static str),
     /// The request path cannot be normalized (an encoded slash, a bad escape, ...): 400.
     BadPath(PathError),
     /// An upgrade weir does not tunnel (anything but WebSocket) or a CONNECT: 400, and the
@@ -56,6 +60,13 @@ pub enum Failure {
     /// The request head had both `Content-Length` and `Transfer-Encoding`: 400, and the
     /// connection is closed.
     AmbiguousFraming,
+    /// The chunked request body is malformed (seen by the framing guard before anything was
+    /// forwarded): 400, and the connection is closed.
+    BadChunk,
+    /// The request body failed while it was being sent upstream (a malformed chunk that came
+    /// after the head, a client gone mid-body): the client's fault, 400, and the connection
+    /// is closed.
+    RequestBody(BodyError),
     /// No virtual host or route matched and there is no default route: 404.
     NoRoute,
     /// The route's cluster has no endpoint: 503.
@@ -84,9 +95,12 @@ impl Failure {
     pub fn source(&self) -> Source {
         match self {
             Failure::BadRequest(_)
+            | Failure::BadHost(_)
             | Failure::BadPath(_)
             | Failure::UpgradeRefused
-            | Failure::AmbiguousFraming => Source::Downstream,
+            | Failure::AmbiguousFraming
+            | Failure::BadChunk
+            | Failure::RequestBody(_) => Source::Downstream,
             Failure::NoRoute => Source::Routing,
             Failure::NoEndpoint | Failure::Connect(_) | Failure::ConnectTimeout => {
                 Source::UpstreamConnect
@@ -100,9 +114,12 @@ impl Failure {
     pub fn kind(&self) -> &'static str {
         match self {
             Failure::BadRequest(_) => "bad_request",
+            Failure::BadHost(_) => "bad_host",
             Failure::BadPath(e) => e.kind(),
             Failure::UpgradeRefused => "upgrade_refused",
             Failure::AmbiguousFraming => "ambiguous_framing",
+            Failure::BadChunk => "bad_chunk",
+            Failure::RequestBody(_) => "request_body",
             Failure::NoRoute => "no_route",
             Failure::NoEndpoint => "no_endpoint",
             Failure::NoBackend => "no_backend",
@@ -120,6 +137,9 @@ impl Failure {
         match self {
             Failure::Connect(error) => tracing::debug!(%error, source, "upstream connect failed"),
             Failure::Upstream(error) => tracing::debug!(%error, source, "upstream failed"),
+            Failure::RequestBody(error) => {
+                tracing::debug!(%error, source, "request body failed")
+            }
             other => tracing::debug!(kind = other.kind(), source, "request failed"),
         }
     }
@@ -128,9 +148,12 @@ impl Failure {
     pub fn status(&self) -> StatusCode {
         match self {
             Failure::BadRequest(_)
+            | Failure::BadHost(_)
             | Failure::BadPath(_)
             | Failure::UpgradeRefused
-            | Failure::AmbiguousFraming => StatusCode::BAD_REQUEST,
+            | Failure::AmbiguousFraming
+            | Failure::BadChunk
+            | Failure::RequestBody(_) => StatusCode::BAD_REQUEST,
             Failure::NoRoute => StatusCode::NOT_FOUND,
             Failure::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
             Failure::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
@@ -142,10 +165,12 @@ impl Failure {
     /// The one place that maps failures to answers.
     pub fn reply(&self) -> LocalReply {
         let body: &'static str = match self {
-            Failure::BadRequest(why) => why,
+            Failure::BadRequest(why) | Failure::BadHost(why) => why,
             Failure::BadPath(e) => e.message(),
             Failure::UpgradeRefused => "only WebSocket upgrades are tunnelled\n",
             Failure::AmbiguousFraming => "ambiguous message framing\n",
+            Failure::BadChunk => "malformed chunked body\n",
+            Failure::RequestBody(_) => "the request body could not be read\n",
             Failure::NoRoute => "no route\n",
             Failure::NoEndpoint => "no healthy upstream\n",
             Failure::NoBackend => "no backend\n",
@@ -153,9 +178,32 @@ impl Failure {
             Failure::ConnectTimeout | Failure::Timeout => "upstream request timeout\n",
         };
         let mut reply = LocalReply::text(self.status(), Bytes::from_static(body.as_bytes()));
-        reply.close = matches!(self, Failure::AmbiguousFraming | Failure::UpgradeRefused);
+        // A request whose head or body weir refused leaves the connection in a state weir
+        // does not trust (the rest of the body, what follows it): close it. A refused path
+        // came in a well-framed request; the connection stays usable.
+        reply.close = self.source() == Source::Downstream && !matches!(self, Failure::BadPath(_));
         reply.error = self.kind();
         reply
+    }
+
+    /// The `weir_downstream_rejected_total` reason of a client's failure.
+    pub(crate) fn rejection(&self) -> Option<Rejection> {
+        Some(match self {
+            Failure::BadRequest(_) => Rejection::BadRequest,
+            Failure::BadHost(_) => Rejection::BadHost,
+            Failure::BadPath(_) => Rejection::BadPath,
+            Failure::UpgradeRefused => Rejection::UpgradeRefused,
+            Failure::AmbiguousFraming => Rejection::AmbiguousFraming,
+            Failure::BadChunk => Rejection::BadChunk,
+            Failure::RequestBody(_) => Rejection::RequestBody,
+            Failure::NoRoute
+            | Failure::NoEndpoint
+            | Failure::NoBackend
+            | Failure::Connect(_)
+            | Failure::ConnectTimeout
+            | Failure::Upstream(_)
+            | Failure::Timeout => return None,
+        })
     }
 }
 

@@ -83,6 +83,76 @@ impl ClusterStats {
 pub(crate) struct ListenerStats {
     pub(crate) active: AtomicU64,
     pub(crate) total: AtomicU64,
+    /// Connections that have not sent a complete first request head yet (`admission`).
+    pub(crate) half_received: AtomicU64,
+    rejected: [AtomicU64; Rejection::ALL.len()],
+}
+
+impl ListenerStats {
+    /// Counts one connection or request refused because of what the client sent (or did
+    /// not send).
+    pub(crate) fn rejected(&self, reason: Rejection) {
+        self.rejected[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Why weir closed a client's connection or refused its request: the `reason` label of
+/// `weir_downstream_rejected_total`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// No complete first request head within the header read timeout (connection closed).
+    HeaderTimeout,
+    /// Evicted as the oldest half-received connection at the listener's cap (closed).
+    HalfReceivedLimit,
+    /// A request line that is not HTTP/1.0 or HTTP/1.1 (closed without an answer).
+    BadRequestLine,
+    /// Content-Length with Transfer-Encoding (400, closed).
+    AmbiguousFraming,
+    /// A malformed chunked request body (400, closed).
+    BadChunk,
+    /// The request body failed while it was forwarded (400 and closed, if no response had
+    /// started).
+    RequestBody,
+    /// A missing, repeated, invalid or mismatched host (400, closed).
+    BadHost,
+    /// Another unusable request (400, closed).
+    BadRequest,
+    /// A path weir refuses to normalize (400).
+    BadPath,
+    /// An upgrade or CONNECT weir does not tunnel (400, closed).
+    UpgradeRefused,
+}
+
+impl Rejection {
+    /// Every reason, in label order.
+    pub(crate) const ALL: [Rejection; 10] = [
+        Rejection::HeaderTimeout,
+        Rejection::HalfReceivedLimit,
+        Rejection::BadRequestLine,
+        Rejection::AmbiguousFraming,
+        Rejection::BadChunk,
+        Rejection::RequestBody,
+        Rejection::BadHost,
+        Rejection::BadRequest,
+        Rejection::BadPath,
+        Rejection::UpgradeRefused,
+    ];
+
+    /// The label value.
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Rejection::HeaderTimeout => "header_timeout",
+            Rejection::HalfReceivedLimit => "half_received_limit",
+            Rejection::BadRequestLine => "bad_request_line",
+            Rejection::AmbiguousFraming => "ambiguous_framing",
+            Rejection::BadChunk => "bad_chunk",
+            Rejection::RequestBody => "request_body",
+            Rejection::BadHost => "bad_host",
+            Rejection::BadRequest => "bad_request",
+            Rejection::BadPath => "bad_path",
+            Rejection::UpgradeRefused => "upgrade_refused",
+        }
+    }
 }
 
 /// Requests that matched no route (and so have no route label).
@@ -200,6 +270,27 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
             l.total.load(Ordering::Relaxed)
         );
     }
+    out.push_str("# HELP weir_downstream_half_received Client connections that have not sent a complete first request head.\n# TYPE weir_downstream_half_received gauge\n");
+    for (name, l) in view.listeners {
+        let _ = writeln!(
+            out,
+            "weir_downstream_half_received{{listener=\"{}\"}} {}",
+            esc(name),
+            l.half_received.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP weir_downstream_rejected_total Client connections closed and requests refused for what the client sent, by listener and reason.\n# TYPE weir_downstream_rejected_total counter\n");
+    for (name, l) in view.listeners {
+        for reason in Rejection::ALL {
+            let _ = writeln!(
+                out,
+                "weir_downstream_rejected_total{{listener=\"{}\",reason=\"{}\"}} {}",
+                esc(name),
+                reason.as_str(),
+                l.rejected[reason as usize].load(Ordering::Relaxed)
+            );
+        }
+    }
     let _ = writeln!(
         out,
         "# HELP weir_snapshot_generation Snapshots published so far.\n# TYPE weir_snapshot_generation gauge\nweir_snapshot_generation {}",
@@ -259,5 +350,39 @@ mod tests {
         assert!(out.contains("le=\"+Inf\"} 2\n"));
         assert!(out.contains("weir_snapshot_generation 7"));
         assert!(out.contains("\nweir_access_log_dropped_total 3\n"));
+    }
+
+    #[test]
+    fn rejections_are_counted_per_listener_and_reason() {
+        let http = ListenerStats::default();
+        http.rejected(Rejection::BadChunk);
+        http.rejected(Rejection::BadChunk);
+        http.half_received.store(3, Ordering::Relaxed);
+        let mut out = String::new();
+        render(
+            &MetricsView {
+                routes: &[],
+                unrouted: &Unrouted::default(),
+                clusters: &[],
+                listeners: &[("http", &http), ("https", &ListenerStats::default())],
+                generation: 1,
+                access_log_dropped: 0,
+            },
+            &mut out,
+        );
+        assert!(out.contains(
+            "weir_downstream_rejected_total{listener=\"http\",reason=\"bad_chunk\"} 2\n"
+        ));
+        assert!(out.contains(
+            "weir_downstream_rejected_total{listener=\"https\",reason=\"bad_chunk\"} 0\n"
+        ));
+        assert!(out.contains(
+            "weir_downstream_rejected_total{listener=\"http\",reason=\"header_timeout\"} 0\n"
+        ));
+        assert!(out.contains("weir_downstream_half_received{listener=\"http\"} 3\n"));
+        // Labels and array slots agree.
+        for (i, r) in Rejection::ALL.iter().enumerate() {
+            assert_eq!(*r as usize, i);
+        }
     }
 }

@@ -58,12 +58,16 @@
 //!   HTTP/1.1 `Upgrade` (WebSocket) is tunnelled over a dedicated upstream HTTP/1.1
 //!   connection; so is WebSocket over HTTP/2 (extended CONNECT, RFC 8441), translated to an
 //!   HTTP/1.1 upgrade upstream.
-//! - **Ambiguous framing** (`Content-Length` with `Transfer-Encoding`) is refused with 400
-//!   and the connection closed (`framing`).
+//! - **Hostile HTTP/1 input**: ambiguous framing (`Content-Length` with
+//!   `Transfer-Encoding`) and malformed chunked bodies are refused with 400 and the
+//!   connection closed (`framing`), as are a missing, repeated or mismatched `Host` (`host`);
+//!   a request line that is not HTTP/1.0/1.1 closes the connection without an answer
+//!   (`framing`); slow request heads and floods of idle connections are cut (`admission`).
 //! - **Upstream TLS** does not verify certificates (as Envoy/Contour by default); see
 //!   `upstream::client`.
 
 mod access_log;
+mod admission;
 mod body;
 mod config;
 mod error;
@@ -71,6 +75,7 @@ mod filter;
 mod framing;
 mod h2_conn;
 mod headers;
+mod host;
 mod metrics;
 mod normalize;
 mod pipeline;

@@ -1,7 +1,9 @@
 //! The request path, as phases over one request's context ([`Ctx`]):
 //!
-//! 1. **accept** — refuse a request left on a connection with ambiguous framing; take the
-//!    host (`:authority` or `Host`); settle the request id.
+//! 1. **accept** — the connection is no longer half-received (`admission`); refuse a request
+//!    the framing guard flagged (ambiguous framing, a malformed chunked body: `framing`);
+//!    take the host (`host`: one `Host`, agreeing with an absolute-form target; HTTP/1.1
+//!    must send it); the upgrade allow-list. A refusal here is 400 and closes the connection.
 //! 2. **normalize** — the path, before anything looks at it (`normalize`): dot segments,
 //!    unreserved escapes, repeated slashes; what is forwarded is the normalized path.
 //! 3. **route** — the listener's route table ([`crate::snapshot::RouteTable::route`]).
@@ -22,7 +24,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -32,12 +34,14 @@ use hyper::body::Incoming;
 use tokio::sync::{mpsc, watch};
 
 use super::access_log::LogRecord;
+use super::admission::Pending;
 use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
 use super::filter::{self, FilterContext};
-use super::framing::Ambiguous;
+use super::framing::{Findings, Flaw};
 use super::h2_conn::{self, Streams};
 use super::headers;
+use super::host;
 use super::metrics::RouteStats;
 use super::normalize::normalize_path;
 use super::redirect::{self, RedirectRequest};
@@ -57,8 +61,13 @@ pub(crate) struct ConnInfo {
     pub(crate) tls: bool,
     /// The local port (for redirects that keep the listener's port).
     pub(crate) local_port: u16,
-    /// Raised by the HTTP/1 framing guard: refuse every request left on the connection.
-    pub(crate) ambiguous: Arc<Ambiguous>,
+    /// What the HTTP/1 framing guard found: the requests to refuse.
+    pub(crate) framing: Arc<Findings>,
+    /// HTTP/1 requests handed over so far (hyper hands them over in order): the next one's
+    /// index, to match the guard's findings.
+    pub(crate) requests: AtomicU64,
+    /// The connection's place among the listener's half-received connections.
+    pub(crate) pending: Arc<Pending>,
     /// Held by tunnels too, so a drain waits for them.
     pub(crate) alive: mpsc::Sender<()>,
     /// Becomes `true` when the connection's listener drains (removed, or shutdown).
@@ -230,6 +239,9 @@ impl Ctx {
 
     fn fail(&mut self, failure: Failure, chain: Option<FilterChain<'_>>) -> Response<ResponseBody> {
         failure.trace();
+        if let Some(reason) = failure.rejection() {
+            self.conn.listener.stats.rejected(reason);
+        }
         if let Some(c) = &self.cluster {
             c.stats.error(failure.kind());
         }
@@ -240,18 +252,27 @@ impl Ctx {
 /// The phases; returns what to answer.
 async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody> {
     // 1. accept
-    if ctx.conn.ambiguous.is_set() {
-        // Drain nothing of it: the connection closes after the 400.
-        drop(req);
-        return ctx.fail(Failure::AmbiguousFraming, None);
+    ctx.conn.pending.arrived();
+    if req.version() < Version::HTTP_2 {
+        let index = ctx.conn.requests.fetch_add(1, Ordering::Relaxed);
+        if let Some(flaw) = ctx.conn.framing.refuses(index) {
+            // Drain nothing of it: the connection closes after the 400.
+            drop(req);
+            let failure = match flaw {
+                Flaw::Ambiguous => Failure::AmbiguousFraming,
+                Flaw::BadChunk => Failure::BadChunk,
+            };
+            return ctx.fail(failure, None);
+        }
     }
     if let Err(why) = h2_conn::check_request(&req) {
         return ctx.fail(Failure::BadRequest(why), None);
     }
     // An owned copy of the host (for HTTP/1 a reference-counted slice of the read buffer),
     // so the request can be rewritten while the host is still borrowed.
-    let Some(host_value) = request_host(&req) else {
-        return ctx.fail(Failure::BadRequest("missing host\n"), None);
+    let host_value = match host::request_host(&req) {
+        Ok(h) => h,
+        Err(failure) => return ctx.fail(failure, None),
     };
     let Ok(host) = host_value.to_str() else {
         return ctx.fail(Failure::BadRequest("invalid host\n"), None);
@@ -716,17 +737,6 @@ fn version_name(v: Version) -> &'static str {
         Version::HTTP_2 => "HTTP/2",
         _ => "other",
     }
-}
-
-/// The request's host: `:authority` (HTTP/2, absolute-form) or the `Host` header.
-fn request_host<B>(req: &Request<B>) -> Option<HeaderValue> {
-    if let Some(a) = req.uri().authority() {
-        return HeaderValue::from_str(a.as_str()).ok();
-    }
-    req.headers()
-        .get(header::HOST)
-        .filter(|h| !h.is_empty())
-        .cloned()
 }
 
 impl RouteRt {

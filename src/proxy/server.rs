@@ -10,9 +10,11 @@
 //! and kept when the snapshot has a listener with their name, address and protocol.
 //!
 //! Each accepted connection speaks HTTP/1.1 and HTTP/2 (prior knowledge on cleartext, ALPN on
-//! TLS) and routes with its listener's current view. A TLS connection that negotiated ALPN
-//! `h2` is HTTP/2 only (RFC 9113 §3.3): an invalid preface is a connection error, never an
-//! HTTP/1.1 answer. Downstream HTTP/2 connections get keepalive PINGs, are closed after an idle
+//! TLS) and routes with its listener's current view. Until its first request head arrives it
+//! is half-received (`admission`: the header read deadline, the per-listener cap); HTTP/1 is
+//! read through the framing guard (`framing`). A TLS connection that negotiated ALPN `h2` is
+//! HTTP/2 only (RFC 9113 §3.3): an invalid preface is a connection error, never an HTTP/1.1
+//! answer. Downstream HTTP/2 connections get keepalive PINGs, are closed after an idle
 //! timeout without open streams, and are dropped when they turn out to be a reset flood
 //! (`h2_conn`).
 //!
@@ -23,7 +25,7 @@ use std::collections::HashMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use hyper::server::conn::http2;
@@ -35,10 +37,11 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
+use super::admission::Admission;
 use super::error::ProxyError;
-use super::framing::{Ambiguous, FramingGuard};
+use super::framing::{Findings, FramingGuard};
 use super::h2_conn::{Sniff, Tracked};
-use super::metrics::ListenerStats;
+use super::metrics::{ListenerStats, Rejection};
 use super::pipeline::{self, ConnInfo};
 use super::{BoundListener, Inner, ListenerSlot, tls};
 use crate::snapshot::ListenerProtocol;
@@ -238,7 +241,9 @@ fn builder(inner: &Inner) -> Builder {
     let mut b = auto::Builder::new(TokioExecutor::new());
     b.http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(cfg.header_read_timeout)
+        .header_read_timeout(
+            (!cfg.header_read_timeout.is_zero()).then_some(cfg.header_read_timeout),
+        )
         .max_buf_size(cfg.max_header_bytes.max(8192))
         .max_headers(cfg.max_headers);
     h2_settings!(b.http2(), cfg);
@@ -280,6 +285,8 @@ async fn accept_loop(
     tls: Option<tokio_rustls::TlsAcceptor>,
     drain: watch::Receiver<bool>,
 ) {
+    let cfg = &shared.inner.config;
+    let admission = Admission::new(slot.clone(), cfg.max_half_received, cfg.header_read_timeout);
     loop {
         let (tcp, peer) = match listener.accept().await {
             Ok(x) => x,
@@ -292,6 +299,8 @@ async fn accept_loop(
         };
         let _ = tcp.set_nodelay(true);
         let local_port = tcp.local_addr().map(|a| a.port()).unwrap_or_default();
+        // Admitted here, in accept order, so that at the cap the oldest is evicted.
+        let (pending, mut watch) = admission.admit();
         let shared = shared.clone();
         let slot = slot.clone();
         let drain = drain.clone();
@@ -300,52 +309,78 @@ async fn accept_loop(
             slot.stats.active.fetch_add(1, Ordering::Relaxed);
             slot.stats.total.fetch_add(1, Ordering::Relaxed);
             let _guard = ActiveGuard(&slot.stats);
-            let conn = |tls: bool, ambiguous: Arc<Ambiguous>| ConnInfo {
+            let findings = Arc::new(Findings::default());
+            let conn = |tls: bool| ConnInfo {
                 listener: slot.clone(),
                 peer,
                 peer_ip: http::HeaderValue::from_str(&peer.ip().to_string())
                     .expect("invariant: an IP address is a valid header value"),
                 tls,
                 local_port,
-                ambiguous,
+                framing: findings.clone(),
+                requests: AtomicU64::new(0),
+                pending: pending.clone(),
                 streams: Arc::default(),
                 alive: shared.alive.clone(),
                 drain: drain.clone(),
             };
-            match tls {
+            let served = match tls {
                 None => {
-                    let flag = Arc::new(Ambiguous::default());
-                    let io = FramingGuard::new(tcp, flag.clone());
-                    serve_conn(&shared, io, conn(false, flag), drain, ConnMode::Auto).await
+                    let io = FramingGuard::new(tcp, findings.clone());
+                    watch
+                        .serve(serve_conn(&shared, io, conn(false), drain, ConnMode::Auto))
+                        .await
                 }
                 Some(acceptor) => {
-                    let hs = tokio::time::timeout(
-                        shared.inner.config.tls_handshake_timeout,
-                        acceptor.accept(tcp),
-                    )
-                    .await;
+                    let hs = watch
+                        .before_http(tokio::time::timeout(
+                            shared.inner.config.tls_handshake_timeout,
+                            acceptor.accept(tcp),
+                        ))
+                        .await;
                     match hs {
-                        Ok(Ok(stream)) => {
-                            let flag = Arc::new(Ambiguous::default());
+                        Ok(Ok(Ok(stream))) => {
                             if stream.get_ref().1.alpn_protocol() == Some(b"h2") {
-                                serve_conn(
-                                    &shared,
-                                    stream,
-                                    conn(true, flag),
-                                    drain,
-                                    ConnMode::Http2,
-                                )
-                                .await
+                                watch
+                                    .serve(serve_conn(
+                                        &shared,
+                                        stream,
+                                        conn(true),
+                                        drain,
+                                        ConnMode::Http2,
+                                    ))
+                                    .await
                             } else {
-                                let io = FramingGuard::new(stream, flag.clone());
-                                serve_conn(&shared, io, conn(true, flag), drain, ConnMode::Auto)
+                                let io = FramingGuard::new(stream, findings.clone());
+                                watch
+                                    .serve(serve_conn(
+                                        &shared,
+                                        io,
+                                        conn(true),
+                                        drain,
+                                        ConnMode::Auto,
+                                    ))
                                     .await
                             }
                         }
-                        Ok(Err(error)) => tracing::debug!(%error, %peer, "TLS handshake failed"),
-                        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        Ok(Ok(Err(error))) => {
+                            tracing::debug!(%error, %peer, "TLS handshake failed");
+                            Ok(())
+                        }
+                        Ok(Err(_)) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            Ok(())
+                        }
+                        Err(reason) => Err(reason),
                     }
                 }
+            };
+            if let Err(reason) = served {
+                tracing::debug!(%peer, reason = reason.as_str(), "closed a half-received connection");
+                slot.stats.rejected(reason);
+            }
+            if findings.cut() {
+                slot.stats.rejected(Rejection::BadRequestLine);
             }
         });
     }

@@ -17,14 +17,6 @@ async fn harness() -> (Harness, Backend) {
     (h, a)
 }
 
-fn status_line(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes)
-        .lines()
-        .next()
-        .unwrap_or_default()
-        .to_string()
-}
-
 #[tokio::test]
 async fn malformed_http1_gets_400_and_the_connection_closes() {
     let (h, a) = harness().await;

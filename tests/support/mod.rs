@@ -608,6 +608,23 @@ impl Harness {
         self.task.take().expect("serve task")
     }
 
+    /// The value of one `/metrics` sample, named with its labels as rendered
+    /// (`weir_downstream_rejected_total{listener="http",reason="bad_chunk"}`); 0 when absent.
+    pub fn metric(&self, sample: &str) -> u64 {
+        let mut out = String::new();
+        self.proxy.render_metrics(&mut out);
+        out.lines()
+            .find_map(|l| l.strip_prefix(sample)?.strip_prefix(' ')?.parse().ok())
+            .unwrap_or(0)
+    }
+
+    /// `weir_downstream_rejected_total` of the `http` listener for `reason`.
+    pub fn rejected(&self, reason: &str) -> u64 {
+        self.metric(&format!(
+            "weir_downstream_rejected_total{{listener=\"http\",reason=\"{reason}\"}}"
+        ))
+    }
+
     pub async fn client(&self, proto: Proto) -> Client {
         Client::connect(self.http, proto).await
     }
@@ -747,4 +764,51 @@ pub async fn raw_exchange(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, bool) {
         .await
         .is_ok();
     (out, closed)
+}
+
+/// How a peer ended a raw exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Closing {
+    /// A clean close (FIN): the read ended.
+    Fin,
+    /// The read failed (a reset).
+    Reset,
+    /// Still open after 5 s.
+    Open,
+}
+
+/// Like [`raw_exchange`], telling a clean close from a reset (an HTTP/2 client takes only
+/// the former for "connection closed").
+pub async fn raw_exchange_closing(addr: SocketAddr, bytes: &[u8]) -> (Vec<u8>, Closing) {
+    let mut tcp = TcpStream::connect(addr).await.expect("connect");
+    tcp.write_all(bytes).await.expect("write");
+    let mut out = Vec::new();
+    let closing =
+        match tokio::time::timeout(Duration::from_secs(5), tcp.read_to_end(&mut out)).await {
+            Ok(Ok(_)) => Closing::Fin,
+            Ok(Err(_)) => Closing::Reset,
+            Err(_) => Closing::Open,
+        };
+    (out, closing)
+}
+
+/// The first line of a raw HTTP/1 answer (empty when nothing came back).
+pub fn status_line(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes)
+        .lines()
+        .next()
+        .unwrap_or_default()
+        .to_string()
+}
+
+/// Waits (real time, 5 s at most) until `ready` holds; panics with `what` otherwise.
+pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !ready() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
 }

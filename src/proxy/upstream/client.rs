@@ -134,7 +134,7 @@ impl Exchange for H1Conn {
                     Box::new(back),
                     Failure::Connect(std::io::Error::other(e.into_error())),
                 )),
-                None => Err(SendError::Failed(Failure::Upstream(e.into_error().into()))),
+                None => Err(SendError::Failed(sent_failure(e.into_error()))),
             },
         }
     }
@@ -251,9 +251,25 @@ impl Exchange for H2Stream {
     }
 }
 
-/// An `h2` stream error as a failure.
+/// An `h2` stream error as a failure. A reset weir made itself (`CANCEL`, neither from the
+/// peer nor from the library) is `pump_body`'s: the request body failed, the client's fault.
 fn h2_failure(e: h2::Error) -> Failure {
-    Failure::Upstream(Box::new(e))
+    if e.reason() == Some(h2::Reason::CANCEL) && !e.is_remote() && !e.is_library() {
+        Failure::RequestBody(Box::new(e))
+    } else {
+        Failure::Upstream(Box::new(e))
+    }
+}
+
+/// A request that failed after (maybe partly) leaving: the client's fault when hyper says
+/// the request body failed (a malformed chunk that came after the head, a client gone
+/// mid-body: a user error, the body being weir's "user" body), the upstream's otherwise.
+fn sent_failure(e: hyper::Error) -> Failure {
+    if e.is_user() || e.is_body_write_aborted() {
+        Failure::RequestBody(e.into())
+    } else {
+        Failure::Upstream(e.into())
+    }
 }
 
 /// `Content-Length` of a response head, for the body's size hint.
