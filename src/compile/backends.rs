@@ -33,7 +33,7 @@ use super::ir::{BackendRef, FieldPath, IrAction, IrRoute, PortRef, Source};
 use super::status::Status;
 use crate::api::{condition_types, reasons, values};
 use crate::snapshot::{
-    Backend, BackendTarget, Cluster, ClusterKey, Forward, LbPolicy, RouteAction, Timeouts,
+    Backend, BackendTarget, Cluster, ClusterKey, Forward, LbPolicy, Limits, RouteAction, Timeouts,
     UpstreamProtocol,
 };
 use crate::store::{ObjectKey, Objects};
@@ -274,6 +274,7 @@ fn cluster(key: ClusterKey, port: &ServicePort) -> (Cluster, Option<String>) {
         websocket,
         lb_policy: LbPolicy::default(),
         timeouts: Timeouts::default(),
+        limits: Limits::default(),
     };
     (cluster, warning)
 }

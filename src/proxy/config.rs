@@ -35,6 +35,10 @@ pub struct ProxyConfig {
     /// A WebSocket tunnel in which no byte moved either way for this long is closed (zero:
     /// never). Default 1 hour.
     pub tunnel_idle_timeout: Duration,
+    /// Ceiling on any forwarded request's whole duration, from its arrival to the end of its
+    /// response body (zero: none, the default); a cluster's own total timeout may be
+    /// shorter. Over it: 504 before the response headers, the body cut after.
+    pub max_request_duration: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -51,6 +55,7 @@ impl Default for ProxyConfig {
             upstream_h2_max_streams: 100,
             escaped_slashes: EscapedSlashes::default(),
             tunnel_idle_timeout: Duration::from_secs(3600),
+            max_request_duration: Duration::ZERO,
         }
     }
 }

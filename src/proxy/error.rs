@@ -72,6 +72,16 @@ pub enum Failure {
     Upstream(BodyError),
     /// No response headers within the cluster's request timeout: 504.
     Timeout,
+    /// The upstream refused the request without processing it (HTTP/2 `REFUSED_STREAM`, or a
+    /// graceful GOAWAY that left the stream out) and the one retry was spent or impossible:
+    /// 503.
+    Refused,
+    /// Every connection to the endpoint was busy and its pending queue was full: 503 at once.
+    QueueFull,
+    /// Every connection to the endpoint stayed busy for the cluster's queue timeout: 503.
+    QueueTimeout,
+    /// The whole request took longer than its total timeout: 504.
+    TotalTimeout,
 }
 
 impl Failure {
@@ -88,10 +98,14 @@ impl Failure {
             | Failure::UpgradeRefused
             | Failure::AmbiguousFraming => Source::Downstream,
             Failure::NoRoute => Source::Routing,
-            Failure::NoEndpoint | Failure::Connect(_) | Failure::ConnectTimeout => {
-                Source::UpstreamConnect
+            Failure::NoEndpoint
+            | Failure::Connect(_)
+            | Failure::ConnectTimeout
+            | Failure::QueueFull
+            | Failure::QueueTimeout => Source::UpstreamConnect,
+            Failure::Upstream(_) | Failure::Timeout | Failure::Refused | Failure::TotalTimeout => {
+                Source::UpstreamResponse
             }
-            Failure::Upstream(_) | Failure::Timeout => Source::UpstreamResponse,
             Failure::NoBackend => Source::Internal,
         }
     }
@@ -110,6 +124,10 @@ impl Failure {
             Failure::ConnectTimeout => "connect_timeout",
             Failure::Upstream(_) => "upstream",
             Failure::Timeout => "timeout",
+            Failure::Refused => "refused",
+            Failure::QueueFull => "queue_full",
+            Failure::QueueTimeout => "queue_timeout",
+            Failure::TotalTimeout => "total_timeout",
         }
     }
 
@@ -132,10 +150,14 @@ impl Failure {
             | Failure::UpgradeRefused
             | Failure::AmbiguousFraming => StatusCode::BAD_REQUEST,
             Failure::NoRoute => StatusCode::NOT_FOUND,
-            Failure::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::NoEndpoint | Failure::Refused | Failure::QueueFull | Failure::QueueTimeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Failure::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::Connect(_) | Failure::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Failure::ConnectTimeout | Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::ConnectTimeout | Failure::Timeout | Failure::TotalTimeout => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
         }
     }
 
@@ -150,7 +172,11 @@ impl Failure {
             Failure::NoEndpoint => "no healthy upstream\n",
             Failure::NoBackend => "no backend\n",
             Failure::Connect(_) | Failure::Upstream(_) => "upstream connect error or disconnect\n",
-            Failure::ConnectTimeout | Failure::Timeout => "upstream request timeout\n",
+            Failure::ConnectTimeout | Failure::Timeout | Failure::TotalTimeout => {
+                "upstream request timeout\n"
+            }
+            Failure::Refused => "upstream refused the request\n",
+            Failure::QueueFull | Failure::QueueTimeout => "upstream overloaded\n",
         };
         let mut reply = LocalReply::text(self.status(), Bytes::from_static(body.as_bytes()));
         reply.close = matches!(self, Failure::AmbiguousFraming | Failure::UpgradeRefused);

@@ -24,7 +24,7 @@ use weir::proxy::{BoundListener, Proxy, ProxyConfig};
 use weir::snapshot::{
     BackendTarget, Certificate, Cluster, ClusterKey, Endpoint, EndpointSet, EndpointSets, Filter,
     LbPolicy, Listener, ListenerProtocol, PathMatch, Route, RouteAction, RouteId, RouteMatch,
-    RouteTable, Snapshot, Timeouts, TlsConfig, UpstreamProtocol, VirtualHost,
+    RouteTable, Snapshot, Limits, Timeouts, TlsConfig, UpstreamProtocol, VirtualHost,
 };
 
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -451,6 +451,7 @@ pub fn cluster_of(key: ClusterKey, protocol: UpstreamProtocol) -> Cluster {
         websocket: false,
         lb_policy: LbPolicy::RoundRobin,
         timeouts: Timeouts::default(),
+        limits: Limits::default(),
     }
 }
 
