@@ -364,16 +364,15 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         l.cluster = cluster.name.to_string();
     }
     ctx.cluster = Some(cluster.clone());
-    let req = Request::from_parts(parts, body);
+    let req = Request::from_parts(parts, Body::incoming(body));
     let fwd = Forwarding {
         host_value: &host_value,
         upgrade,
         chain,
         cluster,
     };
-    // Boxed: the upstream phase is most of the future; `run` stays small for the early
-    // answers.
-    Box::pin(forward_upstream(ctx, req, fwd)).await
+    // Not boxed again: `handle` boxed the whole request future once.
+    forward_upstream(ctx, req, fwd).await
 }
 
 /// What the upstream phase needs from the earlier ones.
@@ -387,7 +386,7 @@ struct Forwarding<'a> {
 /// Phases 6–8: pick an endpoint, send, and shape the response.
 async fn forward_upstream(
     ctx: &mut Ctx,
-    mut req: Request<Incoming>,
+    mut req: Request<Body>,
     fwd: Forwarding<'_>,
 ) -> Response<ResponseBody> {
     let Forwarding {
@@ -425,9 +424,9 @@ async fn forward_upstream(
     let total = effective_total(cfg.timeouts.total, ctx.inner.config.max_request_duration);
     let deadline = (!total.is_zero()).then(|| tokio::time::Instant::from_std(ctx.start) + total);
     let sent = match deadline {
-        None => attempts.run(candidates, req.map(Body::incoming), None).await,
+        None => attempts.run(candidates, req, None).await,
         Some(at) => {
-            let run = attempts.run(candidates, req.map(Body::incoming), Some(at));
+            let run = attempts.run(candidates, req, Some(at));
             match tokio::time::timeout_at(at, run).await {
                 Ok(sent) => sent,
                 Err(_) => Err(Failure::TotalTimeout),
@@ -459,7 +458,10 @@ async fn forward_upstream(
 
 /// The whole-request bound: the cluster's total timeout and the proxy-wide ceiling, the
 /// shorter of those set (zero: unset).
-fn effective_total(cluster: std::time::Duration, ceiling: std::time::Duration) -> std::time::Duration {
+fn effective_total(
+    cluster: std::time::Duration,
+    ceiling: std::time::Duration,
+) -> std::time::Duration {
     match (cluster.is_zero(), ceiling.is_zero()) {
         (true, _) => ceiling,
         (false, true) => cluster,

@@ -1,12 +1,14 @@
-//! The HTTP client behind the pools: hyper's HTTP/1.1 and HTTP/2 client connections, TCP and
-//! TLS connecting, and the response body they hand back.
+//! The HTTP clients behind the pools: hyper's HTTP/1.1 client, the `h2` crate driven
+//! directly for HTTP/2, TCP and TLS connecting, and the response body they hand back.
 //!
-//! This file is the only place that names hyper's client types. The pools (`super`) and the
-//! request path see [`Conn`] (a checked-out connection that sends one `Request<Body>` and
-//! returns a `Response<Body>`), [`H1Conn`], [`H2Conn`] and [`UpstreamBody`]. Each connection
-//! kind implements [`Exchange`], the seam a different client (the `h2` crate driven directly,
-//! say) would implement; [`Conn`] dispatches to them statically, so the per-request call costs
-//! no allocation.
+//! This file is the only place that names an HTTP client's types. HTTP/2 requests are sent
+//! from the request's own task on a shared `h2::client::SendRequest` — no task spawned and no
+//! channel hop per request (hyper's HTTP/2 client spawns one per request); only a request body
+//! that is not complete at once gets a task to pump it. The pools (`super`) and the request
+//! path see [`Conn`] (a checked-out connection that sends one `Request<Body>` and returns a
+//! `Response<Body>`), [`H1Conn`], [`H2Conn`] and [`UpstreamBody`]. Each connection kind
+//! implements [`Exchange`], the seam another client implementation would implement; [`Conn`]
+//! dispatches to them statically, so the per-request call costs no allocation.
 //!
 //! **A new connection is not connected until the peer has acknowledged something.** A listener
 //! whose accept queue is full still completes TCP handshakes in the kernel (SYN cookies), then
@@ -23,7 +25,7 @@
 use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::{Arc, OnceLock};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -31,8 +33,8 @@ use bytes::Bytes;
 use http::{Request, Response, Version};
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
-use hyper::client::conn::{http1, http2};
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper::client::conn::http1;
+use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
 use super::{Pool, Slot};
@@ -92,8 +94,7 @@ pub(crate) fn unprocessed(
     let mut next = Some(error);
     while let Some(e) = next {
         if let Some(h2) = e.downcast_ref::<h2::Error>() {
-            if h2.is_remote() && h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM)
-            {
+            if h2.is_remote() && h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
                 return Some(Failure::Refused);
             }
             if h2.is_remote() && h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR) {
@@ -211,7 +212,7 @@ impl Exchange for H1Conn {
             None => Err(SendError::Failed(Failure::Timeout)),
             Some(Ok(resp)) => Ok(resp.map(|body| {
                 Body::upstream(UpstreamBody {
-                    inner: body,
+                    inner: Inner::H1(body),
                     release: Release::H1((!head).then_some(self)),
                     ended: false,
                 })
@@ -221,27 +222,24 @@ impl Exchange for H1Conn {
     }
 }
 
-/// A multiplexed upstream HTTP/2 connection and the streams weir has open on it.
+/// A multiplexed upstream HTTP/2 connection (the `h2` crate, driven directly: a request is
+/// sent from its own task, with no task spawned and no channel hop per request) and the
+/// streams weir has open on it.
 pub(crate) struct H2Conn {
-    sender: http2::SendRequest<Body>,
+    sender: h2::client::SendRequest<Bytes>,
     streams: AtomicUsize,
     /// When a stream was last opened, in milliseconds since [`now_ms`]'s epoch.
     last_used: AtomicU64,
-    /// Reads the peer's current `SETTINGS_MAX_CONCURRENT_STREAMS` (`None` when the
-    /// connection's task is polling it at that instant).
-    peer_max_streams: PeerLimit,
-    /// The last value read.
-    peer_max_cached: AtomicUsize,
+    /// Set by the connection's task when the connection ended.
+    closed: Arc<AtomicBool>,
     /// Whether the peer has sent a byte yet.
     heard: Arc<AtomicBool>,
 }
 
-type PeerLimit = Box<dyn Fn() -> Option<usize> + Send + Sync>;
-
 impl H2Conn {
-    /// Whether the connection is closed (GOAWAY received, or it failed).
+    /// Whether the connection ended (GOAWAY received and drained, an error, EOF).
     pub(crate) fn is_closed(&self) -> bool {
-        self.sender.is_closed()
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// Streams weir has open on it.
@@ -254,15 +252,10 @@ impl H2Conn {
         now.saturating_sub(self.last_used.load(Ordering::Relaxed))
     }
 
-    /// The peer's stream limit, fresh when the connection is not being polled right now.
+    /// The peer's current `SETTINGS_MAX_CONCURRENT_STREAMS` (always fresh: the `h2` crate
+    /// keeps it where every handle can read it).
     pub(crate) fn peer_limit(&self) -> (usize, bool) {
-        match (self.peer_max_streams)() {
-            Some(fresh) => {
-                self.peer_max_cached.store(fresh, Ordering::Relaxed);
-                (fresh, true)
-            }
-            None => (self.peer_max_cached.load(Ordering::Relaxed), false),
-        }
+        (self.sender.current_max_send_streams(), true)
     }
 
     /// Opens the first stream of a new connection (before it is shared).
@@ -272,14 +265,18 @@ impl H2Conn {
         H2Stream(self.clone())
     }
 
-    /// Opens one stream if fewer than `limit` are open and the connection is ready.
+    /// Opens one stream if fewer than `limit` are open and the connection is alive.
     pub(crate) fn try_open(self: &Arc<Self>, limit: usize) -> Option<H2Stream> {
-        if self.streams.load(Ordering::Relaxed) < limit && self.sender.is_ready() {
-            self.streams.fetch_add(1, Ordering::Relaxed);
-            self.last_used.store(now_ms(), Ordering::Relaxed);
-            return Some(H2Stream(self.clone()));
+        if self.is_closed() {
+            return None;
         }
-        None
+        let open = self.streams.fetch_add(1, Ordering::Relaxed);
+        if open >= limit {
+            self.streams.fetch_sub(1, Ordering::Relaxed);
+            return None;
+        }
+        self.last_used.store(now_ms(), Ordering::Relaxed);
+        Some(H2Stream(self.clone()))
     }
 }
 
@@ -303,17 +300,114 @@ impl Exchange for H2Stream {
         timeout: Duration,
     ) -> Result<Response<Body>, SendError> {
         let mut sender = self.0.sender.clone();
-        let fut = sender.try_send_request(req);
-        match with_timeout(timeout, fut).await {
-            None => Err(SendError::Failed(Failure::Timeout)),
-            Some(Ok(resp)) => Ok(resp.map(|body| {
-                Body::upstream(UpstreamBody {
-                    inner: body,
-                    release: Release::H2(self),
-                    ended: false,
-                })
-            })),
-            Some(Err(e)) => Err(SendError::classify(e, self.0.heard.load(Ordering::Relaxed))),
+        // Ready first: a connection that received GOAWAY or failed says so here, before
+        // anything of the request left, so the request comes back for another attempt.
+        if let Err(e) = std::future::poll_fn(|cx| sender.poll_ready(cx)).await {
+            return Err(SendError::NotSent(
+                Box::new(req),
+                Failure::Connect(std::io::Error::other(e)),
+            ));
+        }
+        let (parts, body) = req.into_parts();
+        let eos = body.is_end_stream();
+        let (response, send) = match sender.send_request(Request::from_parts(parts, ()), eos) {
+            Ok(pair) => pair,
+            // Refused before a frame was queued (a GOAWAY that arrived since `poll_ready`,
+            // the stream limit): nothing reached the peer.
+            Err(e) => {
+                return Err(SendError::NotProcessed(Failure::Connect(
+                    std::io::Error::other(e),
+                )));
+            }
+        };
+        if !eos {
+            send_body(body, send);
+        }
+        let resp = match with_timeout(timeout, response).await {
+            None => return Err(SendError::Failed(Failure::Timeout)),
+            Some(Ok(resp)) => resp,
+            Some(Err(e)) => {
+                let heard = self.0.heard.load(Ordering::Relaxed);
+                return Err(match unprocessed(&e, heard) {
+                    Some(failure) => SendError::NotProcessed(failure),
+                    None => SendError::Failed(h2_failure(e)),
+                });
+            }
+        };
+        let (parts, recv) = resp.into_parts();
+        let length = content_length(&parts.headers);
+        Ok(Response::from_parts(
+            parts,
+            Body::upstream(UpstreamBody {
+                inner: Inner::H2 { recv, length },
+                release: Release::H2(self),
+                ended: false,
+            }),
+        ))
+    }
+}
+
+/// An `h2` stream error as a failure.
+fn h2_failure(e: h2::Error) -> Failure {
+    Failure::Upstream(Box::new(e))
+}
+
+/// `Content-Length` of a response head, for the body's size hint.
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}
+
+/// Streams the request body (and trailers) into the HTTP/2 stream. Polled once here: a body
+/// that is already complete (a small POST) is sent without a task; otherwise the rest is
+/// pumped by a task of its own, since it may go on after the response headers (gRPC
+/// streaming).
+fn send_body(body: Body, send: h2::SendStream<Bytes>) {
+    let mut pump = Box::pin(pump_body(body, send));
+    let waker = std::task::Waker::noop();
+    let mut cx = Context::from_waker(waker);
+    if pump.as_mut().poll(&mut cx).is_pending() {
+        tokio::spawn(pump);
+    }
+}
+
+async fn pump_body(mut body: Body, mut send: h2::SendStream<Bytes>) {
+    use http_body_util::BodyExt as _;
+    loop {
+        let frame = match body.frame().await {
+            None => {
+                let _ = send.send_data(Bytes::new(), true);
+                return;
+            }
+            Some(Err(error)) => {
+                tracing::debug!(%error, "request body failed; resetting the upstream stream");
+                send.send_reset(h2::Reason::CANCEL);
+                return;
+            }
+            Some(Ok(frame)) => frame,
+        };
+        let frame = match frame.into_data() {
+            Ok(mut data) => {
+                while !data.is_empty() {
+                    send.reserve_capacity(data.len());
+                    let granted = match std::future::poll_fn(|cx| send.poll_capacity(cx)).await {
+                        Some(Ok(n)) => n,
+                        _ => return, // the stream was reset or the connection closed
+                    };
+                    let chunk = data.split_to(granted.min(data.len()));
+                    if send.send_data(chunk, false).is_err() {
+                        return;
+                    }
+                }
+                continue;
+            }
+            Err(frame) => frame,
+        };
+        if let Ok(trailers) = frame.into_trailers() {
+            let _ = send.send_trailers(trailers);
+            return;
         }
     }
 }
@@ -321,9 +415,21 @@ impl Exchange for H2Stream {
 /// A response body from an upstream. When it ends cleanly its HTTP/1.1 connection goes back
 /// to the pool; an HTTP/2 stream is counted until it is dropped.
 pub(crate) struct UpstreamBody {
-    inner: Incoming,
+    inner: Inner,
     release: Release,
     ended: bool,
+}
+
+enum Inner {
+    /// hyper's HTTP/1.1 client body.
+    H1(Incoming),
+    /// An `h2` stream: data (whose flow-control capacity is released as it is passed on),
+    /// then trailers.
+    H2 {
+        recv: h2::RecvStream,
+        /// The response's `Content-Length`, for the size hint.
+        length: Option<u64>,
+    },
 }
 
 enum Release {
@@ -340,19 +446,56 @@ impl HttpBody for UpstreamBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
-        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        let polled = match &mut this.inner {
+            Inner::H1(body) => Pin::new(body)
+                .poll_frame(cx)
+                .map_err(|e| Box::new(e) as BodyError),
+            Inner::H2 { recv, .. } => poll_h2(recv, cx),
+        };
         if let Poll::Ready(None) = polled {
             this.ended = true;
         }
-        polled.map_err(|e| Box::new(e) as BodyError)
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
+        match &self.inner {
+            Inner::H1(body) => body.is_end_stream(),
+            Inner::H2 { recv, .. } => recv.is_end_stream(),
+        }
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
+        match &self.inner {
+            Inner::H1(body) => body.size_hint(),
+            Inner::H2 { recv, length } => match (recv.is_end_stream(), length) {
+                (true, _) => SizeHint::with_exact(0),
+                (false, Some(n)) => SizeHint::with_exact(*n),
+                (false, None) => SizeHint::default(),
+            },
+        }
+    }
+}
+
+/// The next frame of an `h2` response body.
+fn poll_h2(
+    recv: &mut h2::RecvStream,
+    cx: &mut Context<'_>,
+) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
+    match recv.poll_data(cx) {
+        Poll::Ready(Some(Ok(data))) => {
+            // Passed on: let the peer send as much again.
+            let _ = recv.flow_control().release_capacity(data.len());
+            Poll::Ready(Some(Ok(Frame::data(data))))
+        }
+        Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(Box::new(e)))),
+        Poll::Ready(None) => match recv.poll_trailers(cx) {
+            Poll::Ready(Ok(Some(trailers))) => Poll::Ready(Some(Ok(Frame::trailers(trailers)))),
+            Poll::Ready(Ok(None)) => Poll::Ready(None),
+            Poll::Ready(Err(e)) => Poll::Ready(Some(Err(Box::new(e)))),
+            Poll::Pending => Poll::Pending,
+        },
+        Poll::Pending => Poll::Pending,
     }
 }
 
@@ -360,7 +503,7 @@ impl Drop for UpstreamBody {
     fn drop(&mut self) {
         if let Release::H1(conn) = &mut self.release
             && let Some(conn) = conn.take()
-            && (self.ended || self.inner.is_end_stream())
+            && (self.ended || self.is_end_stream())
         {
             super::release_h1(conn);
         }
@@ -392,7 +535,10 @@ pub(crate) struct ConnectOptions {
 }
 
 /// Opens a TCP (and maybe TLS) connection to `address` and does the HTTP handshake.
-pub(crate) async fn connect(address: SocketAddr, opts: ConnectOptions) -> Result<Connected, Failure> {
+pub(crate) async fn connect(
+    address: SocketAddr,
+    opts: ConnectOptions,
+) -> Result<Connected, Failure> {
     let tcp = TcpStream::connect(address)
         .await
         .map_err(Failure::Connect)?;
@@ -402,7 +548,7 @@ pub(crate) async fn connect(address: SocketAddr, opts: ConnectOptions) -> Result
     let slot = if opts.upgrade { None } else { opts.slot };
     match opts.protocol {
         UpstreamProtocol::H2c if !opts.upgrade => {
-            h2_handshake(TokioIo::new(tcp), opts.h2_streams_hint, heard).await
+            h2_handshake(tcp, opts.h2_streams_hint, heard).await
         }
         UpstreamProtocol::Http1 | UpstreamProtocol::H2c => {
             h1_handshake(TokioIo::new(tcp), opts.upgrade, slot, heard).await
@@ -415,7 +561,7 @@ pub(crate) async fn connect(address: SocketAddr, opts: ConnectOptions) -> Result
                 .await
                 .map_err(Failure::Connect)?;
             if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                h2_handshake(TokioIo::new(tls), opts.h2_streams_hint, heard).await
+                h2_handshake(tls, opts.h2_streams_hint, heard).await
             } else {
                 h1_handshake(TokioIo::new(tls), opts.upgrade, slot, heard).await
             }
@@ -539,34 +685,33 @@ where
 
 async fn h2_handshake<T>(io: T, hint: usize, heard: Arc<AtomicBool>) -> Result<Connected, Failure>
 where
-    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
-    let (sender, conn) = http2::Builder::new(TokioExecutor::new())
-        .timer(TokioTimer::new())
+    // Flow-control windows as hyper's client had them (2 MiB per stream, 5 MiB per
+    // connection), so a stream is not held back by a slow reader elsewhere.
+    let (sender, conn) = h2::client::Builder::new()
         .initial_max_send_streams(if hint == 0 { 100 } else { hint })
         .max_header_list_size(UPSTREAM_MAX_HEADER_LIST)
-        .handshake(io)
+        .initial_window_size(2 * 1024 * 1024)
+        .initial_connection_window_size(5 * 1024 * 1024)
+        .max_send_buffer_size(1024 * 1024)
+        .enable_push(false)
+        .handshake::<_, Bytes>(io)
         .await
         .map_err(|e| Failure::Connect(std::io::Error::other(e)))?;
-    // hyper keeps the peer's SETTINGS on the connection object, which its task must poll:
-    // share it behind a mutex the task takes to poll and a lease only tries.
-    let initial = conn.current_max_send_streams();
-    let conn = Arc::new(Mutex::new(Box::pin(conn)));
-    let driver = conn.clone();
-    let peer_max_streams: PeerLimit =
-        Box::new(move || conn.try_lock().ok().map(|c| c.current_max_send_streams()));
+    let closed = Arc::new(AtomicBool::new(false));
+    let ended = closed.clone();
     tokio::spawn(async move {
-        let ended = std::future::poll_fn(|cx| lock(&driver).as_mut().poll(cx)).await;
-        if let Err(error) = ended {
+        if let Err(error) = conn.await {
             tracing::debug!(%error, "upstream h2 connection ended");
         }
+        ended.store(true, Ordering::Relaxed);
     });
     Ok(Connected::H2(Arc::new(H2Conn {
         sender,
         streams: AtomicUsize::new(0),
         last_used: AtomicU64::new(now_ms()),
-        peer_max_streams,
-        peer_max_cached: AtomicUsize::new(initial),
+        closed,
         heard,
     })))
 }
@@ -583,11 +728,6 @@ async fn with_timeout<F: Future>(timeout: Duration, fut: F) -> Option<F::Output>
 pub(crate) fn now_ms() -> u64 {
     static EPOCH: OnceLock<Instant> = OnceLock::new();
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    // A panic while holding these short critical sections leaves plain data behind.
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }
 
 fn tls_connector(http1_only: bool) -> tokio_rustls::TlsConnector {

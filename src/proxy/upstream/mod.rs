@@ -31,8 +31,8 @@ use arc_swap::ArcSwap;
 use tokio::sync::oneshot;
 
 pub(crate) use client::{Conn, SendError, UpstreamBody};
-pub(crate) use replay::{Replay, TeeBody};
 use client::{ConnectOptions, Connected, H1Conn, H2Conn, now_ms};
+pub(crate) use replay::{Replay, TeeBody};
 
 use super::error::Failure;
 use super::metrics::ClusterStats;
@@ -335,7 +335,11 @@ impl EndpointState {
     /// one. An HTTP/1 pool at its connection cap makes the request wait in its pending queue
     /// (up to the cluster's queue timeout) when `wait` is true; when it is false the answer
     /// is `Ok(None)` at once, so the caller can try another endpoint first.
-    pub(crate) async fn checkout(&self, cfg: &Cluster, wait: bool) -> Result<Option<Conn>, Failure> {
+    pub(crate) async fn checkout(
+        &self,
+        cfg: &Cluster,
+        wait: bool,
+    ) -> Result<Option<Conn>, Failure> {
         let pool = &self.pools[protocol_index(cfg.protocol)];
         if cfg.protocol != UpstreamProtocol::Http1
             && let Some(stream) = pool.h2_stream()
@@ -406,7 +410,9 @@ impl EndpointState {
                     }
                     // Closed while idle: dropping it frees its slot; look again.
                 }
-                Grant::Slot(slot) => return self.connect(cfg, pool, Some(slot), false).await.map(Some),
+                Grant::Slot(slot) => {
+                    return self.connect(cfg, pool, Some(slot), false).await.map(Some);
+                }
                 Grant::Down(timed_out) => {
                     return Err(if timed_out {
                         Failure::ConnectTimeout
