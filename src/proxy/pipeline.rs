@@ -494,6 +494,8 @@ impl Attempts<'_> {
     ///   acknowledged) moves on to the next candidate;
     /// - an endpoint whose HTTP/1 connections are all busy is skipped at first, and waited
     ///   for (its pending queue, up to the queue timeout) once every candidate was tried;
+    /// - so is, once, an endpoint that answers but timed out a connect (overloaded: its
+    ///   connection window shrank, so the request waits for a connection there);
     /// - a request that came back unsent from a pooled connection the peer had closed is
     ///   retried once on the same endpoint (a new connection), so a stale keep-alive
     ///   connection never costs a 502;
@@ -521,6 +523,9 @@ impl Attempts<'_> {
         let mut refusal_retried = false;
         // The first candidate found with every connection busy.
         let mut busy: Option<usize> = None;
+        // Whether a connect timeout on an overloaded endpoint already sent the request back
+        // to wait in a pending queue (once: the queue timeout bounds that wait).
+        let mut requeued = false;
         loop {
             let (i, wait) = match again.take() {
                 Some(i) => (i, true),
@@ -547,6 +552,10 @@ impl Attempts<'_> {
                 Err(f) if f.retry_safe() => {
                     tracing::debug!(endpoint = %ep.address, error = ?f, "connect failed; trying next endpoint");
                     self.cluster.stats.error(f.kind());
+                    if matches!(f, Failure::ConnectTimeout) && !requeued && ep.overloaded(cfg) {
+                        requeued = true;
+                        busy.get_or_insert(i);
+                    }
                     last = f;
                     continue;
                 }
@@ -592,6 +601,13 @@ impl Attempts<'_> {
             drop(in_flight);
             tracing::debug!(endpoint = %ep.address, error = ?failure, "request not processed; retrying");
             self.cluster.stats.error(failure.kind());
+            if matches!(failure, Failure::ConnectTimeout) {
+                ep.connect_timed_out(cfg);
+                if !requeued && ep.overloaded(cfg) {
+                    requeued = true;
+                    busy.get_or_insert(i);
+                }
+            }
             let refused = matches!(failure, Failure::Refused);
             if refused {
                 if refusal_retried {

@@ -331,6 +331,19 @@ impl EndpointState {
         })
     }
 
+    /// A new connection to it timed out unacknowledged after the request was sent
+    /// ([`SendError::NotProcessed`] with a connect timeout): counted like a connect timeout.
+    pub(crate) fn connect_timed_out(&self, cfg: &Cluster) {
+        self.pools[protocol_index(cfg.protocol)].connect_failed(true, cfg.timeouts.connect);
+    }
+
+    /// Whether it answered a response recently: a connect that times out means it is
+    /// overloaded rather than gone.
+    pub(crate) fn overloaded(&self, cfg: &Cluster) -> bool {
+        let h1 = lock(&self.pools[protocol_index(cfg.protocol)].h1);
+        h1.answered.is_some_and(|t| t.elapsed() < ALIVE)
+    }
+
     /// A connection for one request to a cluster of `cfg`: pooled when possible, else a new
     /// one. An HTTP/1 pool at its connection cap makes the request wait in its pending queue
     /// (up to the cluster's queue timeout) when `wait` is true; when it is false the answer
@@ -452,11 +465,11 @@ impl EndpointState {
         let connected = match tokio::time::timeout(cfg.timeouts.connect, fut).await {
             Ok(Ok(connected)) => connected,
             Ok(Err(f)) => {
-                pool.connect_failed(false);
+                pool.connect_failed(false, cfg.timeouts.connect);
                 return Err(f);
             }
             Err(_) => {
-                pool.connect_failed(true);
+                pool.connect_failed(true, cfg.timeouts.connect);
                 return Err(Failure::ConnectTimeout);
             }
         };
@@ -509,6 +522,48 @@ struct H1Pool {
     idle: Vec<IdleH1>,
     open: usize,
     waiters: VecDeque<oneshot::Sender<Grant>>,
+    /// The connection window learned from the endpoint (0: none, the cluster's cap alone
+    /// applies). An endpoint that answers but times out new connections (its accept queue is
+    /// full: the kernel leaves them half open) is overloaded, not gone: the window halves, at
+    /// most once per connect timeout, and grows by one for every window's worth of answered
+    /// responses (AIMD, as TCP does). The requests over it wait in the pending queue instead
+    /// of piling more half-open connections onto the endpoint.
+    window: usize,
+    /// Answered responses since the window last grew.
+    grown: usize,
+    /// When the endpoint last answered a response to its end.
+    answered: Option<Instant>,
+    /// When the window last shrank.
+    shrunk: Option<Instant>,
+}
+
+/// An endpoint that answered a response this recently is alive: a connect that times out
+/// means it is overloaded.
+const ALIVE: Duration = Duration::from_secs(10);
+/// The smallest learned window.
+const MIN_WINDOW: usize = 2;
+
+impl H1Pool {
+    /// The connection cap in force: the cluster's, and the learned window (zero: none).
+    fn cap(&self, limits: &Limits) -> usize {
+        match (limits.max_connections as usize, self.window) {
+            (max, 0) => max,
+            (0, window) => window,
+            (max, window) => max.min(window),
+        }
+    }
+
+    /// A response was answered to its end: the endpoint is alive, and the window grows.
+    fn answered(&mut self) {
+        self.answered = Some(Instant::now());
+        if self.window > 0 {
+            self.grown += 1;
+            if self.grown >= self.window {
+                self.grown = 0;
+                self.window = (self.window + 1).min(u32::MAX as usize);
+            }
+        }
+    }
 }
 
 /// What a waiting request is handed.
@@ -574,6 +629,7 @@ pub(crate) fn release_h1(conn: H1Conn) {
     let Some(pool) = conn.home().cloned() else {
         return;
     };
+    lock(&pool.h1).answered();
     if pool.draining.load(Ordering::Relaxed) || conn.is_closed() {
         return;
     }
@@ -619,8 +675,8 @@ impl Pool {
 
     /// No idle connection: a slot if under the cap, else a place in the queue.
     fn room(self: &Arc<Self>, h1: &mut H1Pool, limits: &Limits, wait: bool) -> Take {
-        let max = limits.max_connections as usize;
-        if max == 0 || h1.open < max {
+        let cap = h1.cap(limits);
+        if cap == 0 || h1.open < cap {
             h1.open += 1;
             return Take::Now(Grant::Slot(Slot(Some(self.clone()))));
         }
@@ -644,6 +700,12 @@ impl Pool {
     fn free_slot(self: &Arc<Self>) {
         let mut grant = Grant::Slot(Slot(Some(self.clone())));
         let mut h1 = lock(&self.h1);
+        if h1.window > 0 && h1.open > h1.window {
+            // Over a window that shrank: the slot is not handed on.
+            h1.open -= 1;
+            grant.forget_slot();
+            return;
+        }
         while let Some(waiter) = h1.waiters.pop_front() {
             match waiter.send(grant) {
                 Ok(()) => return,
@@ -654,10 +716,30 @@ impl Pool {
         grant.forget_slot();
     }
 
-    /// A connect failed: the requests waiting for this endpoint try another one rather than
-    /// queue for connects that are failing too.
-    fn connect_failed(&self, timed_out: bool) {
-        let waiters = std::mem::take(&mut lock(&self.h1).waiters);
+    /// A connect failed (`timed_out`: timed out, `every`: the connect timeout). An endpoint
+    /// that answered recently is overloaded: its window shrinks and its waiters keep
+    /// waiting. Otherwise it is unreachable, and the requests waiting for it try another
+    /// endpoint rather than queue for connects that are failing too.
+    fn connect_failed(&self, timed_out: bool, every: Duration) {
+        let waiters = {
+            let mut h1 = lock(&self.h1);
+            let alive = h1.answered.is_some_and(|t| t.elapsed() < ALIVE);
+            if timed_out && alive {
+                if h1.shrunk.is_none_or(|t| t.elapsed() >= every) {
+                    let current = if h1.window == 0 {
+                        h1.open
+                    } else {
+                        h1.window.min(h1.open)
+                    };
+                    h1.window = (current / 2).max(MIN_WINDOW);
+                    h1.grown = 0;
+                    h1.shrunk = Some(Instant::now());
+                    tracing::debug!(window = h1.window, "endpoint overloaded; fewer connections");
+                }
+                return;
+            }
+            std::mem::take(&mut h1.waiters)
+        };
         for waiter in waiters {
             let _ = waiter.send(Grant::Down(timed_out));
         }
