@@ -13,6 +13,7 @@ mod observability;
 mod paths;
 mod pools;
 mod reconfigure;
+mod resilience;
 mod routing;
 mod shutdown;
 mod streams;
