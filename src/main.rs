@@ -79,6 +79,10 @@ struct ListenArgs {
     /// Close a WebSocket tunnel in which no byte moved for this long (0: never).
     #[arg(long, default_value = "1h", value_parser = parse_duration)]
     tunnel_idle_timeout: Duration,
+    /// Ceiling on any forwarded request's whole duration, from its arrival to the end of its
+    /// response body (0: none): 504 before the response headers, the body cut after.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    max_request_duration: Duration,
 }
 
 #[derive(Args)]
@@ -415,6 +419,7 @@ fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
         drain_timeout: listen.drain_timeout,
         escaped_slashes: listen.escaped_slashes,
         tunnel_idle_timeout: listen.tunnel_idle_timeout,
+        max_request_duration: listen.max_request_duration,
         access_log: AccessLogConfig { target, format },
         forwarded: if listen.trust_forwarded_headers {
             ForwardedHeaders::Trust
