@@ -307,3 +307,61 @@ async fn a_head_response_never_returns_its_connection_to_the_pool() {
     assert_eq!(c.get("a.example", "/").await.status, 200);
     assert_eq!(conns.load(Ordering::Relaxed), 2);
 }
+
+/// An HTTP/1.1 upstream that never answers `/head`, and on `/body` sends its headers and
+/// the start of a body that never ends.
+async fn stalling() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                if buf.starts_with(b"GET /body") {
+                    let _ = tcp
+                        .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 100\r\n\r\nabc")
+                        .await;
+                }
+                // Hold the connection until the proxy lets go.
+                let _ = tcp.read(&mut chunk).await;
+            });
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn the_whole_request_timeout_bounds_the_headers_and_the_body() {
+    let addr = stalling().await;
+    let limit = Duration::from_millis(300);
+    let h = Harness::start(ProxyConfig {
+        max_request_duration: limit,
+        ..ProxyConfig::default()
+    })
+    .await;
+    publish_cluster(&h, vec![addr], UpstreamProtocol::Http1, Timeouts::default());
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        // No headers within the limit (the request timeout is a minute): 504.
+        let started = Instant::now();
+        assert_eq!(c.get("a.example", "/head").await.status, 504, "{proto:?}");
+        assert!(started.elapsed() < Duration::from_secs(10), "{proto:?}");
+        // Headers in time, then a body that stalls: cut at the limit.
+        let mut c = h.client(proto).await;
+        let req = c.request("GET", "a.example", "/body", empty());
+        let resp = c.send(req).await.expect("headers");
+        assert_eq!(resp.status(), 200);
+        use http_body_util::BodyExt;
+        let cut = tokio::time::timeout(Duration::from_secs(10), resp.into_body().collect()).await;
+        assert!(cut.expect("cut before 10 s").is_err(), "{proto:?}");
+    }
+}
