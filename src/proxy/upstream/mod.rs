@@ -16,7 +16,18 @@
 //! opens another only when every one carries as many streams as the peer allows
 //! (`SETTINGS_MAX_CONCURRENT_STREAMS`, capped by `ProxyConfig::upstream_h2_max_streams`).
 //!
-//! The HTTP client itself (hyper's) is an implementation detail of [`client`].
+//! **The work given to one endpoint is bounded** (the cluster's [`Limits`], HAProxy's
+//! `maxconn` + `timeout queue`): at most `max_connections` HTTP/1.1 connections are open at
+//! once; a request finding them all busy waits in the endpoint's FIFO pending queue (up to
+//! `max_pending` requests, each for up to `queue_timeout`) and is handed the next connection
+//! whose response ends, or the slot of one that closes. An endpoint that answers but times
+//! out new connections is overloaded, not gone: it gets a smaller learned window instead of
+//! more half-open connections (see `H1Pool`). Waiting for an HTTP/2 connect in progress is
+//! bounded by the connect timeout, so a black-holed endpoint costs each request one connect
+//! timeout, not one per request queued before it.
+//!
+//! The HTTP clients (hyper's HTTP/1.1, `h2` for HTTP/2) are an implementation detail of
+//! [`client`]; [`replay`] keeps a request that may need sending again.
 
 mod client;
 mod replay;
