@@ -115,7 +115,7 @@ pub fn build(objects: &Objects, clusters: &BTreeMap<ClusterKey, Cluster>) -> End
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{LbPolicy, Timeouts, UpstreamProtocol};
+    use crate::snapshot::{LbPolicy, Limits, Timeouts, UpstreamProtocol};
     use crate::store::ObjectKey;
     use k8s_openapi::api::discovery::v1::{
         Endpoint as K8sEndpoint, EndpointConditions, EndpointPort,
@@ -130,6 +130,7 @@ mod tests {
             websocket: false,
             lb_policy: LbPolicy::RoundRobin,
             timeouts: Timeouts::default(),
+            limits: Limits::default(),
         }
     }
 

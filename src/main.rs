@@ -109,6 +109,10 @@ struct ListenArgs {
     /// past it each new connection closes the oldest of them (0: no limit).
     #[arg(long, default_value_t = 1024)]
     max_half_received: usize,
+    /// Ceiling on any forwarded request's whole duration, from its arrival to the end of its
+    /// response body (0: none): 504 before the response headers, the body cut after.
+    #[arg(long, default_value = "0", value_parser = parse_duration)]
+    max_request_duration: Duration,
 }
 
 /// `--debug-addr`: an address, or `off`.
@@ -491,6 +495,7 @@ fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
         h2_keepalive_timeout: listen.h2_keepalive_timeout,
         header_read_timeout: listen.header_read_timeout,
         max_half_received: listen.max_half_received,
+        max_request_duration: listen.max_request_duration,
         access_log: AccessLogConfig { target, format },
         forwarded: forwarded_headers(listen),
         ..ProxyConfig::default()

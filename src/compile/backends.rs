@@ -33,7 +33,7 @@ use super::ir::{BackendRef, FieldPath, IrAction, IrRoute, PortRef, Source};
 use super::status::Status;
 use crate::api::{condition_types, reasons, values};
 use crate::snapshot::{
-    Backend, BackendTarget, Cluster, ClusterKey, Forward, LbPolicy, RouteAction, Timeouts,
+    Backend, BackendTarget, Cluster, ClusterKey, Forward, LbPolicy, Limits, RouteAction, Timeouts,
     UpstreamProtocol,
 };
 use crate::store::{ObjectKey, Objects};
@@ -44,7 +44,8 @@ enum Outcome<'a> {
     /// Forward to this cluster; `warning` is reported on the Service when the cluster is
     /// first used.
     Cluster {
-        cluster: Cluster,
+        /// Boxed: a cluster is much larger than the other variant.
+        cluster: Box<Cluster>,
         service: Source<'a>,
         warning: Option<String>,
     },
@@ -147,7 +148,7 @@ impl<'a> Resolver<'a> {
             service_port,
         );
         Outcome::Cluster {
-            cluster,
+            cluster: Box::new(cluster),
             service: Source {
                 kind: "Service",
                 key,
@@ -206,7 +207,7 @@ impl<'a> Resolver<'a> {
                     if !self.used[index] {
                         self.used[index] = true;
                         if let Entry::Vacant(entry) = clusters.entry(cluster.key.clone()) {
-                            entry.insert(cluster.clone());
+                            entry.insert(Cluster::clone(cluster));
                             if let Some(message) = warning {
                                 status.warning(
                                     service,
@@ -274,6 +275,7 @@ fn cluster(key: ClusterKey, port: &ServicePort) -> (Cluster, Option<String>) {
         websocket,
         lb_policy: LbPolicy::default(),
         timeouts: Timeouts::default(),
+        limits: Limits::default(),
     };
     (cluster, warning)
 }

@@ -18,8 +18,8 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 
-use super::pipeline::Completion;
-use super::upstream::UpstreamBody;
+use super::pipeline::{BodyEnd, Completion};
+use super::upstream::{TeeBody, UpstreamBody};
 
 /// A body error, whatever side it came from.
 pub type BodyError = Box<dyn StdError + Send + Sync>;
@@ -35,6 +35,8 @@ enum Kind {
     Incoming(Incoming),
     /// Received from an upstream (its connection is released when this ends).
     Upstream(UpstreamBody),
+    /// A request body kept for a retry while an attempt may be refused (`upstream::replay`).
+    Replayed(TeeBody),
 }
 
 impl Body {
@@ -65,6 +67,13 @@ impl Body {
             kind: Kind::Upstream(body),
         }
     }
+
+    /// One attempt's view of a request body kept for a retry.
+    pub(crate) fn replayed(body: TeeBody) -> Self {
+        Body {
+            kind: Kind::Replayed(body),
+        }
+    }
 }
 
 impl HttpBody for Body {
@@ -81,6 +90,7 @@ impl HttpBody for Body {
                 .poll_frame(cx)
                 .map_err(|e| Box::new(e) as BodyError),
             Kind::Upstream(inner) => Pin::new(inner).poll_frame(cx),
+            Kind::Replayed(inner) => Pin::new(inner).poll_frame(cx),
         }
     }
 
@@ -89,6 +99,7 @@ impl HttpBody for Body {
             Kind::Full(b) => b.is_none(),
             Kind::Incoming(inner) => inner.is_end_stream(),
             Kind::Upstream(inner) => inner.is_end_stream(),
+            Kind::Replayed(inner) => inner.is_end_stream(),
         }
     }
 
@@ -98,6 +109,7 @@ impl HttpBody for Body {
             Kind::Full(None) => SizeHint::with_exact(0),
             Kind::Incoming(inner) => inner.size_hint(),
             Kind::Upstream(inner) => inner.size_hint(),
+            Kind::Replayed(inner) => inner.size_hint(),
         }
     }
 }
@@ -107,9 +119,12 @@ impl HttpBody for Body {
 pub struct ResponseBody {
     inner: Body,
     completion: Option<Completion>,
+    /// The whole-request deadline, for a forwarded body (none when no total timeout is set).
+    deadline: Option<Pin<Box<tokio::time::Sleep>>>,
     /// The body ended cleanly (`None` polled, or known empty).
     ended: bool,
     errored: bool,
+    timed_out: bool,
 }
 
 impl ResponseBody {
@@ -118,18 +133,27 @@ impl ResponseBody {
         ResponseBody {
             inner,
             completion: None,
+            deadline: None,
             ended: false,
             errored: false,
+            timed_out: false,
         }
     }
 
-    /// A forwarded body that finishes `completion` when dropped.
-    pub(crate) fn forwarded(inner: Body, completion: Completion) -> Self {
+    /// A forwarded body that finishes `completion` when dropped, and is cut with an error at
+    /// `deadline`.
+    pub(crate) fn forwarded(
+        inner: Body,
+        completion: Completion,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Self {
         ResponseBody {
             inner,
             completion: Some(completion),
+            deadline: deadline.map(|at| Box::pin(tokio::time::sleep_until(at))),
             ended: false,
             errored: false,
+            timed_out: false,
         }
     }
 }
@@ -143,6 +167,15 @@ impl HttpBody for ResponseBody {
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, BodyError>>> {
         let this = self.get_mut();
+        if let Some(deadline) = &mut this.deadline
+            && deadline.as_mut().poll(cx).is_ready()
+        {
+            // The whole-request timeout: the client sees the body cut (HTTP/2 RST_STREAM,
+            // HTTP/1 connection closed before the end).
+            this.deadline = None;
+            this.timed_out = true;
+            return Poll::Ready(Some(Err("whole-request timeout".into())));
+        }
         let polled = Pin::new(&mut this.inner).poll_frame(cx);
         match &polled {
             Poll::Ready(None) => this.ended = true,
@@ -164,10 +197,15 @@ impl HttpBody for ResponseBody {
 impl Drop for ResponseBody {
     fn drop(&mut self) {
         if let Some(c) = self.completion.take() {
-            c.finish(
-                (self.ended || self.inner.is_end_stream()) && !self.errored,
-                self.errored,
-            );
+            c.finish(if self.timed_out {
+                BodyEnd::TotalTimeout
+            } else if self.errored {
+                BodyEnd::UpstreamError
+            } else if self.ended || self.inner.is_end_stream() {
+                BodyEnd::Clean
+            } else {
+                BodyEnd::Abandoned
+            });
         }
     }
 }

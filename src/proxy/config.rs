@@ -57,6 +57,10 @@ pub struct ProxyConfig {
     /// How long a keepalive PING may wait for its ACK before the connection is closed.
     /// Default 20 s.
     pub h2_keepalive_timeout: Duration,
+    /// Ceiling on any forwarded request's whole duration, from its arrival to the end of its
+    /// response body (zero: none, the default); a cluster's own total timeout may be
+    /// shorter. Over it: 504 before the response headers, the body cut after.
+    pub max_request_duration: Duration,
 }
 
 impl Default for ProxyConfig {
@@ -77,6 +81,7 @@ impl Default for ProxyConfig {
             h2_idle_timeout: Duration::from_secs(300),
             h2_keepalive_interval: Some(Duration::from_secs(60)),
             h2_keepalive_timeout: Duration::from_secs(20),
+            max_request_duration: Duration::ZERO,
         }
     }
 }

@@ -83,6 +83,16 @@ pub enum Failure {
     Upstream(BodyError),
     /// No response headers within the cluster's request timeout: 504.
     Timeout,
+    /// The upstream refused the request without processing it (HTTP/2 `REFUSED_STREAM`, or a
+    /// graceful GOAWAY that left the stream out) and the one retry was spent or impossible:
+    /// 503.
+    Refused,
+    /// Every connection to the endpoint was busy and its pending queue was full: 503 at once.
+    QueueFull,
+    /// Every connection to the endpoint stayed busy for the cluster's queue timeout: 503.
+    QueueTimeout,
+    /// The whole request took longer than its total timeout: 504.
+    TotalTimeout,
 }
 
 impl Failure {
@@ -102,10 +112,14 @@ impl Failure {
             | Failure::BadChunk
             | Failure::RequestBody(_) => Source::Downstream,
             Failure::NoRoute => Source::Routing,
-            Failure::NoEndpoint | Failure::Connect(_) | Failure::ConnectTimeout => {
-                Source::UpstreamConnect
+            Failure::NoEndpoint
+            | Failure::Connect(_)
+            | Failure::ConnectTimeout
+            | Failure::QueueFull
+            | Failure::QueueTimeout => Source::UpstreamConnect,
+            Failure::Upstream(_) | Failure::Timeout | Failure::Refused | Failure::TotalTimeout => {
+                Source::UpstreamResponse
             }
-            Failure::Upstream(_) | Failure::Timeout => Source::UpstreamResponse,
             Failure::NoBackend => Source::Internal,
         }
     }
@@ -127,6 +141,10 @@ impl Failure {
             Failure::ConnectTimeout => "connect_timeout",
             Failure::Upstream(_) => "upstream",
             Failure::Timeout => "timeout",
+            Failure::Refused => "refused",
+            Failure::QueueFull => "queue_full",
+            Failure::QueueTimeout => "queue_timeout",
+            Failure::TotalTimeout => "total_timeout",
         }
     }
 
@@ -155,10 +173,14 @@ impl Failure {
             | Failure::BadChunk
             | Failure::RequestBody(_) => StatusCode::BAD_REQUEST,
             Failure::NoRoute => StatusCode::NOT_FOUND,
-            Failure::NoEndpoint => StatusCode::SERVICE_UNAVAILABLE,
+            Failure::NoEndpoint | Failure::Refused | Failure::QueueFull | Failure::QueueTimeout => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             Failure::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::Connect(_) | Failure::Upstream(_) => StatusCode::BAD_GATEWAY,
-            Failure::ConnectTimeout | Failure::Timeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::ConnectTimeout | Failure::Timeout | Failure::TotalTimeout => {
+                StatusCode::GATEWAY_TIMEOUT
+            }
         }
     }
 
@@ -175,7 +197,11 @@ impl Failure {
             Failure::NoEndpoint => "no healthy upstream\n",
             Failure::NoBackend => "no backend\n",
             Failure::Connect(_) | Failure::Upstream(_) => "upstream connect error or disconnect\n",
-            Failure::ConnectTimeout | Failure::Timeout => "upstream request timeout\n",
+            Failure::ConnectTimeout | Failure::Timeout | Failure::TotalTimeout => {
+                "upstream request timeout\n"
+            }
+            Failure::Refused => "upstream refused the request\n",
+            Failure::QueueFull | Failure::QueueTimeout => "upstream overloaded\n",
         };
         let mut reply = LocalReply::text(self.status(), Bytes::from_static(body.as_bytes()));
         // A request whose head or body weir refused leaves the connection in a state weir
@@ -202,7 +228,11 @@ impl Failure {
             | Failure::Connect(_)
             | Failure::ConnectTimeout
             | Failure::Upstream(_)
-            | Failure::Timeout => return None,
+            | Failure::Timeout
+            | Failure::Refused
+            | Failure::QueueFull
+            | Failure::QueueTimeout
+            | Failure::TotalTimeout => return None,
         })
     }
 }

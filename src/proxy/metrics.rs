@@ -53,12 +53,16 @@ impl RouteStats {
 }
 
 /// Error kinds counted per cluster.
-pub(crate) const ERROR_KINDS: [&str; 5] = [
+pub(crate) const ERROR_KINDS: [&str; 9] = [
     "connect",
     "connect_timeout",
     "upstream",
     "timeout",
     "no_endpoint",
+    "refused",
+    "queue_full",
+    "queue_timeout",
+    "total_timeout",
 ];
 
 /// Counters of one cluster.

@@ -368,12 +368,15 @@ impl Proxy {
                     .iter()
                     .map(|m| {
                         let e = &m.state;
+                        let (open_h1, pending) = e.h1_load();
                         serde_json::json!({
                             "address": e.address.to_string(),
                             "weight": m.weight,
                             "in_flight": e.load.in_flight(),
                             "total": e.total.load(Ordering::Relaxed),
                             "pooled_connections": e.pooled_connections(),
+                            "open_h1_connections": open_h1,
+                            "pending": pending,
                             "health": if e.is_draining() { "draining" } else { "healthy" },
                         })
                     })

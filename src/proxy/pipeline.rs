@@ -46,10 +46,10 @@ use super::metrics::RouteStats;
 use super::normalize::normalize_path;
 use super::redirect::{self, RedirectRequest};
 use super::tunnel::{self, UpgradeDecision};
-use super::upstream::{ClusterState, EndpointState, SendError};
+use super::upstream::{ClusterState, EndpointState, Members, Replay, SendError};
 use super::{Inner, ListenerSlot, ListenerView, Picker, RouteRt};
-use crate::balance::PickContext;
-use crate::snapshot::{BackendTarget, RequestHead, Route, RouteAction};
+use crate::balance::{Candidates, PickContext};
+use crate::snapshot::{BackendTarget, Cluster, RequestHead, Route, RouteAction};
 
 /// What the server knows about the connection a request came on.
 pub(crate) struct ConnInfo {
@@ -437,7 +437,7 @@ async fn forward_upstream(
     } = fwd;
     // 6. pick endpoint
     let members = cluster.members.load_full();
-    let Some(mut candidates) = members.balancer.pick(&PickContext::default()) else {
+    let Some(candidates) = members.balancer.pick(&PickContext::default()) else {
         return ctx.fail(Failure::NoEndpoint, Some(chain));
     };
 
@@ -453,99 +453,265 @@ async fn forward_upstream(
 
     // 7. upstream
     let cfg = cluster.config.load_full();
-    let mut last = Failure::NoEndpoint;
-    let mut req = Some(req);
-    // `(endpoint, retried)`: a request that came back unsent from a pooled connection the
-    // peer had closed is retried once on the same endpoint (over a new connection) before
-    // moving on, so a stale keep-alive connection never costs a 502.
-    let mut current: Option<(usize, bool)> = None;
-    loop {
-        let i = match current {
-            Some((i, false)) => {
-                current = Some((i, true));
-                i
+    let attempts = Attempts {
+        members: &members,
+        cluster: &cluster,
+        cfg: &cfg,
+        host_value,
+        upgrade,
+        logged: ctx.log.is_some(),
+    };
+    let total = effective_total(cfg.timeouts.total, ctx.inner.config.max_request_duration);
+    let deadline = (!total.is_zero()).then(|| tokio::time::Instant::from_std(ctx.start) + total);
+    let sent = match deadline {
+        None => attempts.run(candidates, req, None).await,
+        Some(at) => {
+            let run = attempts.run(candidates, req, Some(at));
+            match tokio::time::timeout_at(at, run).await {
+                Ok(sent) => sent,
+                Err(_) => Err(Failure::TotalTimeout),
             }
-            _ => match candidates.next() {
-                Some(i) => {
-                    current = None;
-                    i
-                }
-                None => break,
-            },
-        };
-        let ep = &members.endpoints[i].state;
-        let conn = if upgrade {
-            ep.connect_upgrade(&cfg).await
-        } else {
-            ep.checkout(&cfg).await
-        };
-        let conn = match conn {
-            Ok(c) => c,
-            Err(f) if f.retry_safe() => {
-                tracing::debug!(endpoint = %ep.address, error = ?f, "connect failed; trying next endpoint");
-                cluster.stats.error(f.kind());
-                last = f;
-                continue;
-            }
-            Err(f) => return ctx.fail(f, Some(chain)),
-        };
-        let Some(mut r) = req.take() else { break };
-        headers::set_request_target(&mut r, conn.version(), host_value);
-        // Counted until the response body is done — or until this future is dropped because
-        // the client went away.
-        let in_flight = InFlight::start(ep);
-        ep.total.fetch_add(1, Ordering::Relaxed);
-        // Upstream time is only logged: no clock read without an access log.
-        let sent_at = ctx.log.is_some().then(Instant::now);
-        let resp = match conn.send(r, cfg.timeouts.request).await {
-            Ok(resp) => resp,
-            Err(SendError::NotSent(back, f)) => {
-                // The connection died before the request left: safe to try again.
-                drop(in_flight);
-                ep.total.fetch_sub(1, Ordering::Relaxed);
-                if current.is_none() {
-                    current = Some((i, false));
-                }
-                last = f;
-                req = Some(*back);
-                continue;
-            }
-            Err(SendError::Failed(f)) => {
-                drop(in_flight);
-                return ctx.fail(f, Some(chain));
-            }
-        };
-        if let Some(l) = ctx.log.as_deref_mut() {
-            l.endpoint = Some(ep.address);
-            l.upstream = sent_at.map(|t| t.elapsed());
         }
-        return respond(
-            ctx,
-            resp,
-            chain,
-            in_flight,
+    };
+    let sent = match sent {
+        Ok(sent) => sent,
+        Err(f) => return ctx.fail(f, Some(chain)),
+    };
+    if let Some(l) = ctx.log.as_deref_mut() {
+        l.endpoint = Some(sent.endpoint);
+        l.upstream = sent.upstream;
+    }
+    respond(
+        ctx,
+        sent.response,
+        chain,
+        sent.in_flight,
+        deadline,
+        Shape {
             upgrade,
             h2_websocket,
             downstream_h1,
-            on_upgrade,
-        );
+        },
+        on_upgrade,
+    )
+}
+
+/// The whole-request bound: the cluster's total timeout and the proxy-wide ceiling, the
+/// shorter of those set (zero: unset).
+fn effective_total(
+    cluster: std::time::Duration,
+    ceiling: std::time::Duration,
+) -> std::time::Duration {
+    match (cluster.is_zero(), ceiling.is_zero()) {
+        (true, _) => ceiling,
+        (false, true) => cluster,
+        (false, false) => cluster.min(ceiling),
     }
-    ctx.fail(last, Some(chain))
+}
+
+/// Phase 7: the attempts of one request, over the balancer's candidates.
+struct Attempts<'a> {
+    members: &'a Members,
+    cluster: &'a ClusterState,
+    cfg: &'a Cluster,
+    host_value: &'a HeaderValue,
+    upgrade: bool,
+    /// Whether upstream time is measured (only for the access log: no clock read without it).
+    logged: bool,
+}
+
+/// A response head from an endpoint, with what accounts for it.
+struct Sent {
+    response: Response<Body>,
+    in_flight: InFlight,
+    endpoint: SocketAddr,
+    upstream: Option<std::time::Duration>,
+}
+
+impl Attempts<'_> {
+    /// Tries the candidates in order until one answers:
+    /// - a connect failure (refused, timed out, or a new connection the peer never
+    ///   acknowledged) moves on to the next candidate;
+    /// - an endpoint whose HTTP/1 connections are all busy is skipped at first, and waited
+    ///   for (its pending queue, up to the queue timeout) once every candidate was tried;
+    /// - so is, once, an endpoint that answers but timed out a connect (overloaded: its
+    ///   connection window shrank, so the request waits for a connection there);
+    /// - a request that came back unsent from a pooled connection the peer had closed is
+    ///   retried once on the same endpoint (a new connection), so a stale keep-alive
+    ///   connection never costs a 502;
+    /// - a request the upstream refused unprocessed (HTTP/2 `REFUSED_STREAM`, graceful
+    ///   GOAWAY) is sent once more, to the next candidate, or the same endpoint when it is the
+    ///   only one, whatever the method: nothing was processed;
+    /// - anything else after the request left is answered, never retried.
+    ///
+    /// `deadline` (the whole-request timeout) also bounds each attempt's wait for headers.
+    async fn run(
+        &self,
+        mut candidates: Candidates,
+        req: Request<Body>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Result<Sent, Failure> {
+        let cfg = self.cfg;
+        let mut last = Failure::NoEndpoint;
+        let mut req = req;
+        // A copy of the request, kept while an attempt may come back unprocessed.
+        let mut replay: Option<Replay> = None;
+        // An endpoint to try again before moving on.
+        let mut again: Option<usize> = None;
+        // The endpoint that already had its stale-connection retry.
+        let mut retried: Option<usize> = None;
+        let mut refusal_retried = false;
+        // The first candidate found with every connection busy.
+        let mut busy: Option<usize> = None;
+        // Whether a connect timeout on an overloaded endpoint already sent the request back
+        // to wait in a pending queue (once: the queue timeout bounds that wait).
+        let mut requeued = false;
+        loop {
+            let (i, wait) = match again.take() {
+                Some(i) => (i, true),
+                None => match candidates.next() {
+                    Some(i) => (i, false),
+                    None => match busy.take() {
+                        Some(i) => (i, true),
+                        None => return Err(last),
+                    },
+                },
+            };
+            let ep = &self.members.endpoints[i].state;
+            let conn = if self.upgrade {
+                ep.connect_upgrade(cfg).await.map(Some)
+            } else {
+                ep.checkout(cfg, wait).await
+            };
+            let conn = match conn {
+                Ok(Some(c)) => c,
+                Ok(None) => {
+                    busy.get_or_insert(i);
+                    continue;
+                }
+                Err(f) if f.retry_safe() => {
+                    tracing::debug!(endpoint = %ep.address, error = ?f, "connect failed; trying next endpoint");
+                    self.cluster.stats.error(f.kind());
+                    if matches!(f, Failure::ConnectTimeout) && !requeued && ep.overloaded(cfg) {
+                        requeued = true;
+                        busy.get_or_insert(i);
+                    }
+                    last = f;
+                    continue;
+                }
+                Err(f) => return Err(f),
+            };
+            headers::set_request_target(&mut req, conn.version(), self.host_value);
+            if replay.is_none() && conn.may_refuse() {
+                let (kept, r) = Replay::keep(req);
+                replay = Some(kept);
+                req = r;
+            }
+            // Counted until the response body is done — or until this future is dropped
+            // because the client went away.
+            let in_flight = InFlight::start(ep);
+            ep.total.fetch_add(1, Ordering::Relaxed);
+            let sent_at = self.logged.then(Instant::now);
+            let timeout = attempt_timeout(cfg.timeouts.request, deadline);
+            let failure = match conn.send(req, timeout).await {
+                Ok(response) => {
+                    return Ok(Sent {
+                        response,
+                        in_flight,
+                        endpoint: ep.address,
+                        upstream: sent_at.map(|t| t.elapsed()),
+                    });
+                }
+                Err(SendError::NotSent(back, f)) => {
+                    // The connection died before the request left: safe to try again.
+                    drop(in_flight);
+                    ep.total.fetch_sub(1, Ordering::Relaxed);
+                    if retried != Some(i) {
+                        retried = Some(i);
+                        again = Some(i);
+                    }
+                    last = f;
+                    req = *back;
+                    continue;
+                }
+                Err(SendError::NotProcessed(f)) => f,
+                Err(SendError::Failed(f)) => return Err(f),
+            };
+            // Sent, and provably not processed: send the kept copy again.
+            drop(in_flight);
+            tracing::debug!(endpoint = %ep.address, error = ?failure, "request not processed; retrying");
+            self.cluster.stats.error(failure.kind());
+            if matches!(failure, Failure::ConnectTimeout) {
+                ep.connect_timed_out(cfg);
+                if !requeued && ep.overloaded(cfg) {
+                    requeued = true;
+                    busy.get_or_insert(i);
+                }
+            }
+            let refused = matches!(failure, Failure::Refused);
+            if refused {
+                if refusal_retried {
+                    return Err(failure);
+                }
+                refusal_retried = true;
+                if candidates.clone().next().is_none() && busy.is_none() {
+                    again = Some(i);
+                }
+            }
+            match replay.as_ref().and_then(Replay::request) {
+                Some(r) => req = r,
+                None => return Err(failure),
+            }
+            last = failure;
+        }
+    }
+}
+
+/// One attempt's wait for response headers: the request timeout, cut to what is left of the
+/// whole-request deadline (zero: no limit).
+fn attempt_timeout(
+    request: std::time::Duration,
+    deadline: Option<tokio::time::Instant>,
+) -> std::time::Duration {
+    let Some(deadline) = deadline else {
+        return request;
+    };
+    // At least a millisecond: zero would mean "no limit".
+    let left = deadline
+        .saturating_duration_since(tokio::time::Instant::now())
+        .max(std::time::Duration::from_millis(1));
+    if request.is_zero() {
+        left
+    } else {
+        request.min(left)
+    }
+}
+
+/// How the response is shaped for the client.
+struct Shape {
+    /// The request asked for an upgrade (a WebSocket tunnel).
+    upgrade: bool,
+    /// ... over HTTP/2 (RFC 8441).
+    h2_websocket: bool,
+    downstream_h1: bool,
 }
 
 /// Phase 8 and the hand-over to phase 9: shape the upstream's response head, run the
 /// response filters, attach the accounting to the body (or start the tunnel).
-#[allow(clippy::too_many_arguments)]
 fn respond(
     ctx: &mut Ctx,
     mut resp: Response<Body>,
     chain: FilterChain<'_>,
     in_flight: InFlight,
-    upgrade: bool,
-    h2_websocket: bool,
-    downstream_h1: bool,
+    deadline: Option<tokio::time::Instant>,
+    shape: Shape,
     on_upgrade: Option<hyper::upgrade::OnUpgrade>,
 ) -> Response<ResponseBody> {
+    let Shape {
+        upgrade,
+        h2_websocket,
+        downstream_h1,
+    } = shape;
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS && upgrade;
     let upstream_io = switching.then(|| hyper::upgrade::on(&mut resp));
     let (mut parts, body) = resp.into_parts();
@@ -573,7 +739,10 @@ fn respond(
         // upstream's Content-Length stays (RFC 9110 §9.3.2). HTTP/1 would not send it
         // anyway, but on HTTP/2 it would go out as DATA, which clients reset.
         drop(body);
-        return Response::from_parts(parts, ResponseBody::forwarded(Body::empty(), completion));
+        return Response::from_parts(
+            parts,
+            ResponseBody::forwarded(Body::empty(), completion, None),
+        );
     }
     if let Some(upstream_io) = upstream_io {
         if h2_websocket {
@@ -595,10 +764,10 @@ fn respond(
             ctx.inner.config.tunnel_idle_timeout,
         );
         drop(body);
-        completion.finish(false, false);
+        completion.finish(BodyEnd::Abandoned);
         return Response::from_parts(parts, ResponseBody::local(Body::empty()));
     }
-    Response::from_parts(parts, ResponseBody::forwarded(body, completion))
+    Response::from_parts(parts, ResponseBody::forwarded(body, completion, deadline))
 }
 
 /// Joins the client's and the upgraded upstream connection in a tunnel (`tunnel::run`): idle
@@ -708,22 +877,42 @@ pub(crate) struct Completion {
     log: Option<Box<LogRecord>>,
 }
 
+/// How a forwarded response body ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BodyEnd {
+    /// Sent to the end.
+    Clean,
+    /// Dropped before its end (the client went away, or a tunnel took over).
+    Abandoned,
+    /// The upstream body failed mid-stream.
+    UpstreamError,
+    /// Cut at the whole-request deadline.
+    TotalTimeout,
+}
+
 impl Completion {
-    /// Accounts for the request; `errored`: the upstream body failed mid-stream.
-    pub(crate) fn finish(mut self, _clean: bool, errored: bool) {
+    /// Accounts for the request.
+    pub(crate) fn finish(mut self, end: BodyEnd) {
         let elapsed = self.start.elapsed();
         match &self.stats {
             Some(s) => s.record(self.status, elapsed),
             None => self.inner.unrouted.record(self.status),
         }
-        if errored && let Some(c) = &self.cluster {
-            c.stats.error("upstream");
+        let error = match end {
+            BodyEnd::UpstreamError => Some(("upstream", "upstream_body")),
+            BodyEnd::TotalTimeout => Some(("total_timeout", "total_timeout")),
+            BodyEnd::Clean | BodyEnd::Abandoned => None,
+        };
+        if let Some((kind, _)) = error
+            && let Some(c) = &self.cluster
+        {
+            c.stats.error(kind);
         }
         if let Some(mut l) = self.log.take() {
             l.status = self.status;
             l.duration = elapsed;
-            if errored {
-                l.error = "upstream_body";
+            if let Some((_, label)) = error {
+                l.error = label;
             }
             self.inner.access_log.write(&l);
         }

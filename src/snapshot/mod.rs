@@ -9,7 +9,7 @@
 //!  ├─ RouteTable: VirtualHosts (exact | wildcard | any) → Routes, plus a default route
 //!  │    Route: match (path Exact/Prefix/Regex, method, headers, query; precedence as `Ord`)
 //!  │           filters [typed, validated] → action: weighted backends | redirect | respond
-//!  └─ Cluster (Service + port + policy variant): protocol, load balancer, timeouts
+//!  └─ Cluster (Service + port + policy variant): protocol, load balancer, timeouts, limits
 //! EndpointSet per cluster, published apart (`endpoints`)
 //! ```
 //!
@@ -534,6 +534,8 @@ pub struct Cluster {
     pub lb_policy: LbPolicy,
     /// Timeouts.
     pub timeouts: Timeouts,
+    /// How much work one endpoint is given at a time.
+    pub limits: Limits,
 }
 
 /// Protocol to the upstream, from the Service port's `appProtocol`.
@@ -562,15 +564,24 @@ pub enum LbPolicy {
 /// Timeouts of a cluster.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Timeouts {
-    /// TCP (and TLS) connect timeout.
+    /// Connecting, per attempt: the TCP (and TLS) handshake, and on a new connection the
+    /// peer acknowledging the request's first bytes (a listener whose accept queue is full
+    /// completes handshakes in the kernel and then drops what is sent). An attempt over it is
+    /// abandoned and the next endpoint tried.
     #[serde(with = "duration_ms")]
     pub connect: Duration,
-    /// From the request being sent to the response headers arriving. Zero disables.
+    /// From the request being sent to the response headers arriving, per attempt. Zero
+    /// disables.
     #[serde(with = "duration_ms")]
     pub request: Duration,
     /// A pooled upstream connection idle this long is closed.
     #[serde(with = "duration_ms")]
     pub idle: Duration,
+    /// The whole request, from its arrival to the end of the response body: queueing,
+    /// every attempt, and the body. Zero (the default) disables: streams, downloads and
+    /// long polls have no natural bound (see the README's timeouts table).
+    #[serde(with = "duration_ms")]
+    pub total: Duration,
 }
 
 impl Default for Timeouts {
@@ -579,6 +590,36 @@ impl Default for Timeouts {
             connect: Duration::from_secs(2),
             request: Duration::from_secs(60),
             idle: Duration::from_secs(60),
+            total: Duration::ZERO,
+        }
+    }
+}
+
+/// How much work one endpoint of a cluster is given at a time (HAProxy's server `maxconn`
+/// and `timeout queue`, Envoy's circuit-breaker thresholds, but per endpoint).
+///
+/// The limits count per endpoint address and upstream protocol, shared by every cluster
+/// that reaches the address; each request is held to the limits of its own cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct Limits {
+    /// Most HTTP/1.1 connections open to one endpoint at once, idle or busy (each carries
+    /// one request at a time; keep-alive reuses them). A request finding them all busy waits
+    /// in the endpoint's pending queue. Zero disables the cap.
+    pub max_connections: u32,
+    /// Most requests waiting in one endpoint's pending queue; a request finding it full is
+    /// answered 503 at once.
+    pub max_pending: u32,
+    /// Longest a request waits in a pending queue before it is answered 503.
+    #[serde(with = "duration_ms")]
+    pub queue_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_connections: 32,
+            max_pending: 1024,
+            queue_timeout: Duration::from_secs(10),
         }
     }
 }

@@ -15,6 +15,7 @@ mod observability;
 mod paths;
 mod pools;
 mod reconfigure;
+mod resilience;
 mod routing;
 mod shutdown;
 mod streams;

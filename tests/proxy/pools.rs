@@ -108,3 +108,94 @@ async fn sequential_requests_reuse_one_connection_per_protocol() {
     assert_eq!(conns.load(Ordering::Relaxed), 1);
     server.abort();
 }
+
+/// An HTTP/1.1 keep-alive backend whose responses take `delay`; counts connections and the
+/// most requests it had in progress at once.
+async fn h1_slow_backend(
+    delay: Duration,
+) -> (std::net::SocketAddr, Arc<AtomicU64>, Arc<AtomicU64>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let conns = Arc::new(AtomicU64::new(0));
+    let peak = Arc::new(AtomicU64::new(0));
+    let (counted, peaked) = (conns.clone(), peak.clone());
+    let busy = Arc::new(AtomicU64::new(0));
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::Relaxed);
+            let (peaked, busy) = (peaked.clone(), busy.clone());
+            tokio::spawn(async move {
+                let svc = hyper::service::service_fn(move |_req| {
+                    let (peaked, busy) = (peaked.clone(), busy.clone());
+                    async move {
+                        let now = busy.fetch_add(1, Ordering::Relaxed) + 1;
+                        peaked.fetch_max(now, Ordering::Relaxed);
+                        tokio::time::sleep(delay).await;
+                        busy.fetch_sub(1, Ordering::Relaxed);
+                        Ok::<_, Infallible>(http::Response::new(body("ok")))
+                    }
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tcp), svc)
+                    .await;
+            });
+        }
+    });
+    (addr, conns, peak)
+}
+
+fn capped(h: &Harness, addr: std::net::SocketAddr, limits: weir::snapshot::Limits) {
+    let mut sets = std::collections::BTreeMap::new();
+    sets.insert(key("g"), set([addr]));
+    h.proxy.publish_endpoints(Arc::new(sets));
+    let built = snapshot().host("a.example").prefix("/", "g").build();
+    let mut snap = weir::snapshot::Snapshot::clone(&built);
+    snap.clusters.get_mut(&key("g")).expect("cluster").limits = limits;
+    h.publish(Arc::new(snap));
+}
+
+async fn burst(h: &Harness, n: usize) -> Vec<u16> {
+    let c = h.client(Proto::H2).await;
+    let mut burst = tokio::task::JoinSet::new();
+    for _ in 0..n {
+        let mut s = Client::H2(c.h2());
+        burst.spawn(async move { s.get("a.example", "/").await.status.as_u16() });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = burst.join_next().await {
+        statuses.push(status.expect("join"));
+    }
+    statuses.sort_unstable();
+    statuses
+}
+
+#[tokio::test]
+async fn http1_connections_are_capped_and_the_rest_wait_for_one() {
+    let (addr, conns, peak) = h1_slow_backend(Duration::from_millis(50)).await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    let limits = weir::snapshot::Limits {
+        max_connections: 2,
+        ..Default::default()
+    };
+    capped(&h, addr, limits);
+    assert_eq!(burst(&h, 10).await, vec![200; 10]);
+    // Two connections, kept alive and handed from one waiting request to the next.
+    assert_eq!(conns.load(Ordering::Relaxed), 2);
+    assert_eq!(peak.load(Ordering::Relaxed), 2);
+}
+
+#[tokio::test]
+async fn a_full_or_timed_out_pending_queue_is_answered_503() {
+    let (addr, _conns, _peak) = h1_slow_backend(Duration::from_secs(2)).await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    let limits = weir::snapshot::Limits {
+        max_connections: 1,
+        max_pending: 1,
+        queue_timeout: Duration::from_millis(100),
+    };
+    capped(&h, addr, limits);
+    // One is served, one waits and times out, one finds the queue full.
+    assert_eq!(burst(&h, 3).await, vec![200, 503, 503]);
+}

@@ -23,8 +23,8 @@ use tokio::task::JoinHandle;
 use weir::proxy::{BoundListener, Proxy, ProxyConfig};
 use weir::snapshot::{
     BackendTarget, Certificate, Cluster, ClusterKey, Endpoint, EndpointSet, EndpointSets, Filter,
-    LbPolicy, Listener, ListenerProtocol, PathMatch, Route, RouteAction, RouteId, RouteMatch,
-    RouteTable, Snapshot, Timeouts, TlsConfig, UpstreamProtocol, VirtualHost,
+    LbPolicy, Limits, Listener, ListenerProtocol, PathMatch, Route, RouteAction, RouteId,
+    RouteMatch, RouteTable, Snapshot, Timeouts, TlsConfig, UpstreamProtocol, VirtualHost,
 };
 
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -495,6 +495,7 @@ pub fn cluster_of(key: ClusterKey, protocol: UpstreamProtocol) -> Cluster {
         websocket: false,
         lb_policy: LbPolicy::RoundRobin,
         timeouts: Timeouts::default(),
+        limits: Limits::default(),
     }
 }
 

@@ -10,6 +10,14 @@
 //! implements [`Exchange`], the seam another client implementation would implement; [`Conn`]
 //! dispatches to them statically, so the per-request call costs no allocation.
 //!
+//! **A new connection is not connected until the peer has acknowledged something.** A listener
+//! whose accept queue is full still completes TCP handshakes in the kernel (SYN cookies), then
+//! drops what is sent: `connect` returns at once and the request waits for a response that never
+//! comes. So a new connection carries `TCP_USER_TIMEOUT` = the connect timeout until the first
+//! byte arrives from the peer: sent data left unacknowledged that long makes the kernel abort it
+//! with `ETIMEDOUT`, which [`classify`] reports as not processed (the peer never took a byte of
+//! the request) — a connect timeout, failed over like one.
+//!
 //! Upstream TLS (`appProtocol: https`) does not verify the server certificate, as Envoy and
 //! Contour do by default: in-cluster backends mostly have self-signed certificates. The
 //! handshake signature is still verified, and ALPN offers `h2` then `http/1.1`.
@@ -29,7 +37,7 @@ use hyper::client::conn::http1;
 use hyper_util::rt::TokioIo;
 use tokio::net::TcpStream;
 
-use super::Pool;
+use super::{Pool, Slot};
 use crate::proxy::body::{Body, BodyError};
 use crate::proxy::error::Failure;
 use crate::snapshot::UpstreamProtocol;
@@ -42,8 +50,66 @@ const UPSTREAM_MAX_HEADER_LIST: u32 = 64 * 1024;
 pub(crate) enum SendError {
     /// Nothing of the request left: it comes back for another attempt.
     NotSent(Box<Request<Body>>, Failure),
-    /// It may have been (partly) sent: never retried.
+    /// It left, but the upstream provably did not process it: an HTTP/2 stream refused
+    /// (`RST_STREAM(REFUSED_STREAM)`, or cut by a graceful GOAWAY whose last-stream-id is below
+    /// it), or a new connection whose peer never acknowledged a byte within the connect
+    /// timeout. Safe to send again, whatever the method, from a copy the caller kept.
+    NotProcessed(Failure),
+    /// It may have been (partly) processed: never retried.
     Failed(Failure),
+}
+
+impl SendError {
+    /// Maps a failed exchange: hyper gives the request back when none of it left; otherwise
+    /// the error says whether the upstream processed it.
+    fn classify(mut e: hyper::client::conn::TrySendError<Request<Body>>, heard: bool) -> Self {
+        if let Some(back) = e.take_message() {
+            return SendError::NotSent(
+                Box::new(back),
+                Failure::Connect(std::io::Error::other(e.into_error())),
+            );
+        }
+        let error = e.into_error();
+        match unprocessed(&error, heard) {
+            Some(failure) => SendError::NotProcessed(failure),
+            None => SendError::Failed(sent_failure(error)),
+        }
+    }
+}
+
+/// Whether `error` (hyper's, or anything in its source chain) proves the upstream did not
+/// process the request, and as what failure:
+/// - an HTTP/2 stream reset by the peer with `REFUSED_STREAM` (RFC 9113 §8.7);
+/// - an HTTP/2 stream the peer's graceful GOAWAY (`NO_ERROR`) left out: h2 reports a remote
+///   GOAWAY on a stream only for streams above the frame's last-stream-id (a connection that
+///   ends with an error GOAWAY reports the same error on the streams it did process, so only
+///   the graceful kind is unambiguous);
+/// - `ETIMEDOUT` on a connection that never heard from the peer: `TCP_USER_TIMEOUT` expired
+///   with nothing acknowledged (see the module docs).
+pub(crate) fn unprocessed(
+    error: &(dyn std::error::Error + 'static),
+    heard: bool,
+) -> Option<Failure> {
+    let timed_out = |io: &std::io::Error| !heard && io.kind() == std::io::ErrorKind::TimedOut;
+    let mut next = Some(error);
+    while let Some(e) = next {
+        if let Some(h2) = e.downcast_ref::<h2::Error>() {
+            if h2.is_remote() && h2.is_reset() && h2.reason() == Some(h2::Reason::REFUSED_STREAM) {
+                return Some(Failure::Refused);
+            }
+            if h2.is_remote() && h2.is_go_away() && h2.reason() == Some(h2::Reason::NO_ERROR) {
+                return Some(Failure::Refused);
+            }
+            if h2.get_io().is_some_and(timed_out) {
+                return Some(Failure::ConnectTimeout);
+            }
+        }
+        if e.downcast_ref::<std::io::Error>().is_some_and(timed_out) {
+            return Some(Failure::ConnectTimeout);
+        }
+        next = e.source();
+    }
+    None
 }
 
 /// One exchange on a checked-out connection: the seam between the pools and an HTTP client
@@ -77,6 +143,16 @@ impl Conn {
         }
     }
 
+    /// Whether an exchange on it can end in [`SendError::NotProcessed`], so that a copy of
+    /// the request is worth keeping: every HTTP/2 stream (refusals), and an HTTP/1 connection
+    /// that has not heard from its peer yet (a new one).
+    pub(crate) fn may_refuse(&self) -> bool {
+        match self {
+            Conn::H1(c) => !c.heard.load(Ordering::Relaxed),
+            Conn::H2(_) => true,
+        }
+    }
+
     /// Sends `req` on it (see [`Exchange::exchange`]).
     pub(crate) async fn send(
         self,
@@ -93,11 +169,19 @@ impl Conn {
 /// An HTTP/1.1 client connection.
 pub(crate) struct H1Conn {
     sender: http1::SendRequest<Body>,
-    /// Where it goes back after a clean response (`None`: never pooled, e.g. upgrades).
-    home: Option<Arc<Pool>>,
+    /// Its place in its pool, held for its whole life; where it goes back after a clean
+    /// response (`None`: never pooled, e.g. upgrades).
+    slot: Option<Slot>,
+    /// Whether the peer has sent a byte yet.
+    heard: Arc<AtomicBool>,
 }
 
 impl H1Conn {
+    /// The pool it goes back to after a clean response.
+    pub(crate) fn home(&self) -> Option<&Arc<Pool>> {
+        self.slot.as_ref().and_then(Slot::pool)
+    }
+
     /// Whether hyper knows the connection is closed.
     pub(crate) fn is_closed(&self) -> bool {
         self.sender.is_closed()
@@ -119,23 +203,21 @@ impl Exchange for H1Conn {
         req: Request<Body>,
         timeout: Duration,
     ) -> Result<Response<Body>, SendError> {
+        // A HEAD response never has a body hyper would read, whatever its Content-Length; an
+        // upstream that wrongly sends one anyway leaves it on the connection, where it would be
+        // read as the next response's head. Such a connection is never pooled again.
+        let head = req.method() == http::Method::HEAD;
         let fut = self.sender.try_send_request(req);
         match with_timeout(timeout, fut).await {
             None => Err(SendError::Failed(Failure::Timeout)),
             Some(Ok(resp)) => Ok(resp.map(|body| {
                 Body::upstream(UpstreamBody {
                     inner: Inner::H1(body),
-                    release: Release::H1(Some(self)),
+                    release: Release::H1((!head).then_some(self)),
                     ended: false,
                 })
             })),
-            Some(Err(mut e)) => match e.take_message() {
-                Some(back) => Err(SendError::NotSent(
-                    Box::new(back),
-                    Failure::Connect(std::io::Error::other(e.into_error())),
-                )),
-                None => Err(SendError::Failed(sent_failure(e.into_error()))),
-            },
+            Some(Err(e)) => Err(SendError::classify(e, self.heard.load(Ordering::Relaxed))),
         }
     }
 }
@@ -150,6 +232,8 @@ pub(crate) struct H2Conn {
     last_used: AtomicU64,
     /// Set by the connection's task when the connection ended.
     closed: Arc<AtomicBool>,
+    /// Whether the peer has sent a byte yet.
+    heard: Arc<AtomicBool>,
 }
 
 impl H2Conn {
@@ -228,7 +312,13 @@ impl Exchange for H2Stream {
         let eos = body.is_end_stream();
         let (response, send) = match sender.send_request(Request::from_parts(parts, ()), eos) {
             Ok(pair) => pair,
-            Err(e) => return Err(SendError::Failed(Failure::Upstream(Box::new(e)))),
+            // Refused before a frame was queued (a GOAWAY that arrived since `poll_ready`,
+            // the stream limit): nothing reached the peer.
+            Err(e) => {
+                return Err(SendError::NotProcessed(Failure::Connect(
+                    std::io::Error::other(e),
+                )));
+            }
         };
         if !eos {
             send_body(body, send);
@@ -236,7 +326,13 @@ impl Exchange for H2Stream {
         let resp = match with_timeout(timeout, response).await {
             None => return Err(SendError::Failed(Failure::Timeout)),
             Some(Ok(resp)) => resp,
-            Some(Err(e)) => return Err(SendError::Failed(h2_failure(e))),
+            Some(Err(e)) => {
+                let heard = self.0.heard.load(Ordering::Relaxed);
+                return Err(match unprocessed(&e, heard) {
+                    Some(failure) => SendError::NotProcessed(failure),
+                    None => SendError::Failed(h2_failure(e)),
+                });
+            }
         };
         let (parts, recv) = resp.into_parts();
         let length = content_length(&parts.headers);
@@ -424,9 +520,8 @@ impl Drop for UpstreamBody {
         if let Release::H1(conn) = &mut self.release
             && let Some(conn) = conn.take()
             && (self.ended || self.is_end_stream())
-            && let Some(home) = conn.home.clone()
         {
-            home.release_h1(conn);
+            super::release_h1(conn);
         }
     }
 }
@@ -440,35 +535,39 @@ pub(crate) enum Connected {
 }
 
 /// How to connect.
-pub(crate) struct ConnectOptions<'a> {
+pub(crate) struct ConnectOptions {
     /// Protocol of the cluster.
     pub(crate) protocol: UpstreamProtocol,
     /// HTTP/1.1 only and upgradable (a WebSocket tunnel): never pooled.
     pub(crate) upgrade: bool,
-    /// Where the HTTP/1.1 connection goes back after a clean response.
-    pub(crate) home: Option<&'a Arc<Pool>>,
+    /// The HTTP/1.1 pool slot the connection takes (and where it goes back after a clean
+    /// response); dropped if the connection turns out to be HTTP/2.
+    pub(crate) slot: Option<Slot>,
     /// Streams to assume before the peer's SETTINGS arrive (0: hyper's default of 100).
     pub(crate) h2_streams_hint: usize,
+    /// How long sent data may stay unacknowledged before the peer has answered anything (the
+    /// connect timeout; zero: the system's default).
+    pub(crate) ack_timeout: Duration,
 }
 
 /// Opens a TCP (and maybe TLS) connection to `address` and does the HTTP handshake.
 pub(crate) async fn connect(
     address: SocketAddr,
-    opts: ConnectOptions<'_>,
+    opts: ConnectOptions,
 ) -> Result<Connected, Failure> {
     let tcp = TcpStream::connect(address)
         .await
         .map_err(Failure::Connect)?;
     let _ = tcp.set_nodelay(true);
-    let home = if opts.upgrade {
-        None
-    } else {
-        opts.home.cloned()
-    };
+    let tcp = Tcp::new(tcp, opts.ack_timeout);
+    let heard = tcp.heard.clone();
+    let slot = if opts.upgrade { None } else { opts.slot };
     match opts.protocol {
-        UpstreamProtocol::H2c if !opts.upgrade => h2_handshake(tcp, opts.h2_streams_hint).await,
+        UpstreamProtocol::H2c if !opts.upgrade => {
+            h2_handshake(tcp, opts.h2_streams_hint, heard).await
+        }
         UpstreamProtocol::Http1 | UpstreamProtocol::H2c => {
-            h1_handshake(TokioIo::new(tcp), opts.upgrade, home).await
+            h1_handshake(TokioIo::new(tcp), opts.upgrade, slot, heard).await
         }
         UpstreamProtocol::Tls => {
             let connector = tls_connector(opts.upgrade);
@@ -478,18 +577,100 @@ pub(crate) async fn connect(
                 .await
                 .map_err(Failure::Connect)?;
             if tls.get_ref().1.alpn_protocol() == Some(b"h2") {
-                h2_handshake(tls, opts.h2_streams_hint).await
+                h2_handshake(tls, opts.h2_streams_hint, heard).await
             } else {
-                h1_handshake(TokioIo::new(tls), opts.upgrade, home).await
+                h1_handshake(TokioIo::new(tls), opts.upgrade, slot, heard).await
             }
         }
+    }
+}
+
+/// An upstream TCP stream that carries `TCP_USER_TIMEOUT` until the peer's first byte (see
+/// the module docs).
+struct Tcp {
+    stream: TcpStream,
+    /// Set on the first byte read; shared with the connection, which reads it to classify
+    /// its failures.
+    heard: Arc<AtomicBool>,
+}
+
+impl Tcp {
+    fn new(stream: TcpStream, ack_timeout: Duration) -> Self {
+        if !ack_timeout.is_zero() {
+            set_user_timeout(&stream, Some(ack_timeout));
+        }
+        Tcp {
+            stream,
+            heard: Arc::new(AtomicBool::new(false)),
+        }
+    }
+}
+
+/// `TCP_USER_TIMEOUT` where the platform has it (Linux, Android); elsewhere new
+/// connections rely on the request timeout alone.
+fn set_user_timeout(stream: &TcpStream, timeout: Option<Duration>) {
+    #[cfg(any(target_os = "linux", target_os = "android"))]
+    if let Err(error) = socket2::SockRef::from(stream).set_tcp_user_timeout(timeout) {
+        tracing::debug!(%error, "TCP_USER_TIMEOUT not set");
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android")))]
+    let _ = (stream, timeout);
+}
+
+impl tokio::io::AsyncRead for Tcp {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        let this = self.get_mut();
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut this.stream).poll_read(cx, buf);
+        if buf.filled().len() > before && !this.heard.load(Ordering::Relaxed) {
+            // The peer is there and answering: from now on a stall is the request timeout's
+            // business, not the connect timeout's.
+            this.heard.store(true, Ordering::Relaxed);
+            set_user_timeout(&this.stream, None);
+        }
+        polled
+    }
+}
+
+impl tokio::io::AsyncWrite for Tcp {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stream).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.stream.is_write_vectored()
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_flush(cx)
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stream).poll_shutdown(cx)
     }
 }
 
 async fn h1_handshake<T>(
     io: T,
     upgrade: bool,
-    home: Option<Arc<Pool>>,
+    slot: Option<Slot>,
+    heard: Arc<AtomicBool>,
 ) -> Result<Connected, Failure>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
@@ -511,10 +692,14 @@ where
             }
         });
     }
-    Ok(Connected::H1(H1Conn { sender, home }))
+    Ok(Connected::H1(H1Conn {
+        sender,
+        slot,
+        heard,
+    }))
 }
 
-async fn h2_handshake<T>(io: T, hint: usize) -> Result<Connected, Failure>
+async fn h2_handshake<T>(io: T, hint: usize, heard: Arc<AtomicBool>) -> Result<Connected, Failure>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -543,6 +728,7 @@ where
         streams: AtomicUsize::new(0),
         last_used: AtomicU64::new(now_ms()),
         closed,
+        heard,
     })))
 }
 

@@ -16,25 +16,41 @@
 //! opens another only when every one carries as many streams as the peer allows
 //! (`SETTINGS_MAX_CONCURRENT_STREAMS`, capped by `ProxyConfig::upstream_h2_max_streams`).
 //!
-//! The HTTP client itself (hyper's) is an implementation detail of [`client`].
+//! **The work given to one endpoint is bounded** (the cluster's [`Limits`], HAProxy's
+//! `maxconn` + `timeout queue`): at most `max_connections` HTTP/1.1 connections are open at
+//! once; a request finding them all busy waits in the endpoint's FIFO pending queue (up to
+//! `max_pending` requests, each for up to `queue_timeout`) and is handed the next connection
+//! whose response ends, or the slot of one that closes. An endpoint that answers but times
+//! out new connections is overloaded, not gone: it gets a smaller learned window instead of
+//! more half-open connections (see `H1Pool`). Waiting for an HTTP/2 connect in progress is
+//! bounded by the connect timeout, so a black-holed endpoint costs each request one connect
+//! timeout, not one per request queued before it.
+//!
+//! The HTTP clients (hyper's HTTP/1.1, `h2` for HTTP/2) are an implementation detail of
+//! [`client`]; [`replay`] keeps a request that may need sending again.
 
 mod client;
+mod replay;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
+use tokio::sync::oneshot;
 
 pub(crate) use client::{Conn, SendError, UpstreamBody};
 use client::{ConnectOptions, Connected, H1Conn, H2Conn, now_ms};
+pub(crate) use replay::{Replay, TeeBody};
 
 use super::error::Failure;
 use super::metrics::ClusterStats;
 use crate::balance::{self, Balancer, EndpointLoad};
-use crate::snapshot::{Cluster, ClusterKey, EndpointSet, EndpointSets, Snapshot, UpstreamProtocol};
+use crate::snapshot::{
+    Cluster, ClusterKey, EndpointSet, EndpointSets, Limits, Snapshot, UpstreamProtocol,
+};
 
 /// Number of upstream protocols, one pool each per endpoint.
 const PROTOCOLS: usize = 3;
@@ -283,7 +299,7 @@ impl EndpointState {
         let pool = || {
             Arc::new(Pool {
                 draining: draining.clone(),
-                idle_h1: Mutex::new(Vec::new()),
+                h1: Mutex::new(H1Pool::default()),
                 h2: Mutex::new(Vec::new()),
                 h2_connect: tokio::sync::Mutex::new(()),
                 h2_max_streams,
@@ -317,67 +333,156 @@ impl EndpointState {
         self.pools.iter().map(|p| p.len()).sum()
     }
 
-    /// A connection for one request to a cluster of `cfg`: pooled when possible, else a
-    /// new one.
-    pub(crate) async fn checkout(&self, cfg: &Cluster) -> Result<Conn, Failure> {
+    /// Open HTTP/1 connections (idle, busy or connecting) and requests waiting for one, for
+    /// `/clusters`.
+    pub(crate) fn h1_load(&self) -> (usize, usize) {
+        self.pools.iter().fold((0, 0), |(open, pending), p| {
+            let h1 = lock(&p.h1);
+            (open + h1.open, pending + h1.waiters.len())
+        })
+    }
+
+    /// A new connection to it timed out unacknowledged after the request was sent
+    /// ([`SendError::NotProcessed`] with a connect timeout): counted like a connect timeout.
+    pub(crate) fn connect_timed_out(&self, cfg: &Cluster) {
+        self.pools[protocol_index(cfg.protocol)].connect_failed(true, cfg.timeouts.connect);
+    }
+
+    /// Whether it answered a response recently: a connect that times out means it is
+    /// overloaded rather than gone.
+    pub(crate) fn overloaded(&self, cfg: &Cluster) -> bool {
+        let h1 = lock(&self.pools[protocol_index(cfg.protocol)].h1);
+        h1.answered.is_some_and(|t| t.elapsed() < ALIVE)
+    }
+
+    /// A connection for one request to a cluster of `cfg`: pooled when possible, else a new
+    /// one. An HTTP/1 pool at its connection cap makes the request wait in its pending queue
+    /// (up to the cluster's queue timeout) when `wait` is true; when it is false the answer
+    /// is `Ok(None)` at once, so the caller can try another endpoint first.
+    pub(crate) async fn checkout(
+        &self,
+        cfg: &Cluster,
+        wait: bool,
+    ) -> Result<Option<Conn>, Failure> {
         let pool = &self.pools[protocol_index(cfg.protocol)];
         if cfg.protocol != UpstreamProtocol::Http1
             && let Some(stream) = pool.h2_stream()
         {
-            return Ok(Conn::H2(stream));
-        }
-        if cfg.protocol != UpstreamProtocol::H2c {
-            loop {
-                let idle = lock(&pool.idle_h1).pop();
-                let Some(mut idle) = idle else { break };
-                if idle.since.elapsed() > cfg.timeouts.idle || idle.conn.is_closed() {
-                    continue;
-                }
-                if idle.conn.ready().await {
-                    return Ok(Conn::H1(idle.conn));
-                }
-            }
+            return Ok(Some(Conn::H2(stream)));
         }
         if cfg.protocol == UpstreamProtocol::Http1 || pool.tls_http1.load(Ordering::Relaxed) {
-            return self.connect(cfg, pool, false).await;
+            return self.checkout_h1(cfg, pool, wait).await;
         }
         // HTTP/2 (or TLS that may negotiate it): one connect at a time, then look again.
-        // Boxed, like `connect`: rare, and it keeps every request's future small.
-        Box::pin(async {
-            let _connecting = pool.h2_connect.lock().await;
-            if let Some(stream) = pool.h2_stream() {
-                return Ok(Conn::H2(stream));
-            }
-            self.connect(cfg, pool, false).await
-        })
-        .await
+        // Waiting for the connect in progress is part of this attempt's connect time, so the
+        // whole of it is bounded by the connect timeout: behind a black-holed endpoint each
+        // waiter gives up at its own deadline and fails over, instead of taking the lock in
+        // turn for a connect timeout each. Boxed, like `connect`: rare, and it keeps every
+        // request's future small.
+        let bounded = tokio::time::timeout(
+            cfg.timeouts.connect,
+            Box::pin(async {
+                let _connecting = pool.h2_connect.lock().await;
+                if let Some(stream) = pool.h2_stream() {
+                    return Ok(Conn::H2(stream));
+                }
+                self.connect(cfg, pool, None, false).await
+            }),
+        );
+        match bounded.await {
+            Ok(conn) => conn.map(Some),
+            Err(_) => Err(Failure::ConnectTimeout),
+        }
     }
 
-    /// A new HTTP/1.1 connection for an upgrade (a WebSocket tunnel): never pooled.
+    async fn checkout_h1(
+        &self,
+        cfg: &Cluster,
+        pool: &Arc<Pool>,
+        wait: bool,
+    ) -> Result<Option<Conn>, Failure> {
+        let mut deadline = None;
+        loop {
+            let grant = match pool.take_h1(&cfg.limits, cfg.timeouts.idle, wait) {
+                Take::Now(grant) => grant,
+                Take::Busy => return Ok(None),
+                Take::Full => return Err(Failure::QueueFull),
+                Take::Wait(mut granted) => {
+                    // One deadline for the whole wait, however often it is re-entered.
+                    let until = *deadline.get_or_insert_with(|| {
+                        tokio::time::Instant::now() + cfg.limits.queue_timeout
+                    });
+                    match tokio::time::timeout_at(until, &mut granted).await {
+                        Ok(Ok(grant)) => grant,
+                        // The pool let go of the waiter without an answer: look again.
+                        Ok(Err(_)) => continue,
+                        Err(_) => {
+                            // A grant may have raced the deadline: use it rather than lose it.
+                            granted.close();
+                            match granted.try_recv() {
+                                Ok(grant) => grant,
+                                Err(_) => return Err(Failure::QueueTimeout),
+                            }
+                        }
+                    }
+                }
+            };
+            match grant {
+                Grant::Conn(mut conn) => {
+                    if !conn.is_closed() && conn.ready().await {
+                        return Ok(Some(Conn::H1(conn)));
+                    }
+                    // Closed while idle: dropping it frees its slot; look again.
+                }
+                Grant::Slot(slot) => {
+                    return self.connect(cfg, pool, Some(slot), false).await.map(Some);
+                }
+                Grant::Down(timed_out) => {
+                    return Err(if timed_out {
+                        Failure::ConnectTimeout
+                    } else {
+                        Failure::Connect(std::io::Error::other("endpoint unreachable"))
+                    });
+                }
+            }
+        }
+    }
+
+    /// A new HTTP/1.1 connection for an upgrade (a WebSocket tunnel): never pooled, and not
+    /// counted against the connection cap (a tunnel lives as long as its session).
     pub(crate) async fn connect_upgrade(&self, cfg: &Cluster) -> Result<Conn, Failure> {
         let pool = &self.pools[protocol_index(cfg.protocol)];
-        self.connect(cfg, pool, true).await
+        self.connect(cfg, pool, None, true).await
     }
 
     async fn connect(
         &self,
         cfg: &Cluster,
         pool: &Arc<Pool>,
+        slot: Option<Slot>,
         upgrade: bool,
     ) -> Result<Conn, Failure> {
         let opts = ConnectOptions {
             protocol: cfg.protocol,
             upgrade,
-            home: Some(pool),
+            slot,
             h2_streams_hint: pool.h2_limit_hint.load(Ordering::Relaxed),
+            ack_timeout: cfg.timeouts.connect,
         };
         // Boxed: the handshake futures (TLS, HTTP/2) are kilobytes, and an unboxed one would
         // make every request's future that large — tokio and hyper move it several times per
         // request, though connecting is rare.
         let fut = Box::pin(client::connect(self.address, opts));
         let connected = match tokio::time::timeout(cfg.timeouts.connect, fut).await {
-            Ok(r) => r?,
-            Err(_) => return Err(Failure::ConnectTimeout),
+            Ok(Ok(connected)) => connected,
+            Ok(Err(f)) => {
+                pool.connect_failed(false, cfg.timeouts.connect);
+                return Err(f);
+            }
+            Err(_) => {
+                pool.connect_failed(true, cfg.timeouts.connect);
+                return Err(Failure::ConnectTimeout);
+            }
         };
         match connected {
             Connected::H1(conn) => {
@@ -401,7 +506,7 @@ impl EndpointState {
 pub(crate) struct Pool {
     /// The endpoint's draining flag (shared by its pools).
     draining: Arc<AtomicBool>,
-    idle_h1: Mutex<Vec<IdleH1>>,
+    h1: Mutex<H1Pool>,
     h2: Mutex<Vec<Arc<H2Conn>>>,
     /// Serializes opening HTTP/2 connections so a burst of streams shares one connection
     /// instead of opening one each.
@@ -415,21 +520,240 @@ pub(crate) struct Pool {
     tls_http1: AtomicBool,
 }
 
+/// An HTTP/1 pool: idle keep-alive connections, the count of open ones, and the requests
+/// waiting for one.
+///
+/// Invariant: `open` is the number of live [`Slot`]s. A slot is taken to connect and lives
+/// in the connection until it closes, whether busy or idle; a connection that ends cleanly
+/// goes to the oldest waiter first, then to `idle`; a slot that is freed goes to the oldest
+/// waiter first, then back to the count. Nothing that owns a slot is dropped while `h1` is
+/// locked (a slot's drop locks it).
+#[derive(Default)]
+struct H1Pool {
+    idle: Vec<IdleH1>,
+    open: usize,
+    waiters: VecDeque<oneshot::Sender<Grant>>,
+    /// The connection window learned from the endpoint (0: none, the cluster's cap alone
+    /// applies). An endpoint that answers but times out new connections (its accept queue is
+    /// full: the kernel leaves them half open) is overloaded, not gone: the window halves, at
+    /// most once per connect timeout, and grows by one for every window's worth of answered
+    /// responses (AIMD, as TCP does). The requests over it wait in the pending queue instead
+    /// of piling more half-open connections onto the endpoint.
+    window: usize,
+    /// Answered responses since the window last grew.
+    grown: usize,
+    /// When the endpoint last answered a response to its end.
+    answered: Option<Instant>,
+    /// When the window last shrank.
+    shrunk: Option<Instant>,
+}
+
+/// An endpoint that answered a response this recently is alive: a connect that times out
+/// means it is overloaded.
+const ALIVE: Duration = Duration::from_secs(10);
+/// The smallest learned window.
+const MIN_WINDOW: usize = 2;
+
+impl H1Pool {
+    /// The connection cap in force: the cluster's, and the learned window (zero: none).
+    fn cap(&self, limits: &Limits) -> usize {
+        match (limits.max_connections as usize, self.window) {
+            (max, 0) => max,
+            (0, window) => window,
+            (max, window) => max.min(window),
+        }
+    }
+
+    /// A response was answered to its end: the endpoint is alive, and the window grows.
+    fn answered(&mut self) {
+        self.answered = Some(Instant::now());
+        if self.window > 0 {
+            self.grown += 1;
+            if self.grown >= self.window {
+                self.grown = 0;
+                self.window = (self.window + 1).min(u32::MAX as usize);
+            }
+        }
+    }
+}
+
+/// What a waiting request is handed.
+enum Grant {
+    /// A connection whose response just ended, to reuse.
+    Conn(H1Conn),
+    /// Room to open a connection.
+    Slot(Slot),
+    /// A connect to the endpoint failed (`true`: timed out): try another endpoint rather than
+    /// wait for this one.
+    Down(bool),
+}
+
+impl Grant {
+    /// Lets go of a grant no waiter took without giving its slot back a second time (the
+    /// caller has already accounted for it).
+    fn forget_slot(&mut self) {
+        if let Grant::Slot(slot) = self {
+            slot.0 = None;
+        }
+    }
+}
+
+/// What [`Pool::take_h1`] found.
+enum Take {
+    Now(Grant),
+    /// At the cap, and the caller would rather not wait.
+    Busy,
+    /// At the cap with the pending queue full.
+    Full,
+    Wait(oneshot::Receiver<Grant>),
+}
+
+/// One of an HTTP/1 pool's connection slots: held by a connection for its whole life (busy
+/// or idle), or by a request about to connect. Dropping it hands the slot to the oldest
+/// waiting request, or frees it.
+pub(crate) struct Slot(Option<Arc<Pool>>);
+
+impl Slot {
+    /// The pool the slot belongs to (where its connection goes back).
+    pub(crate) fn pool(&self) -> Option<&Arc<Pool>> {
+        self.0.as_ref()
+    }
+}
+
+impl Drop for Slot {
+    fn drop(&mut self) {
+        if let Some(pool) = self.0.take() {
+            pool.free_slot();
+        }
+    }
+}
+
 struct IdleH1 {
     conn: H1Conn,
     since: Instant,
 }
 
-impl Pool {
-    /// Gives an HTTP/1 connection back after its response ended cleanly.
-    pub(crate) fn release_h1(&self, conn: H1Conn) {
-        if self.draining.load(Ordering::Relaxed) || conn.is_closed() {
-            return;
+/// Gives an HTTP/1 connection back after its response ended cleanly: to the oldest request
+/// waiting for one, else to the idle stack. A closed connection, or one of a draining
+/// endpoint, is dropped instead (which frees its slot).
+pub(crate) fn release_h1(conn: H1Conn) {
+    let Some(pool) = conn.home().cloned() else {
+        return;
+    };
+    lock(&pool.h1).answered();
+    if pool.draining.load(Ordering::Relaxed) || conn.is_closed() {
+        return;
+    }
+    let mut grant = Grant::Conn(conn);
+    let mut h1 = lock(&pool.h1);
+    while let Some(waiter) = h1.waiters.pop_front() {
+        match waiter.send(grant) {
+            Ok(()) => return,
+            Err(back) => grant = back,
         }
-        lock(&self.idle_h1).push(IdleH1 {
+    }
+    if let Grant::Conn(conn) = grant {
+        h1.idle.push(IdleH1 {
             conn,
             since: Instant::now(),
         });
+    }
+}
+
+impl Pool {
+    /// An idle connection, or a slot to connect with, or a place in the pending queue.
+    /// Idle connections past `idle` (or closed) are dropped on the way, after the lock is
+    /// released: their slots go to waiters or back to the count, which takes the lock.
+    fn take_h1(self: &Arc<Self>, limits: &Limits, idle: Duration, wait: bool) -> Take {
+        loop {
+            let mut expired = Vec::new();
+            {
+                let mut h1 = lock(&self.h1);
+                while let Some(c) = h1.idle.pop() {
+                    if c.since.elapsed() > idle || c.conn.is_closed() {
+                        expired.push(c);
+                    } else {
+                        return Take::Now(Grant::Conn(c.conn));
+                    }
+                }
+                if expired.is_empty() {
+                    return self.room(&mut h1, limits, wait);
+                }
+            }
+            drop(expired);
+        }
+    }
+
+    /// No idle connection: a slot if under the cap, else a place in the queue.
+    fn room(self: &Arc<Self>, h1: &mut H1Pool, limits: &Limits, wait: bool) -> Take {
+        let cap = h1.cap(limits);
+        if cap == 0 || h1.open < cap {
+            h1.open += 1;
+            return Take::Now(Grant::Slot(Slot(Some(self.clone()))));
+        }
+        if !wait {
+            return Take::Busy;
+        }
+        if h1.waiters.len() >= limits.max_pending as usize {
+            // Waiters that gave up (timed out, or their client went away) leave their
+            // senders behind; count only the live ones.
+            h1.waiters.retain(|w| !w.is_closed());
+            if h1.waiters.len() >= limits.max_pending as usize {
+                return Take::Full;
+            }
+        }
+        let (tx, rx) = oneshot::channel();
+        h1.waiters.push_back(tx);
+        Take::Wait(rx)
+    }
+
+    /// A slot was let go: the oldest waiter gets it, else the count drops.
+    fn free_slot(self: &Arc<Self>) {
+        let mut grant = Grant::Slot(Slot(Some(self.clone())));
+        let mut h1 = lock(&self.h1);
+        if h1.window > 0 && h1.open > h1.window {
+            // Over a window that shrank: the slot is not handed on.
+            h1.open -= 1;
+            grant.forget_slot();
+            return;
+        }
+        while let Some(waiter) = h1.waiters.pop_front() {
+            match waiter.send(grant) {
+                Ok(()) => return,
+                Err(back) => grant = back,
+            }
+        }
+        h1.open = h1.open.saturating_sub(1);
+        grant.forget_slot();
+    }
+
+    /// A connect failed (`timed_out`: timed out, `every`: the connect timeout). An endpoint
+    /// that answered recently is overloaded: its window shrinks and its waiters keep
+    /// waiting. Otherwise it is unreachable, and the requests waiting for it try another
+    /// endpoint rather than queue for connects that are failing too.
+    fn connect_failed(&self, timed_out: bool, every: Duration) {
+        let waiters = {
+            let mut h1 = lock(&self.h1);
+            let alive = h1.answered.is_some_and(|t| t.elapsed() < ALIVE);
+            if timed_out && alive {
+                if h1.shrunk.is_none_or(|t| t.elapsed() >= every) {
+                    let current = if h1.window == 0 {
+                        h1.open
+                    } else {
+                        h1.window.min(h1.open)
+                    };
+                    h1.window = (current / 2).max(MIN_WINDOW);
+                    h1.grown = 0;
+                    h1.shrunk = Some(Instant::now());
+                    tracing::debug!(window = h1.window, "endpoint overloaded; fewer connections");
+                }
+                return;
+            }
+            std::mem::take(&mut h1.waiters)
+        };
+        for waiter in waiters {
+            let _ = waiter.send(Grant::Down(timed_out));
+        }
     }
 
     fn h2_stream(&self) -> Option<client::H2Stream> {
@@ -449,19 +773,29 @@ impl Pool {
 
     fn clear(&self) {
         // Dropping the pool's handles lets each connection close once its last request ends.
-        lock(&self.idle_h1).clear();
+        // Idle HTTP/1 connections are dropped after the lock is released (their slots lock it).
+        let idle = std::mem::take(&mut lock(&self.h1).idle);
+        drop(idle);
         lock(&self.h2).clear();
     }
 
-    fn sweep(&self, idle: std::time::Duration) {
-        lock(&self.idle_h1).retain(|c| c.since.elapsed() <= idle && !c.conn.is_closed());
+    fn sweep(&self, idle: Duration) {
+        let expired: Vec<IdleH1> = {
+            let mut h1 = lock(&self.h1);
+            let (keep, expired) = std::mem::take(&mut h1.idle)
+                .into_iter()
+                .partition(|c| c.since.elapsed() <= idle && !c.conn.is_closed());
+            h1.idle = keep;
+            expired
+        };
+        drop(expired);
         let idle_ms = idle.as_millis() as u64;
         let now = now_ms();
         lock(&self.h2).retain(|c| !c.is_closed() && (c.streams() > 0 || c.idle_ms(now) <= idle_ms));
     }
 
     fn len(&self) -> usize {
-        lock(&self.idle_h1).len() + lock(&self.h2).len()
+        lock(&self.h1).idle.len() + lock(&self.h2).len()
     }
 }
 
@@ -473,7 +807,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{Endpoint, Timeouts};
+    use crate::snapshot::{Endpoint, Limits, Timeouts};
 
     fn cluster(service: &str, variant: &str, protocol: UpstreamProtocol) -> Cluster {
         let mut key = ClusterKey::new("default", service, 80);
@@ -485,6 +819,7 @@ mod tests {
             websocket: false,
             lb_policy: Default::default(),
             timeouts: Timeouts::default(),
+            limits: Limits::default(),
         }
     }
 
