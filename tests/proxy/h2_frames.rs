@@ -1026,20 +1026,7 @@ async fn settings_flood_is_bounded() {
     let (h, _a) = harness().await;
     let mut c = RawTcp::connect(h.http).await;
     let one = frame(SETTINGS, 0, 0, &[0, 3, 0, 0, 0, 100]);
-    let burst: Vec<u8> = one
-        .iter()
-        .copied()
-        .cycle()
-        .take(one.len() * 20_000)
-        .collect();
-    let written = tokio::time::timeout(Duration::from_secs(2), async {
-        for _ in 0..100 {
-            if c.io.write_all(&burst).await.is_err() {
-                break;
-            }
-        }
-    })
-    .await;
+    let written = flood(&mut c, &one).await;
     // Either weir stopped reading (the write blocked: backpressure) or it closed.
     assert!(
         written.is_err() || c.closes().await,
@@ -1048,25 +1035,31 @@ async fn settings_flood_is_bounded() {
     others_carry_on(&h).await;
 }
 
-#[tokio::test]
-async fn ping_flood_is_bounded() {
-    let (h, _a) = harness().await;
-    let mut c = RawTcp::connect(h.http).await;
-    let one = frame(PING, 0, 0, &[1; 8]);
+/// Writes `one` frame 2,000,000 times (100 bursts of 20,000) for at most 2 s; `Err` when the
+/// writes blocked (weir stopped reading: backpressure).
+async fn flood(c: &mut RawTcp, one: &[u8]) -> Result<(), tokio::time::error::Elapsed> {
     let burst: Vec<u8> = one
         .iter()
         .copied()
         .cycle()
         .take(one.len() * 20_000)
         .collect();
-    let written = tokio::time::timeout(Duration::from_secs(2), async {
+    tokio::time::timeout(Duration::from_secs(2), async {
         for _ in 0..100 {
             if c.io.write_all(&burst).await.is_err() {
                 break;
             }
         }
     })
-    .await;
+    .await
+}
+
+#[tokio::test]
+async fn ping_flood_is_bounded() {
+    let (h, _a) = harness().await;
+    let mut c = RawTcp::connect(h.http).await;
+    let one = frame(PING, 0, 0, &[1; 8]);
+    let written = flood(&mut c, &one).await;
     assert!(
         written.is_err() || c.closes().await,
         "2M PING frames all accepted"
