@@ -2,7 +2,9 @@
 //! and the well-known values weir reads from objects (weir's CRDs will join them later).
 //!
 //! Everything a user may see in a status condition or a `weir validate` diagnostic is named
-//! here, so reasons stay stable and greppable.
+//! here, so reasons stay stable and greppable. weir's own CRDs live in submodules.
+
+pub mod httpfilter;
 
 /// Annotation and label keys weir reads.
 pub mod annotations {
@@ -15,6 +17,12 @@ pub mod annotations {
     pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
     /// Label on an EndpointSlice naming the Service it belongs to.
     pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+    /// Annotation on an Ingress: the `HTTPFilter`s of its namespace its routes run, in chain
+    /// order (`"api-guard, cors"`).
+    pub const FILTERS: &str = "weir.dev/filters";
+    /// Annotation on an Ingress: `"false"` turns off the redirect of plain-HTTP requests to
+    /// HTTPS for its TLS hosts.
+    pub const SSL_REDIRECT: &str = "weir.dev/ssl-redirect";
 }
 
 /// Well-known values of Kubernetes fields.
@@ -93,4 +101,17 @@ pub mod reasons {
     pub const CERTIFICATE_HOST_MISMATCH: &str = "CertificateHostMismatch";
     /// Another Ingress (older) already configured a different Secret for this TLS host.
     pub const TLS_HOST_CONFLICT: &str = "TLSHostConflict";
+    /// The `HTTPFilter` is valid and compiled (status `True`).
+    pub const ACCEPTED: &str = "Accepted";
+    /// A field of an `HTTPFilter` is invalid (the message names it); the routes using the
+    /// filter answer 500.
+    pub const INVALID_FILTER: &str = "InvalidFilter";
+    /// An object an `HTTPFilter` references (a Secret, a Service) is missing or unusable; the
+    /// routes using the filter answer 500.
+    pub const FILTER_REF_NOT_FOUND: &str = "RefNotFound";
+    /// An Ingress names, in `weir.dev/filters`, an `HTTPFilter` that does not exist in its
+    /// namespace (or cannot be compiled); its routes answer 500.
+    pub const FILTER_NOT_FOUND: &str = "FilterNotFound";
+    /// An Ingress's `weir.dev/filters` or `weir.dev/ssl-redirect` annotation cannot be read.
+    pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
 }

@@ -66,6 +66,7 @@ use serde::Serialize;
 mod assemble;
 mod backends;
 mod conflicts;
+mod filters;
 mod ingress;
 mod ir;
 mod status;
@@ -123,6 +124,9 @@ pub struct StatusReport {
     /// Ingresses that belong to weir's class (whether or not all their rules were accepted):
     /// the ones whose `status.loadBalancer` weir writes.
     pub owned_ingresses: BTreeSet<ObjectKey>,
+    /// Per `HTTPFilter` (every one in the input), the objects whose routes name it, sorted
+    /// (its `status.usedBy`).
+    pub filter_users: BTreeMap<ObjectKey, Vec<ObjectRef>>,
 }
 
 impl StatusReport {
@@ -246,8 +250,14 @@ pub enum Severity {
 /// Compile objects into a snapshot and status. Pure and deterministic.
 pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
     let mut status = status::Status::default();
-    let ir = ingress::front_end(objects, config, &mut status);
+    let mut filters = filters::FilterSet::compile(objects, &mut status);
+    let ir = ingress::front_end(objects, config, &mut filters, &mut status);
     let snapshot = passes(ir, objects, config.now_unix, &mut status);
+    let mut users = filters.into_users();
+    for key in objects.http_filters.keys() {
+        users.entry(key.clone()).or_default();
+    }
+    status.report.filter_users = users;
     Compiled {
         snapshot,
         status: status.report,

@@ -29,7 +29,10 @@ use std::time::Duration;
 use http::{HeaderName, HeaderValue, Method};
 use serde::{Serialize, Serializer};
 
+pub mod filter;
 pub mod router;
+
+pub use filter::*;
 
 pub use router::RequestHead;
 
@@ -321,47 +324,6 @@ impl Serialize for Pattern {
     }
 }
 
-/// A typed, validated filter. Request-phase filters run in list order before the request is
-/// forwarded; response-phase filters run on the response (also on answers weir makes itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(tag = "type")]
-pub enum Filter {
-    /// Set, add and remove request headers before forwarding (Gateway API
-    /// `RequestHeaderModifier`).
-    RequestHeaderModifier(HeaderModifier),
-    /// Set, add and remove response headers (Gateway API `ResponseHeaderModifier`).
-    ResponseHeaderModifier(HeaderModifier),
-}
-
-/// Header changes, applied in the order remove, set, add (Gateway API `HTTPHeaderFilter`:
-/// `set` replaces every value of the name, `add` appends one).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
-pub struct HeaderModifier {
-    /// Headers to replace (or create).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub set: Vec<HeaderPair>,
-    /// Headers to append.
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub add: Vec<HeaderPair>,
-    /// Headers to remove.
-    #[serde(
-        skip_serializing_if = "Vec::is_empty",
-        serialize_with = "serialize_header_names"
-    )]
-    pub remove: Vec<HeaderName>,
-}
-
-/// A validated header name and value.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct HeaderPair {
-    /// Name.
-    #[serde(serialize_with = "serialize_header_name")]
-    pub name: HeaderName,
-    /// Value.
-    #[serde(serialize_with = "serialize_header_value")]
-    pub value: HeaderValue,
-}
-
 /// What a route does with a matching request.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type")]
@@ -639,15 +601,24 @@ fn serialize_method<S: Serializer>(m: &Option<Method>, s: S) -> Result<S::Ok, S:
     }
 }
 
-fn serialize_header_name<S: Serializer>(n: &HeaderName, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_header_name<S: Serializer>(
+    n: &HeaderName,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.serialize_str(n.as_str())
 }
 
-fn serialize_header_names<S: Serializer>(n: &[HeaderName], s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_header_names<S: Serializer>(
+    n: &[HeaderName],
+    s: S,
+) -> Result<S::Ok, S::Error> {
     s.collect_seq(n.iter().map(HeaderName::as_str))
 }
 
-fn serialize_header_value<S: Serializer>(v: &HeaderValue, s: S) -> Result<S::Ok, S::Error> {
+pub(crate) fn serialize_header_value<S: Serializer>(
+    v: &HeaderValue,
+    s: S,
+) -> Result<S::Ok, S::Error> {
     if v.is_sensitive() {
         // Credentials (e.g. an Authorization value set by a filter) never leave the process.
         return s.serialize_str("<redacted>");

@@ -38,6 +38,8 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
+use crate::api::httpfilter::HTTPFilter;
+
 use crate::api::annotations;
 
 use self::kinds::kinds;
@@ -61,6 +63,12 @@ kinds! {
     }
     /// discovery.k8s.io/v1 EndpointSlice (its changes take reconcile's endpoints fast path).
     EndpointSlice(EndpointSlice) in endpoint_slices, label "endpointslice" {}
+    /// weir.dev/v1alpha1 HTTPFilter.
+    HTTPFilter(HTTPFilter) in http_filters, label "httpfilter" {
+        fn same_compile_input(old: &Self, new: &Self) -> bool {
+            same_spec(old, new, |o| &o.spec)
+        }
+    }
     /// v1 Secret of type `kubernetes.io/tls` (no other Secret is watched or kept).
     Secret(Secret) in secrets, label "secret" {
         const FIELD_SELECTOR: Option<&'static str> = Some("type=kubernetes.io/tls");

@@ -26,15 +26,16 @@
 
 use k8s_openapi::api::networking::v1::{IngressBackend, IngressSpec};
 
+use super::filters::FilterSet;
 use super::ir::{
     BackendRef, CertificateRef, FieldPath, HostMatch, IrAction, IrForward, IrListener, IrRoute,
     IrRouteTable, PortRef, Rejection, Source, SourceId, SourceOrder, Unresolved,
 };
 use super::status::Status;
 use super::{CompileConfig, INGRESS_ROUTE_TABLE, Ir};
-use crate::api::{condition_types, reasons};
+use crate::api::{annotations, condition_types, reasons};
 use crate::snapshot::router::DEFAULT_BACKEND_ROUTE;
-use crate::snapshot::{ListenerProtocol, PathMatch, RouteMatch};
+use crate::snapshot::{Filter, ListenerProtocol, PathMatch, RouteMatch};
 use crate::store::Objects;
 
 mod classes;
@@ -56,6 +57,7 @@ const UNAVAILABLE: Unresolved = Unresolved {
 pub(super) fn front_end<'a>(
     objects: &'a Objects,
     config: &'a CompileConfig,
+    filter_set: &mut FilterSet,
     status: &mut Status,
 ) -> Ir<'a> {
     let owned = classes::owned_ingresses(objects, config, status);
@@ -72,6 +74,10 @@ pub(super) fn front_end<'a>(
         let Some(spec) = owned.ingress.spec.as_ref() else {
             continue;
         };
+        let filters = match annotation(owned.ingress, annotations::FILTERS) {
+            Some(names) => filter_set.chain(&ingress, &owned.key.namespace, names, status),
+            None => Vec::new(),
+        };
         for (index, entry) in spec.tls.iter().flatten().enumerate() {
             let Some(secret) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
                 continue;
@@ -84,12 +90,12 @@ pub(super) fn front_end<'a>(
                 hosts: entry.hosts.as_deref().unwrap_or_default(),
             });
         }
-        rules(&ingress, source, spec, &mut table, status);
+        rules(&ingress, source, spec, &filters, &mut table, status);
         if let Some(backend) = spec.default_backend.as_ref() {
             table.default_route.candidates.push(IrRoute {
                 name: DEFAULT_BACKEND_ROUTE.to_owned(),
                 matches: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
-                filters: Vec::new(),
+                filters,
                 action: action(
                     &owned.key.namespace,
                     backend,
@@ -162,11 +168,25 @@ pub(super) fn front_end<'a>(
     ir
 }
 
+/// The value of an annotation of `ingress`.
+fn annotation<'a>(
+    ingress: &'a k8s_openapi::api::networking::v1::Ingress,
+    key: &str,
+) -> Option<&'a str> {
+    ingress
+        .metadata
+        .annotations
+        .as_ref()
+        .and_then(|a| a.get(key))
+        .map(String::as_str)
+}
+
 /// The routes of one Ingress's rules, into the table by host.
 fn rules<'a>(
     ingress: &Source<'a>,
     source: SourceId,
     spec: &'a IngressSpec,
+    filters: &[Filter],
     table: &mut IrRouteTable<'a>,
     status: &mut Status,
 ) {
@@ -209,7 +229,7 @@ fn rules<'a>(
                     ingress.key.namespace, ingress.key.name
                 ),
                 matches: RouteMatch::path(path_match),
-                filters: Vec::new(),
+                filters: filters.to_vec(),
                 action: action(&ingress.key.namespace, &path.backend, field),
                 field,
                 order: SourceOrder {

@@ -16,6 +16,7 @@
 //! snapshot's [`Filter`], dispatching to those files) is the interface the pipeline calls. The
 //! snapshot holds the validated configuration, so nothing is parsed per request.
 
+mod deny;
 mod header_modifier;
 
 use http::request;
@@ -56,20 +57,34 @@ pub(crate) trait HttpFilter {
 impl HttpFilter for Filter {
     fn on_request(
         &self,
-        _ctx: &FilterContext<'_>,
+        ctx: &FilterContext<'_>,
         req: &mut request::Parts,
     ) -> Result<(), Box<LocalReply>> {
         match self {
             Filter::RequestHeaderModifier(m) => header_modifier::apply(m, &mut req.headers),
-            Filter::ResponseHeaderModifier(_) => {}
+            Filter::Deny(d) => return Err(Box::new(deny::reply(d))),
+            // Each kind below answers in its own file (issue 11), or only on the response.
+            Filter::ResponseHeaderModifier(_)
+            | Filter::RequestRedirect(_)
+            | Filter::UrlRewrite(_)
+            | Filter::Cors(_)
+            | Filter::RateLimit(_)
+            | Filter::IpAccess(_)
+            | Filter::BasicAuth(_)
+            | Filter::ExternalAuth(_)
+            | Filter::RequestMirror(_)
+            | Filter::BodyLimit(_) => {
+                let _ = ctx;
+            }
         }
         Ok(())
     }
 
     fn on_response(&self, _ctx: &FilterContext<'_>, resp: &mut response::Parts) {
+        #[allow(clippy::single_match, reason = "more kinds answer on the response")]
         match self {
             Filter::ResponseHeaderModifier(m) => header_modifier::apply(m, &mut resp.headers),
-            Filter::RequestHeaderModifier(_) => {}
+            _ => {}
         }
     }
 }

@@ -1,0 +1,258 @@
+//! Compiled filters: the validated, typed form of every filter kind, ready for the proxy.
+//!
+//! Every front end compiles into these — weir's `HTTPFilter` CRD, ingress-nginx annotations,
+//! Gateway API `HTTPRoute` filters — so the proxy has one implementation per kind
+//! (`crate::proxy::filter`). Everything here was validated by compile: header names and
+//! values, CIDRs, hashes, origins and durations are already parsed; nothing is parsed per
+//! request. Large or secret-bearing settings sit behind an `Arc`, so one `HTTPFilter` attached
+//! to a thousand routes is held once.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use http::{HeaderName, HeaderValue, Method};
+use serde::{Serialize, Serializer};
+
+use super::{
+    ClusterKey, DirectResponse, PathRewrite, Redirect, serialize_header_name,
+    serialize_header_names, serialize_header_value,
+};
+use crate::proxy::Cidr;
+
+/// A typed, validated filter. Request-phase filters run in list order before the request is
+/// forwarded; response-phase filters run on the response (also on answers weir makes itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type")]
+pub enum Filter {
+    /// Set, add and remove request headers before forwarding (Gateway API
+    /// `RequestHeaderModifier`).
+    RequestHeaderModifier(HeaderModifier),
+    /// Set, add and remove response headers (Gateway API `ResponseHeaderModifier`).
+    ResponseHeaderModifier(HeaderModifier),
+    /// Answer with a redirect built from the request (Gateway API `RequestRedirect`).
+    RequestRedirect(Redirect),
+    /// Rewrite the host and path the backend gets (Gateway API `URLRewrite`).
+    #[serde(rename = "URLRewrite")]
+    UrlRewrite(UrlRewrite),
+    /// Cross-origin resource sharing.
+    #[serde(rename = "CORS")]
+    Cors(Arc<Cors>),
+    /// Token-bucket rate limit.
+    RateLimit(Arc<RateLimit>),
+    /// Allow or deny by client address.
+    #[serde(rename = "IPAccess")]
+    IpAccess(Arc<IpAccess>),
+    /// HTTP Basic authentication.
+    BasicAuth(Arc<BasicAuth>),
+    /// A subrequest to an authentication Service decides.
+    ExternalAuth(Arc<ExternalAuth>),
+    /// A copy of the request goes to another cluster.
+    RequestMirror(RequestMirror),
+    /// Request bodies over a limit get 413.
+    BodyLimit(BodyLimit),
+    /// Every request is answered with this, before anything else runs: a referenced filter
+    /// that is missing or invalid, failing closed.
+    Deny(DirectResponse),
+}
+
+/// Header changes, applied in the order remove, set, add (Gateway API `HTTPHeaderFilter`:
+/// `set` replaces every value of the name, `add` appends one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct HeaderModifier {
+    /// Headers to replace (or create).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub set: Vec<HeaderPair>,
+    /// Headers to append.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub add: Vec<HeaderPair>,
+    /// Headers to remove.
+    #[serde(
+        skip_serializing_if = "Vec::is_empty",
+        serialize_with = "serialize_header_names"
+    )]
+    pub remove: Vec<HeaderName>,
+}
+
+/// A validated header name and value.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct HeaderPair {
+    /// Name.
+    #[serde(serialize_with = "serialize_header_name")]
+    pub name: HeaderName,
+    /// Value.
+    #[serde(serialize_with = "serialize_header_value")]
+    pub value: HeaderValue,
+}
+
+/// Gateway API `URLRewrite`: what the backend gets instead of the request's host and path.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct UrlRewrite {
+    /// The `Host` (`:authority`) sent upstream.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hostname: Option<String>,
+    /// How the path changes (the query is kept).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<PathRewrite>,
+}
+
+/// Which origins a CORS filter allows.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "value")]
+pub enum OriginMatch {
+    /// Every origin (`*`).
+    Any,
+    /// One origin, `scheme://host[:port]`, lower-cased.
+    Exact(String),
+    /// `scheme://*.suffix[:port]`: the scheme, then any host ending in `.suffix`, then the
+    /// port part (stored as prefix `scheme://` and suffix `.suffix[:port]`).
+    Wildcard {
+        /// `https://`.
+        prefix: String,
+        /// `.example.com` (with the port, if any).
+        suffix: String,
+    },
+}
+
+/// Cross-origin resource sharing: preflight answers and the headers of actual responses.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Cors {
+    /// Allowed origins (empty: none).
+    pub allow_origins: Vec<OriginMatch>,
+    /// `Access-Control-Allow-Methods` (`None`: the preflight's requested method, echoed,
+    /// for `*`; absent list: GET, HEAD, POST).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_value")]
+    pub allow_methods: Option<HeaderValue>,
+    /// Whether every method is allowed (`*`).
+    pub any_method: bool,
+    /// `Access-Control-Allow-Headers` (`None` with `any_header`: the requested headers,
+    /// echoed).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_value")]
+    pub allow_headers: Option<HeaderValue>,
+    /// Whether every request header is allowed (`*`).
+    pub any_header: bool,
+    /// `Access-Control-Expose-Headers`.
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_value")]
+    pub expose_headers: Option<HeaderValue>,
+    /// `Access-Control-Allow-Credentials: true`.
+    pub allow_credentials: bool,
+    /// `Access-Control-Max-Age`, seconds.
+    pub max_age: u32,
+}
+
+/// Token-bucket rate limit: `burst` tokens, refilled at `requests` per `period`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RateLimit {
+    /// Tokens added per `period`.
+    pub requests: u32,
+    /// The refill period (1 s, 1 min or 1 h).
+    #[serde(with = "super::duration_ms")]
+    pub period: Duration,
+    /// Bucket size.
+    pub burst: u32,
+    /// What a bucket is kept per.
+    pub key: RateLimitKey,
+}
+
+/// What a rate-limit bucket is kept per.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", content = "header")]
+pub enum RateLimitKey {
+    /// The client address (as `IPAccess` sees it: the connection's peer).
+    ClientIp,
+    /// A request header's value (requests without it share one bucket).
+    Header(#[serde(serialize_with = "serialize_header_name")] HeaderName),
+    /// One bucket for the whole route.
+    Route,
+}
+
+/// Allow or deny by client address: deny wins, then an allow list (when non-empty) must
+/// contain the client.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct IpAccess {
+    /// Allowed networks (empty: every address not denied).
+    #[serde(serialize_with = "display_seq")]
+    pub allow: Vec<Cidr>,
+    /// Denied networks.
+    #[serde(serialize_with = "display_seq")]
+    pub deny: Vec<Cidr>,
+    /// Proxies in front of weir that append to `X-Forwarded-For`: the client is the address
+    /// that many entries from the right (0: the connection's peer).
+    pub trusted_hops: u32,
+}
+
+/// HTTP Basic authentication against htpasswd entries.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct BasicAuth {
+    /// `WWW-Authenticate` of a 401 (`Basic realm="…"`).
+    #[serde(serialize_with = "serialize_header_value")]
+    pub challenge: HeaderValue,
+    /// Users and their password hashes (never serialized: `/config` shows the count).
+    #[serde(serialize_with = "count_only")]
+    pub users: Vec<HtpasswdUser>,
+}
+
+/// One htpasswd line, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HtpasswdUser {
+    /// User name.
+    pub user: String,
+    /// The hash, as read (`$2y$…` bcrypt, `{SHA}…`, `$apr1$…`).
+    pub hash: String,
+}
+
+/// A subrequest to an authentication Service decides whether the request goes on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExternalAuth {
+    /// The authentication Service's cluster.
+    pub cluster: ClusterKey,
+    /// Path (and query) of the subrequest.
+    pub path: String,
+    /// Method of the subrequest.
+    #[serde(serialize_with = "serialize_method")]
+    pub method: Method,
+    /// Headers of a 2xx auth answer copied onto the request to the backend.
+    #[serde(serialize_with = "serialize_header_names")]
+    pub headers_to_backend: Vec<HeaderName>,
+    /// Where a 401 sends the client (`$escaped_request_uri` replaced per request).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub signin_url: Option<String>,
+    /// How long the subrequest may take; a timeout refuses the request (fails closed).
+    #[serde(with = "super::duration_ms")]
+    pub timeout: Duration,
+}
+
+/// A copy of requests goes to another cluster; the client never waits for it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestMirror {
+    /// Where the copies go.
+    pub cluster: ClusterKey,
+    /// Share of requests mirrored, 0–100.
+    pub percent: u32,
+}
+
+/// Request bodies longer than `max_request_bytes` get 413, before anything is forwarded when
+/// the length is declared, else as soon as the streamed body passes the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct BodyLimit {
+    /// The largest request body.
+    pub max_request_bytes: u64,
+}
+
+fn opt_value<S: Serializer>(v: &Option<HeaderValue>, s: S) -> Result<S::Ok, S::Error> {
+    match v {
+        Some(v) => serialize_header_value(v, s),
+        None => s.serialize_none(),
+    }
+}
+
+fn display_seq<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.collect_seq(v.iter().map(ToString::to_string))
+}
+
+fn count_only<S: Serializer, T>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&format!("<{} users, redacted>", v.len()))
+}
+
+fn serialize_method<S: Serializer>(m: &Method, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(m.as_str())
+}
