@@ -43,6 +43,16 @@ enum Command {
     Validate(weir::validate::ValidateArgs),
     /// Start demo backends and serve the embedded example manifests through the proxy.
     Demo(Box<DemoArgs>),
+    /// Print weir's CustomResourceDefinitions (YAML), or write them into directories.
+    Crds(CrdsArgs),
+}
+
+#[derive(Args)]
+struct CrdsArgs {
+    /// Write one file per CRD into each of these directories instead of printing
+    /// (the repository's `crds/` and the chart's `helm/weir/crds/`).
+    #[arg(long, num_args = 1..)]
+    write: Vec<std::path::PathBuf>,
 }
 
 #[derive(Args, Clone)]
@@ -193,6 +203,18 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing(&cli.log, cli.log_json);
     let result = match cli.command {
+        Command::Crds(args) => {
+            if args.write.is_empty() {
+                print!("{}", weir::api::crds::stream());
+            }
+            for dir in &args.write {
+                if let Err(e) = weir::api::crds::write(dir) {
+                    eprintln!("weir crds: writing {}: {e}", dir.display());
+                    return ExitCode::from(2);
+                }
+            }
+            return ExitCode::SUCCESS;
+        }
         Command::Validate(args) => {
             return ExitCode::from(u8::try_from(weir::validate::run(&args)).unwrap_or(1));
         }

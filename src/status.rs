@@ -24,15 +24,21 @@ use ::kube::api::{Api, Patch, PatchParams};
 use ::kube::runtime::events::{Event, EventType, Recorder, Reporter};
 use k8s_openapi::api::core::v1::{ObjectReference, Service};
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use crate::compile::{ObjectRef, Severity, StatusReport};
+use crate::api::httpfilter::{HTTPFilter, HTTPFilterStatus, UsedBy};
+use crate::api::{condition_types, reasons};
+use crate::compile::{ConditionStatus, ObjectRef, Severity, StatusReport};
 use crate::lease::Leadership;
 use crate::store::{Kind, ObjectKey, Objects};
 
 /// Minimum time between two Events for the same object and reason.
 pub const EVENT_INTERVAL: Duration = Duration::from_secs(5 * 60);
+
+/// Kind name of `HTTPFilter` in conditions.
+const HTTP_FILTER: &str = "HTTPFilter";
 
 /// Field manager name for status patches.
 const FIELD_MANAGER: &str = "weir";
@@ -171,6 +177,58 @@ pub struct StatusPatch {
 pub enum StatusBody {
     /// An Ingress's `status.loadBalancer.ingress`; empty clears it.
     IngressLoadBalancer(Vec<IngressLoadBalancerIngress>),
+    /// An `HTTPFilter`'s `status`: conditions and users.
+    HttpFilter(CrdStatus),
+}
+
+/// The `status` of one of weir's CRDs: one condition per type, and who uses the object.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrdStatus {
+    /// The conditions, by type.
+    pub conditions: Vec<PlannedCondition>,
+    /// The objects whose routes use it.
+    pub used_by: Vec<UsedBy>,
+}
+
+/// A condition to write. Its `lastTransitionTime` is kept from the current status when the
+/// condition's status did not change (`since`), else the writer stamps the time of the write,
+/// so a plan stays a pure function of its inputs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedCondition {
+    /// `Accepted`, `ResolvedRefs`.
+    pub type_: &'static str,
+    /// `True` or `False`.
+    pub status: &'static str,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Message.
+    pub message: String,
+    /// The generation it was computed from.
+    pub observed_generation: Option<i64>,
+    /// The current status's transition time, when the status is unchanged.
+    pub since: Option<Time>,
+}
+
+impl PlannedCondition {
+    fn to_condition(&self, now: &Time) -> Condition {
+        Condition {
+            type_: self.type_.to_owned(),
+            status: self.status.to_owned(),
+            reason: self.reason.clone(),
+            message: self.message.clone(),
+            observed_generation: self.observed_generation,
+            last_transition_time: self.since.clone().unwrap_or_else(|| now.clone()),
+        }
+    }
+
+    /// Whether `current` says the same (its time aside).
+    fn matches(&self, current: &Condition) -> bool {
+        current.type_ == self.type_
+            && current.status == self.status
+            && current.reason == self.reason
+            && current.message == self.message
+            && current.observed_generation == self.observed_generation
+    }
 }
 
 impl StatusBody {
@@ -185,6 +243,23 @@ impl StatusBody {
                 };
                 serde_json::json!({ "status": { "loadBalancer": { "ingress": ingress } } })
             }
+            StatusBody::HttpFilter(status) => {
+                let now = Time(k8s_openapi::jiff::Timestamp::now());
+                let body = HTTPFilterStatus {
+                    conditions: status
+                        .conditions
+                        .iter()
+                        .map(|c| c.to_condition(&now))
+                        .collect(),
+                    used_by: status.used_by.clone(),
+                };
+                // `usedBy: null` when empty, so a merge patch removes the old list.
+                let mut value = serde_json::to_value(body).unwrap_or(serde_json::Value::Null);
+                if let Some(map) = value.as_object_mut() {
+                    map.entry("usedBy").or_insert(serde_json::Value::Null);
+                }
+                serde_json::json!({ "status": value })
+            }
         }
     }
 
@@ -192,6 +267,7 @@ impl StatusBody {
     fn api_resource(&self) -> ::kube::api::ApiResource {
         match self {
             StatusBody::IngressLoadBalancer(_) => ::kube::api::ApiResource::erase::<Ingress>(&()),
+            StatusBody::HttpFilter(_) => ::kube::api::ApiResource::erase::<HTTPFilter>(&()),
         }
     }
 }
@@ -259,6 +335,38 @@ pub fn plan(
             }
         }
     }
+    for (key, filter) in &objects.http_filters {
+        let object = ObjectRef {
+            kind: HTTP_FILTER,
+            key: key.clone(),
+        };
+        let current = filter.status.clone().unwrap_or_default();
+        let desired = crd_status(
+            report,
+            &object,
+            filter.metadata.generation,
+            &current.conditions,
+            report
+                .filter_users
+                .get(key)
+                .map(Vec::as_slice)
+                .unwrap_or(&[]),
+        );
+        let same = desired.conditions.len() == current.conditions.len()
+            && desired
+                .conditions
+                .iter()
+                .zip(&current.conditions)
+                .all(|(d, c)| d.matches(c))
+            && desired.used_by == current.used_by;
+        if !same {
+            out.patches.push(StatusPatch {
+                object,
+                resource_version: filter.metadata.resource_version.clone(),
+                body: StatusBody::HttpFilter(desired),
+            });
+        }
+    }
     for (object, conditions) in &report.conditions {
         let Some(reference) = reference(objects, object) else {
             continue;
@@ -272,6 +380,69 @@ pub fn plan(
         }
     }
     out
+}
+
+/// The condition types every CRD status carries, in order.
+const CRD_CONDITION_TYPES: [&str; 2] = [condition_types::ACCEPTED, condition_types::RESOLVED_REFS];
+
+/// The status of one CRD object: one condition per type from compile's summary (a type
+/// without diagnostics is `True`), and its users.
+fn crd_status(
+    report: &StatusReport,
+    object: &ObjectRef,
+    generation: Option<i64>,
+    current: &[Condition],
+    users: &[ObjectRef],
+) -> CrdStatus {
+    let summary = report.summary(object);
+    let conditions = CRD_CONDITION_TYPES
+        .iter()
+        .map(|&type_| {
+            let (status, reason, message) = match summary.iter().find(|c| c.type_ == type_) {
+                Some(c) if c.status == ConditionStatus::False => {
+                    ("False", c.reason.to_owned(), c.message.clone())
+                }
+                Some(c) if c.status == ConditionStatus::Unknown => {
+                    ("Unknown", c.reason.to_owned(), c.message.clone())
+                }
+                _ => match type_ {
+                    condition_types::ACCEPTED => (
+                        "True",
+                        reasons::ACCEPTED.to_owned(),
+                        "every filter compiled".to_owned(),
+                    ),
+                    _ => (
+                        "True",
+                        reasons::RESOLVED_REFS.to_owned(),
+                        "every reference resolved".to_owned(),
+                    ),
+                },
+            };
+            let since = current
+                .iter()
+                .find(|c| c.type_ == type_ && c.status == status)
+                .map(|c| c.last_transition_time.clone());
+            PlannedCondition {
+                type_,
+                status,
+                reason,
+                message: truncate(&message, 1000),
+                observed_generation: generation,
+                since,
+            }
+        })
+        .collect();
+    CrdStatus {
+        conditions,
+        used_by: users
+            .iter()
+            .map(|u| UsedBy {
+                kind: u.kind.to_owned(),
+                namespace: u.key.namespace.clone(),
+                name: u.key.name.clone(),
+            })
+            .collect(),
+    }
 }
 
 /// An ObjectReference for an object in the store (with its uid, so `kubectl describe` finds
@@ -627,5 +798,52 @@ mod tests {
             assert_eq!(reference.kind.as_deref(), Some(kind.as_str()));
             assert_eq!(reference.uid.as_deref(), Some("u-1"));
         }
+    }
+
+    fn http_filter(status: Option<HTTPFilterStatus>) -> Objects {
+        let mut filter = HTTPFilter::new(
+            "guard",
+            crate::api::httpfilter::HTTPFilterSpec {
+                filters: Vec::new(),
+            },
+        );
+        filter.metadata.namespace = Some("shop".to_owned());
+        filter.metadata.generation = Some(2);
+        filter.status = status;
+        let mut objects = Objects::default();
+        objects
+            .http_filters
+            .insert(ObjectKey::new("shop", "guard"), filter);
+        objects
+    }
+
+    #[test]
+    fn an_http_filter_gets_one_condition_per_type_and_its_users() {
+        let objects = http_filter(None);
+        let mut report = StatusReport::default();
+        report.filter_users.insert(
+            ObjectKey::new("shop", "guard"),
+            vec![ObjectRef {
+                kind: "Ingress",
+                key: ObjectKey::new("shop", "app"),
+            }],
+        );
+        let plan = plan(&objects, &report, None, &mut BTreeSet::new());
+        assert_eq!(plan.patches.len(), 1);
+        let body = plan.patches[0].body.merge_patch();
+        let conditions = &body["status"]["conditions"];
+        assert_eq!(conditions[0]["type"], "Accepted");
+        assert_eq!(conditions[0]["status"], "True");
+        assert_eq!(conditions[0]["observedGeneration"], 2);
+        assert_eq!(conditions[1]["type"], "ResolvedRefs");
+        assert!(conditions[0]["lastTransitionTime"].is_string());
+        assert_eq!(body["status"]["usedBy"][0]["name"], "app");
+
+        // Once the store holds what was written, nothing more is written.
+        let written: HTTPFilterStatus =
+            serde_json::from_value(body["status"].clone()).expect("status decodes");
+        let objects = http_filter(Some(written));
+        let again = super::plan(&objects, &report, None, &mut BTreeSet::new());
+        assert!(again.patches.is_empty(), "{:?}", again.patches);
     }
 }

@@ -267,6 +267,38 @@ print(json.dumps(obj))
     else
       fail "invalid $first object ($bad) was not refused: $out"
     fi
+    # HTTPFilter specifics: the API server explains it, and its CEL rules refuse an entry
+    # whose settings field is not the one its type names.
+    out="$(k explain httpfilter.spec.filters 2>&1)"
+    [[ "$out" == *"requestHeaderModifier"* && "$out" == *"Settings of"* ]] \
+      && pass "kubectl explain httpfilter.spec.filters documents the fields" || fail "kubectl explain: $out"
+    out="$(k apply -f - 2>&1 <<EOF
+apiVersion: weir.dev/v1alpha1
+kind: HTTPFilter
+metadata: {name: e2e-cel, namespace: $NS}
+spec:
+  filters:
+  - type: CORS
+    requestRedirect: {scheme: https}
+EOF
+)"
+    if [[ $? -ne 0 && "$out" == *"cors must be set exactly when type is CORS"* ]]; then
+      pass "HTTPFilter with the wrong settings field refused by its CEL rule: $(tail -c 160 <<<"$out" | tr '\n' ' ')"
+    else
+      fail "HTTPFilter with the wrong settings field was not refused by CEL: $out"
+    fi
+    out="$(k apply -f - 2>&1 <<EOF
+apiVersion: weir.dev/v1alpha1
+kind: HTTPFilter
+metadata: {name: e2e-ok, namespace: $NS}
+spec:
+  filters:
+  - type: RequestHeaderModifier
+    requestHeaderModifier: {set: [{name: X-Env, value: prod}]}
+  - type: RequestRedirect
+    requestRedirect: {scheme: https, statusCode: 301}
+EOF
+)" && pass "valid HTTPFilter accepted by the API server" || fail "valid HTTPFilter refused: $out"
   else
     fail "kubectl apply -f crds/: $out"
   fi

@@ -30,6 +30,9 @@ for d in default opts; do
     t "rendered manifests ($d) valid for Kubernetes 1.33 (strict)" \
         bash -c "cat \$(find '$TMP/$d' -name '*.yaml' | sort) | '$VENV/bin/kubernetes-validate' -k 1.33.0 --strict --quiet -"
 done
+t "the chart ships weir's CRDs, identical to crds/" diff -r "$REPO/crds" "$CHART/crds"
+t "rendered CRDs (--include-crds) valid for Kubernetes 1.33 (strict)" \
+    bash -c "'$HELM' template weir '$CHART' --include-crds | '$VENV/bin/kubernetes-validate' -k 1.33.0 --strict --quiet -"
 t "schema refuses replicas=0" not "$HELM" template weir "$CHART" --set replicas=0
 t "schema refuses an unknown value" not "$HELM" template weir "$CHART" --set replica=3
 t "schema refuses accessLog=syslog" not "$HELM" template weir "$CHART" --set accessLog=syslog

@@ -52,6 +52,9 @@ fi
 nsenter_args
 mkdir -p "$LOGS"
 pass "cluster up"
+# weir's CRDs first, as the chart installs them before weir starts.
+k apply -f "$REPO/crds/" >/dev/null && k wait --for condition=Established crd --all --timeout 30s >/dev/null \
+  && pass "weir's CRDs applied (crds/)" || fail "applying crds/"
 
 apply_rbac "$SYS"
 SA_KUBECONFIG="$WEIR_E2E_STATE/weir-sa.kubeconfig"
@@ -60,12 +63,13 @@ as_sa="system:serviceaccount:$SYS:weir"
 bad=""
 for allowed in "list ingresses.networking.k8s.io" "watch endpointslices.discovery.k8s.io" \
   "patch ingresses.networking.k8s.io --subresource=status" "create events.events.k8s.io" \
+  "watch httpfilters.weir.dev" "patch httpfilters.weir.dev --subresource=status" \
   "-n $SYS update leases.coordination.k8s.io/$LEASE"; do
   # shellcheck disable=SC2086
   [[ "$(k auth can-i $allowed --as "$as_sa" 2>&1)" == yes ]] || bad+=" missing($allowed)"
 done
 for denied in "get secrets" "update ingresses.networking.k8s.io" "delete ingresses.networking.k8s.io" \
-  "list pods" "update ingresses.networking.k8s.io --subresource=status" \
+  "list pods" "update ingresses.networking.k8s.io --subresource=status" "update httpfilters.weir.dev" \
   "-n $SYS update leases.coordination.k8s.io/other-lease" "-n default create leases.coordination.k8s.io"; do
   # shellcheck disable=SC2086
   [[ "$(k auth can-i $denied --as "$as_sa" 2>&1)" == no ]] || bad+=" granted($denied)"
@@ -180,6 +184,82 @@ wait_until 30 has_lb_ip web "$PUBLISH_IP" && pass "status.loadBalancer.ingress =
   || fail "status of web: '$(lb_ip web)'"
 wait_until 20 holder_is weir-a && pass "weir-a holds Lease $SYS/$LEASE" \
   || fail "lease holder '$(leader_of)'"
+
+# ---------------------------------------------------------------- HTTPFilter: create, attach, change, delete
+# Under steady load (which must see no failure while the filter is created, attached and
+# changed); the CRDs were applied before weir started, as the chart does.
+filter() { # filter NAME VALUE: an HTTPFilter setting X-Weir-Filter on responses
+  cat <<YAML | k apply -f - >/dev/null
+apiVersion: weir.dev/v1alpha1
+kind: HTTPFilter
+metadata: {name: $1, namespace: $NS}
+spec:
+  filters:
+  - type: ResponseHeaderModifier
+    responseHeaderModifier: {set: [{name: X-Weir-Filter, value: "$2"}]}
+YAML
+}
+resp_header() { # resp_header HOST NAME
+  x curl -s -D - -o /dev/null --max-time 5 -H "Host: $1" http://127.0.0.1:18081/ |
+    tr -d '\r' | awk -v IGNORECASE=1 -v h="$2:" 'tolower($1)==tolower(h) {print $2}'
+}
+header_is() { [[ "$(resp_header web.example X-Weir-Filter)" == "$1" ]]; }
+filter_status() { # filter_status NAME TYPE -> "status reason"
+  k -n "$NS" get httpfilter "$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].status} {.status.conditions[?(@.type==\"$2\")].reason}" 2>/dev/null
+}
+filter_status_is() { [[ "$(filter_status "$1" "$2")" == "$3" ]]; }
+x python3 "$HERE/load.py" --url http://127.0.0.1:18081/ --host web.example --seconds 30 --threads 2 --rps 100 \
+  >"$WEIR_E2E_STATE/load-filter.json" &
+load_pid=$!
+filter stamp v1
+wait_until 30 filter_status_is stamp Accepted "True Accepted" \
+  && pass "HTTPFilter created: status Accepted=True (written by the leader)" \
+  || fail "HTTPFilter stamp status: '$(filter_status stamp Accepted)'"
+k -n "$NS" annotate ingress web weir.dev/filters=stamp --overwrite >/dev/null
+wait_until 30 header_is v1 && pass "Ingress annotated weir.dev/filters=stamp: responses carry X-Weir-Filter: v1" \
+  || fail "after attaching: X-Weir-Filter '$(resp_header web.example X-Weir-Filter)'"
+used="$(k -n "$NS" get httpfilter stamp -o jsonpath='{.status.usedBy[*].name}' 2>&1)"
+[[ "$used" == web ]] && pass "HTTPFilter status.usedBy names Ingress web" || fail "usedBy: '$used'"
+filter stamp v2
+wait_until 30 header_is v2 && pass "HTTPFilter changed under load: responses carry X-Weir-Filter: v2" \
+  || fail "after change: X-Weir-Filter '$(resp_header web.example X-Weir-Filter)'"
+cols="$(k -n "$NS" get httpfilter stamp 2>&1 | head -1 | tr -s ' ')"
+[[ "$cols" == "NAME FILTERS ACCEPTED REASON AGE" ]] && pass "kubectl get httpfilter shows the printer columns ($cols)" \
+  || fail "printer columns: '$cols'"
+wait "$load_pid"
+res="$(cat "$WEIR_E2E_STATE/load-filter.json")"
+python3 -c 'import json,sys; r=json.loads(sys.argv[1]); sys.exit(0 if r["failed"]==0 and r["ok"]>0 else 1)' "$res" \
+  && pass "zero failed requests while the filter was created, attached and changed ($res)" \
+  || fail "requests failed during the filter changes: $res"
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: weir.dev/v1alpha1
+kind: HTTPFilter
+metadata: {name: broken, namespace: $NS}
+spec:
+  filters:
+  - type: RequestHeaderModifier
+    requestHeaderModifier: {set: [{name: "X Bad Name", value: v}]}
+YAML
+wait_until 30 filter_status_is broken Accepted "False InvalidFilter" \
+  && pass "invalid HTTPFilter: Accepted=False InvalidFilter ($(k -n "$NS" get httpfilter broken -o jsonpath='{.status.conditions[0].message}'))" \
+  || fail "broken filter status: '$(filter_status broken Accepted)'"
+k -n "$NS" delete httpfilter stamp >/dev/null
+wait_until 30 has_code 18081 web.example 500 \
+  && pass "attached HTTPFilter deleted: the Ingress's routes fail closed (500)" \
+  || fail "after deleting the filter: $(code 18081 web.example)"
+filter_event() {
+  k -n "$NS" get events.events.k8s.io -o json | python3 -c '
+import json, sys
+evs = [e for e in json.load(sys.stdin)["items"]
+       if e.get("regarding", {}).get("name") == "web" and e.get("reason") == "FilterNotFound"]
+print(evs[0].get("note", "")) if evs else sys.exit(1)'
+}
+wait_until 30 filter_event && pass "Ingress web gets a FilterNotFound Event: $(filter_event)" \
+  || fail "no FilterNotFound Event for Ingress web"
+k -n "$NS" annotate ingress web weir.dev/filters- >/dev/null
+k -n "$NS" delete httpfilter broken >/dev/null
+wait_until 30 has_code 18081 web.example 200 && pass "annotation removed: 200 again" \
+  || fail "after removing the annotation: $(code 18081 web.example)"
 
 # ---------------------------------------------------------------- scale under steady load
 x python3 "$HERE/load.py" --url http://127.0.0.1:18081/ --host web.example --seconds 40 --threads 4 --rps 200 \

@@ -28,11 +28,19 @@ use serde::{Deserialize, Serialize};
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("has(self.filters)").message("spec.filters is required"))]
 pub struct HTTPFilterSpec {
     /// The filters, in order. Each entry names its `type` and sets exactly the field of that
-    /// type.
-    #[schemars(length(min = 1, max = 32))]
+    /// type. (Defaulted when absent so that such an object decodes and gets a condition.)
+    #[serde(default)]
+    #[schemars(length(min = 1, max = 32), transform = no_default)]
     pub filters: Vec<FilterEntry>,
+}
+
+/// Drop the `default` schemars derives from `#[serde(default)]`: the API server refuses a
+/// default that fails the field's own `minItems`, and the field is required there.
+fn no_default(schema: &mut schemars::Schema) {
+    schema.remove("default");
 }
 
 /// The filter kinds.
@@ -312,13 +320,13 @@ pub struct CorsFilter {
 #[serde(rename_all = "camelCase")]
 pub struct RateLimitFilter {
     /// Tokens added per `unit`.
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("format" = "int32"))]
     pub requests: u32,
     /// `Second`, `Minute` or `Hour`.
     pub unit: RateLimitUnit,
     /// Bucket size (default: `requests`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(min = 1))]
+    #[schemars(range(min = 1), extend("format" = "int32"))]
     pub burst: Option<u32>,
     /// What a bucket is kept per (default: the client address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -386,7 +394,7 @@ pub struct IpAccessFilter {
     /// How many proxies in front of weir append to `X-Forwarded-For`: the client is the
     /// address that many hops from the right (0: the connection's peer).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    #[schemars(range(max = 16))]
+    #[schemars(range(max = 16), extend("format" = "int32"))]
     pub trusted_hops: Option<u32>,
 }
 

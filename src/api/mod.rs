@@ -4,6 +4,7 @@
 //! Everything a user may see in a status condition or a `weir validate` diagnostic is named
 //! here, so reasons stay stable and greppable. weir's own CRDs live in submodules.
 
+pub mod crds;
 pub mod httpfilter;
 
 /// Annotation and label keys weir reads.
@@ -101,6 +102,8 @@ pub mod reasons {
     pub const CERTIFICATE_HOST_MISMATCH: &str = "CertificateHostMismatch";
     /// Another Ingress (older) already configured a different Secret for this TLS host.
     pub const TLS_HOST_CONFLICT: &str = "TLSHostConflict";
+    /// Every reference of the object resolved (status `True`).
+    pub const RESOLVED_REFS: &str = "ResolvedRefs";
     /// The `HTTPFilter` is valid and compiled (status `True`).
     pub const ACCEPTED: &str = "Accepted";
     /// A field of an `HTTPFilter` is invalid (the message names it); the routes using the

@@ -1,0 +1,70 @@
+//! The CRDs in `crds/` and in the chart (`helm/weir/crds/`) are exactly what the Rust types
+//! generate (`weir crds --write crds helm/weir/crds` regenerates both).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+fn files(dir: &Path) -> BTreeMap<String, String> {
+    std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|entry| {
+            let path = entry.expect("dir entry").path();
+            let name = path
+                .file_name()
+                .expect("name")
+                .to_string_lossy()
+                .into_owned();
+            (name, std::fs::read_to_string(&path).expect("read"))
+        })
+        .collect()
+}
+
+#[test]
+fn crds_in_the_repository_and_the_chart_match_the_types() {
+    let generated: BTreeMap<String, String> = weir::api::crds::all().into_iter().collect();
+    assert!(generated.contains_key("httpfilters.weir.dev.yaml"));
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    for dir in ["crds", "helm/weir/crds"] {
+        assert_eq!(
+            files(&root.join(dir)),
+            generated,
+            "{dir} differs from the types: run `cargo run -- crds --write crds helm/weir/crds`"
+        );
+    }
+}
+
+#[test]
+fn the_httpfilter_crd_has_its_schema_rules_and_columns() {
+    let crds = weir::api::crds::definitions();
+    let crd = &crds[0];
+    assert_eq!(crd.spec.group, "weir.dev");
+    assert_eq!(crd.spec.names.kind, "HTTPFilter");
+    let version = &crd.spec.versions[0];
+    assert_eq!(version.name, "v1alpha1");
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Filters", "Accepted", "Reason", "Age"]);
+    let schema = serde_json::to_string(&version.schema).expect("json");
+    // The API server warns about formats it does not know (`uint32`): only int32/int64.
+    assert!(
+        !schema.contains(r#""format":"uint"#),
+        "unsigned formats in the schema"
+    );
+    // "Exactly one settings field, the one `type` names": a CEL rule per filter type, per
+    // path-modifier type (two places use it) and for the rate-limit key.
+    assert_eq!(
+        schema.matches("must be set exactly when type is").count(),
+        11 + 2 * 2 + 1
+    );
+}
