@@ -8,6 +8,7 @@
 #
 # WEIR_UPSTREAM=h2c (default) speaks h2c to the backends (appProtocol kubernetes.io/h2c),
 # WEIR_UPSTREAM=http1 HTTP/1.1 keep-alive. WEIR_BIN defaults to target/release/weir.
+# WEIR_FILTERS=2: the route runs a two-filter HTTPFilter chain (see below).
 set -euo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 WEIR="${WEIR_BIN:-$HERE/../target/release/weir}"
@@ -18,7 +19,25 @@ case "${WEIR_UPSTREAM:-h2c}" in
     http1) app="appProtocol: http" ;;
     *) echo "WEIR_UPSTREAM must be h2c or http1" >&2; exit 2 ;;
 esac
+# WEIR_FILTERS=2 attaches a two-filter chain (a request header set, an IP allow list that
+# admits the rig's loopback clients) to the route, for the filter-overhead comparison.
+filters=""
+if [[ ${WEIR_FILTERS:-0} == 2 ]]; then filters=bench-chain; fi
 {
+    if [[ -n $filters ]]; then
+        cat <<YAML
+apiVersion: weir.dev/v1alpha1
+kind: HTTPFilter
+metadata: {name: bench-chain, namespace: default}
+spec:
+  filters:
+  - type: RequestHeaderModifier
+    requestHeaderModifier: {set: [{name: X-Bench, value: "1"}]}
+  - type: IPAccess
+    ipAccess: {allow: ["127.0.0.0/8"]}
+---
+YAML
+    fi
     cat <<YAML
 apiVersion: networking.k8s.io/v1
 kind: IngressClass
@@ -35,7 +54,10 @@ spec:
 ---
 apiVersion: networking.k8s.io/v1
 kind: Ingress
-metadata: {name: bench, namespace: default}
+metadata:
+  name: bench
+  namespace: default
+  annotations: {weir.dev/filters: "$filters"}
 spec:
   rules:
   - http:
