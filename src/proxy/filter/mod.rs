@@ -12,6 +12,13 @@
 //!    filters): the backend's filters, then the route's, each list in reverse order (the
 //!    filter that saw the request first sees the response last, as in Envoy's chain).
 //!
+//! A request-phase filter that needs something of the upstream phase beyond the request head
+//! leaves a typed value in the request's extensions, which the pipeline takes once both
+//! request phases ran: [`url_rewrite::UpstreamHost`] (the host the upstream gets, whatever
+//! protocol it speaks) and [`body_limit::Limit`] (count the streamed body; past the limit
+//! the answer is 413). What the response phase needs to know about the request is captured
+//! before the request phase in [`RequestFacts`].
+//!
 //! Each filter kind's behaviour lives in its own file; [`HttpFilter`] (implemented for the
 //! snapshot's [`Filter`], dispatching to those files) is the interface the pipeline calls. The
 //! snapshot holds the validated configuration, so nothing is parsed per request.
