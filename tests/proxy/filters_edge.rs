@@ -425,11 +425,6 @@ fn serve_manifests(h: &Harness, web: &Backend, yaml: &str) -> Compiled {
         now_unix: 1_893_456_000,
     };
     let compiled = compile(&objects, &config);
-    assert!(
-        !compiled.status.has_rejections(),
-        "{:#?}",
-        compiled.status.conditions
-    );
     let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters);
     h.proxy.publish_endpoints(Arc::new(sets));
     h.publish(Arc::new(compiled.snapshot.clone()));
@@ -510,7 +505,12 @@ spec:
         ingress("limit", "b.example", "small"),
     ]
     .concat();
-    serve_manifests(&h, &web, &yaml);
+    let compiled = serve_manifests(&h, &web, &yaml);
+    assert!(
+        !compiled.status.has_rejections(),
+        "{:#?}",
+        compiled.status.conditions
+    );
     for proto in BOTH {
         let mut c = h.client(proto).await;
         let a = c.get("r.example", "/a?b=1").await;
@@ -612,7 +612,12 @@ spec:
         ingress("no-tls", "plain.example", ""),
     ]
     .concat();
-    serve_manifests(&h, &web, &yaml);
+    let compiled = serve_manifests(&h, &web, &yaml);
+    assert!(
+        !compiled.status.has_rejections(),
+        "{:#?}",
+        compiled.status.conditions
+    );
     for proto in BOTH {
         let mut c = h.client(proto).await;
         let a = send(
@@ -659,4 +664,40 @@ spec:
         );
         assert_eq!(a.header("x-seen-x-forwarded-proto"), Some("https"));
     }
+}
+
+#[tokio::test]
+async fn manifests_an_invalid_edge_filter_fails_closed_naming_the_field() {
+    let web = Backend::start("web").await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    let yaml = [
+        r#"
+apiVersion: weir.dev/v1alpha1
+kind: HTTPFilter
+metadata: {name: cors, namespace: shop}
+spec:
+  filters:
+  - type: BodyLimit
+    bodyLimit: {maxRequestBytes: 10}
+  - type: CORS
+    cors: {allowOrigins: ["https://ok.example", "app.example"]}
+---
+"#
+        .to_owned(),
+        ingress("broken", "c.example", "cors"),
+    ]
+    .concat();
+    let compiled = serve_manifests(&h, &web, &yaml);
+    assert!(compiled.status.has_rejections());
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        let a = c.get("c.example", "/").await;
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR, "{proto:?}");
+        let text = String::from_utf8_lossy(&a.body);
+        assert!(
+            text.contains("spec.filters[1].cors.allowOrigins[1]"),
+            "{proto:?}: {text}"
+        );
+    }
+    assert_eq!(web.hits(), 0, "never served without the declared policy");
 }
