@@ -12,6 +12,8 @@
 
 use std::error::Error as StdError;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -37,7 +39,23 @@ enum Kind {
     Upstream(UpstreamBody),
     /// A request body kept for a retry while an attempt may be refused (`upstream::replay`).
     Replayed(TeeBody),
+    /// A request body held to a length limit (`BodyLimit`).
+    Limited(Box<Limited>),
 }
+
+/// A body that fails once more than `remaining` bytes came through, and says so in
+/// `tripped` (which the pipeline reads to answer 413, whatever error the upstream client
+/// made of the failed body).
+struct Limited {
+    inner: Body,
+    remaining: u64,
+    tripped: Arc<AtomicBool>,
+}
+
+/// The error of a body that passed its limit.
+#[derive(Debug, thiserror::Error)]
+#[error("request body longer than the limit")]
+pub(crate) struct TooLarge;
 
 impl Body {
     /// A complete body.
@@ -68,6 +86,18 @@ impl Body {
         }
     }
 
+    /// This body, failing with [`TooLarge`] (and setting `tripped`) once it is longer than
+    /// `max` bytes.
+    pub(crate) fn limited(self, max: u64, tripped: Arc<AtomicBool>) -> Self {
+        Body {
+            kind: Kind::Limited(Box::new(Limited {
+                inner: self,
+                remaining: max,
+                tripped,
+            })),
+        }
+    }
+
     /// One attempt's view of a request body kept for a retry.
     pub(crate) fn replayed(body: TeeBody) -> Self {
         Body {
@@ -91,6 +121,20 @@ impl HttpBody for Body {
                 .map_err(|e| Box::new(e) as BodyError),
             Kind::Upstream(inner) => Pin::new(inner).poll_frame(cx),
             Kind::Replayed(inner) => Pin::new(inner).poll_frame(cx),
+            Kind::Limited(l) => {
+                let polled = Pin::new(&mut l.inner).poll_frame(cx);
+                if let Poll::Ready(Some(Ok(frame))) = &polled
+                    && let Some(data) = frame.data_ref()
+                {
+                    let len = data.len() as u64;
+                    if len > l.remaining {
+                        l.tripped.store(true, Ordering::Relaxed);
+                        return Poll::Ready(Some(Err(Box::new(TooLarge))));
+                    }
+                    l.remaining -= len;
+                }
+                polled
+            }
         }
     }
 
@@ -100,6 +144,7 @@ impl HttpBody for Body {
             Kind::Incoming(inner) => inner.is_end_stream(),
             Kind::Upstream(inner) => inner.is_end_stream(),
             Kind::Replayed(inner) => inner.is_end_stream(),
+            Kind::Limited(l) => l.inner.is_end_stream(),
         }
     }
 
@@ -110,6 +155,7 @@ impl HttpBody for Body {
             Kind::Incoming(inner) => inner.size_hint(),
             Kind::Upstream(inner) => inner.size_hint(),
             Kind::Replayed(inner) => inner.size_hint(),
+            Kind::Limited(l) => l.inner.size_hint(),
         }
     }
 }

@@ -67,6 +67,10 @@ pub enum Failure {
     /// after the head, a client gone mid-body): the client's fault, 400, and the connection
     /// is closed.
     RequestBody(BodyError),
+    /// The request body is longer than the route's `BodyLimit` (declared, or counted as it
+    /// streamed, before any response started): 413, and the connection is closed (the rest
+    /// of the body is not read).
+    BodyTooLarge,
     /// No virtual host or route matched and there is no default route: 404.
     NoRoute,
     /// The route's cluster has no endpoint: 503.
@@ -112,6 +116,7 @@ impl Failure {
             | Failure::BadChunk
             | Failure::RequestBody(_) => Source::Downstream,
             Failure::NoRoute => Source::Routing,
+            Failure::BodyTooLarge => Source::Filter,
             Failure::NoEndpoint
             | Failure::Connect(_)
             | Failure::ConnectTimeout
@@ -134,6 +139,7 @@ impl Failure {
             Failure::AmbiguousFraming => "ambiguous_framing",
             Failure::BadChunk => "bad_chunk",
             Failure::RequestBody(_) => "request_body",
+            Failure::BodyTooLarge => "body_too_large",
             Failure::NoRoute => "no_route",
             Failure::NoEndpoint => "no_endpoint",
             Failure::NoBackend => "no_backend",
@@ -172,6 +178,7 @@ impl Failure {
             | Failure::AmbiguousFraming
             | Failure::BadChunk
             | Failure::RequestBody(_) => StatusCode::BAD_REQUEST,
+            Failure::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::NoRoute => StatusCode::NOT_FOUND,
             Failure::NoEndpoint | Failure::Refused | Failure::QueueFull | Failure::QueueTimeout => {
                 StatusCode::SERVICE_UNAVAILABLE
@@ -193,6 +200,7 @@ impl Failure {
             Failure::AmbiguousFraming => "ambiguous message framing\n",
             Failure::BadChunk => "malformed chunked body\n",
             Failure::RequestBody(_) => "the request body could not be read\n",
+            Failure::BodyTooLarge => "request body too large\n",
             Failure::NoRoute => "no route\n",
             Failure::NoEndpoint => "no healthy upstream\n",
             Failure::NoBackend => "no backend\n",
@@ -207,7 +215,9 @@ impl Failure {
         // A request whose head or body weir refused leaves the connection in a state weir
         // does not trust (the rest of the body, what follows it): close it. A refused path
         // came in a well-framed request; the connection stays usable.
-        reply.close = self.source() == Source::Downstream && !matches!(self, Failure::BadPath(_));
+        // A body refused for its length was not read to its end either.
+        reply.close = (self.source() == Source::Downstream && !matches!(self, Failure::BadPath(_)))
+            || matches!(self, Failure::BodyTooLarge);
         reply.error = self.kind();
         reply
     }
@@ -222,7 +232,8 @@ impl Failure {
             Failure::AmbiguousFraming => Rejection::AmbiguousFraming,
             Failure::BadChunk => Rejection::BadChunk,
             Failure::RequestBody(_) => Rejection::RequestBody,
-            Failure::NoRoute
+            Failure::BodyTooLarge
+            | Failure::NoRoute
             | Failure::NoEndpoint
             | Failure::NoBackend
             | Failure::Connect(_)

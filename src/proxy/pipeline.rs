@@ -24,7 +24,7 @@
 use std::borrow::Cow;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -37,7 +37,7 @@ use super::access_log::LogRecord;
 use super::admission::Pending;
 use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
-use super::filter::{self, FilterContext};
+use super::filter::{self, FilterContext, RequestFacts, body_limit, url_rewrite};
 use super::framing::{Findings, Flaw};
 use super::h2_conn::{self, Streams};
 use super::headers;
@@ -99,6 +99,8 @@ struct Ctx {
     armed: bool,
     /// A HEAD request: whatever answers it, no body goes downstream (RFC 9110 §9.3.2).
     head: bool,
+    /// What the filters' response phase needs to know about the request.
+    facts: RequestFacts,
 }
 
 impl Drop for Ctx {
@@ -157,6 +159,7 @@ pub(crate) async fn handle(
         log,
         armed: true,
         head,
+        facts: RequestFacts::default(),
     };
     if let Some(l) = ctx.log.as_deref_mut() {
         l.request_id = ctx.request_id.to_str().unwrap_or_default().to_string();
@@ -227,6 +230,7 @@ impl Ctx {
         let fctx = FilterContext {
             conn: &self.conn,
             route,
+            facts: &self.facts,
         };
         if let Some(i) = chain.backend
             && let RouteAction::Forward(f) = &route.action
@@ -345,9 +349,11 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         &ctx.request_id,
     );
     let (mut parts, body) = req.into_parts();
+    ctx.facts = RequestFacts::capture(&parts.method, &parts.headers);
     let fctx = FilterContext {
         conn: &ctx.conn,
         route,
+        facts: &ctx.facts,
     };
     if let Err(reply) = filter::request(&route.filters, &fctx, &mut parts) {
         return ctx.local_reply(*reply, Some(chain));
@@ -404,12 +410,27 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         l.cluster = cluster.name.to_string();
     }
     ctx.cluster = Some(cluster.clone());
-    let req = Request::from_parts(parts, Body::incoming(body));
+    // What the request filters asked of the upstream phase: another host (URLRewrite), a
+    // limit on a streamed body (BodyLimit).
+    let upstream_host = parts.extensions.remove::<url_rewrite::UpstreamHost>();
+    let limit = parts.extensions.remove::<body_limit::Limit>();
+    let body_ends = http_body::Body::is_end_stream(&body);
+    let mut body = Body::incoming(body);
+    let mut body_limit = None;
+    if let Some(limit) = limit
+        && !body_ends
+    {
+        let tripped = Arc::new(AtomicBool::new(false));
+        body = body.limited(limit.0, tripped.clone());
+        body_limit = Some(tripped);
+    }
+    let req = Request::from_parts(parts, body);
     let fwd = Forwarding {
-        host_value: &host_value,
+        host_value: upstream_host.as_ref().map_or(&host_value, |h| &h.0),
         upgrade,
         chain,
         cluster,
+        body_limit,
     };
     // Not boxed again: `handle` boxed the whole request future once.
     forward_upstream(ctx, req, fwd).await
@@ -421,6 +442,8 @@ struct Forwarding<'a> {
     upgrade: Upgrade,
     chain: FilterChain<'a>,
     cluster: Arc<ClusterState>,
+    /// Set when the request body passed its `BodyLimit` (then a failed exchange is 413).
+    body_limit: Option<Arc<AtomicBool>>,
 }
 
 /// Phases 6–8: pick an endpoint, send, and shape the response.
@@ -434,6 +457,7 @@ async fn forward_upstream(
         upgrade,
         chain,
         cluster,
+        body_limit,
     } = fwd;
     // 6. pick endpoint
     let members = cluster.members.load_full();
@@ -475,6 +499,11 @@ async fn forward_upstream(
     };
     let sent = match sent {
         Ok(sent) => sent,
+        // However the upstream client reported the body that failed, it was the limit: the
+        // client's fault, not the upstream's.
+        Err(_) if body_limit.is_some_and(|t| t.load(Ordering::Relaxed)) => {
+            return ctx.fail(Failure::BodyTooLarge, Some(chain));
+        }
         Err(f) => return ctx.fail(f, Some(chain)),
     };
     if let Some(l) = ctx.log.as_deref_mut() {

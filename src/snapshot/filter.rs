@@ -29,8 +29,9 @@ pub enum Filter {
     RequestHeaderModifier(HeaderModifier),
     /// Set, add and remove response headers (Gateway API `ResponseHeaderModifier`).
     ResponseHeaderModifier(HeaderModifier),
-    /// Answer with a redirect built from the request (Gateway API `RequestRedirect`).
-    RequestRedirect(Redirect),
+    /// Answer with a redirect built from the request (Gateway API `RequestRedirect`; also the
+    /// Ingress front end's HTTPS redirect).
+    RequestRedirect(RequestRedirect),
     /// Rewrite the host and path the backend gets (Gateway API `URLRewrite`).
     #[serde(rename = "URLRewrite")]
     UrlRewrite(UrlRewrite),
@@ -84,6 +85,25 @@ pub struct HeaderPair {
     pub value: HeaderValue,
 }
 
+/// A redirect filter: the redirect, and which requests it answers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct RequestRedirect {
+    /// The redirect (Gateway API `HTTPRequestRedirectFilter` semantics).
+    #[serde(flatten)]
+    pub redirect: Redirect,
+    /// Answer only requests that arrived in cleartext and whose path is not under
+    /// [`ACME_CHALLENGE_PREFIX`]; let every other request through. This is the HTTPS redirect
+    /// of a TLS host (the Ingress front end's default, and ingress-nginx's `ssl-redirect`):
+    /// one route table serves both listeners, so the condition travels with the route.
+    /// `false`: answer every request (the Gateway API filter).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub https_upgrade: bool,
+}
+
+/// Paths ACME HTTP-01 challenges are served under (RFC 8555 §8.3): never redirected to
+/// HTTPS, since the certificate they obtain may not exist yet.
+pub const ACME_CHALLENGE_PREFIX: &str = "/.well-known/acme-challenge/";
+
 /// Gateway API `URLRewrite`: what the backend gets instead of the request's host and path.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct UrlRewrite {
@@ -118,17 +138,18 @@ pub enum OriginMatch {
 pub struct Cors {
     /// Allowed origins (empty: none).
     pub allow_origins: Vec<OriginMatch>,
-    /// `Access-Control-Allow-Methods` (`None`: the preflight's requested method, echoed,
-    /// for `*`; absent list: GET, HEAD, POST).
+    /// `Access-Control-Allow-Methods` of a preflight answer (`GET, HEAD, POST` when the
+    /// filter lists none); `None` exactly when `any_method`.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_value")]
     pub allow_methods: Option<HeaderValue>,
-    /// Whether every method is allowed (`*`).
+    /// Whether every method is allowed (`*`: the preflight's requested method is echoed
+    /// with credentials, `*` without).
     pub any_method: bool,
-    /// `Access-Control-Allow-Headers` (`None` with `any_header`: the requested headers,
-    /// echoed).
+    /// `Access-Control-Allow-Headers` of a preflight answer (`None`: no header listed).
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_value")]
     pub allow_headers: Option<HeaderValue>,
-    /// Whether every request header is allowed (`*`).
+    /// Whether every request header is allowed (`*`: the requested headers are echoed with
+    /// credentials, `*` without).
     pub any_header: bool,
     /// `Access-Control-Expose-Headers`.
     #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_value")]

@@ -45,14 +45,14 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
     }
 }
 
-struct Tls {
-    client: Client,
+pub(crate) struct Tls {
+    pub(crate) client: Client,
     sans: Vec<String>,
     der: Vec<u8>,
     alpn: Option<Vec<u8>>,
 }
 
-async fn tls_connect(addr: SocketAddr, sni: &str, proto: Proto, tls13: bool) -> Tls {
+pub(crate) async fn tls_connect(addr: SocketAddr, sni: &str, proto: Proto, tls13: bool) -> Tls {
     let provider = Arc::new(rustls::crypto::ring::default_provider());
     let versions: &[&rustls::SupportedProtocolVersion] = if tls13 {
         &[&rustls::version::TLS13]

@@ -18,6 +18,18 @@
 //!   weight 1; an unresolvable one answers **503**. A `resource` backend, or one naming no
 //!   Service with a port, cannot be served: the path is rejected (`ResourceBackendNotSupported`,
 //!   `InvalidBackend`).
+//! - **HTTPS redirect by default**: when weir has an HTTPS listener, a host listed in the
+//!   `spec.tls` of any of weir's Ingresses (TLS is a property of the host: its certificate is
+//!   picked by SNI) answers plain-HTTP requests with **308** to `https://` on the well-known
+//!   port, as ingress-nginx and Contour do; ACME HTTP-01 paths
+//!   (`/.well-known/acme-challenge/`) are never redirected. An Ingress annotated
+//!   `weir.dev/ssl-redirect: "false"` keeps its own routes of those hosts on plain HTTP. Both
+//!   listeners serve one route table, so the redirect is a route-level condition: each such
+//!   route's chain starts with a `RequestRedirect` marked `https_upgrade`, which answers only
+//!   cleartext requests outside the ACME paths (see [`crate::snapshot::RequestRedirect`]).
+//!   A second table for the HTTP listener would duplicate every route, and the conflicts
+//!   pass and its conditions with it, to express one condition. Default backends are not
+//!   redirected (they serve no host in particular).
 //! - **Default backend**: every `spec.defaultBackend` is a candidate in precedence order; the
 //!   controller-wide `--default-backend` is the fallback, its conditions reported on its
 //!   Service.
@@ -35,7 +47,7 @@ use super::status::Status;
 use super::{CompileConfig, INGRESS_ROUTE_TABLE, Ir};
 use crate::api::{annotations, condition_types, reasons};
 use crate::snapshot::router::DEFAULT_BACKEND_ROUTE;
-use crate::snapshot::{Filter, ListenerProtocol, PathMatch, RouteMatch};
+use crate::snapshot::{Filter, ListenerProtocol, PathMatch, Redirect, RequestRedirect, RouteMatch};
 use crate::store::Objects;
 
 mod classes;
@@ -61,6 +73,11 @@ pub(super) fn front_end<'a>(
     status: &mut Status,
 ) -> Ir<'a> {
     let owned = classes::owned_ingresses(objects, config, status);
+    // Without an HTTPS listener there is nowhere to redirect to.
+    let tls_hosts = match config.https_addr {
+        Some(_) => TlsHosts::of(owned.iter().filter_map(|o| o.ingress.spec.as_ref())),
+        None => TlsHosts::default(),
+    };
     let mut ir = Ir::default();
     let mut table = IrRouteTable::default();
     let mut certificates = Vec::new();
@@ -90,7 +107,10 @@ pub(super) fn front_end<'a>(
                 hosts: entry.hosts.as_deref().unwrap_or_default(),
             });
         }
-        rules(&ingress, source, spec, &filters, &mut table, status);
+        let redirect = ssl_redirect(owned.ingress, &ingress, status).then_some(&tls_hosts);
+        rules(
+            &ingress, source, spec, &filters, redirect, &mut table, status,
+        );
         if let Some(backend) = spec.default_backend.as_ref() {
             table.default_route.candidates.push(IrRoute {
                 name: DEFAULT_BACKEND_ROUTE.to_owned(),
@@ -181,12 +201,100 @@ fn annotation<'a>(
         .map(String::as_str)
 }
 
-/// The routes of one Ingress's rules, into the table by host.
+/// Hosts with TLS, lower-cased: exact ones, and wildcard suffixes (`*.example.com` →
+/// `.example.com`).
+#[derive(Debug, Default)]
+struct TlsHosts {
+    exact: std::collections::BTreeSet<String>,
+    wildcard: std::collections::BTreeSet<String>,
+}
+
+impl TlsHosts {
+    fn of<'s>(specs: impl Iterator<Item = &'s IngressSpec>) -> TlsHosts {
+        let mut hosts = TlsHosts::default();
+        let listed = specs
+            .flat_map(|spec| spec.tls.iter().flatten())
+            .flat_map(|entry| entry.hosts.iter().flatten());
+        for host in listed {
+            let host = host.to_ascii_lowercase();
+            match host.strip_prefix('*') {
+                Some(suffix) if suffix.starts_with('.') => {
+                    hosts.wildcard.insert(suffix.to_owned());
+                }
+                _ => {
+                    hosts.exact.insert(host);
+                }
+            }
+        }
+        hosts
+    }
+
+    /// Whether a rule's host is served with TLS: listed itself, or (an exact host) covered
+    /// by a listed wildcard, which matches one extra label as certificates do.
+    fn covers(&self, host: &HostMatch) -> bool {
+        match host {
+            HostMatch::Exact(h) => {
+                self.exact.contains(h)
+                    || h.split_once('.')
+                        .is_some_and(|(_, rest)| self.wildcard.contains(&format!(".{rest}")))
+            }
+            HostMatch::Wildcard(suffix) => self.wildcard.contains(suffix),
+            HostMatch::Any => false,
+        }
+    }
+}
+
+/// Whether the Ingress's routes of TLS hosts redirect plain HTTP to HTTPS: yes unless
+/// `weir.dev/ssl-redirect` says `"false"`; a value that is neither `"true"` nor `"false"`
+/// keeps the default and is reported.
+fn ssl_redirect(
+    ingress: &k8s_openapi::api::networking::v1::Ingress,
+    source: &Source<'_>,
+    status: &mut Status,
+) -> bool {
+    match annotation(ingress, annotations::SSL_REDIRECT).map(str::trim) {
+        None | Some("true") => true,
+        Some("false") => false,
+        Some(other) => {
+            status.warning(
+                source,
+                condition_types::ACCEPTED,
+                reasons::INVALID_ANNOTATION,
+                format!(
+                    "annotation {}: {other:?} is not \"true\" or \"false\"; plain HTTP \
+                     requests to its TLS hosts are redirected (the default)",
+                    annotations::SSL_REDIRECT
+                ),
+            );
+            true
+        }
+    }
+}
+
+/// The filter that sends plain-HTTP requests of a TLS host to HTTPS (308, the method and
+/// body kept; the well-known port, since weir's HTTPS port is usually behind a Service
+/// that maps 443 onto it).
+fn https_redirect() -> Filter {
+    Filter::RequestRedirect(RequestRedirect {
+        redirect: Redirect {
+            scheme: Some("https".to_owned()),
+            hostname: None,
+            port: None,
+            path: None,
+            status: 308,
+        },
+        https_upgrade: true,
+    })
+}
+
+/// The routes of one Ingress's rules, into the table by host; `redirect` has the TLS hosts
+/// whose routes redirect plain HTTP (`None`: the Ingress turned the redirect off).
 fn rules<'a>(
     ingress: &Source<'a>,
     source: SourceId,
     spec: &'a IngressSpec,
     filters: &[Filter],
+    redirect: Option<&TlsHosts>,
     table: &mut IrRouteTable<'a>,
     status: &mut Status,
 ) {
@@ -211,6 +319,13 @@ fn rules<'a>(
         let Some(http) = rule.http.as_ref() else {
             continue;
         };
+        // The redirect runs first: nothing else (credentials, CORS) happens in cleartext.
+        let filters: Vec<Filter> = match redirect {
+            Some(tls) if tls.covers(&host) => std::iter::once(https_redirect())
+                .chain(filters.iter().cloned())
+                .collect(),
+            _ => filters.to_vec(),
+        };
         let routes = table.hosts.entry(host).or_default();
         for (path_index, path) in http.paths.iter().enumerate() {
             let field =
@@ -229,7 +344,7 @@ fn rules<'a>(
                     ingress.key.namespace, ingress.key.name
                 ),
                 matches: RouteMatch::path(path_match),
-                filters: filters.to_vec(),
+                filters: filters.clone(),
                 action: action(&ingress.key.namespace, &path.backend, field),
                 field,
                 order: SourceOrder {
@@ -392,6 +507,26 @@ mod tests {
         ] {
             assert!(parse_host(bad).is_err(), "{bad} should be rejected");
         }
+    }
+
+    #[test]
+    fn tls_hosts_cover_listed_hosts_and_one_label_below_a_wildcard() {
+        let spec: IngressSpec = serde_json::from_value(serde_json::json!({
+            "tls": [{"hosts": ["Secure.example.com", "*.wild.example.com"]}]
+        }))
+        .expect("spec");
+        let tls = TlsHosts::of(std::iter::once(&spec));
+        let exact = |h: &str| HostMatch::Exact(h.into());
+        assert!(tls.covers(&exact("secure.example.com")));
+        assert!(tls.covers(&exact("a.wild.example.com")));
+        assert!(tls.covers(&HostMatch::Wildcard(".wild.example.com".into())));
+        assert!(
+            !tls.covers(&exact("a.b.wild.example.com")),
+            "one label only"
+        );
+        assert!(!tls.covers(&exact("wild.example.com")));
+        assert!(!tls.covers(&exact("other.example.com")));
+        assert!(!tls.covers(&HostMatch::Any));
     }
 
     #[test]

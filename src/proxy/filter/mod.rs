@@ -12,15 +12,25 @@
 //!    filters): the backend's filters, then the route's, each list in reverse order (the
 //!    filter that saw the request first sees the response last, as in Envoy's chain).
 //!
+//! A request-phase filter that needs something of the upstream phase beyond the request head
+//! leaves a typed value in the request's extensions, which the pipeline takes once both
+//! request phases ran: [`url_rewrite::UpstreamHost`] (the host the upstream gets, whatever
+//! protocol it speaks) and [`body_limit::Limit`] (count the streamed body; past the limit
+//! the answer is 413). What the response phase needs to know about the request is captured
+//! before the request phase in [`RequestFacts`].
+//!
 //! Each filter kind's behaviour lives in its own file; [`HttpFilter`] (implemented for the
 //! snapshot's [`Filter`], dispatching to those files) is the interface the pipeline calls. The
 //! snapshot holds the validated configuration, so nothing is parsed per request.
 
+pub(crate) mod body_limit;
+mod cors;
 mod deny;
 mod header_modifier;
+mod request_redirect;
+pub(crate) mod url_rewrite;
 
-use http::request;
-use http::response;
+use http::{HeaderMap, HeaderValue, Method, header, request, response};
 
 use super::error::LocalReply;
 use super::pipeline::ConnInfo;
@@ -35,8 +45,32 @@ pub(crate) struct FilterContext<'a> {
     )]
     pub(crate) conn: &'a ConnInfo,
     /// The route it matched.
-    #[allow(dead_code, reason = "read by the rewrite and rate-limit filters")]
     pub(crate) route: &'a Route,
+    /// What the response phase needs to know about the request.
+    pub(crate) facts: &'a RequestFacts,
+}
+
+/// Facts about the request captured before the request phase, for filters whose response
+/// phase depends on the request (its head is gone by then) — and read in the request phase
+/// too, so both phases agree.
+#[derive(Debug, Default)]
+pub(crate) struct RequestFacts {
+    /// The client's `Origin` (CORS).
+    pub(crate) origin: Option<HeaderValue>,
+    /// Whether the request is a CORS preflight: `OPTIONS` with `Origin` and
+    /// `Access-Control-Request-Method`.
+    pub(crate) preflight: bool,
+}
+
+impl RequestFacts {
+    /// The facts of a request head.
+    pub(crate) fn capture(method: &Method, headers: &HeaderMap) -> RequestFacts {
+        let origin = headers.get(header::ORIGIN).cloned();
+        let preflight = origin.is_some()
+            && method == Method::OPTIONS
+            && headers.contains_key(header::ACCESS_CONTROL_REQUEST_METHOD);
+        RequestFacts { origin, preflight }
+    }
 }
 
 /// One filter kind's behaviour.
@@ -63,27 +97,27 @@ impl HttpFilter for Filter {
         match self {
             Filter::RequestHeaderModifier(m) => header_modifier::apply(m, &mut req.headers),
             Filter::Deny(d) => return Err(Box::new(deny::reply(d))),
+            Filter::RequestRedirect(r) => request_redirect::on_request(r, ctx, req)?,
+            Filter::UrlRewrite(r) => url_rewrite::apply(r, ctx, req),
+            Filter::Cors(c) => cors::on_request(c, ctx, req)?,
+            Filter::BodyLimit(b) => body_limit::on_request(b, req)?,
             // Each kind below answers in its own file (issue 11), or only on the response.
             Filter::ResponseHeaderModifier(_)
-            | Filter::RequestRedirect(_)
-            | Filter::UrlRewrite(_)
-            | Filter::Cors(_)
             | Filter::RateLimit(_)
             | Filter::IpAccess(_)
             | Filter::BasicAuth(_)
             | Filter::ExternalAuth(_)
-            | Filter::RequestMirror(_)
-            | Filter::BodyLimit(_) => {
+            | Filter::RequestMirror(_) => {
                 let _ = ctx;
             }
         }
         Ok(())
     }
 
-    fn on_response(&self, _ctx: &FilterContext<'_>, resp: &mut response::Parts) {
-        #[allow(clippy::single_match, reason = "more kinds answer on the response")]
+    fn on_response(&self, ctx: &FilterContext<'_>, resp: &mut response::Parts) {
         match self {
             Filter::ResponseHeaderModifier(m) => header_modifier::apply(m, &mut resp.headers),
+            Filter::Cors(c) => cors::on_response(c, ctx, resp),
             _ => {}
         }
     }
