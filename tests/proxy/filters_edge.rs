@@ -663,6 +663,67 @@ spec:
             "{proto:?}: HTTPS is served, not redirected"
         );
         assert_eq!(a.header("x-seen-x-forwarded-proto"), Some("https"));
+
+        // A client that is not a trusted proxy cannot claim HTTPS to skip the redirect.
+        let a = send(
+            &mut c,
+            "GET",
+            "secure.example",
+            "/",
+            &[("x-forwarded-proto", "https")],
+            body(""),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::PERMANENT_REDIRECT, "{proto:?}");
+    }
+}
+
+#[tokio::test]
+async fn behind_a_trusted_proxy_that_ended_tls_the_https_redirect_does_not_loop() {
+    let web = Backend::start("web").await;
+    let h = Harness::start(ProxyConfig {
+        forwarded: weir::proxy::ForwardedHeaders {
+            trusted_proxies: vec!["127.0.0.0/8".parse().expect("cidr")],
+        },
+        ..ProxyConfig::default()
+    })
+    .await;
+    let yaml = r#"
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: secure, namespace: shop}
+spec:
+  ingressClassName: weir
+  tls: [{hosts: [secure.example]}]
+  rules:
+  - host: secure.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#;
+    serve_manifests(&h, &web, yaml);
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        let a = send(
+            &mut c,
+            "GET",
+            "secure.example",
+            "/",
+            &[("x-forwarded-proto", "https")],
+            body(""),
+        )
+        .await;
+        assert_eq!(a.backend(), Some("web"), "{proto:?}: the LB ended TLS");
+        let a = send(
+            &mut c,
+            "GET",
+            "secure.example",
+            "/",
+            &[("x-forwarded-proto", "http")],
+            body(""),
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::PERMANENT_REDIRECT, "{proto:?}");
     }
 }
 

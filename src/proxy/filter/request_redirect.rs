@@ -5,11 +5,16 @@
 //!
 //! A redirect marked `https_upgrade` (the Ingress front end's HTTPS redirect of TLS hosts)
 //! answers only cleartext requests outside ACME HTTP-01 challenge paths; the others go on.
+//! "Cleartext" is the client's view: behind a trusted proxy that ended TLS
+//! (`--trusted-proxies`) its `X-Forwarded-Proto: https` counts, so a load balancer in front
+//! of weir does not loop. Request filters run after weir's forwarding-header rules, so the
+//! header is weir's own (`http`) for a peer that is not trusted.
 
-use http::{header, request};
+use http::{HeaderMap, header, request};
 
 use super::FilterContext;
 use crate::proxy::error::LocalReply;
+use crate::proxy::headers::X_FORWARDED_PROTO;
 use crate::proxy::redirect::{self, RedirectRequest};
 use crate::snapshot::{ACME_CHALLENGE_PREFIX, RequestRedirect};
 
@@ -20,7 +25,11 @@ pub(crate) fn on_request(
     req: &request::Parts,
 ) -> Result<(), Box<LocalReply>> {
     let path = req.uri.path();
-    if r.https_upgrade && (ctx.conn.tls || path.starts_with(ACME_CHALLENGE_PREFIX)) {
+    if r.https_upgrade
+        && (ctx.conn.tls
+            || path.starts_with(ACME_CHALLENGE_PREFIX)
+            || forwarded_https(&req.headers))
+    {
         return Ok(());
     }
     // The host the request was routed by: HTTP/2's `:authority` (and an HTTP/1 absolute
@@ -40,4 +49,14 @@ pub(crate) fn on_request(
         matched: &ctx.route.matches.path,
     };
     Err(Box::new(redirect::reply(&r.redirect, &rreq)))
+}
+
+/// Whether the (already trust-checked) `X-Forwarded-Proto` says the client used HTTPS; with
+/// a chain of proxies, the first value is the client's.
+fn forwarded_https(headers: &HeaderMap) -> bool {
+    headers
+        .get(&X_FORWARDED_PROTO)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .is_some_and(|p| p.trim().eq_ignore_ascii_case("https"))
 }
