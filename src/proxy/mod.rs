@@ -17,7 +17,8 @@
 //! - `metrics`, `access_log`: accounting.
 //!
 //! Publishing resolves every route of the snapshot, by [`crate::snapshot::RouteId`], to its
-//! counters, backend picker and cluster states once, and hands each listener a view of the
+//! counters, backend picker and cluster states (its backends', and those its filters send
+//! to) once, and hands each listener a view of the
 //! result: a request loads its listener's view (one `ArcSwap` load), routes, and follows
 //! `Arc`s — no map lookup by name beyond the listener's route table.
 //!

@@ -19,7 +19,7 @@
 //! shadow costs a bounded number of tasks and connections, never the client's time.
 
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Instant;
 
 use http::header::{self, HeaderName, HeaderValue};
@@ -113,14 +113,17 @@ struct Permit(Arc<ClusterState>);
 
 impl Permit {
     fn take(state: &Arc<ClusterState>) -> Option<Permit> {
-        let counter = &state.stats.mirrors_in_flight;
-        counter
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
-                (n < MAX_IN_FLIGHT).then_some(n + 1)
-            })
-            .ok()?;
-        Some(Permit(state.clone()))
+        acquire(&state.stats.mirrors_in_flight, MAX_IN_FLIGHT).then(|| Permit(state.clone()))
     }
+}
+
+/// Counts one more in `counter` unless it is at `max` already.
+fn acquire(counter: &AtomicUsize, max: usize) -> bool {
+    counter
+        .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+            (n < max).then_some(n + 1)
+        })
+        .is_ok()
 }
 
 impl Drop for Permit {
@@ -129,5 +132,20 @@ impl Drop for Permit {
             .stats
             .mirrors_in_flight
             .fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copies_beyond_the_bound_are_refused_until_one_ends() {
+        let counter = AtomicUsize::new(0);
+        assert!((0..3).all(|_| acquire(&counter, 3)));
+        assert!(!acquire(&counter, 3), "the fourth is dropped");
+        counter.fetch_sub(1, Ordering::AcqRel);
+        assert!(acquire(&counter, 3), "a place freed is taken again");
+        assert_eq!(counter.load(Ordering::Acquire), 3);
     }
 }
