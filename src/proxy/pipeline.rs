@@ -7,7 +7,8 @@
 //! 2. **normalize** — the path, before anything looks at it (`normalize`): dot segments,
 //!    unreserved escapes, repeated slashes; what is forwarded is the normalized path.
 //! 3. **route** — the listener's route table ([`crate::snapshot::RouteTable::route`]).
-//! 4. **request filters** — the route's, in order (`filter`); one may answer early.
+//! 4. **request filters** — the route's, in order (`filter`); one may answer early, and
+//!    `ExternalAuth` waits for its subrequest (`subrequest`, over the same phases 6–7).
 //! 5. **action** — `Respond` and `Redirect` answer here; `Forward` picks a backend by weight
 //!    and runs that backend's request filters.
 //! 6. **pick endpoint** — the cluster's balancer gives candidates in preference order.
