@@ -4,7 +4,8 @@
 //! precedence order ([`crate::snapshot::RouteMatch::precedence`], then source order) from the
 //! conflicts pass; turns each route's references into snapshot backends through
 //! [`Resolver::action`], which reports the route's unresolved references and rejection in
-//! this same order and moves only the clusters served routes use into the snapshot; picks the
+//! this same order and moves only the clusters served routes use into the snapshot (their
+//! backends' and their filters' — [`crate::snapshot::Filter::cluster`]); picks the
 //! default route (the surviving candidate, else the fallback); attaches each HTTPS listener's
 //! certificates; and numbers the routes ([`Snapshot::assign_route_ids`]).
 
@@ -15,8 +16,8 @@ use super::backends::Resolver;
 use super::ir::{HostMatch, IrRoute, Source};
 use super::status::Status;
 use crate::snapshot::{
-    Cluster, ClusterKey, Listener, Route, RouteId, RouteTable, Snapshot, TlsConfig, VirtualHost,
-    VirtualHosts,
+    Cluster, ClusterKey, Listener, Route, RouteAction, RouteId, RouteTable, Snapshot, TlsConfig,
+    VirtualHost, VirtualHosts,
 };
 
 /// Build the snapshot; `tls` is the tls pass's output by certificate set.
@@ -39,6 +40,17 @@ pub(super) fn snapshot<'a>(
                      status: &mut Status| {
         let source: &Source<'_> = &sources[route.order.source.0];
         let action = resolver.action(route.action, source, route.field, who, clusters, status)?;
+        // The clusters the route's filters send to (external auth, mirrors) count as used,
+        // like its backends' clusters; the route's own filters run whatever the action.
+        let backend_filters = match &action {
+            RouteAction::Forward(forward) => forward.backends.as_slice(),
+            RouteAction::Redirect(_) | RouteAction::Respond(_) => &[],
+        };
+        let filters = route
+            .filters
+            .iter()
+            .chain(backend_filters.iter().flat_map(|b| &b.filters));
+        resolver.filter_clusters(filters, clusters, status);
         Some(Route {
             id: RouteId::default(),
             name: route.name,
@@ -158,6 +170,38 @@ mod tests {
             [
                 &ClusterKey::new("default", "a", 80),
                 &ClusterKey::new("default", "c", 80)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_filter_cluster_reaches_the_snapshot_through_the_served_routes_that_use_it() {
+        use crate::snapshot::{Filter, RequestMirror};
+        let objects = services(&["default/a", "default/shadow", "default/unused"]);
+        let keys = [
+            ObjectKey::new("default", "old"),
+            ObjectKey::new("default", "young"),
+        ];
+        let mirror = |service: &str| {
+            Filter::RequestMirror(RequestMirror {
+                cluster: ClusterKey::new("default", service, 80),
+                percent: 100,
+            })
+        };
+        let mut served = route(0, 0, "/x", &[("default/a", 1)]);
+        served.filters.push(mirror("shadow"));
+        // Loses the conflict: its filter's cluster is not used by anything served.
+        let mut lost = route(1, 0, "/x", &[("default/a", 1)]);
+        lost.filters.push(mirror("unused"));
+        let mut ir = ir(&keys);
+        add(&mut ir, "h", [served, lost]);
+        let compiled = run(ir, &objects);
+        let clusters: Vec<&ClusterKey> = compiled.snapshot.clusters.keys().collect();
+        assert_eq!(
+            clusters,
+            [
+                &ClusterKey::new("default", "a", 80),
+                &ClusterKey::new("default", "shadow", 80)
             ]
         );
     }

@@ -13,6 +13,13 @@
 //! moves the clusters it uses into the snapshot, so only clusters some served route
 //! references are built.
 //!
+//! Filters that send requests of their own (`ExternalAuth`, `RequestMirror`) name a Service
+//! port too. They are compiled before the front ends (each `HTTPFilter` once), so they check
+//! their reference with [`service_cluster`] (same rules; a reference that does not resolve
+//! fails the filter, closed) and hold its [`ClusterKey`]; assemble then hands every served
+//! route's filters to [`Resolver::filter_clusters`], which moves those clusters into the
+//! snapshot like a backend's. A Gateway API `RequestMirror` will take the same path.
+//!
 //! A reference does not resolve when its Service is missing, has no such (TCP) port, or is
 //! of type `ExternalName` (weir does not proxy to DNS names in this version); requests sent
 //! to it get the route's `unresolved` answer (Ingress: 503), with a `ResolvedRefs` condition.
@@ -33,8 +40,8 @@ use super::ir::{BackendRef, FieldPath, IrAction, IrRoute, PortRef, Source};
 use super::status::Status;
 use crate::api::{condition_types, reasons, values};
 use crate::snapshot::{
-    Backend, BackendTarget, Cluster, ClusterKey, Forward, LbPolicy, Limits, RouteAction, Timeouts,
-    UpstreamProtocol,
+    Backend, BackendTarget, Cluster, ClusterKey, Filter, Forward, LbPolicy, Limits, RouteAction,
+    Timeouts, UpstreamProtocol,
 };
 use crate::store::{ObjectKey, Objects};
 
@@ -60,6 +67,9 @@ enum Outcome<'a> {
 pub(super) struct Resolver<'a> {
     objects: &'a Objects,
     cache: HashMap<(&'a str, &'a str, PortRef<'a>), usize>,
+    /// Clusters filters send to, by key (they name ports by number, so the key is known
+    /// before resolution).
+    filter_cache: HashMap<ClusterKey, usize>,
     outcomes: Vec<Outcome<'a>>,
     /// Whether assemble already moved the outcome's cluster into the snapshot.
     used: Vec<bool>,
@@ -70,6 +80,7 @@ pub(super) fn resolve<'a>(ir: &mut Ir<'a>, objects: &'a Objects) -> Resolver<'a>
     let mut resolver = Resolver {
         objects,
         cache: HashMap::new(),
+        filter_cache: HashMap::new(),
         outcomes: Vec::new(),
         used: Vec::new(),
     };
@@ -89,8 +100,29 @@ pub(super) fn resolve<'a>(ir: &mut Ir<'a>, objects: &'a Objects) -> Resolver<'a>
             }
         }
     }
-    resolver.used = vec![false; resolver.outcomes.len()];
     resolver
+}
+
+/// The cluster of the Service port a filter names (`ExternalAuth`, `RequestMirror`; the
+/// Gateway API's `RequestMirror` later): `service` in `namespace`, port by number, under the
+/// same rules as a route's backend. `Err` holds the reason and message when it does not
+/// resolve; the filter then fails (closed) at compile time instead of sending anywhere.
+/// Assemble keeps the cluster in the snapshot through [`Resolver::filter_clusters`].
+pub(super) fn service_cluster(
+    objects: &Objects,
+    namespace: &str,
+    service: &str,
+    port: u16,
+) -> Result<ClusterKey, (&'static str, String)> {
+    match resolve_service(
+        objects,
+        namespace,
+        service,
+        PortRef::Number(i32::from(port)),
+    ) {
+        Outcome::Cluster { cluster, .. } => Ok(cluster.key),
+        Outcome::Unavailable { reason, message } => Err((reason, message)),
+    }
 }
 
 impl<'a> Resolver<'a> {
@@ -99,65 +131,145 @@ impl<'a> Resolver<'a> {
         if let Some(&outcome) = self.cache.get(&key) {
             return outcome;
         }
-        let outcome = self.resolve_uncached(backend);
-        self.outcomes.push(outcome);
-        let index = self.outcomes.len() - 1;
+        let outcome = resolve_service(
+            self.objects,
+            backend.namespace,
+            backend.service,
+            backend.port,
+        );
+        let index = self.push(outcome);
         self.cache.insert(key, index);
         index
     }
 
-    fn resolve_uncached(&self, backend: &BackendRef<'a>) -> Outcome<'a> {
-        let port = backend.port;
-        let lookup = ObjectKey::new(backend.namespace, backend.service);
-        let Some((key, service)) = self.objects.services.get_key_value(&lookup) else {
-            return Outcome::Unavailable {
-                reason: reasons::SERVICE_NOT_FOUND,
-                message: format!("Service {lookup} not found"),
+    fn push(&mut self, outcome: Outcome<'a>) -> usize {
+        self.outcomes.push(outcome);
+        self.used.push(false);
+        self.outcomes.len() - 1
+    }
+
+    /// Moves the clusters `filters` send to (their [`Filter::cluster`]) into `clusters`, as
+    /// [`Resolver::action`] does for backends: called by assemble for every served route,
+    /// so a filter's cluster is in the snapshot exactly when some served route uses it.
+    /// Each distinct cluster is resolved once.
+    pub(super) fn filter_clusters<'f>(
+        &mut self,
+        filters: impl IntoIterator<Item = &'f Filter>,
+        clusters: &mut BTreeMap<ClusterKey, Cluster>,
+        status: &mut Status,
+    ) {
+        for key in filters.into_iter().filter_map(Filter::cluster) {
+            let index = match self.filter_cache.get(key) {
+                Some(&index) => index,
+                None => {
+                    let outcome = resolve_service(
+                        self.objects,
+                        &key.namespace,
+                        &key.service,
+                        PortRef::Number(i32::from(key.port)),
+                    );
+                    let index = self.push(outcome);
+                    self.filter_cache.insert(key.clone(), index);
+                    index
+                }
             };
-        };
-        let spec = service.spec.as_ref();
-        if spec.and_then(|s| s.type_.as_deref()) == Some(values::SERVICE_TYPE_EXTERNAL_NAME) {
-            return Outcome::Unavailable {
-                reason: reasons::EXTERNAL_NAME_NOT_SUPPORTED,
-                message: format!(
-                    "Service {key} is of type ExternalName, which weir does not proxy to"
-                ),
-            };
-        }
-        let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
-        let found = ports.iter().find(|p| match port {
-            PortRef::Number(n) => p.port == n,
-            PortRef::Name(wanted) => p.name.as_deref() == Some(wanted),
-        });
-        let Some((service_port, number)) =
-            found.and_then(|p| Some((p, u16::try_from(p.port).ok().filter(|&n| n > 0)?)))
-        else {
-            return Outcome::Unavailable {
-                reason: reasons::SERVICE_PORT_NOT_FOUND,
-                message: format!("Service {key} has no port {port}"),
-            };
-        };
-        if service_port.protocol.as_deref().is_some_and(|p| p != "TCP") {
-            return Outcome::Unavailable {
-                reason: reasons::SERVICE_PORT_NOT_FOUND,
-                message: format!("Service {key} port {port} is not TCP"),
-            };
-        }
-        let (cluster, warning) = cluster(
-            ClusterKey::new(&key.namespace, &key.name, number),
-            service_port,
-        );
-        Outcome::Cluster {
-            cluster: Box::new(cluster),
-            service: Source {
-                kind: "Service",
-                key,
-                generation: service.metadata.generation,
-            },
-            warning,
+            // Filters compile only when their Service port resolves (`service_cluster`), over
+            // the same objects, so an unavailable outcome cannot happen here.
+            debug_assert!(matches!(self.outcomes[index], Outcome::Cluster { .. }));
+            self.take_cluster(index, clusters, status);
         }
     }
 
+    /// Moves the cluster of outcome `index` into `clusters` the first time it is used,
+    /// reporting its Service's warning then.
+    fn take_cluster(
+        &mut self,
+        index: usize,
+        clusters: &mut BTreeMap<ClusterKey, Cluster>,
+        status: &mut Status,
+    ) {
+        let Outcome::Cluster {
+            cluster,
+            service,
+            warning,
+        } = &self.outcomes[index]
+        else {
+            return;
+        };
+        if self.used[index] {
+            return;
+        }
+        self.used[index] = true;
+        if let Entry::Vacant(entry) = clusters.entry(cluster.key.clone()) {
+            entry.insert(Cluster::clone(cluster));
+            if let Some(message) = warning {
+                status.warning(
+                    service,
+                    condition_types::ACCEPTED,
+                    reasons::UNKNOWN_APP_PROTOCOL,
+                    message.clone(),
+                );
+            }
+        }
+    }
+}
+
+/// Resolves a reference to a Service port (uncached).
+fn resolve_service<'o>(
+    objects: &'o Objects,
+    namespace: &str,
+    service: &str,
+    port: PortRef<'_>,
+) -> Outcome<'o> {
+    let lookup = ObjectKey::new(namespace, service);
+    let Some((key, service)) = objects.services.get_key_value(&lookup) else {
+        return Outcome::Unavailable {
+            reason: reasons::SERVICE_NOT_FOUND,
+            message: format!("Service {lookup} not found"),
+        };
+    };
+    let spec = service.spec.as_ref();
+    if spec.and_then(|s| s.type_.as_deref()) == Some(values::SERVICE_TYPE_EXTERNAL_NAME) {
+        return Outcome::Unavailable {
+            reason: reasons::EXTERNAL_NAME_NOT_SUPPORTED,
+            message: format!("Service {key} is of type ExternalName, which weir does not proxy to"),
+        };
+    }
+    let ports = spec.and_then(|s| s.ports.as_deref()).unwrap_or_default();
+    let found = ports.iter().find(|p| match port {
+        PortRef::Number(n) => p.port == n,
+        PortRef::Name(wanted) => p.name.as_deref() == Some(wanted),
+    });
+    let Some((service_port, number)) =
+        found.and_then(|p| Some((p, u16::try_from(p.port).ok().filter(|&n| n > 0)?)))
+    else {
+        return Outcome::Unavailable {
+            reason: reasons::SERVICE_PORT_NOT_FOUND,
+            message: format!("Service {key} has no port {port}"),
+        };
+    };
+    if service_port.protocol.as_deref().is_some_and(|p| p != "TCP") {
+        return Outcome::Unavailable {
+            reason: reasons::SERVICE_PORT_NOT_FOUND,
+            message: format!("Service {key} port {port} is not TCP"),
+        };
+    }
+    let (cluster, warning) = cluster(
+        ClusterKey::new(&key.namespace, &key.name, number),
+        service_port,
+    );
+    Outcome::Cluster {
+        cluster: Box::new(cluster),
+        service: Source {
+            kind: "Service",
+            key,
+            generation: service.metadata.generation,
+        },
+        warning,
+    }
+}
+
+impl<'a> Resolver<'a> {
     /// Why a route is not fully resolved: the message of its first unresolved reference
     /// (`None`: every reference resolved). Only forwards have references.
     pub(super) fn unresolved(&self, route: &IrRoute<'_>) -> Option<&str> {
@@ -198,27 +310,11 @@ impl<'a> Resolver<'a> {
         for backend in forward.backends {
             let index = outcome(&backend);
             let target = match &self.outcomes[index] {
-                Outcome::Cluster {
-                    cluster,
-                    service,
-                    warning,
-                } => {
+                Outcome::Cluster { cluster, .. } => {
                     resolved = true;
-                    if !self.used[index] {
-                        self.used[index] = true;
-                        if let Entry::Vacant(entry) = clusters.entry(cluster.key.clone()) {
-                            entry.insert(Cluster::clone(cluster));
-                            if let Some(message) = warning {
-                                status.warning(
-                                    service,
-                                    condition_types::ACCEPTED,
-                                    reasons::UNKNOWN_APP_PROTOCOL,
-                                    message.clone(),
-                                );
-                            }
-                        }
-                    }
-                    BackendTarget::Cluster(cluster.key.clone())
+                    let key = cluster.key.clone();
+                    self.take_cluster(index, clusters, status);
+                    BackendTarget::Cluster(key)
                 }
                 Outcome::Unavailable { reason, message } => {
                     let message = format!(

@@ -19,7 +19,9 @@
 //!
 //! 1. **backends** (`backends.rs`) — resolves every backend reference (once per distinct
 //!    reference) into a cluster or an unresolved outcome. First, because the conflicts pass
-//!    needs to know which routes can actually serve.
+//!    needs to know which routes can actually serve. Filters that send to a Service
+//!    (`ExternalAuth`, `RequestMirror`) checked theirs when they compiled, with the same
+//!    rules; assemble asks the resolver for their clusters too.
 //! 2. **tls** (`tls.rs`) — parses and checks each referenced Secret once, and builds each
 //!    certificate set's SNI map. Independent of routes; it runs before conflicts so that all
 //!    of an object's TLS conditions come before its route conflicts in the report.
@@ -30,7 +32,7 @@
 //! 4. **assemble** (`assemble.rs`) — builds route tables and virtual hosts in precedence
 //!    order, reports each surviving route's unresolved references in that order (a route that
 //!    lost a conflict reports only the conflict), keeps only the clusters some served route
-//!    uses, attaches certificates, and numbers the routes.
+//!    uses (through a backend or a filter), attaches certificates, and numbers the routes.
 //!
 //! Conditions are collected by the `status.rs` accumulator.
 //!

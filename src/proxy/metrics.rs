@@ -65,12 +65,20 @@ pub(crate) const ERROR_KINDS: [&str; 9] = [
     "total_timeout",
 ];
 
+/// Why a mirrored copy was not sent (`RequestMirror`), counted per shadow cluster.
+pub(crate) const MIRROR_SKIPS: [&str; 2] = ["in_flight_limit", "body"];
+
 /// Counters of one cluster.
 #[derive(Default)]
 pub(crate) struct ClusterStats {
     errors: [AtomicU64; ERROR_KINDS.len()],
     /// Endpoints currently in the set.
     pub(crate) endpoints: AtomicU64,
+    /// Mirrored copies on their way to this (shadow) cluster now; bounded by the mirror
+    /// filter, which drops copies beyond its limit.
+    pub(crate) mirrors_in_flight: std::sync::atomic::AtomicUsize,
+    /// Copies not sent, by [`MIRROR_SKIPS`] reason.
+    mirror_skips: [AtomicU64; MIRROR_SKIPS.len()],
 }
 
 impl ClusterStats {
@@ -78,6 +86,13 @@ impl ClusterStats {
     pub(crate) fn error(&self, kind: &str) {
         if let Some(i) = ERROR_KINDS.iter().position(|k| *k == kind) {
             self.errors[i].fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Counts one mirrored copy not sent, for `reason` (one of [`MIRROR_SKIPS`]).
+    pub(crate) fn mirror_skipped(&self, reason: &str) {
+        if let Some(i) = MIRROR_SKIPS.iter().position(|k| *k == reason) {
+            self.mirror_skips[i].fetch_add(1, Ordering::Relaxed);
         }
     }
 }
@@ -245,6 +260,19 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
                 "weir_upstream_errors_total{{cluster=\"{}\",kind=\"{kind}\"}} {n}",
                 esc(&c.name)
             );
+        }
+    }
+    out.push_str("# HELP weir_mirror_skipped_total Mirrored copies not sent, by shadow cluster and reason.\n# TYPE weir_mirror_skipped_total counter\n");
+    for c in view.clusters {
+        for (i, reason) in MIRROR_SKIPS.iter().enumerate() {
+            let n = c.stats.mirror_skips[i].load(Ordering::Relaxed);
+            if n > 0 {
+                let _ = writeln!(
+                    out,
+                    "weir_mirror_skipped_total{{cluster=\"{}\",reason=\"{reason}\"}} {n}",
+                    esc(&c.name)
+                );
+            }
         }
     }
     out.push_str("# HELP weir_endpoints Endpoints in each cluster's current set.\n# TYPE weir_endpoints gauge\n");

@@ -17,7 +17,8 @@
 //! - `metrics`, `access_log`: accounting.
 //!
 //! Publishing resolves every route of the snapshot, by [`crate::snapshot::RouteId`], to its
-//! counters, backend picker and cluster states once, and hands each listener a view of the
+//! counters, backend picker and cluster states (its backends', and those its filters send
+//! to) once, and hands each listener a view of the
 //! result: a request loads its listener's view (one `ArcSwap` load), routes, and follows
 //! `Arc`s — no map lookup by name beyond the listener's route table.
 //!
@@ -204,6 +205,8 @@ pub(crate) struct RouteRt {
     /// One per backend of a `Forward` route, in the route's order.
     backends: Vec<BackendRt>,
     picker: Picker,
+    /// The clusters its filters (the route's and its backends') send to, each once.
+    filter_clusters: Vec<filter::FilterCluster>,
 }
 
 /// A backend of a route, resolved.
@@ -457,11 +460,35 @@ impl Proxy {
                 [only] => only.stats.clone(),
                 _ => stats_for(&r.name, ""),
             };
+            let mut filter_clusters: Vec<filter::FilterCluster> = Vec::new();
+            let backend_filters = match &r.action {
+                RouteAction::Forward(f) => f.backends.as_slice(),
+                _ => &[],
+            };
+            let filters = r
+                .filters
+                .iter()
+                .chain(backend_filters.iter().flat_map(|b| &b.filters));
+            for key in filters.filter_map(crate::snapshot::Filter::cluster) {
+                // Compile keeps every filter cluster in the snapshot; a miss leaves the
+                // filter to fail closed (ExternalAuth) or skip (RequestMirror).
+                let Some(state) = clusters.get(key) else {
+                    continue;
+                };
+                if filter_clusters.iter().any(|c| c.state.key == *key) {
+                    continue;
+                }
+                filter_clusters.push(filter::FilterCluster {
+                    stats: stats_for(&r.name, &state.name),
+                    state: state.clone(),
+                });
+            }
             debug_assert_eq!(r.id.0 as usize, routes.len(), "route ids are dense");
             routes.push(Arc::new(RouteRt {
                 local,
                 backends,
                 picker,
+                filter_clusters,
             }));
         }
         *route_stats = seen;

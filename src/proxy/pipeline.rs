@@ -7,7 +7,8 @@
 //! 2. **normalize** — the path, before anything looks at it (`normalize`): dot segments,
 //!    unreserved escapes, repeated slashes; what is forwarded is the normalized path.
 //! 3. **route** — the listener's route table ([`crate::snapshot::RouteTable::route`]).
-//! 4. **request filters** — the route's, in order (`filter`); one may answer early.
+//! 4. **request filters** — the route's, in order (`filter`); one may answer early, and
+//!    `ExternalAuth` waits for its subrequest (`subrequest`, over the same phases 6–7).
 //! 5. **action** — `Respond` and `Redirect` answer here; `Forward` picks a backend by weight
 //!    and runs that backend's request filters.
 //! 6. **pick endpoint** — the cluster's balancer gives candidates in preference order.
@@ -37,7 +38,7 @@ use super::access_log::LogRecord;
 use super::admission::Pending;
 use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
-use super::filter::{self, FilterContext, RequestFacts, body_limit, url_rewrite};
+use super::filter::{self, FilterCluster, FilterContext, RequestFacts, body_limit, url_rewrite};
 use super::framing::{Findings, Flaw};
 use super::h2_conn::{self, Streams};
 use super::headers;
@@ -128,6 +129,8 @@ impl Drop for Ctx {
 struct FilterChain<'a> {
     route: &'a Route,
     backend: Option<usize>,
+    /// The clusters the route's filters send to.
+    clusters: &'a [FilterCluster],
 }
 
 /// Handles one request. Never fails: failures become local replies.
@@ -231,6 +234,8 @@ impl Ctx {
             conn: &self.conn,
             route,
             facts: &self.facts,
+            clusters: chain.clusters,
+            body_empty: false,
         };
         if let Some(i) = chain.backend
             && let RouteAction::Forward(f) = &route.action
@@ -336,6 +341,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
     let chain = FilterChain {
         route,
         backend: None,
+        clusters: &route_rt.filter_clusters,
     };
 
     // 4. request filters (the route's), after weir's own header rules so that they can
@@ -354,8 +360,10 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         conn: &ctx.conn,
         route,
         facts: &ctx.facts,
+        clusters: &route_rt.filter_clusters,
+        body_empty: hyper::body::Body::is_end_stream(&body),
     };
-    if let Err(reply) = filter::request(&route.filters, &fctx, &mut parts) {
+    if let Err(reply) = filter::request(&route.filters, &fctx, &mut parts).await {
         return ctx.local_reply(*reply, Some(chain));
     }
 
@@ -389,8 +397,9 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
     let chain = FilterChain {
         route,
         backend: Some(b),
+        clusters: &route_rt.filter_clusters,
     };
-    if let Err(reply) = filter::request(&backend.filters, &fctx, &mut parts) {
+    if let Err(reply) = filter::request(&backend.filters, &fctx, &mut parts).await {
         return ctx.local_reply(*reply, Some(chain));
     }
     let cluster = match (&backend.target, &backend_rt.cluster) {
@@ -692,6 +701,61 @@ impl Attempts<'_> {
                 None => return Err(failure),
             }
             last = failure;
+        }
+    }
+}
+
+/// A response to a request a filter sent itself (`ExternalAuth`, `RequestMirror`), holding
+/// the endpoint's in-flight count until it is dropped.
+pub(crate) struct Subresponse {
+    /// The response; its body streams from the endpoint.
+    pub(crate) response: Response<Body>,
+    _in_flight: InFlight,
+}
+
+/// Sends a request of a filter's own to `cluster` the way a forwarded request goes (phases
+/// 6 and 7): the cluster's balancer, its endpoints' pools, and the same attempts (a connect
+/// failure moves to the next endpoint; see [`Attempts::run`]). `timeout` bounds everything
+/// up to the response head (`None`: the cluster's own timeouts). The failure returned is
+/// counted in the cluster's error counters, like a forwarded request's.
+pub(crate) async fn subrequest(
+    cluster: &ClusterState,
+    req: Request<Body>,
+    host: &HeaderValue,
+    timeout: Option<std::time::Duration>,
+) -> Result<Subresponse, Failure> {
+    let members = cluster.members.load_full();
+    let cfg = cluster.config.load_full();
+    let sent = match members.balancer.pick(&PickContext::default()) {
+        None => Err(Failure::NoEndpoint),
+        Some(candidates) => {
+            let attempts = Attempts {
+                members: &members,
+                cluster,
+                cfg: &cfg,
+                host_value: host,
+                upgrade: false,
+                logged: false,
+            };
+            match timeout {
+                None => attempts.run(candidates, req, None).await,
+                Some(t) => {
+                    let at = tokio::time::Instant::now() + t;
+                    tokio::time::timeout_at(at, attempts.run(candidates, req, Some(at)))
+                        .await
+                        .unwrap_or(Err(Failure::Timeout))
+                }
+            }
+        }
+    };
+    match sent {
+        Ok(sent) => Ok(Subresponse {
+            response: sent.response,
+            _in_flight: sent.in_flight,
+        }),
+        Err(f) => {
+            cluster.stats.error(f.kind());
+            Err(f)
         }
     }
 }

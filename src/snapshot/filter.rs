@@ -56,6 +56,20 @@ pub enum Filter {
     Deny(DirectResponse),
 }
 
+impl Filter {
+    /// The cluster this filter sends requests of its own to (`ExternalAuth`'s subrequests,
+    /// `RequestMirror`'s copies), if any. Compile keeps such a cluster in the snapshot for
+    /// every served route whose chain names it, exactly like a backend's cluster, so its
+    /// endpoints are followed and the proxy reaches it through the same pools and balancer.
+    pub fn cluster(&self) -> Option<&ClusterKey> {
+        match self {
+            Filter::ExternalAuth(a) => Some(&a.cluster),
+            Filter::RequestMirror(m) => Some(&m.cluster),
+            _ => None,
+        }
+    }
+}
+
 /// Header changes, applied in the order remove, set, add (Gateway API `HTTPHeaderFilter`:
 /// `set` replaces every value of the name, `add` appends one).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]

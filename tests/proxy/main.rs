@@ -8,6 +8,7 @@ mod support;
 mod bad_input;
 mod fanout;
 mod filters_edge;
+mod filters_extauth;
 mod h2_frames;
 mod http1_probes;
 mod listeners;

@@ -1,6 +1,11 @@
-//! `RequestMirror`: validation of its settings (to be written for issue 11; until then it refuses).
+//! `RequestMirror`: validation of its settings.
+//!
+//! - `backendRef`: a Service port in the filter's namespace, resolved as `ExternalAuth`'s is
+//!   (a reference that does not resolve fails the filter, `RefNotFound`). The compiled filter
+//!   holds the cluster's key; a Gateway API `RequestMirror` compiles to the same form.
+//! - `percent`: 0 to 100 (default 100); 0 mirrors nothing.
 
-use super::{EntryContext, FieldError};
+use super::{EntryContext, FieldError, external_auth};
 use crate::api::httpfilter::RequestMirrorFilter;
 use crate::snapshot::RequestMirror;
 
@@ -9,6 +14,69 @@ pub(super) fn compile(
     spec: &RequestMirrorFilter,
     ctx: &EntryContext<'_>,
 ) -> Result<RequestMirror, FieldError> {
-    let _ = (spec, ctx);
-    Err(FieldError::invalid("", "not supported yet"))
+    let percent = match spec.percent {
+        None => 100,
+        Some(p) => u32::try_from(p)
+            .ok()
+            .filter(|p| *p <= 100)
+            .ok_or_else(|| FieldError::invalid("percent", format!("{p} is not within 0-100")))?,
+    };
+    let cluster = external_auth::cluster(&spec.backend_ref, ctx)?;
+    Ok(RequestMirror { cluster, percent })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::httpfilter::BackendRef;
+    use crate::api::reasons;
+    use crate::compile::testing::services;
+    use crate::snapshot::ClusterKey;
+    use crate::store::ObjectKey;
+
+    fn run(name: &str, port: i32, percent: Option<i32>) -> Result<RequestMirror, FieldError> {
+        let objects = services(&["shop/shadow"]);
+        let key = ObjectKey::new("shop", "mirror");
+        let spec = RequestMirrorFilter {
+            backend_ref: BackendRef {
+                name: name.into(),
+                port,
+            },
+            percent,
+        };
+        compile(
+            &spec,
+            &EntryContext {
+                key: &key,
+                objects: &objects,
+            },
+        )
+    }
+
+    #[test]
+    fn a_service_port_becomes_its_cluster_with_the_percentage() {
+        let m = run("shadow", 80, Some(10)).expect("compiles");
+        assert_eq!(m.cluster, ClusterKey::new("shop", "shadow", 80));
+        assert_eq!(m.percent, 10);
+        assert_eq!(run("shadow", 80, None).expect("compiles").percent, 100);
+    }
+
+    #[test]
+    fn bad_values_and_missing_services_name_their_field() {
+        let e = run("shadow", 80, Some(101)).expect_err("over 100");
+        assert_eq!(
+            (e.field.as_str(), e.reason),
+            ("percent", reasons::INVALID_FILTER)
+        );
+        let e = run("shadow", 80, Some(-1)).expect_err("negative");
+        assert_eq!(e.field, "percent");
+        let e = run("gone", 80, None).expect_err("missing Service");
+        assert_eq!(
+            (e.field.as_str(), e.reason),
+            ("backendRef", reasons::FILTER_REF_NOT_FOUND)
+        );
+        assert!(e.message.contains("shop/gone"), "{}", e.message);
+        let e = run("shadow", 81, None).expect_err("missing port");
+        assert_eq!(e.field, "backendRef");
+    }
 }

@@ -22,19 +22,49 @@
 //! Each filter kind's behaviour lives in its own file; [`HttpFilter`] (implemented for the
 //! snapshot's [`Filter`], dispatching to those files) is the interface the pipeline calls. The
 //! snapshot holds the validated configuration, so nothing is parsed per request.
+//!
+//! # Synchronous, but one kind waits
+//!
+//! The request phase of every kind is synchronous, except `ExternalAuth`, which waits for
+//! its subrequest: [`request`] is `async` and awaits that kind alone (boxed, so chains
+//! without it keep a small future), and calls [`HttpFilter::on_request`] for every other.
+//! `RequestMirror` does not wait: it spawns its copy and returns.
+//!
+//! # Filters that send requests of their own
+//!
+//! `ExternalAuth` and `RequestMirror` send to clusters of the snapshot like any backend
+//! (compile keeps those clusters for the routes whose chains name them). Publishing resolves
+//! them per route into [`FilterCluster`]s (the cluster's state, with its pools, endpoints and
+//! balancer, and the route's counters for it), which [`FilterContext::clusters`] hands to the
+//! filters: no lookup by name per request.
 
 pub(crate) mod body_limit;
 mod cors;
 mod deny;
+mod external_auth;
 mod header_modifier;
+mod request_mirror;
 mod request_redirect;
 pub(crate) mod url_rewrite;
+
+use std::sync::Arc;
 
 use http::{HeaderMap, HeaderValue, Method, header, request, response};
 
 use super::error::LocalReply;
+use super::metrics::RouteStats;
 use super::pipeline::ConnInfo;
-use crate::snapshot::{Filter, Route};
+use super::upstream::ClusterState;
+use crate::snapshot::{ClusterKey, Filter, Route};
+
+/// A cluster a route's filters send to, resolved when the snapshot was published.
+pub(crate) struct FilterCluster {
+    /// Its runtime state: pools, endpoints, balancer, error counters.
+    pub(crate) state: Arc<ClusterState>,
+    /// The route's counters for the requests its filters send there
+    /// (`weir_requests_total{route, cluster}`).
+    pub(crate) stats: Arc<RouteStats>,
+}
 
 /// What a filter may know about the request beyond its head.
 pub(crate) struct FilterContext<'a> {
@@ -48,6 +78,18 @@ pub(crate) struct FilterContext<'a> {
     pub(crate) route: &'a Route,
     /// What the response phase needs to know about the request.
     pub(crate) facts: &'a RequestFacts,
+    /// The clusters the route's filters send to (see the module docs).
+    pub(crate) clusters: &'a [FilterCluster],
+    /// Request phase: the request has no body (`RequestMirror` copies only those). `false`
+    /// in the response phase.
+    pub(crate) body_empty: bool,
+}
+
+impl FilterContext<'_> {
+    /// The resolved cluster `key` (`None` only when snapshot and runtime disagree).
+    fn cluster(&self, key: &ClusterKey) -> Option<&FilterCluster> {
+        self.clusters.iter().find(|c| c.state.key == *key)
+    }
 }
 
 /// Facts about the request captured before the request phase, for filters whose response
@@ -101,13 +143,14 @@ impl HttpFilter for Filter {
             Filter::UrlRewrite(r) => url_rewrite::apply(r, ctx, req),
             Filter::Cors(c) => cors::on_request(c, ctx, req)?,
             Filter::BodyLimit(b) => body_limit::on_request(b, req)?,
+            Filter::RequestMirror(m) => request_mirror::start(m, ctx, req),
+            // Awaited by `request`, not here.
+            Filter::ExternalAuth(_) => {}
             // Each kind below answers in its own file (issue 11), or only on the response.
             Filter::ResponseHeaderModifier(_)
             | Filter::RateLimit(_)
             | Filter::IpAccess(_)
-            | Filter::BasicAuth(_)
-            | Filter::ExternalAuth(_)
-            | Filter::RequestMirror(_) => {
+            | Filter::BasicAuth(_) => {
                 let _ = ctx;
             }
         }
@@ -123,14 +166,17 @@ impl HttpFilter for Filter {
     }
 }
 
-/// Runs the request phase of `filters`, in order.
-pub(crate) fn request(
+/// Runs the request phase of `filters`, in order; only `ExternalAuth` waits.
+pub(crate) async fn request(
     filters: &[Filter],
     ctx: &FilterContext<'_>,
     req: &mut request::Parts,
 ) -> Result<(), Box<LocalReply>> {
     for f in filters {
-        f.on_request(ctx, req)?;
+        match f {
+            Filter::ExternalAuth(a) => Box::pin(external_auth::check(a, ctx, req)).await?,
+            _ => f.on_request(ctx, req)?,
+        }
     }
     Ok(())
 }
