@@ -37,7 +37,7 @@ use super::access_log::LogRecord;
 use super::admission::Pending;
 use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
-use super::filter::{self, FilterContext};
+use super::filter::{self, FilterContext, RouteFilterState};
 use super::framing::{Findings, Flaw};
 use super::h2_conn::{self, Streams};
 use super::headers;
@@ -126,6 +126,7 @@ impl Drop for Ctx {
 struct FilterChain<'a> {
     route: &'a Route,
     backend: Option<usize>,
+    state: &'a RouteFilterState,
 }
 
 /// Handles one request. Never fails: failures become local replies.
@@ -227,6 +228,7 @@ impl Ctx {
         let fctx = FilterContext {
             conn: &self.conn,
             route,
+            state: chain.state,
         };
         if let Some(i) = chain.backend
             && let RouteAction::Forward(f) = &route.action
@@ -332,6 +334,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
     let chain = FilterChain {
         route,
         backend: None,
+        state: &route_rt.filters,
     };
 
     // 4. request filters (the route's), after weir's own header rules so that they can
@@ -348,6 +351,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
     let fctx = FilterContext {
         conn: &ctx.conn,
         route,
+        state: &route_rt.filters,
     };
     if let Err(reply) = filter::request(&route.filters, &fctx, &mut parts) {
         return ctx.local_reply(*reply, Some(chain));
@@ -383,6 +387,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
     let chain = FilterChain {
         route,
         backend: Some(b),
+        state: &route_rt.filters,
     };
     if let Err(reply) = filter::request(&backend.filters, &fctx, &mut parts) {
         return ctx.local_reply(*reply, Some(chain));

@@ -16,8 +16,16 @@
 //! snapshot's [`Filter`], dispatching to those files) is the interface the pipeline calls. The
 //! snapshot holds the validated configuration, so nothing is parsed per request.
 
+mod basic_auth;
+#[doc(hidden)]
+pub mod bench;
 mod deny;
 mod header_modifier;
+mod ip_access;
+mod rate_limit;
+mod state;
+
+pub(crate) use state::{RouteFilterState, StateCarry};
 
 use http::request;
 use http::response;
@@ -29,14 +37,12 @@ use crate::snapshot::{Filter, Route};
 /// What a filter may know about the request beyond its head.
 pub(crate) struct FilterContext<'a> {
     /// The connection it came on (peer address, TLS).
-    #[allow(
-        dead_code,
-        reason = "read by the access-control filters of the CRD front end"
-    )]
     pub(crate) conn: &'a ConnInfo,
     /// The route it matched.
     #[allow(dead_code, reason = "read by the rewrite and rate-limit filters")]
     pub(crate) route: &'a Route,
+    /// The runtime state of the route's filters (rate-limit buckets, basic-auth caches).
+    pub(crate) state: &'a RouteFilterState,
 }
 
 /// One filter kind's behaviour.
@@ -63,14 +69,14 @@ impl HttpFilter for Filter {
         match self {
             Filter::RequestHeaderModifier(m) => header_modifier::apply(m, &mut req.headers),
             Filter::Deny(d) => return Err(Box::new(deny::reply(d))),
+            Filter::RateLimit(rl) => rate_limit::request(rl, ctx, req)?,
+            Filter::IpAccess(ip) => ip_access::request(ip, ctx, req)?,
+            Filter::BasicAuth(ba) => basic_auth::request(ba, ctx, req)?,
             // Each kind below answers in its own file (issue 11), or only on the response.
             Filter::ResponseHeaderModifier(_)
             | Filter::RequestRedirect(_)
             | Filter::UrlRewrite(_)
             | Filter::Cors(_)
-            | Filter::RateLimit(_)
-            | Filter::IpAccess(_)
-            | Filter::BasicAuth(_)
             | Filter::ExternalAuth(_)
             | Filter::RequestMirror(_)
             | Filter::BodyLimit(_) => {
