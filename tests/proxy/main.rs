@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod fanout;
+mod filters_access;
 mod h2_frames;
 mod http1_probes;
 mod listeners;
