@@ -10,6 +10,7 @@
 //! - [`store`]: the objects weir compiles from, and their sources.
 //! - [`compile`]: Objects → Snapshot + status, as ordered passes; never aborts on bad input.
 //! - [`snapshot`]: the compiled model; no Kubernetes types.
+//! - [`net`]: IP networks (CIDRs) shared by the snapshot and the proxy.
 //! - [`endpoints`]: EndpointSlice → EndpointSet, published apart from the snapshot.
 //! - [`reconcile`]: debounce, compile, publish.
 //! - [`status`], [`lease`]: Ingress status and Events, written by the elected leader.
@@ -25,6 +26,7 @@ pub mod compile;
 pub mod demo;
 pub mod endpoints;
 pub mod lease;
+pub mod net;
 pub mod proxy;
 pub mod reconcile;
 pub mod snapshot;

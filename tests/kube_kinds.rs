@@ -86,8 +86,8 @@ fn the_kinds_weir_has_always_kept_keep_their_types() {
     }
     assert_eq!(
         <k8s_openapi::api::core::v1::Secret as StoreKind>::FIELD_SELECTOR,
-        Some(format!("type={}", weir::api::values::SECRET_TYPE_TLS).as_str()),
-        "only TLS Secrets are watched"
+        None,
+        "every Secret is watched (TLS and `auth` ones are kept, see admit_secret)"
     );
 }
 

@@ -338,11 +338,8 @@ async fn every_kind_is_watched_in_its_scope_with_its_field_selector() {
     ));
     assert_eq!(expected.len(), Kind::ALL.len() + 1);
     assert!(
-        expected.contains(&(
-            "/api/v1/namespaces/apps/secrets".to_owned(),
-            Some("type=kubernetes.io/tls".to_owned())
-        )),
-        "only TLS Secrets: {expected:?}"
+        expected.contains(&("/api/v1/namespaces/apps/secrets".to_owned(), None)),
+        "every Secret (TLS and `auth` ones are kept): {expected:?}"
     );
     assert!(
         expected.contains(&("/apis/networking.k8s.io/v1/ingressclasses".to_owned(), None)),

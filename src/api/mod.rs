@@ -30,8 +30,10 @@ pub mod annotations {
 pub mod values {
     /// The default IngressClass `spec.controller` weir claims.
     pub const DEFAULT_CONTROLLER_NAME: &str = "weir.dev/ingress-controller";
-    /// The only Secret type weir reads.
+    /// The Secret type of certificates (Ingress `spec.tls`).
     pub const SECRET_TYPE_TLS: &str = "kubernetes.io/tls";
+    /// The Secret key holding htpasswd lines (`BasicAuth`, as ingress-nginx's `auth-file`).
+    pub const SECRET_KEY_AUTH: &str = "auth";
     /// Secret key of the PEM certificate chain.
     pub const TLS_CERT_KEY: &str = "tls.crt";
     /// Secret key of the PEM private key.

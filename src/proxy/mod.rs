@@ -99,6 +99,9 @@ pub use config::{
     ForwardedHeaders, ProxyConfig, RequestIdMode,
 };
 pub use error::{ProxyError, Source};
+/// Runs a route's filter phases outside a server (for `benches/filters.rs`; not an API).
+#[doc(hidden)]
+pub use filter::bench::FilterChainBench;
 
 use crate::balance::round_robin::WeightedCycle;
 use crate::snapshot::{
@@ -157,6 +160,9 @@ struct PublishState {
     /// not have (pre-bound sockets before the first snapshot, removed listeners until the
     /// server closed them).
     slots: BTreeMap<String, Arc<ListenerSlot>>,
+    /// Runtime state of the routes' filters, carried into the next publish where the filter
+    /// is unchanged (rate-limit buckets, basic-auth caches).
+    filter_state: filter::StateCarry,
 }
 
 /// A listener's link to the published state: what its connections route with, and its
@@ -207,6 +213,8 @@ pub(crate) struct RouteRt {
     picker: Picker,
     /// The clusters its filters (the route's and its backends') send to, each once.
     filter_clusters: Vec<filter::FilterCluster>,
+    /// State of the route's (and its backends') filters.
+    filters: filter::RouteFilterState,
 }
 
 /// A backend of a route, resolved.
@@ -251,6 +259,7 @@ impl Proxy {
                     registry,
                     route_stats: HashMap::new(),
                     slots: BTreeMap::new(),
+                    filter_state: filter::StateCarry::default(),
                 }),
                 listeners_changed: watch::Sender::new(0),
                 bound: Mutex::new(Vec::new()),
@@ -406,7 +415,9 @@ impl Proxy {
             registry,
             route_stats,
             slots,
+            filter_state,
         } = state;
+        let mut next_filter_state = filter::StateCarry::default();
         let clusters = registry.reconcile(&snapshot, sets);
         let mut routes = Vec::new();
         let mut seen = HashMap::new();
@@ -489,9 +500,11 @@ impl Proxy {
                 backends,
                 picker,
                 filter_clusters,
+                filters: filter_state.route(&mut next_filter_state, r),
             }));
         }
         *route_stats = seen;
+        *filter_state = next_filter_state;
         let runtime = Arc::new(Runtime {
             snapshot: snapshot.clone(),
             routes,

@@ -38,7 +38,9 @@ use super::access_log::LogRecord;
 use super::admission::Pending;
 use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
-use super::filter::{self, FilterCluster, FilterContext, RequestFacts, body_limit, url_rewrite};
+use super::filter::{
+    self, FilterCluster, FilterContext, RequestFacts, RouteFilterState, body_limit, url_rewrite,
+};
 use super::framing::{Findings, Flaw};
 use super::h2_conn::{self, Streams};
 use super::headers;
@@ -131,6 +133,7 @@ struct FilterChain<'a> {
     backend: Option<usize>,
     /// The clusters the route's filters send to.
     clusters: &'a [FilterCluster],
+    state: &'a RouteFilterState,
 }
 
 /// Handles one request. Never fails: failures become local replies.
@@ -236,6 +239,7 @@ impl Ctx {
             facts: &self.facts,
             clusters: chain.clusters,
             body_empty: false,
+            state: chain.state,
         };
         if let Some(i) = chain.backend
             && let RouteAction::Forward(f) = &route.action
@@ -342,6 +346,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         route,
         backend: None,
         clusters: &route_rt.filter_clusters,
+        state: &route_rt.filters,
     };
 
     // 4. request filters (the route's), after weir's own header rules so that they can
@@ -362,6 +367,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         facts: &ctx.facts,
         clusters: &route_rt.filter_clusters,
         body_empty: hyper::body::Body::is_end_stream(&body),
+        state: &route_rt.filters,
     };
     if let Err(reply) = filter::request(&route.filters, &fctx, &mut parts).await {
         return ctx.local_reply(*reply, Some(chain));
@@ -398,6 +404,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         route,
         backend: Some(b),
         clusters: &route_rt.filter_clusters,
+        state: &route_rt.filters,
     };
     if let Err(reply) = filter::request(&backend.filters, &fctx, &mut parts).await {
         return ctx.local_reply(*reply, Some(chain));

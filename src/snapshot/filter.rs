@@ -7,6 +7,7 @@
 //! request. Large or secret-bearing settings sit behind an `Arc`, so one `HTTPFilter` attached
 //! to a thousand routes is held once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +18,7 @@ use super::{
     ClusterKey, DirectResponse, PathRewrite, Redirect, serialize_header_name,
     serialize_header_names, serialize_header_value,
 };
-use crate::proxy::Cidr;
+use crate::net::Cidr;
 
 /// A typed, validated filter. Request-phase filters run in list order before the request is
 /// forwarded; response-phase filters run on the response (also on answers weir makes itself).
@@ -192,7 +193,7 @@ pub struct RateLimit {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", content = "header")]
 pub enum RateLimitKey {
-    /// The client address (as `IPAccess` sees it: the connection's peer).
+    /// The client address: the connection's peer (`X-Forwarded-For` is not read).
     ClientIp,
     /// A request header's value (requests without it share one bucket).
     Header(#[serde(serialize_with = "serialize_header_name")] HeaderName),
@@ -221,18 +222,38 @@ pub struct BasicAuth {
     /// `WWW-Authenticate` of a 401 (`Basic realm="…"`).
     #[serde(serialize_with = "serialize_header_value")]
     pub challenge: HeaderValue,
-    /// Users and their password hashes (never serialized: `/config` shows the count).
-    #[serde(serialize_with = "count_only")]
-    pub users: Vec<HtpasswdUser>,
+    /// Users and their password hashes, by user name (never serialized: `/config` shows the
+    /// count).
+    #[serde(serialize_with = "user_count")]
+    pub users: BTreeMap<String, PasswordHash>,
 }
 
-/// One htpasswd line, parsed.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct HtpasswdUser {
-    /// User name.
-    pub user: String,
-    /// The hash, as read (`$2y$…` bcrypt, `{SHA}…`, `$apr1$…`).
-    pub hash: String,
+/// A password hash of an htpasswd line, parsed (the formats ingress-nginx's `auth-file`
+/// reads). `Debug` never shows it.
+#[derive(Clone, PartialEq, Eq)]
+pub enum PasswordHash {
+    /// bcrypt (`$2y$`, `$2a$`, `$2b$`), kept as written (the `bcrypt` crate parses it).
+    Bcrypt(String),
+    /// `{SHA}`: the SHA-1 digest of the password (base64 in the file).
+    Sha1([u8; 20]),
+    /// `$apr1$`: Apache's MD5-crypt variant.
+    Apr1 {
+        /// The salt (at most 8 characters).
+        salt: String,
+        /// The 22-character encoded digest.
+        hash: String,
+    },
+}
+
+impl std::fmt::Debug for PasswordHash {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            PasswordHash::Bcrypt(_) => "Bcrypt",
+            PasswordHash::Sha1(_) => "Sha1",
+            PasswordHash::Apr1 { .. } => "Apr1",
+        };
+        write!(f, "{kind}(<redacted>)")
+    }
 }
 
 /// A subrequest to an authentication Service decides whether the request goes on.
@@ -284,7 +305,7 @@ fn display_seq<S: Serializer, T: std::fmt::Display>(v: &[T], s: S) -> Result<S::
     s.collect_seq(v.iter().map(ToString::to_string))
 }
 
-fn count_only<S: Serializer, T>(v: &[T], s: S) -> Result<S::Ok, S::Error> {
+fn user_count<S: Serializer, T>(v: &BTreeMap<String, T>, s: S) -> Result<S::Ok, S::Error> {
     s.serialize_str(&format!("<{} users, redacted>", v.len()))
 }
 

@@ -108,20 +108,34 @@ pub fn same_spec<K: Resource, S: PartialEq>(old: &K, new: &K, spec: impl Fn(&K) 
     same_meta(old.meta(), new.meta()) && spec(old) == spec(new)
 }
 
-/// [`StoreKind::admit`] of Secrets: keep only `kubernetes.io/tls` ones (what the watcher's
-/// field selector asks the API server for), with `stringData` merged into `data` as the API
-/// server would (manifest files may use either).
-pub fn admit_tls_secret(secret: &mut k8s_openapi::api::core::v1::Secret) -> bool {
-    if secret.type_.as_deref() != Some(values::SECRET_TYPE_TLS) {
-        return false;
-    }
+/// [`StoreKind::admit`] of Secrets: keep `kubernetes.io/tls` ones (certificates) and those of
+/// any other type that have an `auth` key (the htpasswd lines of `BasicAuth` filters),
+/// reduced to that key so no other secret value is held; drop the rest. `stringData` is
+/// merged into `data` first, as the API server would (manifest files may use either).
+///
+/// Every Secret is listed and watched (no field selector: one selector cannot say "TLS, or
+/// has key `auth`"); those not kept are dropped on arrival.
+pub fn admit_secret(secret: &mut k8s_openapi::api::core::v1::Secret) -> bool {
     if let Some(string_data) = secret.string_data.take() {
         let data = secret.data.get_or_insert_with(BTreeMap::new);
         for (k, v) in string_data {
             data.insert(k, ByteString(v.into_bytes()));
         }
     }
-    true
+    if secret.type_.as_deref() == Some(values::SECRET_TYPE_TLS) {
+        return true;
+    }
+    let auth = secret
+        .data
+        .as_mut()
+        .and_then(|d| d.remove(values::SECRET_KEY_AUTH));
+    match auth {
+        Some(auth) => {
+            secret.data = Some(BTreeMap::from([(values::SECRET_KEY_AUTH.to_owned(), auth)]));
+            true
+        }
+        None => false,
+    }
 }
 
 /// Generate [`Kind`], [`KubeObject`], [`Objects`] and the [`StoreKind`] impls from the kind

@@ -10,8 +10,7 @@
 //! bad object would otherwise stall a kind forever. An object that does not decode
 //! is skipped with a warning (and treated as absent). `managedFields` and the
 //! `last-applied-configuration` annotation are dropped before decoding to keep memory small,
-//! and a kind's [`StoreKind::FIELD_SELECTOR`] is asked of the API server (so only Secrets of
-//! type `kubernetes.io/tls` are watched).
+//! and a kind's [`StoreKind::FIELD_SELECTOR`], when it has one, is asked of the API server.
 //!
 //! Decoded objects are [`KubeObject`]s, stored through [`Objects::apply`] like the file
 //! source's. The watchers do not touch [`Objects`]: they send [`StoreEvent`]s, stamped with their

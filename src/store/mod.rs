@@ -3,7 +3,8 @@
 //! [`Objects`] is the same whichever source filled it (a manifests directory or the
 //! Kubernetes API), so nothing downstream knows where an object came from. Both sources insert
 //! through [`Objects::apply`] and [`Objects::delete`], which normalise objects the same way
-//! (default namespace, no `managedFields`, no last-applied annotation, TLS Secrets only).
+//! (default namespace, no `managedFields`, no last-applied annotation, only TLS Secrets and
+//! `auth` Secrets reduced to that key).
 //!
 //! # The kind table
 //!
@@ -43,7 +44,7 @@ use crate::api::httpfilter::HTTPFilter;
 use crate::api::annotations;
 
 use self::kinds::kinds;
-pub use self::kinds::{KindScope, KindVisitor, StoreKind, admit_tls_secret, same_meta, same_spec};
+pub use self::kinds::{KindScope, KindVisitor, StoreKind, admit_secret, same_meta, same_spec};
 pub use self::metrics::WatchMetrics;
 
 kinds! {
@@ -69,11 +70,11 @@ kinds! {
             same_spec(old, new, |o| &o.spec)
         }
     }
-    /// v1 Secret of type `kubernetes.io/tls` (no other Secret is watched or kept).
+    /// v1 Secret: of type `kubernetes.io/tls`, or any other with an `auth` key (htpasswd
+    /// lines of `BasicAuth` filters, kept reduced to that key); no other Secret is kept.
     Secret(Secret) in secrets, label "secret" {
-        const FIELD_SELECTOR: Option<&'static str> = Some("type=kubernetes.io/tls");
         fn admit(&mut self) -> bool {
-            admit_tls_secret(self)
+            admit_secret(self)
         }
     }
 }
@@ -331,6 +332,28 @@ mod tests {
         let applied = objects.apply(secret("Opaque")).expect("valid");
         assert!(matches!(applied, Applied::Ignored { .. }));
         assert!(objects.secrets.is_empty());
+    }
+
+    #[test]
+    fn auth_secrets_are_kept_reduced_to_their_auth_key() {
+        let mut objects = Objects::default();
+        let KubeObject::Secret(mut s) = secret("Opaque") else {
+            unreachable!("a Secret")
+        };
+        s.string_data = Some(
+            [
+                ("auth".to_owned(), "alice:{SHA}x".to_owned()),
+                ("other".to_owned(), "private".to_owned()),
+            ]
+            .into(),
+        );
+        let applied = objects.apply(KubeObject::Secret(s)).expect("valid");
+        assert!(matches!(applied, Applied::Stored { .. }));
+        let data = objects.secrets[&ObjectKey::new("default", "s")]
+            .data
+            .as_ref()
+            .expect("data");
+        assert_eq!(data.keys().collect::<Vec<_>>(), ["auth"]);
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod support;
 
 mod bad_input;
 mod fanout;
+mod filters_access;
 mod filters_edge;
 mod filters_extauth;
 mod h2_frames;

@@ -38,14 +38,22 @@
 //! balancer, and the route's counters for it), which [`FilterContext::clusters`] hands to the
 //! filters: no lookup by name per request.
 
+mod basic_auth;
+#[doc(hidden)]
+pub mod bench;
 pub(crate) mod body_limit;
 mod cors;
 mod deny;
 mod external_auth;
 mod header_modifier;
+mod ip_access;
+mod rate_limit;
 mod request_mirror;
 mod request_redirect;
+mod state;
 pub(crate) mod url_rewrite;
+
+pub(crate) use state::{RouteFilterState, StateCarry};
 
 use std::sync::Arc;
 
@@ -69,10 +77,6 @@ pub(crate) struct FilterCluster {
 /// What a filter may know about the request beyond its head.
 pub(crate) struct FilterContext<'a> {
     /// The connection it came on (peer address, TLS).
-    #[allow(
-        dead_code,
-        reason = "read by the access-control filters of the CRD front end"
-    )]
     pub(crate) conn: &'a ConnInfo,
     /// The route it matched.
     pub(crate) route: &'a Route,
@@ -83,6 +87,8 @@ pub(crate) struct FilterContext<'a> {
     /// Request phase: the request has no body (`RequestMirror` copies only those). `false`
     /// in the response phase.
     pub(crate) body_empty: bool,
+    /// The runtime state of the route's filters (rate-limit buckets, basic-auth caches).
+    pub(crate) state: &'a RouteFilterState,
 }
 
 impl FilterContext<'_> {
@@ -144,13 +150,11 @@ impl HttpFilter for Filter {
             Filter::Cors(c) => cors::on_request(c, ctx, req)?,
             Filter::BodyLimit(b) => body_limit::on_request(b, req)?,
             Filter::RequestMirror(m) => request_mirror::start(m, ctx, req),
-            // Awaited by `request`, not here.
-            Filter::ExternalAuth(_) => {}
-            // Each kind below answers in its own file (issue 11), or only on the response.
-            Filter::ResponseHeaderModifier(_)
-            | Filter::RateLimit(_)
-            | Filter::IpAccess(_)
-            | Filter::BasicAuth(_) => {
+            Filter::RateLimit(rl) => rate_limit::request(rl, ctx, req)?,
+            Filter::IpAccess(ip) => ip_access::request(ip, ctx, req)?,
+            Filter::BasicAuth(ba) => basic_auth::request(ba, ctx, req)?,
+            // Awaited by `request`, not here; the response-only kind.
+            Filter::ExternalAuth(_) | Filter::ResponseHeaderModifier(_) => {
                 let _ = ctx;
             }
         }
