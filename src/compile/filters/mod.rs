@@ -74,7 +74,6 @@ impl FieldError {
     }
 
     /// A referenced object at `field` is missing or unusable.
-    #[allow(dead_code, reason = "until the kinds that reference objects land")]
     pub(super) fn missing_ref(field: impl Into<String>, message: impl Into<String>) -> Self {
         FieldError {
             field: field.into(),
@@ -85,7 +84,6 @@ impl FieldError {
 }
 
 /// What a kind's compile function may look at besides its own settings.
-#[allow(dead_code, reason = "until the kinds that reference objects land")]
 pub(super) struct EntryContext<'a> {
     /// The filter object.
     pub(super) key: &'a ObjectKey,
