@@ -299,6 +299,16 @@ https_ok() {
     --resolve web.example:18443:127.0.0.1 https://web.example:18443/)" == 200 ]]
 }
 wait_until 10 https_ok 1 && pass "HTTPS request verified against the Secret's certificate: 200" || fail "HTTPS request failed"
+location() { x curl -s -o /dev/null -w '%{http_code} %{redirect_url}' --max-time 5 -H "Host: web.example" "http://127.0.0.1:18081$1"; }
+got="$(location /cart?x=1)"
+[[ "$got" == "308 https://web.example/cart?x=1" ]] && pass "TLS host: plain HTTP redirected to HTTPS by default ($got)" \
+  || fail "HTTPS redirect of a TLS host: '$got'"
+[[ "$(code 18081 web.example /.well-known/acme-challenge/t)" == 200 ]] && pass "ACME HTTP-01 path not redirected" \
+  || fail "ACME path: $(code 18081 web.example /.well-known/acme-challenge/t)"
+# The rest of the suite drives plain HTTP at web.example: opt out, as a user behind a TLS-ending LB would.
+k -n "$NS" annotate ingress web weir.dev/ssl-redirect=false --overwrite >/dev/null
+wait_until 30 has_code 18081 web.example 200 && pass "weir.dev/ssl-redirect=false: plain HTTP served again" \
+  || fail "after ssl-redirect=false: $(code 18081 web.example)"
 k -n "$NS" create secret tls web-tls --cert "$WEIR_E2E_STATE/tls2.crt" --key "$WEIR_E2E_STATE/tls2.key" \
   --dry-run=client -o yaml | k apply -f - >/dev/null
 want="$(fp "$WEIR_E2E_STATE/tls2.crt")"
