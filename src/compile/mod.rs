@@ -266,6 +266,23 @@ pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
     }
 }
 
+/// Whether `name` is a lower-case DNS name (RFC 1123): labels of `a-z`, `0-9` and `-`, each
+/// 1–63 characters and not starting or ending with `-`, at most 253 characters in all. Every
+/// front end and filter that takes a host checks it with this.
+pub(crate) fn is_dns_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 253
+        && name.split('.').all(|label| {
+            !label.is_empty()
+                && label.len() <= 63
+                && label
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
 /// The shared passes over a front end's IR, in the order the module docs explain.
 fn passes<'a>(
     mut ir: Ir<'a>,

@@ -143,17 +143,7 @@ fn origin(o: &str) -> Result<OriginMatch, String> {
         Some(name) => (true, name),
         None => (false, host),
     };
-    let dns = !name.is_empty()
-        && name.len() <= 253
-        && name.split('.').all(|label| {
-            !label.is_empty()
-                && label.len() <= 63
-                && label
-                    .bytes()
-                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                && !label.starts_with('-')
-                && !label.ends_with('-')
-        });
+    let dns = crate::compile::is_dns_name(name);
     if !dns {
         return Err(format!(
             "{o:?}: the host must be a DNS name, an IPv4 address, or \"*.\" and a DNS name \

@@ -139,15 +139,7 @@ pub(super) fn precise_hostname(host: &str) -> Result<String, String> {
     if host.is_empty() || host.len() > 253 {
         return Err(format!("{host:?} is empty or longer than 253 characters"));
     }
-    let valid = host.split('.').all(|label| {
-        !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-')
-    });
+    let valid = crate::compile::is_dns_name(host);
     if !valid {
         return Err(format!(
             "{host:?} is not a lower-case DNS name (labels of a-z, 0-9 and '-'; no wildcard, no port)"

@@ -406,19 +406,10 @@ fn parse_host(host: &str) -> Result<HostMatch, &'static str> {
     if name.parse::<std::net::IpAddr>().is_ok() {
         return Err("is an IP address, which the Ingress spec does not allow");
     }
-    for label in name.split('.') {
-        let valid = !label.is_empty()
-            && label.len() <= 63
-            && label
-                .bytes()
-                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-            && !label.starts_with('-')
-            && !label.ends_with('-');
-        if !valid {
-            return Err(
-                "is not a DNS name (or `*.` followed by one): labels of a-z, 0-9 and '-', no port",
-            );
-        }
+    if !super::is_dns_name(name) {
+        return Err(
+            "is not a DNS name (or `*.` followed by one): labels of a-z, 0-9 and '-', no port",
+        );
     }
     Ok(if wildcard {
         HostMatch::Wildcard(format!(".{name}"))
