@@ -12,24 +12,23 @@ use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use support::*;
-use weir::balance::{self, EndpointLoad, PickContext};
+use weir::balance::{self, EndpointLoad, PickContext, Target};
 use weir::proxy::ProxyConfig;
-use weir::snapshot::{Endpoint, LbPolicy, UpstreamProtocol};
+use weir::snapshot::{LoadBalancer, UpstreamProtocol};
 
 fn balancer(c: &mut Criterion) {
-    let eps: Vec<Endpoint> = (0..16)
-        .map(|i| Endpoint {
+    let targets: Vec<Target> = (0..16)
+        .map(|i| Target {
+            member: i,
             address: format!("10.0.0.{i}:8080").parse().expect("addr"),
-            weight: 1 + i % 3,
+            weight: 1 + i as u32 % 3,
+            load: std::sync::Arc::new(EndpointLoad::default()),
+            joined: None,
         })
         .collect();
-    let loads: Vec<_> = eps
-        .iter()
-        .map(|_| std::sync::Arc::new(EndpointLoad::default()))
-        .collect();
-    let rr = balance::build(&LbPolicy::RoundRobin, &eps, &loads);
+    let rr = balance::build(&LoadBalancer::default(), targets);
     c.bench_function("balance/round_robin_pick", |b| {
-        b.iter(|| black_box(rr.pick(&PickContext::default()).and_then(|mut c| c.next())))
+        b.iter(|| black_box(rr.pick(&PickContext::default())))
     });
 }
 

@@ -73,10 +73,7 @@ pub fn endpoint_set<'a>(
     addresses.sort_unstable();
     addresses.dedup();
     EndpointSet {
-        endpoints: addresses
-            .into_iter()
-            .map(|address| Endpoint { address, weight: 1 })
-            .collect(),
+        endpoints: addresses.into_iter().map(Endpoint::new).collect(),
     }
 }
 
@@ -115,7 +112,7 @@ pub fn build(objects: &Objects, clusters: &BTreeMap<ClusterKey, Cluster>) -> End
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{LbPolicy, Limits, Timeouts, UpstreamProtocol};
+    use crate::snapshot::UpstreamProtocol;
     use crate::store::ObjectKey;
     use k8s_openapi::api::discovery::v1::{
         Endpoint as K8sEndpoint, EndpointConditions, EndpointPort,
@@ -123,15 +120,11 @@ mod tests {
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn cluster(port_name: &str) -> Cluster {
-        Cluster {
-            key: ClusterKey::new("default", "web", 80),
-            port_name: port_name.into(),
-            protocol: UpstreamProtocol::Http1,
-            websocket: false,
-            lb_policy: LbPolicy::RoundRobin,
-            timeouts: Timeouts::default(),
-            limits: Limits::default(),
-        }
+        Cluster::new(
+            ClusterKey::new("default", "web", 80),
+            port_name,
+            UpstreamProtocol::Http1,
+        )
     }
 
     /// (address, ready, serving, terminating)

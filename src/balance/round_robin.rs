@@ -7,8 +7,7 @@
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::{Balancer, Candidates, PickContext};
-use crate::snapshot::Endpoint;
+use super::{Balancer, PickContext, Target};
 
 /// Longest precomputed cycle; larger total weights are scaled down to fit.
 const MAX_CYCLE: u64 = 4096;
@@ -17,28 +16,32 @@ const MAX_CYCLE: u64 = 4096;
 #[derive(Debug)]
 pub struct RoundRobin {
     cycle: Option<WeightedCycle>,
-    len: usize,
+    /// Member index of each target.
+    members: Vec<usize>,
 }
 
 impl RoundRobin {
-    /// Builds the cycle for `endpoints` (zero weights count as 1). The starting point is
+    /// Builds the cycle for `targets` (zero weights count as 1). The starting point is
     /// random so that many proxies restarted together do not hit the same endpoint first.
-    pub fn new(endpoints: &[Endpoint]) -> Self {
-        let weights: Vec<u64> = endpoints
-            .iter()
-            .map(|e| u64::from(e.weight.max(1)))
-            .collect();
+    pub fn new(targets: Vec<Target>) -> Self {
+        let weights: Vec<u64> = targets.iter().map(|t| u64::from(t.weight.max(1))).collect();
         RoundRobin {
             cycle: WeightedCycle::new(&weights),
-            len: endpoints.len(),
+            members: targets.iter().map(|t| t.member).collect(),
         }
     }
 }
 
 impl Balancer for RoundRobin {
-    fn pick(&self, _ctx: &PickContext) -> Option<Candidates> {
+    /// The next entry of the cycle; on a retry, the first untried target after it in
+    /// target order (so a retry never waits a whole cycle for a fresh endpoint).
+    fn pick(&self, ctx: &PickContext<'_>) -> Option<usize> {
         let first = self.cycle.as_ref()?.next();
-        Some(Candidates::starting_at(first, self.len))
+        let n = self.members.len();
+        (0..n)
+            .map(|k| self.members[(first + k) % n])
+            .find(|&m| !ctx.was_tried(m))
+            .or(Some(self.members[first]))
     }
 }
 
@@ -117,13 +120,16 @@ fn smooth_cycle(weights: &[u64]) -> Vec<u32> {
 mod tests {
     use super::*;
 
-    fn eps(weights: &[u32]) -> Vec<Endpoint> {
+    fn eps(weights: &[u32]) -> Vec<Target> {
         weights
             .iter()
             .enumerate()
-            .map(|(i, &weight)| Endpoint {
+            .map(|(i, &weight)| Target {
+                member: i,
                 address: format!("127.0.0.1:{}", 1000 + i).parse().expect("addr"),
                 weight,
+                load: Default::default(),
+                joined: None,
             })
             .collect()
     }
@@ -135,24 +141,20 @@ mod tests {
 
     #[test]
     fn equal_weights_alternate_exactly() {
-        let rr = RoundRobin::new(&eps(&[1, 1, 1, 1]));
+        let rr = RoundRobin::new(eps(&[1, 1, 1, 1]));
         let mut counts = [0usize; 4];
         for _ in 0..4000 {
-            let c = rr.pick(&PickContext::default()).expect("non-empty");
-            counts[c.clone().next().expect("first")] += 1;
+            counts[rr.pick(&PickContext::default()).expect("non-empty")] += 1;
         }
         assert_eq!(counts, [1000; 4]);
     }
 
     #[test]
     fn weights_are_honoured_in_proportion() {
-        let rr = RoundRobin::new(&eps(&[3, 1]));
+        let rr = RoundRobin::new(eps(&[3, 1]));
         let mut counts = [0usize; 2];
         for _ in 0..400 {
-            let first = rr
-                .pick(&PickContext::default())
-                .and_then(|mut c| c.next())
-                .expect("first");
+            let first = rr.pick(&PickContext::default()).expect("first");
             counts[first] += 1;
         }
         assert_eq!(counts, [300, 100]);
@@ -167,14 +169,31 @@ mod tests {
 
     #[test]
     fn empty_set_picks_nothing() {
-        assert!(RoundRobin::new(&[]).pick(&PickContext::default()).is_none());
+        assert!(
+            RoundRobin::new(Vec::new())
+                .pick(&PickContext::default())
+                .is_none()
+        );
     }
 
     #[test]
-    fn candidates_fall_back_to_every_other_endpoint() {
-        let rr = RoundRobin::new(&eps(&[1, 1, 1]));
-        let mut all: Vec<usize> = rr.pick(&PickContext::default()).expect("c").collect();
+    fn retries_get_an_untried_endpoint_while_one_is_left() {
+        let rr = RoundRobin::new(eps(&[1, 1, 1]));
+        let mut tried = crate::balance::Tried::default();
+        for _ in 0..3 {
+            let ctx = PickContext {
+                tried: tried.as_slice(),
+                ..PickContext::default()
+            };
+            tried.push(rr.pick(&ctx).expect("pick"));
+        }
+        let mut all = tried.as_slice().to_vec();
         all.sort_unstable();
         assert_eq!(all, vec![0, 1, 2]);
+        let ctx = PickContext {
+            tried: tried.as_slice(),
+            ..PickContext::default()
+        };
+        assert!(rr.pick(&ctx).is_some(), "all tried: still a choice");
     }
 }

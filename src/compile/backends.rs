@@ -40,8 +40,7 @@ use super::ir::{BackendRef, FieldPath, IrAction, IrRoute, PortRef, Source};
 use super::status::Status;
 use crate::api::{condition_types, reasons, values};
 use crate::snapshot::{
-    Backend, BackendTarget, Cluster, ClusterKey, Filter, Forward, LbPolicy, Limits, RouteAction,
-    Timeouts, UpstreamProtocol,
+    Backend, BackendTarget, Cluster, ClusterKey, Filter, Forward, RouteAction, UpstreamProtocol,
 };
 use crate::store::{ObjectKey, Objects};
 
@@ -364,15 +363,8 @@ fn cluster(key: ClusterKey, port: &ServicePort) -> (Cluster, Option<String>) {
             (UpstreamProtocol::Http1, false)
         }
     };
-    let cluster = Cluster {
-        key,
-        port_name: port.name.clone().unwrap_or_default(),
-        protocol,
-        websocket,
-        lb_policy: LbPolicy::default(),
-        timeouts: Timeouts::default(),
-        limits: Limits::default(),
-    };
+    let mut cluster = Cluster::new(key, port.name.clone().unwrap_or_default(), protocol);
+    cluster.websocket = websocket;
     (cluster, warning)
 }
 

@@ -374,7 +374,7 @@ impl Proxy {
             .iter()
             .map(|c| {
                 let cfg = c.config.load();
-                let members = c.members.load();
+                let members = c.members();
                 let endpoints: Vec<serde_json::Value> = members
                     .endpoints
                     .iter()
@@ -389,14 +389,17 @@ impl Proxy {
                             "pooled_connections": e.pooled_connections(),
                             "open_h1_connections": open_h1,
                             "pending": pending,
-                            "health": if e.is_draining() { "draining" } else { "healthy" },
+                            "health": if e.is_draining() { "draining" } else { e.health.state().as_str() },
+                            "preferred": m.preferred,
                         })
                     })
                     .collect();
                 serde_json::json!({
                     "name": c.name.as_ref(),
                     "protocol": cfg.protocol,
-                    "lb_policy": cfg.lb_policy,
+                    "lb": cfg.lb,
+                    "panic": members.panic,
+                    "usable": members.usable.len(),
                     "endpoints": endpoints,
                 })
             })

@@ -51,7 +51,7 @@ use super::redirect::{self, RedirectRequest};
 use super::tunnel::{self, UpgradeDecision};
 use super::upstream::{ClusterState, EndpointState, Members, Replay, SendError};
 use super::{Inner, ListenerSlot, ListenerView, Picker, RouteRt};
-use crate::balance::{Candidates, PickContext};
+use crate::balance::{Outcome, PickContext, Tried};
 use crate::snapshot::{BackendTarget, Cluster, RequestHead, Route, RouteAction};
 
 /// What the server knows about the connection a request came on.
@@ -475,11 +475,11 @@ async fn forward_upstream(
         cluster,
         body_limit,
     } = fwd;
-    // 6. pick endpoint
-    let members = cluster.members.load_full();
-    let Some(candidates) = members.balancer.pick(&PickContext::default()) else {
+    // 6. pick endpoint (per attempt, in `Attempts::run`)
+    let members = cluster.members();
+    if members.endpoints.is_empty() {
         return ctx.fail(Failure::NoEndpoint, Some(chain));
-    };
+    }
 
     let downstream_h1 = req.version() < Version::HTTP_2;
     // WebSocket over HTTP/2 (RFC 8441 extended CONNECT) is tunnelled to the upstream as an
@@ -500,13 +500,14 @@ async fn forward_upstream(
         host_value,
         upgrade,
         logged: ctx.log.is_some(),
+        hash: None,
     };
     let total = effective_total(cfg.timeouts.total, ctx.inner.config.max_request_duration);
     let deadline = (!total.is_zero()).then(|| tokio::time::Instant::from_std(ctx.start) + total);
     let sent = match deadline {
-        None => attempts.run(candidates, req, None).await,
+        None => attempts.run(req, None).await,
         Some(at) => {
-            let run = attempts.run(candidates, req, Some(at));
+            let run = attempts.run(req, Some(at));
             match tokio::time::timeout_at(at, run).await {
                 Ok(sent) => sent,
                 Err(_) => Err(Failure::TotalTimeout),
@@ -554,15 +555,17 @@ fn effective_total(
     }
 }
 
-/// Phase 7: the attempts of one request, over the balancer's candidates.
+/// Phase 7: the attempts of one request, each to the endpoint the balancer picks.
 struct Attempts<'a> {
     members: &'a Members,
     cluster: &'a ClusterState,
     cfg: &'a Cluster,
     host_value: &'a HeaderValue,
     upgrade: bool,
-    /// Whether upstream time is measured (only for the access log: no clock read without it).
+    /// Whether upstream time goes to the access log.
     logged: bool,
+    /// The request's affinity-key hash, for hashing balancers.
+    hash: Option<u64>,
 }
 
 /// A response head from an endpoint, with what accounts for it.
@@ -592,7 +595,6 @@ impl Attempts<'_> {
     /// `deadline` (the whole-request timeout) also bounds each attempt's wait for headers.
     async fn run(
         &self,
-        mut candidates: Candidates,
         req: Request<Body>,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Sent, Failure> {
@@ -611,10 +613,12 @@ impl Attempts<'_> {
         // Whether a connect timeout on an overloaded endpoint already sent the request back
         // to wait in a pending queue (once: the queue timeout bounds that wait).
         let mut requeued = false;
+        let mut tried = Tried::default();
+        let mut attempt = 0u32;
         loop {
             let (i, wait) = match again.take() {
                 Some(i) => (i, true),
-                None => match candidates.next() {
+                None => match self.pick(&tried, attempt) {
                     Some(i) => (i, false),
                     None => match busy.take() {
                         Some(i) => (i, true),
@@ -622,6 +626,8 @@ impl Attempts<'_> {
                     },
                 },
             };
+            tried.push(i);
+            attempt += 1;
             let ep = &self.members.endpoints[i].state;
             let conn = if self.upgrade {
                 ep.connect_upgrade(cfg).await.map(Some)
@@ -637,6 +643,9 @@ impl Attempts<'_> {
                 Err(f) if f.retry_safe() => {
                     tracing::debug!(endpoint = %ep.address, error = ?f, "connect failed; trying next endpoint");
                     self.cluster.stats.error(f.kind());
+                    if matches!(f, Failure::Connect(_) | Failure::ConnectTimeout) {
+                        self.members.observe(i, cfg, &Outcome::failed());
+                    }
                     if matches!(f, Failure::ConnectTimeout) && !requeued && ep.overloaded(cfg) {
                         requeued = true;
                         busy.get_or_insert(i);
@@ -656,15 +665,21 @@ impl Attempts<'_> {
             // because the client went away.
             let in_flight = InFlight::start(ep);
             ep.total.fetch_add(1, Ordering::Relaxed);
-            let sent_at = self.logged.then(Instant::now);
+            let sent_at = Instant::now();
             let timeout = attempt_timeout(cfg.timeouts.request, deadline);
             let failure = match conn.send(req, timeout).await {
                 Ok(response) => {
+                    let latency = sent_at.elapsed();
+                    let outcome = Outcome {
+                        status: Some(response.status().as_u16()),
+                        latency,
+                    };
+                    self.members.observe(i, cfg, &outcome);
                     return Ok(Sent {
                         response,
                         in_flight,
                         endpoint: ep.address,
-                        upstream: sent_at.map(|t| t.elapsed()),
+                        upstream: self.logged.then_some(latency),
                     });
                 }
                 Err(SendError::NotSent(back, f)) => {
@@ -680,7 +695,17 @@ impl Attempts<'_> {
                     continue;
                 }
                 Err(SendError::NotProcessed(f)) => f,
-                Err(SendError::Failed(f)) => return Err(f),
+                Err(SendError::Failed(f)) => {
+                    self.members.observe(
+                        i,
+                        cfg,
+                        &Outcome {
+                            status: None,
+                            latency: sent_at.elapsed(),
+                        },
+                    );
+                    return Err(f);
+                }
             };
             // Sent, and provably not processed: send the kept copy again.
             drop(in_flight);
@@ -699,7 +724,7 @@ impl Attempts<'_> {
                     return Err(failure);
                 }
                 refusal_retried = true;
-                if candidates.clone().next().is_none() && busy.is_none() {
+                if self.untried_left(&tried) == 0 && busy.is_none() {
                     again = Some(i);
                 }
             }
@@ -709,6 +734,36 @@ impl Attempts<'_> {
             }
             last = failure;
         }
+    }
+}
+
+impl Attempts<'_> {
+    /// The balancer's pick for the next attempt, when it is an endpoint not tried yet.
+    fn pick(&self, tried: &Tried, attempt: u32) -> Option<usize> {
+        if self.untried_left(tried) == 0 {
+            return None;
+        }
+        let ctx = PickContext {
+            hash: self.hash,
+            attempt,
+            tried: tried.as_slice(),
+        };
+        self.members
+            .balancer
+            .pick(&ctx)
+            .filter(|i| !tried.as_slice().contains(i))
+    }
+
+    /// How many endpoints the balancer balances over that this request has not tried.
+    fn untried_left(&self, tried: &Tried) -> usize {
+        if tried.count() >= self.members.usable.len() {
+            return 0;
+        }
+        self.members
+            .usable
+            .iter()
+            .filter(|i| !tried.as_slice().contains(i))
+            .count()
     }
 }
 
@@ -731,27 +786,27 @@ pub(crate) async fn subrequest(
     host: &HeaderValue,
     timeout: Option<std::time::Duration>,
 ) -> Result<Subresponse, Failure> {
-    let members = cluster.members.load_full();
+    let members = cluster.members();
     let cfg = cluster.config.load_full();
-    let sent = match members.balancer.pick(&PickContext::default()) {
-        None => Err(Failure::NoEndpoint),
-        Some(candidates) => {
-            let attempts = Attempts {
-                members: &members,
-                cluster,
-                cfg: &cfg,
-                host_value: host,
-                upgrade: false,
-                logged: false,
-            };
-            match timeout {
-                None => attempts.run(candidates, req, None).await,
-                Some(t) => {
-                    let at = tokio::time::Instant::now() + t;
-                    tokio::time::timeout_at(at, attempts.run(candidates, req, Some(at)))
-                        .await
-                        .unwrap_or(Err(Failure::Timeout))
-                }
+    let sent = if members.endpoints.is_empty() {
+        Err(Failure::NoEndpoint)
+    } else {
+        let attempts = Attempts {
+            members: &members,
+            cluster,
+            cfg: &cfg,
+            host_value: host,
+            upgrade: false,
+            logged: false,
+            hash: None,
+        };
+        match timeout {
+            None => attempts.run(req, None).await,
+            Some(t) => {
+                let at = tokio::time::Instant::now() + t;
+                tokio::time::timeout_at(at, attempts.run(req, Some(at)))
+                    .await
+                    .unwrap_or(Err(Failure::Timeout))
             }
         }
     };

@@ -30,9 +30,11 @@ use http::{HeaderName, HeaderValue, Method};
 use serde::{Serialize, Serializer};
 
 pub mod filter;
+pub mod policy;
 pub mod router;
 
 pub use filter::*;
+pub use policy::*;
 
 pub use router::RequestHead;
 
@@ -492,12 +494,41 @@ pub struct Cluster {
     /// Whether the port's appProtocol declares WebSocket (`kubernetes.io/ws` or `wss`).
     /// Upgrades are tunnelled on every cluster; this is informational.
     pub websocket: bool,
-    /// Load-balancing policy.
-    pub lb_policy: LbPolicy,
+    /// Service `spec.trafficDistribution: PreferClose`: prefer endpoints of the proxy's own
+    /// zone (`--zone`) when any is usable. EndpointSlice zone hints are followed either way.
+    pub prefer_close: bool,
+    /// How a request picks an endpoint.
+    pub lb: LoadBalancer,
+    /// Which endpoints are online beyond Kubernetes readiness.
+    pub health: HealthPolicy,
+    /// When a request is sent again.
+    pub retry: RetryPolicy,
+    /// What the cluster takes at once.
+    pub breakers: CircuitBreakers,
     /// Timeouts.
     pub timeouts: Timeouts,
     /// How much work one endpoint is given at a time.
     pub limits: Limits,
+}
+
+impl Cluster {
+    /// A cluster of `key` with every setting at its default (what a Service port without
+    /// any `BackendPolicy` gets).
+    pub fn new(key: ClusterKey, port_name: impl Into<String>, protocol: UpstreamProtocol) -> Self {
+        Cluster {
+            key,
+            port_name: port_name.into(),
+            protocol,
+            websocket: false,
+            prefer_close: false,
+            lb: LoadBalancer::default(),
+            health: HealthPolicy::default(),
+            retry: RetryPolicy::default(),
+            breakers: CircuitBreakers::default(),
+            timeouts: Timeouts::default(),
+            limits: Limits::default(),
+        }
+    }
 }
 
 /// Protocol to the upstream, from the Service port's `appProtocol`.
@@ -510,17 +541,6 @@ pub enum UpstreamProtocol {
     H2c,
     /// TLS with ALPN `h2`, `http/1.1` (`https`, `kubernetes.io/wss`).
     Tls,
-}
-
-/// Load-balancing policy of a cluster. Policies that need parameters (hash keys, choice
-/// counts, decay times) carry them in their variant; the balancer is rebuilt when the
-/// policy changes.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
-pub enum LbPolicy {
-    /// Smooth weighted round robin, per request.
-    #[default]
-    RoundRobin,
 }
 
 /// Timeouts of a cluster.
@@ -586,7 +606,7 @@ impl Default for Limits {
     }
 }
 
-mod duration_ms {
+pub(crate) mod duration_ms {
     use serde::Serializer;
     use std::time::Duration;
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
@@ -686,6 +706,22 @@ pub struct Endpoint {
     pub address: SocketAddr,
     /// Relative weight for weighted balancers (1 by default).
     pub weight: u32,
+    /// Topology prefers it: it is in the proxy's zone (`--zone`) by EndpointSlice zone
+    /// hints, or by its zone under Service `trafficDistribution: PreferClose`. When any
+    /// usable endpoint of a set is preferred, requests go to the preferred ones only.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub preferred: bool,
+}
+
+impl Endpoint {
+    /// An endpoint of weight 1 that topology does not prefer.
+    pub fn new(address: SocketAddr) -> Self {
+        Endpoint {
+            address,
+            weight: 1,
+            preferred: false,
+        }
+    }
 }
 
 /// Endpoint sets of every cluster that has a Service (a cluster without an entry has no

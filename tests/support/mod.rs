@@ -23,8 +23,8 @@ use tokio::task::JoinHandle;
 use weir::proxy::{BoundListener, Proxy, ProxyConfig};
 use weir::snapshot::{
     BackendTarget, Certificate, Cluster, ClusterKey, Endpoint, EndpointSet, EndpointSets, Filter,
-    LbPolicy, Limits, Listener, ListenerProtocol, PathMatch, Route, RouteAction, RouteId,
-    RouteMatch, RouteTable, Snapshot, Timeouts, TlsConfig, UpstreamProtocol, VirtualHost,
+    Listener, ListenerProtocol, PathMatch, Route, RouteAction, RouteId, RouteMatch, RouteTable,
+    Snapshot, Timeouts, TlsConfig, UpstreamProtocol, VirtualHost,
 };
 
 pub type Body = BoxBody<Bytes, Infallible>;
@@ -106,10 +106,7 @@ impl Backend {
     }
 
     pub fn endpoint(&self) -> Endpoint {
-        Endpoint {
-            address: self.addr,
-            weight: 1,
-        }
+        Endpoint::new(self.addr)
     }
 
     pub async fn stop(mut self) {
@@ -488,15 +485,7 @@ impl SnapshotBuilder {
 }
 
 pub fn cluster_of(key: ClusterKey, protocol: UpstreamProtocol) -> Cluster {
-    Cluster {
-        key,
-        port_name: String::new(),
-        protocol,
-        websocket: false,
-        lb_policy: LbPolicy::RoundRobin,
-        timeouts: Timeouts::default(),
-        limits: Limits::default(),
-    }
+    Cluster::new(key, "", protocol)
 }
 
 pub fn endpoints(sets: &[(&str, &[&Backend])]) -> Arc<EndpointSets> {
@@ -508,10 +497,7 @@ pub fn endpoints(sets: &[(&str, &[&Backend])]) -> Arc<EndpointSets> {
 }
 
 pub fn set(addrs: impl IntoIterator<Item = SocketAddr>) -> Arc<EndpointSet> {
-    let mut endpoints: Vec<Endpoint> = addrs
-        .into_iter()
-        .map(|address| Endpoint { address, weight: 1 })
-        .collect();
+    let mut endpoints: Vec<Endpoint> = addrs.into_iter().map(Endpoint::new).collect();
     endpoints.sort_by_key(|e| e.address);
     Arc::new(EndpointSet { endpoints })
 }

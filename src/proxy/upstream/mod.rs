@@ -30,6 +30,7 @@
 //! [`client`]; [`replay`] keeps a request that may need sending again.
 
 mod client;
+pub(crate) mod health;
 mod replay;
 
 use std::collections::{HashMap, VecDeque};
@@ -47,7 +48,7 @@ pub(crate) use replay::{Replay, TeeBody};
 
 use super::error::Failure;
 use super::metrics::ClusterStats;
-use crate::balance::{self, Balancer, EndpointLoad};
+use crate::balance::{self, Balancer, EndpointLoad, Outcome, Target};
 use crate::snapshot::{
     Cluster, ClusterKey, EndpointSet, EndpointSets, Limits, Snapshot, UpstreamProtocol,
 };
@@ -99,7 +100,7 @@ impl Registry {
         for (key, cluster) in &snapshot.clusters {
             let state = match old.remove(key) {
                 Some(state) => {
-                    let policy_changed = state.config.load().lb_policy != cluster.lb_policy;
+                    let policy_changed = state.config.load().lb != cluster.lb;
                     state.config.store(Arc::new(cluster.clone()));
                     if policy_changed {
                         state.rebuild_balancer();
@@ -128,6 +129,9 @@ impl Registry {
     /// Replaces a cluster's members: addresses that remain keep their state, new ones share
     /// the state other clusters have for that address, and removed ones are released.
     fn set_members(&mut self, cluster: &ClusterState, set: Option<&EndpointSet>) {
+        // Not while a request rebuilds the balancer for a new health epoch: it would store
+        // the old endpoints back.
+        let _rebuilding = lock(&cluster.refreshing);
         let protocol = protocol_index(cluster.config.load().protocol);
         let current = cluster.members.load();
         let wanted = set.map(|s| s.endpoints.as_slice()).unwrap_or(&[]);
@@ -140,27 +144,44 @@ impl Registry {
         if unchanged {
             return;
         }
+        // Slow start: an address new to a cluster that already had endpoints joins now; the
+        // first endpoints of a cluster (and every endpoint at start-up) are at full share.
+        let seeded = cluster.seeded.load(Ordering::Relaxed);
+        if !wanted.is_empty() {
+            cluster.seeded.store(true, Ordering::Relaxed);
+        }
+        let now = Instant::now();
         let members: Vec<Member> = wanted
             .iter()
-            .map(|w| Member {
-                state: self.acquire(w.address, protocol),
-                weight: w.weight,
+            .map(|w| {
+                let kept = current
+                    .endpoints
+                    .iter()
+                    .find(|c| c.state.address == w.address);
+                Member {
+                    state: self.acquire(w.address, protocol),
+                    weight: w.weight,
+                    preferred: w.preferred,
+                    joined: match kept {
+                        Some(c) => c.joined,
+                        None => seeded.then_some(now),
+                    },
+                }
             })
             .collect();
         // Release after acquiring, so an address that stays is never drained in between.
         for old in &current.endpoints {
             self.release(old.state.address, current.protocol);
         }
-        let balancer = build_balancer(&cluster.config.load(), &members);
         cluster
             .stats
             .endpoints
             .store(members.len() as u64, Ordering::Relaxed);
-        cluster.members.store(Arc::new(Members {
-            endpoints: members,
-            balancer,
+        cluster.members.store(Arc::new(Members::new(
+            &cluster.config.load(),
+            members,
             protocol,
-        }));
+        )));
     }
 
     fn acquire(&mut self, address: SocketAddr, protocol: usize) -> Arc<EndpointState> {
@@ -214,70 +235,164 @@ pub(crate) struct ClusterState {
     /// `namespace/service:port`, for logs and metric labels.
     pub(crate) name: Arc<str>,
     pub(crate) config: ArcSwap<Cluster>,
-    pub(crate) members: ArcSwap<Members>,
+    members: ArcSwap<Members>,
+    /// Held while the balancer is rebuilt for a new health epoch (one rebuilder at a time;
+    /// requests meanwhile use the previous balancer).
+    refreshing: Mutex<()>,
+    /// Whether the cluster ever had endpoints (see slow start in `set_members`).
+    seeded: AtomicBool,
     pub(crate) stats: ClusterStats,
 }
 
-/// The endpoints of a cluster at one instant, with the balancer built over them.
+/// The endpoints of a cluster at one instant, with the balancer built over the usable ones.
 pub(crate) struct Members {
+    /// Every endpoint of the set (Kubernetes-ready), usable or not.
     pub(crate) endpoints: Vec<Member>,
+    /// Balances over [`Members::usable`].
     pub(crate) balancer: Box<dyn Balancer>,
+    /// Member indices the balancer balances over: the healthy ones (topology-preferred ones
+    /// when any of those is healthy), or all of them in panic.
+    pub(crate) usable: Vec<usize>,
+    /// Fewer endpoints were healthy than the panic threshold: balancing over all.
+    pub(crate) panic: bool,
+    /// The health epoch the usable subset was computed at.
+    epoch: u64,
     /// Index of the protocol the memberships were counted under.
     protocol: usize,
 }
 
-/// One endpoint of a cluster: the shared state of its address, and its weight in this
+/// One endpoint of a cluster: the shared state of its address, and its place in this
 /// cluster.
 pub(crate) struct Member {
     pub(crate) state: Arc<EndpointState>,
     pub(crate) weight: u32,
+    /// Preferred by topology (see [`crate::snapshot::Endpoint::preferred`]).
+    pub(crate) preferred: bool,
+    /// When it joined the cluster (`None`: with the cluster's first endpoints).
+    pub(crate) joined: Option<Instant>,
 }
 
-impl ClusterState {
-    fn new(config: Cluster) -> Self {
-        let balancer = balance::build(&config.lb_policy, &[], &[]);
-        ClusterState {
-            name: Arc::from(config.key.to_string()),
-            key: config.key.clone(),
-            config: ArcSwap::from_pointee(config.clone()),
-            members: ArcSwap::from_pointee(Members {
-                endpoints: Vec::new(),
-                balancer,
-                protocol: protocol_index(config.protocol),
-            }),
-            stats: ClusterStats::default(),
+impl Members {
+    /// Members over `endpoints`, with the usable subset and its balancer as of now.
+    fn new(cfg: &Cluster, endpoints: Vec<Member>, protocol: usize) -> Self {
+        let epoch = health::epoch();
+        let (usable, panic) = usable_subset(cfg, &endpoints);
+        let targets = usable
+            .iter()
+            .map(|&i| {
+                let m = &endpoints[i];
+                Target {
+                    member: i,
+                    address: m.state.address,
+                    weight: m.weight.max(1),
+                    load: m.state.load.clone(),
+                    joined: m.joined,
+                }
+            })
+            .collect();
+        Members {
+            balancer: balance::build(&cfg.lb, targets),
+            endpoints,
+            usable,
+            panic,
+            epoch,
+            protocol,
         }
     }
 
-    fn rebuild_balancer(&self) {
-        let current = self.members.load();
-        let endpoints: Vec<Member> = current
+    /// The same endpoints, with the usable subset and balancer computed again.
+    fn rebuilt(&self, cfg: &Cluster) -> Self {
+        let endpoints = self
             .endpoints
             .iter()
             .map(|m| Member {
                 state: m.state.clone(),
                 weight: m.weight,
+                preferred: m.preferred,
+                joined: m.joined,
             })
             .collect();
-        let balancer = build_balancer(&self.config.load(), &endpoints);
-        self.members.store(Arc::new(Members {
-            endpoints,
-            balancer,
-            protocol: current.protocol,
-        }));
+        Members::new(cfg, endpoints, self.protocol)
+    }
+
+    /// Records how an attempt to member `i` ended: its load (latency-aware balancers) and
+    /// its health (passive outlier detection under `cfg`).
+    pub(crate) fn observe(&self, i: usize, cfg: &Cluster, outcome: &Outcome) {
+        let ep = &self.endpoints[i].state;
+        ep.load.complete(outcome);
+        ep.health.observe(cfg.health.passive.as_ref(), outcome, || {
+            let limit = cfg
+                .health
+                .passive
+                .map_or(0, |p| usize::from(p.max_ejection_percent));
+            let ejected = self
+                .endpoints
+                .iter()
+                .filter(|m| m.state.health.state() == health::HealthState::Ejected)
+                .count();
+            // At least one endpoint may always be ejected.
+            ejected == 0 || (ejected + 1) * 100 <= limit * self.endpoints.len()
+        });
     }
 }
 
-fn build_balancer(cluster: &Cluster, members: &[Member]) -> Box<dyn Balancer> {
-    let eps: Vec<crate::snapshot::Endpoint> = members
-        .iter()
-        .map(|m| crate::snapshot::Endpoint {
-            address: m.state.address,
-            weight: m.weight,
-        })
+/// The member indices to balance over, and whether that is all of them in panic: healthy
+/// members (the topology-preferred ones, when any of those is healthy); all members when the
+/// healthy share is below the panic threshold.
+fn usable_subset(cfg: &Cluster, endpoints: &[Member]) -> (Vec<usize>, bool) {
+    let healthy: Vec<usize> = (0..endpoints.len())
+        .filter(|&i| endpoints[i].state.health.usable())
         .collect();
-    let loads: Vec<Arc<EndpointLoad>> = members.iter().map(|m| m.state.load.clone()).collect();
-    balance::build(&cluster.lb_policy, &eps, &loads)
+    let threshold = usize::from(cfg.lb.panic_threshold);
+    if healthy.len() * 100 < threshold * endpoints.len() || healthy.is_empty() {
+        return ((0..endpoints.len()).collect(), !endpoints.is_empty());
+    }
+    let preferred: Vec<usize> = healthy
+        .iter()
+        .copied()
+        .filter(|&i| endpoints[i].preferred)
+        .collect();
+    if preferred.is_empty() {
+        (healthy, false)
+    } else {
+        (preferred, false)
+    }
+}
+
+impl ClusterState {
+    fn new(config: Cluster) -> Self {
+        let members = Members::new(&config, Vec::new(), protocol_index(config.protocol));
+        ClusterState {
+            name: Arc::from(config.key.to_string()),
+            key: config.key.clone(),
+            config: ArcSwap::from_pointee(config),
+            members: ArcSwap::from_pointee(members),
+            refreshing: Mutex::new(()),
+            seeded: AtomicBool::new(false),
+            stats: ClusterStats::default(),
+        }
+    }
+
+    /// The current members, their balancer rebuilt first when some endpoint's health changed
+    /// since it was built (by one caller; others meanwhile get the previous one).
+    pub(crate) fn members(&self) -> Arc<Members> {
+        let members = self.members.load_full();
+        if members.epoch == health::epoch() {
+            return members;
+        }
+        let Ok(_rebuilding) = self.refreshing.try_lock() else {
+            return members;
+        };
+        let fresh = Arc::new(self.members.load().rebuilt(&self.config.load()));
+        self.members.store(fresh.clone());
+        fresh
+    }
+
+    fn rebuild_balancer(&self) {
+        let _rebuilding = lock(&self.refreshing);
+        let fresh = self.members.load().rebuilt(&self.config.load());
+        self.members.store(Arc::new(fresh));
+    }
 }
 
 /// One endpoint address: its pools and counters, shared by every cluster that uses it.
@@ -285,6 +400,8 @@ fn build_balancer(cluster: &Cluster, members: &[Member]) -> Box<dyn Balancer> {
 pub(crate) struct EndpointState {
     pub(crate) address: SocketAddr,
     pub(crate) load: Arc<EndpointLoad>,
+    /// Active and passive health, one per address.
+    pub(crate) health: health::Health,
     /// Requests ever sent to it.
     pub(crate) total: AtomicU64,
     /// No cluster uses it any more: finish what is in flight, pool nothing.
@@ -310,6 +427,7 @@ impl EndpointState {
         EndpointState {
             address,
             load: Arc::new(EndpointLoad::default()),
+            health: health::Health::default(),
             total: AtomicU64::new(0),
             pools: [pool(), pool(), pool()],
             draining,
@@ -807,30 +925,19 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::snapshot::{Endpoint, Limits, Timeouts};
+    use crate::snapshot::Endpoint;
 
     fn cluster(service: &str, variant: &str, protocol: UpstreamProtocol) -> Cluster {
         let mut key = ClusterKey::new("default", service, 80);
         key.variant = variant.to_owned();
-        Cluster {
-            key,
-            port_name: String::new(),
-            protocol,
-            websocket: false,
-            lb_policy: Default::default(),
-            timeouts: Timeouts::default(),
-            limits: Limits::default(),
-        }
+        Cluster::new(key, "", protocol)
     }
 
     fn set(addrs: &[&str]) -> Arc<EndpointSet> {
         Arc::new(EndpointSet {
             endpoints: addrs
                 .iter()
-                .map(|a| Endpoint {
-                    address: a.parse().expect("addr"),
-                    weight: 1,
-                })
+                .map(|a| Endpoint::new(a.parse().expect("addr")))
                 .collect(),
         })
     }
