@@ -446,6 +446,18 @@ impl SnapshotBuilder {
         self
     }
 
+    /// Changes any setting of `service`'s cluster (created HTTP/1.1 when absent): the
+    /// balancer, health, retry, breakers, limits.
+    pub fn cluster(mut self, service: &str, change: impl FnOnce(&mut Cluster)) -> Self {
+        change(
+            self.snap
+                .clusters
+                .entry(key(service))
+                .or_insert_with(|| cluster_of(key(service), UpstreamProtocol::Http1)),
+        );
+        self
+    }
+
     pub fn default_backend(mut self, service: &str) -> Self {
         let action = forward(service);
         self.add_clusters(&action);
