@@ -17,7 +17,7 @@ fn main() {
             now_unix: 1_893_456_000,
         };
         let compiled = weir::compile::compile(&objects, &config);
-        let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters);
+        let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);
         println!(
             "clusters {} endpoint sets {} routes {}",
             compiled.snapshot.clusters.len(),

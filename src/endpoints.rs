@@ -14,7 +14,12 @@
 //! - `ready` absent means ready; `serving` absent means the same as `ready`; `terminating`
 //!   absent means not terminating. Ready endpoints are used; only when there is none,
 //!   endpoints that are `serving` and `terminating` are used (graceful drain);
-//! - the result is deduplicated by address and sorted.
+//! - the result is deduplicated by address and sorted;
+//! - topology, when weir knows its zone (`--zone`): an endpoint is *preferred* when its
+//!   EndpointSlice hints name that zone (hints are used only when every used endpoint has
+//!   them, as kube-proxy does), or — without hints, under Service
+//!   `trafficDistribution: PreferClose` — when its `zone` is that zone. The proxy sends to
+//!   preferred endpoints while any of them is usable, else to all (`proxy::upstream`).
 
 use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
@@ -30,8 +35,10 @@ use crate::store::Objects;
 pub fn endpoint_set<'a>(
     cluster: &Cluster,
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
+    zone: Option<&str>,
 ) -> EndpointSet {
-    let mut ready = Vec::new();
+    // (address, hinted for our zone (None: no hints), in our zone)
+    let mut ready: Vec<(SocketAddr, Option<bool>, bool)> = Vec::new();
     let mut draining = Vec::new();
     for slice in slices {
         if !matches!(slice.address_type.as_str(), "IPv4" | "IPv6") {
@@ -62,24 +69,48 @@ pub fn endpoint_set<'a>(
             } else {
                 continue;
             };
+            let hinted = endpoint
+                .hints
+                .as_ref()
+                .and_then(|h| h.for_zones.as_ref())
+                .filter(|z| !z.is_empty())
+                .map(|zones| zones.iter().any(|z| Some(z.name.as_str()) == zone));
+            let local = zone.is_some() && endpoint.zone.as_deref() == zone;
             for address in &endpoint.addresses {
                 if let Ok(ip) = address.parse::<IpAddr>() {
-                    target.push(SocketAddr::new(ip, port));
+                    target.push((SocketAddr::new(ip, port), hinted, local));
                 }
             }
         }
     }
     let mut addresses = if ready.is_empty() { draining } else { ready };
-    addresses.sort_unstable();
-    addresses.dedup();
+    addresses.sort_unstable_by_key(|a| a.0);
+    addresses.dedup_by_key(|a| a.0);
+    let hints = addresses.iter().all(|a| a.1.is_some());
     EndpointSet {
-        endpoints: addresses.into_iter().map(Endpoint::new).collect(),
+        endpoints: addresses
+            .into_iter()
+            .map(|(address, hinted, local)| Endpoint {
+                preferred: zone.is_some()
+                    && if hints {
+                        hinted == Some(true)
+                    } else {
+                        cluster.prefer_close && local
+                    },
+                ..Endpoint::new(address)
+            })
+            .collect(),
     }
 }
 
 /// The endpoint sets of every cluster (an empty set for a cluster whose Service has no
-/// usable endpoint). Slices are indexed by Service once, not scanned per cluster.
-pub fn build(objects: &Objects, clusters: &BTreeMap<ClusterKey, Cluster>) -> EndpointSets {
+/// usable endpoint). Slices are indexed by Service once, not scanned per cluster. `zone` is
+/// the proxy's zone, for topology.
+pub fn build(
+    objects: &Objects,
+    clusters: &BTreeMap<ClusterKey, Cluster>,
+    zone: Option<&str>,
+) -> EndpointSets {
     let mut by_service: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
     for (key, slice) in &objects.endpoint_slices {
         let service = slice
@@ -103,7 +134,7 @@ pub fn build(objects: &Objects, clusters: &BTreeMap<ClusterKey, Cluster>) -> End
                 .unwrap_or_default();
             (
                 key.clone(),
-                Arc::new(endpoint_set(cluster, slices.iter().copied())),
+                Arc::new(endpoint_set(cluster, slices.iter().copied(), zone)),
             )
         })
         .collect()
@@ -193,7 +224,7 @@ mod tests {
             &[("10.0.0.1", None, None, None)],
         );
         assert_eq!(
-            addresses(&endpoint_set(&cluster("http"), [&s])),
+            addresses(&endpoint_set(&cluster("http"), [&s], None)),
             ["10.0.0.1:8080"]
         );
     }
@@ -211,7 +242,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            addresses(&endpoint_set(&cluster("http"), [&s])),
+            addresses(&endpoint_set(&cluster("http"), [&s], None)),
             ["10.0.0.2:8080"]
         );
     }
@@ -224,7 +255,7 @@ mod tests {
         ];
         let draining = slice("a", "web", "IPv4", &[("http", 8080)], &eps);
         assert_eq!(
-            addresses(&endpoint_set(&cluster("http"), [&draining])),
+            addresses(&endpoint_set(&cluster("http"), [&draining], None)),
             ["10.0.0.1:8080"]
         );
         let ready = slice(
@@ -235,7 +266,7 @@ mod tests {
             &[("10.0.0.3", Some(true), Some(true), Some(false))],
         );
         assert_eq!(
-            addresses(&endpoint_set(&cluster("http"), [&draining, &ready])),
+            addresses(&endpoint_set(&cluster("http"), [&draining, &ready], None)),
             ["10.0.0.3:8080"]
         );
     }
@@ -264,7 +295,7 @@ mod tests {
             &[("10.0.0.3", None, None, None)],
         );
         assert_eq!(
-            addresses(&endpoint_set(&cluster("http"), [&old, &new, &other])),
+            addresses(&endpoint_set(&cluster("http"), [&old, &new, &other], None)),
             ["10.0.0.1:8080", "10.0.0.2:8081"]
         );
     }
@@ -279,10 +310,14 @@ mod tests {
             &[("10.0.0.1", None, None, None)],
         );
         assert_eq!(
-            addresses(&endpoint_set(&cluster(""), [&s])),
+            addresses(&endpoint_set(&cluster(""), [&s], None)),
             ["10.0.0.1:8080"]
         );
-        assert!(endpoint_set(&cluster("http"), [&s]).endpoints.is_empty());
+        assert!(
+            endpoint_set(&cluster("http"), [&s], None)
+                .endpoints
+                .is_empty()
+        );
     }
 
     #[test]
@@ -302,7 +337,7 @@ mod tests {
             &[("fd00::1", None, None, None)],
         );
         assert_eq!(
-            addresses(&endpoint_set(&cluster("http"), [&fqdn, &v6])),
+            addresses(&endpoint_set(&cluster("http"), [&fqdn, &v6], None)),
             ["[fd00::1]:80"]
         );
     }
@@ -327,7 +362,7 @@ mod tests {
             &[("10.0.0.1", None, None, None), ("bogus", None, None, None)],
         );
         assert_eq!(
-            addresses(&endpoint_set(&cluster("http"), [&a, &b])),
+            addresses(&endpoint_set(&cluster("http"), [&a, &b], None)),
             ["10.0.0.1:80", "10.0.0.9:80"]
         );
     }
@@ -369,8 +404,58 @@ mod tests {
             (missing.key.clone(), missing.clone()),
         ]
         .into();
-        let sets = build(&objects, &clusters);
+        let sets = build(&objects, &clusters, None);
         assert_eq!(addresses(&sets[&web.key]), ["10.0.0.1:80", "10.0.0.2:80"]);
         assert!(sets[&missing.key].endpoints.is_empty());
+    }
+
+    fn zoned(address: &str, zone: &str, hint: Option<&str>) -> K8sEndpoint {
+        K8sEndpoint {
+            addresses: vec![address.to_owned()],
+            zone: Some(zone.to_owned()),
+            hints: hint.map(|h| k8s_openapi::api::discovery::v1::EndpointHints {
+                for_zones: Some(vec![k8s_openapi::api::discovery::v1::ForZone {
+                    name: h.to_owned(),
+                }]),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }
+    }
+
+    fn preferred(set: &EndpointSet) -> Vec<String> {
+        set.endpoints
+            .iter()
+            .filter(|e| e.preferred)
+            .map(|e| e.address.to_string())
+            .collect()
+    }
+
+    #[test]
+    fn topology_prefers_the_own_zone_by_hints_or_under_prefer_close() {
+        let mut s = slice("a", "web", "IPv4", &[("http", 80)], &[]);
+        s.endpoints = vec![
+            zoned("10.0.0.1", "a", Some("a")),
+            zoned("10.0.0.2", "b", Some("b")),
+            zoned("10.0.0.3", "b", Some("a")),
+        ];
+        let plain = cluster("http");
+        // Hints decide, whatever the endpoint's own zone and the Service's preference.
+        assert_eq!(
+            preferred(&endpoint_set(&plain, [&s], Some("a"))),
+            ["10.0.0.1:80", "10.0.0.3:80"]
+        );
+        // No zone given: nothing is preferred.
+        assert!(preferred(&endpoint_set(&plain, [&s], None)).is_empty());
+        // One endpoint without hints: hints are ignored (kube-proxy's rule); then only
+        // PreferClose makes the endpoint's own zone count.
+        s.endpoints.push(zoned("10.0.0.4", "a", None));
+        assert!(preferred(&endpoint_set(&plain, [&s], Some("a"))).is_empty());
+        let mut close = cluster("http");
+        close.prefer_close = true;
+        assert_eq!(
+            preferred(&endpoint_set(&close, [&s], Some("a"))),
+            ["10.0.0.1:80", "10.0.0.4:80"]
+        );
     }
 }

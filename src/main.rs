@@ -160,6 +160,11 @@ struct RunArgs {
     /// Longest a stream of changes can delay a compile.
     #[arg(long, default_value = "1s", value_parser = parse_duration)]
     debounce_max: Duration,
+    /// The zone weir runs in (the node's `topology.kubernetes.io/zone`; the chart passes it
+    /// from the downward API): endpoints hinted for this zone, or in it under Service
+    /// `trafficDistribution: PreferClose`, are preferred while any of them is usable.
+    #[arg(long, env = "WEIR_ZONE")]
+    zone: Option<String>,
     #[command(flatten)]
     kube: KubeArgs,
 }
@@ -304,6 +309,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
     let mut cfg = ReconcileConfig::new(compile);
     cfg.quiet = args.debounce_quiet;
     cfg.max_delay = args.debounce_max;
+    cfg.zone = args.zone.clone().filter(|z| !z.is_empty());
     match args.manifests {
         Some(dir) => {
             serve(
@@ -594,6 +600,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         default_backend: None,
         debounce_quiet: Duration::from_millis(100),
         debounce_max: Duration::from_secs(1),
+        zone: None,
         kube: KubeArgs::default(),
     })
     .await

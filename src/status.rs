@@ -28,6 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
+use crate::api::backendpolicy::{BackendPolicy, BackendPolicyStatus};
 use crate::api::httpfilter::{HTTPFilter, HTTPFilterStatus, UsedBy};
 use crate::api::{condition_types, reasons};
 use crate::compile::{ConditionStatus, ObjectRef, Severity, StatusReport};
@@ -39,6 +40,8 @@ pub const EVENT_INTERVAL: Duration = Duration::from_secs(5 * 60);
 
 /// Kind name of `HTTPFilter` in conditions.
 const HTTP_FILTER: &str = "HTTPFilter";
+/// Kind name of `BackendPolicy` in conditions.
+const BACKEND_POLICY: &str = "BackendPolicy";
 
 /// Field manager name for status patches.
 const FIELD_MANAGER: &str = "weir";
@@ -179,6 +182,8 @@ pub enum StatusBody {
     IngressLoadBalancer(Vec<IngressLoadBalancerIngress>),
     /// An `HTTPFilter`'s `status`: conditions and users.
     HttpFilter(CrdStatus),
+    /// A `BackendPolicy`'s `status`: conditions.
+    BackendPolicy(CrdStatus),
 }
 
 /// The `status` of one of weir's CRDs: one condition per type, and who uses the object.
@@ -207,6 +212,19 @@ pub struct PlannedCondition {
     pub observed_generation: Option<i64>,
     /// The current status's transition time, when the status is unchanged.
     pub since: Option<Time>,
+}
+
+impl CrdStatus {
+    /// Whether the object's current status says the same (transition times aside).
+    fn same_as(&self, conditions: &[Condition], used_by: &[UsedBy]) -> bool {
+        self.conditions.len() == conditions.len()
+            && self
+                .conditions
+                .iter()
+                .zip(conditions)
+                .all(|(d, c)| d.matches(c))
+            && self.used_by == used_by
+    }
 }
 
 impl PlannedCondition {
@@ -260,6 +278,17 @@ impl StatusBody {
                 }
                 serde_json::json!({ "status": value })
             }
+            StatusBody::BackendPolicy(status) => {
+                let now = Time(k8s_openapi::jiff::Timestamp::now());
+                let body = BackendPolicyStatus {
+                    conditions: status
+                        .conditions
+                        .iter()
+                        .map(|c| c.to_condition(&now))
+                        .collect(),
+                };
+                serde_json::json!({ "status": body })
+            }
         }
     }
 
@@ -268,6 +297,7 @@ impl StatusBody {
         match self {
             StatusBody::IngressLoadBalancer(_) => ::kube::api::ApiResource::erase::<Ingress>(&()),
             StatusBody::HttpFilter(_) => ::kube::api::ApiResource::erase::<HTTPFilter>(&()),
+            StatusBody::BackendPolicy(_) => ::kube::api::ApiResource::erase::<BackendPolicy>(&()),
         }
     }
 }
@@ -341,29 +371,46 @@ pub fn plan(
             key: key.clone(),
         };
         let current = filter.status.clone().unwrap_or_default();
+        let users = report
+            .filter_users
+            .get(key)
+            .map(Vec::as_slice)
+            .unwrap_or(&[]);
         let desired = crd_status(
             report,
             &object,
             filter.metadata.generation,
             &current.conditions,
-            report
-                .filter_users
-                .get(key)
-                .map(Vec::as_slice)
-                .unwrap_or(&[]),
+            users,
+            "every filter compiled",
         );
-        let same = desired.conditions.len() == current.conditions.len()
-            && desired
-                .conditions
-                .iter()
-                .zip(&current.conditions)
-                .all(|(d, c)| d.matches(c))
-            && desired.used_by == current.used_by;
-        if !same {
+        if !desired.same_as(&current.conditions, &current.used_by) {
             out.patches.push(StatusPatch {
                 object,
                 resource_version: filter.metadata.resource_version.clone(),
                 body: StatusBody::HttpFilter(desired),
+            });
+        }
+    }
+    for (key, policy) in &objects.backend_policies {
+        let object = ObjectRef {
+            kind: BACKEND_POLICY,
+            key: key.clone(),
+        };
+        let current = policy.status.clone().unwrap_or_default();
+        let desired = crd_status(
+            report,
+            &object,
+            policy.metadata.generation,
+            &current.conditions,
+            &[],
+            "the policy applies to its targets",
+        );
+        if !desired.same_as(&current.conditions, &[]) {
+            out.patches.push(StatusPatch {
+                object,
+                resource_version: policy.metadata.resource_version.clone(),
+                body: StatusBody::BackendPolicy(desired),
             });
         }
     }
@@ -393,6 +440,7 @@ fn crd_status(
     generation: Option<i64>,
     current: &[Condition],
     users: &[ObjectRef],
+    accepted: &str,
 ) -> CrdStatus {
     let summary = report.summary(object);
     let conditions = CRD_CONDITION_TYPES
@@ -406,11 +454,9 @@ fn crd_status(
                     ("Unknown", c.reason.to_owned(), c.message.clone())
                 }
                 _ => match type_ {
-                    condition_types::ACCEPTED => (
-                        "True",
-                        reasons::ACCEPTED.to_owned(),
-                        "every filter compiled".to_owned(),
-                    ),
+                    condition_types::ACCEPTED => {
+                        ("True", reasons::ACCEPTED.to_owned(), accepted.to_owned())
+                    }
                     _ => (
                         "True",
                         reasons::RESOLVED_REFS.to_owned(),

@@ -167,7 +167,7 @@ impl Report {
         compiled: &Compiled,
     ) -> Report {
         let snapshot = &compiled.snapshot;
-        let endpoint_sets = endpoints::build(objects, &snapshot.clusters);
+        let endpoint_sets = endpoints::build(objects, &snapshot.clusters, None);
         let route_tables = snapshot
             .route_tables
             .iter()

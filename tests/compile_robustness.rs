@@ -227,7 +227,7 @@ proptest! {
 
         let (objects, diagnostics) = load_dir(dir.path()).expect("directory is readable");
         let compiled = compile(&objects, &fixtures::config());
-        let sets = endpoints::build(&objects, &compiled.snapshot.clusters);
+        let sets = endpoints::build(&objects, &compiled.snapshot.clusters, None);
         let report = Report::new(dir.path(), &objects, &diagnostics, &compiled);
         let first = serde_yaml::to_string(&report).expect("report serializes");
         let again = compile(&objects, &fixtures::config());

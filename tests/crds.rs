@@ -68,3 +68,63 @@ fn the_httpfilter_crd_has_its_schema_rules_and_columns() {
         11 + 2 * 2 + 1
     );
 }
+
+#[test]
+fn the_backendpolicy_crd_has_its_schema_rules_and_columns() {
+    let crds = weir::api::crds::definitions();
+    let crd = crds
+        .iter()
+        .find(|c| c.spec.names.kind == "BackendPolicy")
+        .expect("BackendPolicy CRD");
+    assert_eq!(crd.spec.group, "weir.dev");
+    assert_eq!(crd.spec.names.plural, "backendpolicies");
+    assert_eq!(crd.spec.scope, "Namespaced");
+    let version = &crd.spec.versions[0];
+    assert_eq!(version.name, "v1alpha1");
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let columns: Vec<_> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(columns, ["Targets", "LB", "Accepted", "Reason", "Age"]);
+    let schema = serde_json::to_string(&version.schema).expect("json");
+    assert!(
+        !schema.contains(r#""format":"uint"#),
+        "unsigned formats in the schema"
+    );
+    // The issue's field names (Envoy Gateway's BackendTrafficPolicy where one exists).
+    for field in [
+        "targetRefs",
+        "sectionName",
+        "consistentHash",
+        "slowStart",
+        "expectedStatuses",
+        "healthyThreshold",
+        "consecutive5XxErrors",
+        "consecutiveGatewayErrors",
+        "baseEjectionTime",
+        "maxEjectionPercent",
+        "numRetries",
+        "httpStatusCodes",
+        "backOff",
+        "budgetPercent",
+        "maxParallelRetries",
+        "connectTimeout",
+        "connectionIdleTimeout",
+    ] {
+        assert!(schema.contains(&format!("\"{field}\"")), "{field} missing");
+    }
+    // CEL: consistentHash iff a hashing type; one key field per hash type; http iff HTTP.
+    assert_eq!(
+        schema.matches("must be set exactly when type is").count(),
+        1 + 3 + 1
+    );
+}

@@ -40,13 +40,17 @@ fn bench(c: &mut Criterion) {
     });
     group.bench_function("endpoints_build_5k_clusters_20k_endpoints", |b| {
         b.iter(|| {
-            weir::endpoints::build(black_box(&objects), black_box(&compiled.snapshot.clusters))
+            weir::endpoints::build(
+                black_box(&objects),
+                black_box(&compiled.snapshot.clusters),
+                None,
+            )
         })
     });
     group.bench_function("compile_plus_endpoints", |b| {
         b.iter(|| {
             let compiled = compile(black_box(&objects), black_box(&config));
-            weir::endpoints::build(&objects, &compiled.snapshot.clusters)
+            weir::endpoints::build(&objects, &compiled.snapshot.clusters, None)
         })
     });
     group.finish();

@@ -9,11 +9,12 @@ use std::path::Path;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
 
+use super::backendpolicy::BackendPolicy;
 use super::httpfilter::HTTPFilter;
 
 /// Every CRD weir defines, in a stable order.
 pub fn definitions() -> Vec<CustomResourceDefinition> {
-    vec![HTTPFilter::crd()]
+    vec![HTTPFilter::crd(), BackendPolicy::crd()]
 }
 
 /// Every CRD as `(file name, YAML document)`.

@@ -4,6 +4,7 @@
 //! Everything a user may see in a status condition or a `weir validate` diagnostic is named
 //! here, so reasons stay stable and greppable. weir's own CRDs live in submodules.
 
+pub mod backendpolicy;
 pub mod crds;
 pub mod httpfilter;
 
@@ -117,6 +118,13 @@ pub mod reasons {
     /// An Ingress names, in `weir.dev/filters`, an `HTTPFilter` that does not exist in its
     /// namespace (or cannot be compiled); its routes answer 500.
     pub const FILTER_NOT_FOUND: &str = "FilterNotFound";
+    /// A `BackendPolicy` value is invalid (the message names the field); its targets keep
+    /// their defaults.
+    pub const INVALID_POLICY: &str = "Invalid";
+    /// An older `BackendPolicy` already targets the same Service (port); the oldest wins.
+    pub const POLICY_CONFLICTED: &str = "Conflicted";
+    /// A `BackendPolicy` target Service (or port) does not exist.
+    pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
     /// An Ingress's `weir.dev/filters` or `weir.dev/ssl-redirect` annotation cannot be read.
     pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
 }

@@ -62,6 +62,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use serde::Serialize;
 
@@ -71,6 +72,7 @@ mod conflicts;
 mod filters;
 mod ingress;
 mod ir;
+mod policy;
 mod status;
 #[cfg(test)]
 mod testing;
@@ -253,8 +255,12 @@ pub enum Severity {
 pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
     let mut status = status::Status::default();
     let mut filters = filters::FilterSet::compile(objects, &mut status);
+    let policies = policy::Policies::compile(objects, &mut status);
     let ir = ingress::front_end(objects, config, &mut filters, &mut status);
-    let snapshot = passes(ir, objects, config.now_unix, &mut status);
+    let mut snapshot = passes(ir, objects, config.now_unix, &mut status);
+    for cluster in snapshot.clusters.values_mut() {
+        policies.apply_to(cluster, objects);
+    }
     let mut users = filters.into_users();
     for key in objects.http_filters.keys() {
         users.entry(key.clone()).or_default();
@@ -281,6 +287,37 @@ pub(crate) fn is_dns_name(name: &str) -> bool {
                 && !label.starts_with('-')
                 && !label.ends_with('-')
         })
+}
+
+/// A Gateway API duration (GEP-2257): one to four `<number><unit>` parts, each number at most
+/// five digits, units `h`, `m`, `s`, `ms` (`1h30m`, `2s`, `500ms`).
+pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
+    let mut rest = s;
+    let mut total = Duration::ZERO;
+    let mut parts = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 || digits > 5 {
+            return None;
+        }
+        let n: u64 = rest[..digits].parse().ok()?;
+        rest = &rest[digits..];
+        let (unit, len) = if rest.starts_with("ms") {
+            (Duration::from_millis(n), 2)
+        } else if rest.starts_with('h') {
+            (Duration::from_secs(n * 3600), 1)
+        } else if rest.starts_with('m') {
+            (Duration::from_secs(n * 60), 1)
+        } else if rest.starts_with('s') {
+            (Duration::from_secs(n), 1)
+        } else {
+            return None;
+        };
+        rest = &rest[len..];
+        total += unit;
+        parts += 1;
+    }
+    (1..=4).contains(&parts).then_some(total)
 }
 
 /// The shared passes over a front end's IR, in the order the module docs explain.

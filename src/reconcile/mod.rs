@@ -78,6 +78,8 @@ pub struct ReconcileConfig {
     /// The longest time between two certificate validity checks while an HTTPS listener
     /// exists (the check also runs just after the earliest expiry).
     pub certificate_recheck: Duration,
+    /// The zone weir runs in (`--zone`), for topology-aware endpoint preference.
+    pub zone: Option<String>,
 }
 
 impl ReconcileConfig {
@@ -90,6 +92,7 @@ impl ReconcileConfig {
             max_delay: Duration::from_secs(1),
             metrics: ControlPlaneMetrics::default(),
             certificate_recheck: Duration::from_secs(3600),
+            zone: None,
         }
     }
 }
@@ -605,7 +608,11 @@ impl Core {
         }
         // Endpoints first: a new route must never point at a cluster with no endpoint
         // set yet.
-        self.endpoints = endpoints::build(&self.objects, &compiled.snapshot.clusters);
+        self.endpoints = endpoints::build(
+            &self.objects,
+            &compiled.snapshot.clusters,
+            self.cfg.zone.as_deref(),
+        );
         self.proxy
             .publish_endpoints(Arc::new(self.endpoints.clone()));
         self.proxy.publish_snapshot(Arc::new(compiled.snapshot));
@@ -699,7 +706,8 @@ impl Core {
             .collect();
         let mut changed = false;
         for cluster in clusters {
-            let set = endpoints::endpoint_set(cluster, slices.iter().copied());
+            let set =
+                endpoints::endpoint_set(cluster, slices.iter().copied(), self.cfg.zone.as_deref());
             if self
                 .endpoints
                 .get(&cluster.key)
@@ -731,7 +739,7 @@ impl Core {
             .flatten()
             .map(|c| (c.key.clone(), c.clone()))
             .collect();
-        let sets = endpoints::build(&self.objects, &clusters);
+        let sets = endpoints::build(&self.objects, &clusters, self.cfg.zone.as_deref());
         if sets != self.endpoints {
             self.endpoints = sets;
             self.proxy

@@ -39,7 +39,7 @@ impl Default for LoadBalancer {
 /// Load-balancing policy of a cluster. Policies that need parameters carry them; the
 /// balancer is rebuilt when the policy changes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Default)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum LbPolicy {
     /// Smooth weighted round robin, per request.
     #[default]
@@ -141,7 +141,7 @@ pub struct ActiveCheck {
 
 /// The probe of an active check.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize)]
-#[serde(rename_all = "snake_case")]
+#[serde(tag = "type", rename_all = "snake_case")]
 pub enum CheckKind {
     /// An HTTP/1.1 `GET` of `path` (with `Host: host` when set); passes on one of
     /// `expected_statuses` (200..=399 when empty).

@@ -39,6 +39,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
+use crate::api::backendpolicy::BackendPolicy;
 use crate::api::httpfilter::HTTPFilter;
 
 use crate::api::annotations;
@@ -66,6 +67,12 @@ kinds! {
     EndpointSlice(EndpointSlice) in endpoint_slices, label "endpointslice" {}
     /// weir.dev/v1alpha1 HTTPFilter.
     HTTPFilter(HTTPFilter) in http_filters, label "httpfilter" {
+        fn same_compile_input(old: &Self, new: &Self) -> bool {
+            same_spec(old, new, |o| &o.spec)
+        }
+    }
+    /// weir.dev/v1alpha1 BackendPolicy.
+    BackendPolicy(BackendPolicy) in backend_policies, label "backendpolicy" {
         fn same_compile_input(old: &Self, new: &Self) -> bool {
             same_spec(old, new, |o| &o.spec)
         }

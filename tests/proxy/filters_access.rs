@@ -409,6 +409,7 @@ async fn manifests_compile_into_access_filters_the_proxy_enforces() {
     h.proxy.publish_endpoints(Arc::new(weir::endpoints::build(
         &objects,
         &compiled.snapshot.clusters,
+        None,
     )));
     h.publish(Arc::new(compiled.snapshot));
 

@@ -406,7 +406,7 @@ fn serve_manifests(h: &Harness, web: &Backend, yaml: &str) -> Compiled {
         now_unix: 1_893_456_000,
     };
     let compiled = compile(&objects, &config);
-    let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters);
+    let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);
     h.proxy.publish_endpoints(Arc::new(sets));
     h.publish(Arc::new(compiled.snapshot.clone()));
     compiled

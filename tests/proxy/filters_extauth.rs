@@ -547,7 +547,7 @@ spec:
         clusters,
         ["shop/oauth2-proxy:4180", "shop/shadow:80", "shop/web:80"]
     );
-    let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters);
+    let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);
     let h = Harness::start(ProxyConfig::default()).await;
     h.publish(Arc::new(compiled.snapshot));
     h.proxy.publish_endpoints(Arc::new(sets));

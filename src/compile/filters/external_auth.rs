@@ -21,6 +21,7 @@ use http::{HeaderName, Method};
 use super::super::backends::service_cluster;
 use super::{EntryContext, FieldError, at};
 use crate::api::httpfilter::{BackendRef, ExternalAuthFilter};
+use crate::compile::parse_duration;
 use crate::snapshot::{ClusterKey, ExternalAuth};
 
 /// The subrequest's timeout when none is set (ingress-nginx's `proxy_connect_timeout` for
@@ -188,37 +189,6 @@ fn signin(url: &str) -> Result<(), FieldError> {
         return Err(bad("not a valid Location header value"));
     }
     Ok(())
-}
-
-/// A Gateway API duration (GEP-2257): one to four `<number><unit>` parts, each number at most
-/// five digits, units `h`, `m`, `s`, `ms` (`1h30m`, `2s`, `500ms`).
-fn parse_duration(s: &str) -> Option<Duration> {
-    let mut rest = s;
-    let mut total = Duration::ZERO;
-    let mut parts = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 || digits > 5 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = &rest[digits..];
-        let (unit, len) = if rest.starts_with("ms") {
-            (Duration::from_millis(n), 2)
-        } else if rest.starts_with('h') {
-            (Duration::from_secs(n * 3600), 1)
-        } else if rest.starts_with('m') {
-            (Duration::from_secs(n * 60), 1)
-        } else if rest.starts_with('s') {
-            (Duration::from_secs(n), 1)
-        } else {
-            return None;
-        };
-        rest = &rest[len..];
-        total += unit;
-        parts += 1;
-    }
-    (1..=4).contains(&parts).then_some(total)
 }
 
 #[cfg(test)]
