@@ -892,4 +892,55 @@ mod tests {
         let again = super::plan(&objects, &report, None, &mut BTreeSet::new());
         assert!(again.patches.is_empty(), "{:?}", again.patches);
     }
+
+    fn backend_policy(status: Option<BackendPolicyStatus>) -> Objects {
+        let mut policy = BackendPolicy::new("web", Default::default());
+        policy.metadata.namespace = Some("shop".to_owned());
+        policy.metadata.generation = Some(3);
+        policy.status = status;
+        let mut objects = Objects::default();
+        objects
+            .backend_policies
+            .insert(ObjectKey::new("shop", "web"), policy);
+        objects
+    }
+
+    #[test]
+    fn a_backend_policy_gets_its_conditions_once() {
+        let object = ObjectRef {
+            kind: BACKEND_POLICY,
+            key: ObjectKey::new("shop", "web"),
+        };
+        let mut report = StatusReport::default();
+        report.conditions.insert(
+            object,
+            vec![crate::compile::Condition {
+                type_: condition_types::ACCEPTED,
+                status: ConditionStatus::False,
+                severity: Severity::Error,
+                reason: reasons::POLICY_CONFLICTED,
+                message: "older policy wins".to_owned(),
+                observed_generation: Some(3),
+            }],
+        );
+        let plan = plan(&backend_policy(None), &report, None, &mut BTreeSet::new());
+        assert_eq!(plan.patches.len(), 1);
+        let body = plan.patches[0].body.merge_patch();
+        let conditions = &body["status"]["conditions"];
+        assert_eq!(conditions[0]["type"], "Accepted");
+        assert_eq!(conditions[0]["status"], "False");
+        assert_eq!(conditions[0]["reason"], "Conflicted");
+        assert_eq!(conditions[1]["type"], "ResolvedRefs");
+        assert_eq!(conditions[1]["status"], "True");
+        assert_eq!(plan.events.len(), 1, "the rejection is an Event too");
+        let written: BackendPolicyStatus =
+            serde_json::from_value(body["status"].clone()).expect("status decodes");
+        let again = super::plan(
+            &backend_policy(Some(written)),
+            &report,
+            None,
+            &mut BTreeSet::new(),
+        );
+        assert!(again.patches.is_empty(), "{:?}", again.patches);
+    }
 }

@@ -8,12 +8,21 @@ accepted socket is the pod IP the client addressed. Every reply says it:
     GET /anything  ->  200, body "pod-ip=10.244.0.7 port=18080 path=/anything host=..."
                        header  X-Pod-IP: 10.244.0.7
 
+A pod can be made sick while it stays Ready in its EndpointSlice (for active health checks):
+
+    POST /__e2e/sick  ->  every later request to that pod IP answers 503
+    POST /__e2e/well  ->  it answers 200 again
+
 Standard library only; stopped by PID (SIGTERM) by cluster.sh.
 """
 import argparse
 import http.server
 import signal
 import sys
+
+
+# Pod IPs answering 503 (see the module docs).
+SICK = set()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
@@ -26,7 +35,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
             f"pod-ip={ip} port={port} path={self.path} "
             f"host={self.headers.get('Host', '')}\n"
         ).encode()
-        self.send_response(200)
+        self.send_response(503 if ip in SICK else 200)
         self.send_header("Content-Type", "text/plain; charset=utf-8")
         self.send_header("Content-Length", str(len(body)))
         self.send_header("X-Pod-IP", ip)
@@ -44,6 +53,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
         n = int(self.headers.get("Content-Length") or 0)
         if n:
             self.rfile.read(n)
+        ip = self.connection.getsockname()[0]
+        if self.path == "/__e2e/sick":
+            SICK.add(ip)
+        elif self.path == "/__e2e/well":
+            SICK.discard(ip)
         self._reply(True)
 
     def log_message(self, fmt: str, *args) -> None:

@@ -299,6 +299,48 @@ spec:
     requestRedirect: {scheme: https, statusCode: 301}
 EOF
 )" && pass "valid HTTPFilter accepted by the API server" || fail "valid HTTPFilter refused: $out"
+    # BackendPolicy specifics: explained, CEL refuses a hashing balancer without its key, and
+    # the issue's example policy (Envoy Gateway's field names) is accepted as written.
+    out="$(k explain backendpolicy.spec.healthCheck.passive 2>&1)"
+    [[ "$out" == *"consecutive5XxErrors"* && "$out" == *"baseEjectionTime"* ]] \
+      && pass "kubectl explain backendpolicy.spec.healthCheck.passive documents the fields" || fail "kubectl explain backendpolicy: $out"
+    out="$(k apply -f - 2>&1 <<EOF
+apiVersion: weir.dev/v1alpha1
+kind: BackendPolicy
+metadata: {name: e2e-cel, namespace: $NS}
+spec:
+  targetRefs: [{group: "", kind: Service, name: web}]
+  loadBalancer: {type: Maglev}
+EOF
+)"
+    if [[ $? -ne 0 && "$out" == *"consistentHash must be set exactly when type is RingHash or Maglev"* ]]; then
+      pass "BackendPolicy Maglev without consistentHash refused by its CEL rule"
+    else
+      fail "BackendPolicy Maglev without consistentHash was not refused by CEL: $out"
+    fi
+    out="$(k apply -f - 2>&1 <<EOF
+apiVersion: weir.dev/v1alpha1
+kind: BackendPolicy
+metadata: {name: e2e-ok, namespace: $NS}
+spec:
+  targetRefs: [{group: "", kind: Service, name: web, sectionName: http}]
+  loadBalancer:
+    type: LeastRequest
+    slowStart: {window: 30s}
+  healthCheck:
+    active: {type: HTTP, http: {path: /healthz, expectedStatuses: [200]}, interval: 2s,
+             timeout: 1s, healthyThreshold: 2, unhealthyThreshold: 3}
+    passive: {consecutive5XxErrors: 5, consecutiveGatewayErrors: 3, interval: 10s,
+              baseEjectionTime: 30s, maxEjectionPercent: 50}
+  retry:
+    numRetries: 2
+    retryOn: {triggers: [connect-failure, reset, refused-stream], httpStatusCodes: [503]}
+    perRetry: {timeout: 2s, backOff: {baseInterval: 25ms, maxInterval: 250ms}}
+    budgetPercent: 20
+  circuitBreaker: {maxConnections: 1024, maxPendingRequests: 1024, maxParallelRequests: 1024, maxParallelRetries: 3}
+  timeout: {tcp: {connectTimeout: 2s}, http: {requestTimeout: 15s, connectionIdleTimeout: 60s}}
+EOF
+)" && pass "the issue's example BackendPolicy accepted by the API server" || fail "example BackendPolicy refused: $out"
   else
     fail "kubectl apply -f crds/: $out"
   fi

@@ -64,6 +64,7 @@ bad=""
 for allowed in "list ingresses.networking.k8s.io" "watch endpointslices.discovery.k8s.io" \
   "patch ingresses.networking.k8s.io --subresource=status" "create events.events.k8s.io" \
   "watch httpfilters.weir.dev" "patch httpfilters.weir.dev --subresource=status" \
+  "watch backendpolicies.weir.dev" "patch backendpolicies.weir.dev --subresource=status" \
   "-n $SYS update leases.coordination.k8s.io/$LEASE"; do
   # shellcheck disable=SC2086
   [[ "$(k auth can-i $allowed --as "$as_sa" 2>&1)" == yes ]] || bad+=" missing($allowed)"
@@ -260,6 +261,56 @@ k -n "$NS" annotate ingress web weir.dev/filters- >/dev/null
 k -n "$NS" delete httpfilter broken >/dev/null
 wait_until 30 has_code 18081 web.example 200 && pass "annotation removed: 200 again" \
   || fail "after removing the annotation: $(code 18081 web.example)"
+
+# ---------------------------------------------------------------- BackendPolicy: active checks in Kubernetes mode
+# A pod that stops answering (503) while it stays Ready in its EndpointSlice is taken out by
+# the policy's active check (passive detection off, so the check is what acts), and gets
+# traffic again once it answers.
+policy_status() { # policy_status NAME TYPE -> "status reason"
+  k -n "$NS" get backendpolicy "$1" -o jsonpath="{.status.conditions[?(@.type==\"$2\")].status} {.status.conditions[?(@.type==\"$2\")].reason}" 2>/dev/null
+}
+policy_status_is() { [[ "$(policy_status "$1" "$2")" == "$3" ]]; }
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: weir.dev/v1alpha1
+kind: BackendPolicy
+metadata: {name: web, namespace: $NS}
+spec:
+  targetRefs: [{group: "", kind: Service, name: web}]
+  healthCheck:
+    active: {type: HTTP, http: {path: /healthz}, interval: 500ms, timeout: 500ms,
+             healthyThreshold: 2, unhealthyThreshold: 2}
+    passive: {disabled: true}
+YAML
+wait_until 30 policy_status_is web Accepted "True Accepted" \
+  && pass "BackendPolicy created: status Accepted=True (written by the leader)" \
+  || fail "BackendPolicy web status: '$(policy_status web Accepted)'"
+read -r sick_ip well_ip <<<"$(ready_pod_ips)"
+backend_port="${WEIR_E2E_BACKEND_PORT:-18080}"
+only_well() { # 2 s of traffic: every request 200, all from the well pod
+  x python3 "$HERE/load.py" --url http://127.0.0.1:18081/ --host web.example --seconds 2 --threads 2 --rps 100 |
+    python3 -c 'import json,sys; r=json.load(sys.stdin); sys.exit(0 if r["failed"]==0 and r["ok"]>0 and list(r["pod_ips"])==[sys.argv[1]] else 1)' "$well_ip"
+}
+x curl -s -o /dev/null --max-time 5 -X POST "http://$sick_ip:$backend_port/__e2e/sick"
+t0=$SECONDS
+wait_until 30 only_well \
+  && pass "pod $sick_ip answers 503 while Ready: active checks take it out (within $((SECONDS - t0)) s); then 2 s of traffic all 200 from $well_ip" \
+  || fail "sick pod $sick_ip still gets traffic: $(ips_seen 18081 web.example)"
+x curl -s -o /dev/null --max-time 5 -X POST "http://$sick_ip:$backend_port/__e2e/well"
+t0=$SECONDS
+wait_until 30 follows 2 && pass "pod $sick_ip answers again: traffic returns to both pods (within $((SECONDS - t0)) s)" \
+  || fail "after recovery: weir '$(ips_seen 18081 web.example)', pods '$(ready_pod_ips)'"
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: weir.dev/v1alpha1
+kind: BackendPolicy
+metadata: {name: web-newer, namespace: $NS}
+spec:
+  targetRefs: [{group: "", kind: Service, name: web}]
+  loadBalancer: {type: Random}
+YAML
+wait_until 30 policy_status_is web-newer Accepted "False Conflicted" \
+  && pass "a second BackendPolicy for the same Service: Accepted=False Conflicted (the oldest wins)" \
+  || fail "conflicting policy status: '$(policy_status web-newer Accepted)'"
+k -n "$NS" delete backendpolicy web web-newer >/dev/null
 
 # ---------------------------------------------------------------- scale under steady load
 x python3 "$HERE/load.py" --url http://127.0.0.1:18081/ --host web.example --seconds 40 --threads 4 --rps 200 \
