@@ -23,3 +23,4 @@ mod routing;
 mod shutdown;
 mod streams;
 mod tls;
+mod topology;
