@@ -215,6 +215,15 @@ pub struct PlannedCondition {
 }
 
 impl CrdStatus {
+    /// The conditions to write now (a changed condition is stamped with the current time).
+    fn conditions_now(&self) -> Vec<Condition> {
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
+        self.conditions
+            .iter()
+            .map(|c| c.to_condition(&now))
+            .collect()
+    }
+
     /// Whether the object's current status says the same (transition times aside).
     fn same_as(&self, conditions: &[Condition], used_by: &[UsedBy]) -> bool {
         self.conditions.len() == conditions.len()
@@ -262,13 +271,8 @@ impl StatusBody {
                 serde_json::json!({ "status": { "loadBalancer": { "ingress": ingress } } })
             }
             StatusBody::HttpFilter(status) => {
-                let now = Time(k8s_openapi::jiff::Timestamp::now());
                 let body = HTTPFilterStatus {
-                    conditions: status
-                        .conditions
-                        .iter()
-                        .map(|c| c.to_condition(&now))
-                        .collect(),
+                    conditions: status.conditions_now(),
                     used_by: status.used_by.clone(),
                 };
                 // `usedBy: null` when empty, so a merge patch removes the old list.
@@ -279,13 +283,8 @@ impl StatusBody {
                 serde_json::json!({ "status": value })
             }
             StatusBody::BackendPolicy(status) => {
-                let now = Time(k8s_openapi::jiff::Timestamp::now());
                 let body = BackendPolicyStatus {
-                    conditions: status
-                        .conditions
-                        .iter()
-                        .map(|c| c.to_condition(&now))
-                        .collect(),
+                    conditions: status.conditions_now(),
                 };
                 serde_json::json!({ "status": body })
             }

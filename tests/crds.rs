@@ -4,6 +4,43 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+/// The served version of weir's CRD of `kind`, after the checks every CRD passes: group
+/// `weir.dev`, version `v1alpha1`, a status subresource, these printer columns, and no
+/// unsigned integer format (the API server warns about formats it does not know).
+fn checked_version(
+    kind: &str,
+    columns: &[&str],
+) -> k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinitionVersion{
+    let crd = weir::api::crds::definitions()
+        .into_iter()
+        .find(|c| c.spec.names.kind == kind)
+        .unwrap_or_else(|| panic!("no {kind} CRD"));
+    assert_eq!(crd.spec.group, "weir.dev");
+    assert_eq!(crd.spec.scope, "Namespaced");
+    let version = crd.spec.versions[0].clone();
+    assert_eq!(version.name, "v1alpha1");
+    assert!(
+        version
+            .subresources
+            .as_ref()
+            .and_then(|s| s.status.as_ref())
+            .is_some()
+    );
+    let got: Vec<_> = version
+        .additional_printer_columns
+        .iter()
+        .flatten()
+        .map(|c| c.name.as_str())
+        .collect();
+    assert_eq!(got, columns);
+    let schema = serde_json::to_string(&version.schema).expect("json");
+    assert!(
+        !schema.contains(r#""format":"uint"#),
+        "unsigned formats in the schema"
+    );
+    version
+}
+
 fn files(dir: &Path) -> BTreeMap<String, String> {
     std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
@@ -35,32 +72,8 @@ fn crds_in_the_repository_and_the_chart_match_the_types() {
 
 #[test]
 fn the_httpfilter_crd_has_its_schema_rules_and_columns() {
-    let crds = weir::api::crds::definitions();
-    let crd = &crds[0];
-    assert_eq!(crd.spec.group, "weir.dev");
-    assert_eq!(crd.spec.names.kind, "HTTPFilter");
-    let version = &crd.spec.versions[0];
-    assert_eq!(version.name, "v1alpha1");
-    assert!(
-        version
-            .subresources
-            .as_ref()
-            .and_then(|s| s.status.as_ref())
-            .is_some()
-    );
-    let columns: Vec<_> = version
-        .additional_printer_columns
-        .iter()
-        .flatten()
-        .map(|c| c.name.as_str())
-        .collect();
-    assert_eq!(columns, ["Filters", "Accepted", "Reason", "Age"]);
+    let version = checked_version("HTTPFilter", &["Filters", "Accepted", "Reason", "Age"]);
     let schema = serde_json::to_string(&version.schema).expect("json");
-    // The API server warns about formats it does not know (`uint32`): only int32/int64.
-    assert!(
-        !schema.contains(r#""format":"uint"#),
-        "unsigned formats in the schema"
-    );
     // "Exactly one settings field, the one `type` names": a CEL rule per filter type, per
     // path-modifier type (two places use it) and for the rate-limit key.
     assert_eq!(
@@ -71,35 +84,11 @@ fn the_httpfilter_crd_has_its_schema_rules_and_columns() {
 
 #[test]
 fn the_backendpolicy_crd_has_its_schema_rules_and_columns() {
-    let crds = weir::api::crds::definitions();
-    let crd = crds
-        .iter()
-        .find(|c| c.spec.names.kind == "BackendPolicy")
-        .expect("BackendPolicy CRD");
-    assert_eq!(crd.spec.group, "weir.dev");
-    assert_eq!(crd.spec.names.plural, "backendpolicies");
-    assert_eq!(crd.spec.scope, "Namespaced");
-    let version = &crd.spec.versions[0];
-    assert_eq!(version.name, "v1alpha1");
-    assert!(
-        version
-            .subresources
-            .as_ref()
-            .and_then(|s| s.status.as_ref())
-            .is_some()
+    let version = checked_version(
+        "BackendPolicy",
+        &["Targets", "LB", "Accepted", "Reason", "Age"],
     );
-    let columns: Vec<_> = version
-        .additional_printer_columns
-        .iter()
-        .flatten()
-        .map(|c| c.name.as_str())
-        .collect();
-    assert_eq!(columns, ["Targets", "LB", "Accepted", "Reason", "Age"]);
     let schema = serde_json::to_string(&version.schema).expect("json");
-    assert!(
-        !schema.contains(r#""format":"uint"#),
-        "unsigned formats in the schema"
-    );
     // The issue's field names (Envoy Gateway's BackendTrafficPolicy where one exists).
     for field in [
         "targetRefs",

@@ -50,7 +50,10 @@ async fn preferred_endpoints_take_the_traffic_until_none_is_usable() {
             assert_ne!(a.backend(), Some("far"), "{proto:?}: a far endpoint served");
         }
     }
-    assert!(near1.hits() > 0 && near2.hits() > 0, "both near endpoints serve");
+    assert!(
+        near1.hits() > 0 && near2.hits() > 0,
+        "both near endpoints serve"
+    );
     assert_eq!(far.hits(), 0);
 
     // The whole near zone goes away: after the failures that eject both, the far zone
@@ -71,7 +74,10 @@ async fn preferred_endpoints_take_the_traffic_until_none_is_usable() {
                 failed += 1;
             }
         }
-        assert!(failed <= 2, "{proto:?}: {failed} failed before the far zone took over");
+        assert!(
+            failed <= 2,
+            "{proto:?}: {failed} failed before the far zone took over"
+        );
         assert!(ok >= 28, "{proto:?}: {ok} answered");
     }
     far.stop().await;
