@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -49,12 +49,28 @@ pub const BOTH: [Proto; 2] = [Proto::H1, Proto::H2];
 // ---------------------------------------------------------------- backends
 
 /// A real hyper server (HTTP/1.1 and h2c on one port) answering with its name.
+///
+/// `GET /healthz` is its health endpoint: answered with [`Backend::set_health`]'s status
+/// (200 at first) and counted in [`Backend::probes`], not in `hits`. Every other request
+/// is answered [`Backend::fail_with`]'s status when one is set.
 pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicU64>,
+    knobs: Arc<Knobs>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+}
+
+/// What a test changes in a running [`Backend`].
+#[derive(Default)]
+struct Knobs {
+    /// `/healthz` hits.
+    probes: AtomicU64,
+    /// Status of `/healthz` (0: 200).
+    health: AtomicU16,
+    /// Status of every other request (0: the normal answer).
+    fail: AtomicU16,
 }
 
 impl Backend {
@@ -69,6 +85,8 @@ impl Backend {
         let (stop, mut stopped) = oneshot::channel();
         let name_s = name.to_string();
         let hits_c = hits.clone();
+        let knobs = Arc::new(Knobs::default());
+        let knobs_c = knobs.clone();
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
@@ -78,9 +96,10 @@ impl Backend {
                         let Ok((tcp, _)) = accepted else { continue };
                         let name = name_s.clone();
                         let hits = hits_c.clone();
+                        let knobs = knobs_c.clone();
                         conns.spawn(async move {
                             let svc = service_fn(move |req| {
-                                backend_handle(name.clone(), hits.clone(), req)
+                                backend_handle(name.clone(), hits.clone(), knobs.clone(), req)
                             });
                             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                             let _ = builder
@@ -96,6 +115,7 @@ impl Backend {
             name: name.to_string(),
             addr,
             hits,
+            knobs,
             stop: Some(stop),
             task: Some(task),
         }
@@ -103,6 +123,21 @@ impl Backend {
 
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
+    }
+
+    /// `GET /healthz` requests seen so far.
+    pub fn probes(&self) -> u64 {
+        self.knobs.probes.load(Ordering::Relaxed)
+    }
+
+    /// The status `/healthz` answers from now on.
+    pub fn set_health(&self, status: u16) {
+        self.knobs.health.store(status, Ordering::Relaxed);
+    }
+
+    /// Every request but `/healthz` is answered `status` from now on (0: normally again).
+    pub fn fail_with(&self, status: u16) {
+        self.knobs.fail.store(status, Ordering::Relaxed);
     }
 
     pub fn endpoint(&self) -> Endpoint {
@@ -139,12 +174,30 @@ fn seen(headers: &mut HeaderMap, from: &HeaderMap, name: &str) {
 async fn backend_handle(
     name: String,
     hits: Arc<AtomicU64>,
+    knobs: Arc<Knobs>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    hits.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_string();
+    let status = |s: u16| StatusCode::from_u16(s).unwrap_or(StatusCode::OK);
+    if path == "/healthz" {
+        knobs.probes.fetch_add(1, Ordering::Relaxed);
+        let mut resp = Response::new(body("health\n"));
+        *resp.status_mut() = status(match knobs.health.load(Ordering::Relaxed) {
+            0 => 200,
+            s => s,
+        });
+        return Ok(resp);
+    }
+    hits.fetch_add(1, Ordering::Relaxed);
     let mut out_headers = HeaderMap::new();
     out_headers.insert("x-backend", HeaderValue::from_str(&name).expect("name"));
+    let fail = knobs.fail.load(Ordering::Relaxed);
+    if fail != 0 {
+        let mut resp = Response::new(body("failing\n"));
+        *resp.status_mut() = status(fail);
+        resp.headers_mut().extend(out_headers);
+        return Ok(resp);
+    }
     let authority = req
         .uri()
         .authority()
