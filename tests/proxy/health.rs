@@ -350,3 +350,47 @@ async fn one_prober_per_address_and_check_whatever_the_clusters() {
     assert_eq!(x.hits(), 0);
     assert_eq!(endpoint(&h, "default/a:80", x.addr)["total"], 0);
 }
+
+#[tokio::test]
+async fn grpc_check_follows_the_serving_status() {
+    let a = GrpcBackend::start("a").await;
+    let b = GrpcBackend::start("b").await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    let mut sets = std::collections::BTreeMap::new();
+    sets.insert(key("web"), set([a.addr, b.addr]));
+    h.proxy.publish_endpoints(std::sync::Arc::new(sets));
+    let mut check = http_check(100);
+    check.kind = CheckKind::Grpc {
+        service: String::new(),
+    };
+    h.publish(
+        snapshot()
+            .host("w.example")
+            .prefix("/", "web")
+            .protocol("web", weir::snapshot::UpstreamProtocol::H2c)
+            .cluster("web", |c| c.health.active = Some(check))
+            .build(),
+    );
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        a.set_serving(false);
+        // 2 failed probes at most 110 ms apart, plus slack.
+        tokio::time::sleep(Duration::from_millis(2 * 110 + 300)).await;
+        assert_eq!(
+            endpoint(&h, WEB, a.addr)["health"],
+            "unhealthy",
+            "{proto:?}"
+        );
+        let before = a.hits();
+        let (na, nb, other) = spread(&mut c, "w.example", 10).await;
+        assert_eq!((na, nb, other), (0, 10, 0), "{proto:?}");
+        assert_eq!(a.hits(), before);
+
+        a.set_serving(true);
+        tokio::time::sleep(Duration::from_millis(2 * 110 + 300)).await;
+        assert_eq!(endpoint(&h, WEB, a.addr)["health"], "healthy", "{proto:?}");
+        let (na, nb, _) = spread(&mut c, "w.example", 10).await;
+        assert!(na >= 3 && nb >= 3, "{proto:?}: {na} {nb}");
+    }
+    assert!(a.checks.load(std::sync::atomic::Ordering::Relaxed) >= 8);
+}

@@ -864,3 +864,100 @@ pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
         tokio::time::sleep(Duration::from_millis(5)).await;
     }
 }
+
+// ---------------------------------------------------------------- gRPC health backend
+
+/// A tiny h2c server (built on `h2`) that answers `grpc.health.v1.Health/Check` with
+/// `SERVING` or `NOT_SERVING` ([`GrpcBackend::set_serving`]) and every other request with
+/// 200 and `x-backend: name`, counted in `hits`.
+pub struct GrpcBackend {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicU64>,
+    /// Health checks answered.
+    pub checks: Arc<AtomicU64>,
+    serving: Arc<std::sync::atomic::AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl GrpcBackend {
+    pub async fn start(name: &str) -> GrpcBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(AtomicU64::new(0));
+        let checks = Arc::new(AtomicU64::new(0));
+        let serving = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (h, c, s, name) = (
+            hits.clone(),
+            checks.clone(),
+            serving.clone(),
+            name.to_owned(),
+        );
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (hits, checks, serving, name) = (h.clone(), c.clone(), s.clone(), name.clone());
+                conns.spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                        return;
+                    };
+                    while let Some(Ok((req, mut respond))) = conn.accept().await {
+                        let check = req.uri().path() == "/grpc.health.v1.Health/Check";
+                        let mut body = req.into_body();
+                        while let Some(Ok(chunk)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                        }
+                        if !check {
+                            hits.fetch_add(1, Ordering::Relaxed);
+                            let resp = Response::builder()
+                                .header("x-backend", name.as_str())
+                                .body(())
+                                .expect("response");
+                            let _ = respond.send_response(resp, true);
+                            continue;
+                        }
+                        checks.fetch_add(1, Ordering::Relaxed);
+                        let status = if serving.load(Ordering::Relaxed) {
+                            1
+                        } else {
+                            2
+                        };
+                        let resp = Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(())
+                            .expect("response");
+                        let Ok(mut send) = respond.send_response(resp, false) else {
+                            continue;
+                        };
+                        // A HealthCheckResponse frame: field 1 (status) = `status`.
+                        let _ =
+                            send.send_data(Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]), false);
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                        let _ = send.send_trailers(trailers);
+                    }
+                });
+            }
+        });
+        GrpcBackend {
+            addr,
+            hits,
+            checks,
+            serving,
+            task,
+        }
+    }
+
+    pub fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Relaxed);
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for GrpcBackend {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
