@@ -6,7 +6,10 @@
 //! included); an endpoint address that remains keeps its [`EndpointState`] (pools, counters,
 //! load). **Endpoint state is shared by address**: two clusters that reach the same pod
 //! address (the same Service port under two policy variants, or two Services selecting the
-//! same pods) share one `EndpointState`, so its load, counters and — later — health are one.
+//! same pods) share one `EndpointState`, so its load, counters and health are one. Active
+//! health checks run one prober per (address, check), counted like the memberships: the
+//! first cluster that probes an address with a check starts it, the last one stops it
+//! ([`health::active`]).
 //! Each endpoint has one pool per upstream protocol; a pool no cluster uses any more is
 //! emptied, and an address no cluster uses any more is marked draining: requests already
 //! holding its connections finish normally, nothing is pooled again.
