@@ -485,6 +485,120 @@ mod tests {
         ));
     }
 
+    /// A raw HTTP/1.1 server (over TLS when `tls`) answering `status` to one request per
+    /// connection, recording each request head.
+    async fn http_server(status: u16, tls: bool) -> (SocketAddr, Arc<Mutex<Vec<String>>>) {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let acceptor = tls.then(|| {
+            let generated =
+                rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("rcgen");
+            let key = rustls::pki_types::PrivateKeyDer::Pkcs8(
+                generated.signing_key.serialize_der().into(),
+            );
+            let cfg = rustls::ServerConfig::builder_with_provider(Arc::new(
+                rustls::crypto::ring::default_provider(),
+            ))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(vec![generated.cert.der().clone()], key)
+            .expect("cert");
+            tokio_rustls::TlsAcceptor::from(Arc::new(cfg))
+        });
+        let heads = Arc::new(Mutex::new(Vec::new()));
+        let seen = heads.clone();
+        async fn answer<S: AsyncRead + AsyncWrite + Unpin>(
+            mut io: S,
+            status: u16,
+            seen: &Mutex<Vec<String>>,
+        ) {
+            let mut head = Vec::new();
+            let mut buf = [0u8; 1024];
+            while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                match io.read(&mut buf).await {
+                    Ok(0) | Err(_) => return,
+                    Ok(n) => head.extend_from_slice(&buf[..n]),
+                }
+            }
+            seen.lock()
+                .expect("lock")
+                .push(String::from_utf8_lossy(&head).into_owned());
+            let reply =
+                format!("HTTP/1.1 {status} X\r\ncontent-length: 0\r\nconnection: close\r\n\r\n");
+            let _ = io.write_all(reply.as_bytes()).await;
+            let _ = io.shutdown().await;
+        }
+        tokio::spawn(async move {
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (acceptor, seen) = (acceptor.clone(), seen.clone());
+                tokio::spawn(async move {
+                    match acceptor {
+                        Some(a) => {
+                            if let Ok(tls) = a.accept(tcp).await {
+                                answer(tls, status, &seen).await;
+                            }
+                        }
+                        None => answer(tcp, status, &seen).await,
+                    }
+                });
+            }
+        });
+        (addr, heads)
+    }
+
+    fn http_kind(host: &str, expected: &[u16]) -> CheckKind {
+        CheckKind::Http {
+            path: "/ready".into(),
+            host: host.into(),
+            expected_statuses: expected.to_vec(),
+        }
+    }
+
+    #[tokio::test]
+    async fn http_check_passes_on_the_expected_statuses() {
+        let (ok, heads) = http_server(204, false).await;
+        probe(ok, &http_kind("", &[]), false)
+            .await
+            .expect("2xx passes");
+        let head = heads.lock().expect("lock")[0].to_ascii_lowercase();
+        assert!(head.starts_with("get /ready http/1.1\r\n"), "{head}");
+        assert!(head.contains(&format!("host: {ok}\r\n")), "{head}");
+        assert!(
+            probe(ok, &http_kind("app.example", &[200]), false)
+                .await
+                .is_err(),
+            "204 is not in the expected list"
+        );
+        let head = heads.lock().expect("lock")[1].to_ascii_lowercase();
+        assert!(head.contains("host: app.example\r\n"), "{head}");
+
+        let (redirect, _) = http_server(302, false).await;
+        probe(redirect, &http_kind("", &[]), false)
+            .await
+            .expect("3xx passes by default");
+        let (failing, _) = http_server(500, false).await;
+        assert!(matches!(
+            probe(failing, &http_kind("", &[]), false).await,
+            Err(ProbeError::Status(500))
+        ));
+        probe(failing, &http_kind("", &[500]), false)
+            .await
+            .expect("an expected 500 passes");
+    }
+
+    #[tokio::test]
+    async fn http_check_of_a_tls_cluster_goes_over_tls() {
+        let (addr, heads) = http_server(200, true).await;
+        probe(addr, &http_kind("", &[]), true)
+            .await
+            .expect("over TLS");
+        assert_eq!(heads.lock().expect("lock").len(), 1);
+        // Cleartext to the TLS port gets no HTTP answer.
+        assert!(probe(addr, &http_kind("", &[]), false).await.is_err());
+    }
+
     #[tokio::test]
     async fn tcp_check_fails_once_nothing_listens() {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
