@@ -79,6 +79,9 @@ pub(crate) struct ClusterStats {
     pub(crate) mirrors_in_flight: std::sync::atomic::AtomicUsize,
     /// Copies not sent, by [`MIRROR_SKIPS`] reason.
     mirror_skips: [AtomicU64; MIRROR_SKIPS.len()],
+    /// Endpoints ejected by outlier detection on this cluster's outcomes (shared with its
+    /// `Members`, which count them).
+    pub(crate) outlier_ejections: Arc<AtomicU64>,
 }
 
 impl ClusterStats {
@@ -284,6 +287,7 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
             c.stats.endpoints.load(Ordering::Relaxed)
         );
     }
+    render_health(view.clusters, out);
     out.push_str("# HELP weir_downstream_connections_active Open client connections.\n# TYPE weir_downstream_connections_active gauge\n");
     for (name, l) in view.listeners {
         let _ = writeln!(
@@ -333,6 +337,46 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
         "# HELP weir_access_log_dropped_total Access log lines dropped because the writer fell behind.\n# TYPE weir_access_log_dropped_total counter\nweir_access_log_dropped_total {}",
         view.access_log_dropped
     );
+}
+
+/// The health series: three per cluster.
+fn render_health(clusters: &[Arc<super::upstream::ClusterState>], out: &mut String) {
+    let members: Vec<_> = clusters.iter().map(|c| c.members()).collect();
+    out.push_str("# HELP weir_endpoints_healthy Endpoints of each cluster that pass their checks and are not ejected.\n# TYPE weir_endpoints_healthy gauge\n");
+    for (c, m) in clusters.iter().zip(&members) {
+        let healthy = m
+            .endpoints
+            .iter()
+            .filter(|e| e.state.health.usable())
+            .count();
+        let _ = writeln!(
+            out,
+            "weir_endpoints_healthy{{cluster=\"{}\"}} {healthy}",
+            esc(&c.name)
+        );
+    }
+    out.push_str("# HELP weir_outlier_ejections_total Endpoints ejected by outlier detection, by the cluster whose answers ejected them.\n# TYPE weir_outlier_ejections_total counter\n");
+    for c in clusters {
+        let _ = writeln!(
+            out,
+            "weir_outlier_ejections_total{{cluster=\"{}\"}} {}",
+            esc(&c.name),
+            c.stats.outlier_ejections.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP weir_active_check_failures_total Failed active health probes of each cluster's current endpoints (an endpoint leaving takes its count along).\n# TYPE weir_active_check_failures_total counter\n");
+    for (c, m) in clusters.iter().zip(&members) {
+        let failures: u64 = m
+            .endpoints
+            .iter()
+            .map(|e| e.state.health.probe_failures())
+            .sum();
+        let _ = writeln!(
+            out,
+            "weir_active_check_failures_total{{cluster=\"{}\"}} {failures}",
+            esc(&c.name)
+        );
+    }
 }
 
 /// Escapes a Prometheus label value.

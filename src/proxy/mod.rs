@@ -381,6 +381,7 @@ impl Proxy {
                     .map(|m| {
                         let e = &m.state;
                         let (open_h1, pending) = e.h1_load();
+                        let h = e.health.counters();
                         serde_json::json!({
                             "address": e.address.to_string(),
                             "weight": m.weight,
@@ -391,6 +392,15 @@ impl Proxy {
                             "pending": pending,
                             "health": if e.is_draining() { "draining" } else { e.health.state().as_str() },
                             "preferred": m.preferred,
+                            "ejections": h.ejections,
+                            "consecutive_5xx": h.consecutive_5xx,
+                            "consecutive_gateway_errors": h.consecutive_gateway_errors,
+                            "active_check": cfg.health.active.as_ref().map(|_| serde_json::json!({
+                                "last": h.last_probe_passed.map(|p| if p { "pass" } else { "fail" }),
+                                "passes": h.probe_passes,
+                                "failures": h.probe_failures,
+                                "checks_down": h.checks_down,
+                            })),
                         })
                     })
                     .collect();

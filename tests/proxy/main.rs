@@ -11,6 +11,7 @@ mod filters_access;
 mod filters_edge;
 mod filters_extauth;
 mod h2_frames;
+mod health;
 mod http1_probes;
 mod listeners;
 mod model;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -49,12 +49,28 @@ pub const BOTH: [Proto; 2] = [Proto::H1, Proto::H2];
 // ---------------------------------------------------------------- backends
 
 /// A real hyper server (HTTP/1.1 and h2c on one port) answering with its name.
+///
+/// `GET /healthz` is its health endpoint: answered with [`Backend::set_health`]'s status
+/// (200 at first) and counted in [`Backend::probes`], not in `hits`. Every other request
+/// is answered [`Backend::fail_with`]'s status when one is set.
 pub struct Backend {
     pub name: String,
     pub addr: SocketAddr,
     pub hits: Arc<AtomicU64>,
+    knobs: Arc<Knobs>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
+}
+
+/// What a test changes in a running [`Backend`].
+#[derive(Default)]
+struct Knobs {
+    /// `/healthz` hits.
+    probes: AtomicU64,
+    /// Status of `/healthz` (0: 200).
+    health: AtomicU16,
+    /// Status of every other request (0: the normal answer).
+    fail: AtomicU16,
 }
 
 impl Backend {
@@ -69,6 +85,8 @@ impl Backend {
         let (stop, mut stopped) = oneshot::channel();
         let name_s = name.to_string();
         let hits_c = hits.clone();
+        let knobs = Arc::new(Knobs::default());
+        let knobs_c = knobs.clone();
         let task = tokio::spawn(async move {
             let mut conns = tokio::task::JoinSet::new();
             loop {
@@ -78,9 +96,10 @@ impl Backend {
                         let Ok((tcp, _)) = accepted else { continue };
                         let name = name_s.clone();
                         let hits = hits_c.clone();
+                        let knobs = knobs_c.clone();
                         conns.spawn(async move {
                             let svc = service_fn(move |req| {
-                                backend_handle(name.clone(), hits.clone(), req)
+                                backend_handle(name.clone(), hits.clone(), knobs.clone(), req)
                             });
                             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
                             let _ = builder
@@ -96,6 +115,7 @@ impl Backend {
             name: name.to_string(),
             addr,
             hits,
+            knobs,
             stop: Some(stop),
             task: Some(task),
         }
@@ -103,6 +123,21 @@ impl Backend {
 
     pub fn hits(&self) -> u64 {
         self.hits.load(Ordering::Relaxed)
+    }
+
+    /// `GET /healthz` requests seen so far.
+    pub fn probes(&self) -> u64 {
+        self.knobs.probes.load(Ordering::Relaxed)
+    }
+
+    /// The status `/healthz` answers from now on.
+    pub fn set_health(&self, status: u16) {
+        self.knobs.health.store(status, Ordering::Relaxed);
+    }
+
+    /// Every request but `/healthz` is answered `status` from now on (0: normally again).
+    pub fn fail_with(&self, status: u16) {
+        self.knobs.fail.store(status, Ordering::Relaxed);
     }
 
     pub fn endpoint(&self) -> Endpoint {
@@ -139,12 +174,30 @@ fn seen(headers: &mut HeaderMap, from: &HeaderMap, name: &str) {
 async fn backend_handle(
     name: String,
     hits: Arc<AtomicU64>,
+    knobs: Arc<Knobs>,
     mut req: Request<Incoming>,
 ) -> Result<Response<Body>, Infallible> {
-    hits.fetch_add(1, Ordering::Relaxed);
     let path = req.uri().path().to_string();
+    let status = |s: u16| StatusCode::from_u16(s).unwrap_or(StatusCode::OK);
+    if path == "/healthz" {
+        knobs.probes.fetch_add(1, Ordering::Relaxed);
+        let mut resp = Response::new(body("health\n"));
+        *resp.status_mut() = status(match knobs.health.load(Ordering::Relaxed) {
+            0 => 200,
+            s => s,
+        });
+        return Ok(resp);
+    }
+    hits.fetch_add(1, Ordering::Relaxed);
     let mut out_headers = HeaderMap::new();
     out_headers.insert("x-backend", HeaderValue::from_str(&name).expect("name"));
+    let fail = knobs.fail.load(Ordering::Relaxed);
+    if fail != 0 {
+        let mut resp = Response::new(body("failing\n"));
+        *resp.status_mut() = status(fail);
+        resp.headers_mut().extend(out_headers);
+        return Ok(resp);
+    }
     let authority = req
         .uri()
         .authority()
@@ -809,5 +862,102 @@ pub async fn wait_until(what: &str, mut ready: impl FnMut() -> bool) {
             "timed out waiting until {what}"
         );
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+// ---------------------------------------------------------------- gRPC health backend
+
+/// A tiny h2c server (built on `h2`) that answers `grpc.health.v1.Health/Check` with
+/// `SERVING` or `NOT_SERVING` ([`GrpcBackend::set_serving`]) and every other request with
+/// 200 and `x-backend: name`, counted in `hits`.
+pub struct GrpcBackend {
+    pub addr: SocketAddr,
+    pub hits: Arc<AtomicU64>,
+    /// Health checks answered.
+    pub checks: Arc<AtomicU64>,
+    serving: Arc<std::sync::atomic::AtomicBool>,
+    task: JoinHandle<()>,
+}
+
+impl GrpcBackend {
+    pub async fn start(name: &str) -> GrpcBackend {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let hits = Arc::new(AtomicU64::new(0));
+        let checks = Arc::new(AtomicU64::new(0));
+        let serving = Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let (h, c, s, name) = (
+            hits.clone(),
+            checks.clone(),
+            serving.clone(),
+            name.to_owned(),
+        );
+        let task = tokio::spawn(async move {
+            let mut conns = tokio::task::JoinSet::new();
+            while let Ok((tcp, _)) = listener.accept().await {
+                let (hits, checks, serving, name) = (h.clone(), c.clone(), s.clone(), name.clone());
+                conns.spawn(async move {
+                    let Ok(mut conn) = h2::server::handshake(tcp).await else {
+                        return;
+                    };
+                    while let Some(Ok((req, mut respond))) = conn.accept().await {
+                        let check = req.uri().path() == "/grpc.health.v1.Health/Check";
+                        let mut body = req.into_body();
+                        while let Some(Ok(chunk)) = body.data().await {
+                            let _ = body.flow_control().release_capacity(chunk.len());
+                        }
+                        if !check {
+                            hits.fetch_add(1, Ordering::Relaxed);
+                            let resp = Response::builder()
+                                .header("x-backend", name.as_str())
+                                .body(())
+                                .expect("response");
+                            let _ = respond.send_response(resp, true);
+                            continue;
+                        }
+                        checks.fetch_add(1, Ordering::Relaxed);
+                        let status = if serving.load(Ordering::Relaxed) {
+                            1
+                        } else {
+                            2
+                        };
+                        let resp = Response::builder()
+                            .header("content-type", "application/grpc")
+                            .body(())
+                            .expect("response");
+                        let Ok(mut send) = respond.send_response(resp, false) else {
+                            continue;
+                        };
+                        // A HealthCheckResponse frame: field 1 (status) = `status`.
+                        let _ =
+                            send.send_data(Bytes::from(vec![0, 0, 0, 0, 2, 0x08, status]), false);
+                        let mut trailers = HeaderMap::new();
+                        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+                        let _ = send.send_trailers(trailers);
+                    }
+                });
+            }
+        });
+        GrpcBackend {
+            addr,
+            hits,
+            checks,
+            serving,
+            task,
+        }
+    }
+
+    pub fn set_serving(&self, serving: bool) {
+        self.serving.store(serving, Ordering::Relaxed);
+    }
+
+    pub fn hits(&self) -> u64 {
+        self.hits.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for GrpcBackend {
+    fn drop(&mut self) {
+        self.task.abort();
     }
 }

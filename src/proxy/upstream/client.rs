@@ -746,7 +746,7 @@ pub(crate) fn now_ms() -> u64 {
     EPOCH.get_or_init(Instant::now).elapsed().as_millis() as u64
 }
 
-fn tls_connector(http1_only: bool) -> tokio_rustls::TlsConnector {
+pub(super) fn tls_connector(http1_only: bool) -> tokio_rustls::TlsConnector {
     static BOTH: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     static H1: OnceLock<Arc<rustls::ClientConfig>> = OnceLock::new();
     let cell = if http1_only { &H1 } else { &BOTH };

@@ -6,7 +6,10 @@
 //! included); an endpoint address that remains keeps its [`EndpointState`] (pools, counters,
 //! load). **Endpoint state is shared by address**: two clusters that reach the same pod
 //! address (the same Service port under two policy variants, or two Services selecting the
-//! same pods) share one `EndpointState`, so its load, counters and — later — health are one.
+//! same pods) share one `EndpointState`, so its load, counters and health are one. Active
+//! health checks run one prober per (address, check), counted like the memberships: the
+//! first cluster that probes an address with a check starts it, the last one stops it
+//! ([`health::active`]).
 //! Each endpoint has one pool per upstream protocol; a pool no cluster uses any more is
 //! emptied, and an address no cluster uses any more is marked draining: requests already
 //! holding its connections finish normally, nothing is pooled again.
@@ -44,13 +47,14 @@ use tokio::sync::oneshot;
 
 pub(crate) use client::{Conn, SendError, UpstreamBody};
 use client::{ConnectOptions, Connected, H1Conn, H2Conn, now_ms};
+use health::active::{Prober, ProberKey};
 pub(crate) use replay::{Replay, TeeBody};
 
 use super::error::Failure;
 use super::metrics::ClusterStats;
 use crate::balance::{self, Balancer, EndpointLoad, Outcome, Target};
 use crate::snapshot::{
-    Cluster, ClusterKey, EndpointSet, EndpointSets, Limits, Snapshot, UpstreamProtocol,
+    ActiveCheck, Cluster, ClusterKey, EndpointSet, EndpointSets, Limits, Snapshot, UpstreamProtocol,
 };
 
 /// Number of upstream protocols, one pool each per endpoint.
@@ -71,6 +75,8 @@ pub(crate) struct Registry {
     clusters: HashMap<ClusterKey, Arc<ClusterState>>,
     /// Endpoint state by address, with how many cluster memberships use each protocol.
     endpoints: HashMap<SocketAddr, Shared>,
+    /// Active-check probers, one per (address, check), with how many memberships use each.
+    probers: HashMap<ProberKey, (usize, Prober)>,
     h2_max_streams: usize,
 }
 
@@ -132,10 +138,17 @@ impl Registry {
         // Not while a request rebuilds the balancer for a new health epoch: it would store
         // the old endpoints back.
         let _rebuilding = lock(&cluster.refreshing);
-        let protocol = protocol_index(cluster.config.load().protocol);
+        let cfg = cluster.config.load();
+        let protocol = protocol_index(cfg.protocol);
+        let check = cfg
+            .health
+            .active
+            .clone()
+            .map(|c| (c, cfg.protocol == UpstreamProtocol::Tls));
         let current = cluster.members.load();
         let wanted = set.map(|s| s.endpoints.as_slice()).unwrap_or(&[]);
         let unchanged = current.protocol == protocol
+            && current.check == check
             && wanted.len() == current.endpoints.len()
             && wanted
                 .iter()
@@ -158,8 +171,12 @@ impl Registry {
                     .endpoints
                     .iter()
                     .find(|c| c.state.address == w.address);
+                let state = self.acquire(w.address, protocol);
+                if let Some(check) = &check {
+                    self.acquire_prober(&state, check);
+                }
                 Member {
-                    state: self.acquire(w.address, protocol),
+                    state,
                     weight: w.weight,
                     preferred: w.preferred,
                     joined: match kept {
@@ -171,6 +188,9 @@ impl Registry {
             .collect();
         // Release after acquiring, so an address that stays is never drained in between.
         for old in &current.endpoints {
+            if let Some(check) = &current.check {
+                self.release_prober(old.state.address, check);
+            }
             self.release(old.state.address, current.protocol);
         }
         cluster
@@ -178,10 +198,47 @@ impl Registry {
             .endpoints
             .store(members.len() as u64, Ordering::Relaxed);
         cluster.members.store(Arc::new(Members::new(
-            &cluster.config.load(),
+            &cfg,
             members,
             protocol,
+            check,
+            cluster.stats.outlier_ejections.clone(),
         )));
+    }
+
+    /// One more membership probed with `check`: starts its prober when it is the first.
+    fn acquire_prober(&mut self, state: &Arc<EndpointState>, check: &(ActiveCheck, bool)) {
+        let key = ProberKey {
+            address: state.address,
+            check: check.0.clone(),
+            tls: check.1,
+        };
+        self.probers
+            .entry(key)
+            .or_insert_with_key(|key| (0, Prober::start(key, state.clone())))
+            .0 += 1;
+    }
+
+    /// One membership less probed with `check`: the last one stops its prober.
+    fn release_prober(&mut self, address: SocketAddr, check: &(ActiveCheck, bool)) {
+        let key = ProberKey {
+            address,
+            check: check.0.clone(),
+            tls: check.1,
+        };
+        if let Some((uses, _)) = self.probers.get_mut(&key) {
+            *uses = uses.saturating_sub(1);
+            if *uses == 0 {
+                // Dropping the prober aborts its task and takes back its verdict.
+                self.probers.remove(&key);
+            }
+        }
+    }
+
+    /// Probers running (one per address and check in use).
+    #[cfg(test)]
+    fn prober_count(&self) -> usize {
+        self.probers.len()
     }
 
     fn acquire(&mut self, address: SocketAddr, protocol: usize) -> Arc<EndpointState> {
@@ -259,6 +316,11 @@ pub(crate) struct Members {
     epoch: u64,
     /// Index of the protocol the memberships were counted under.
     protocol: usize,
+    /// The active check (and whether over TLS) the memberships' probers were acquired
+    /// under.
+    check: Option<(ActiveCheck, bool)>,
+    /// The cluster's outlier ejection counter.
+    ejections: Arc<AtomicU64>,
 }
 
 /// One endpoint of a cluster: the shared state of its address, and its place in this
@@ -274,7 +336,13 @@ pub(crate) struct Member {
 
 impl Members {
     /// Members over `endpoints`, with the usable subset and its balancer as of now.
-    fn new(cfg: &Cluster, endpoints: Vec<Member>, protocol: usize) -> Self {
+    fn new(
+        cfg: &Cluster,
+        endpoints: Vec<Member>,
+        protocol: usize,
+        check: Option<(ActiveCheck, bool)>,
+        ejections: Arc<AtomicU64>,
+    ) -> Self {
         let epoch = health::epoch();
         let (usable, panic) = usable_subset(cfg, &endpoints);
         let targets = usable
@@ -297,6 +365,8 @@ impl Members {
             panic,
             epoch,
             protocol,
+            check,
+            ejections,
         }
     }
 
@@ -312,7 +382,13 @@ impl Members {
                 joined: m.joined,
             })
             .collect();
-        Members::new(cfg, endpoints, self.protocol)
+        Members::new(
+            cfg,
+            endpoints,
+            self.protocol,
+            self.check.clone(),
+            self.ejections.clone(),
+        )
     }
 
     /// Records how an attempt to member `i` ended: its load (latency-aware balancers) and
@@ -320,7 +396,7 @@ impl Members {
     pub(crate) fn observe(&self, i: usize, cfg: &Cluster, outcome: &Outcome) {
         let ep = &self.endpoints[i].state;
         ep.load.complete(outcome);
-        ep.health.observe(cfg.health.passive.as_ref(), outcome, || {
+        let ejected = ep.health.observe(cfg.health.passive.as_ref(), outcome, || {
             let limit = cfg
                 .health
                 .passive
@@ -333,6 +409,10 @@ impl Members {
             // At least one endpoint may always be ejected.
             ejected == 0 || (ejected + 1) * 100 <= limit * self.endpoints.len()
         });
+        if ejected {
+            self.ejections.fetch_add(1, Ordering::Relaxed);
+            tracing::info!(endpoint = %ep.address, "outlier detection ejected endpoint");
+        }
     }
 }
 
@@ -361,7 +441,14 @@ fn usable_subset(cfg: &Cluster, endpoints: &[Member]) -> (Vec<usize>, bool) {
 
 impl ClusterState {
     fn new(config: Cluster) -> Self {
-        let members = Members::new(&config, Vec::new(), protocol_index(config.protocol));
+        let stats = ClusterStats::default();
+        let members = Members::new(
+            &config,
+            Vec::new(),
+            protocol_index(config.protocol),
+            None,
+            stats.outlier_ejections.clone(),
+        );
         ClusterState {
             name: Arc::from(config.key.to_string()),
             key: config.key.clone(),
@@ -369,7 +456,7 @@ impl ClusterState {
             members: ArcSwap::from_pointee(members),
             refreshing: Mutex::new(()),
             seeded: AtomicBool::new(false),
-            stats: ClusterStats::default(),
+            stats,
         }
     }
 
@@ -996,6 +1083,41 @@ mod tests {
         assert!(!after.is_draining());
         let shared = &reg.endpoints[&after.address];
         assert_eq!(shared.uses, [0, 1, 0]);
+    }
+
+    #[test]
+    fn one_prober_per_address_and_check() {
+        let check = |ms| crate::snapshot::ActiveCheck {
+            kind: crate::snapshot::CheckKind::Tcp,
+            interval: Duration::from_millis(ms),
+            timeout: Duration::from_millis(ms),
+            healthy_threshold: 1,
+            unhealthy_threshold: 1,
+        };
+        let with = |service: &str, c: Option<crate::snapshot::ActiveCheck>| {
+            let mut cl = cluster(service, "", UpstreamProtocol::Http1);
+            cl.health.active = c;
+            cl
+        };
+        let (a, b) = (with("a", Some(check(100))), with("b", Some(check(100))));
+        let sets: EndpointSets = [
+            (a.key.clone(), set(&["10.0.0.1:80", "10.0.0.2:80"])),
+            (b.key.clone(), set(&["10.0.0.1:80"])),
+        ]
+        .into();
+        let mut reg = Registry::new(100);
+        reg.reconcile(&snapshot(&[a.clone(), b.clone()]), &sets);
+        // 10.0.0.1 is shared by both clusters under one check.
+        assert_eq!(reg.prober_count(), 2);
+        // b's check changes: 10.0.0.1 gets a second prober, for the other check.
+        let b2 = with("b", Some(check(50)));
+        reg.reconcile(&snapshot(&[a.clone(), b2.clone()]), &sets);
+        assert_eq!(reg.prober_count(), 3);
+        // a drops its check: only b's remains.
+        reg.reconcile(&snapshot(&[with("a", None), b2]), &sets);
+        assert_eq!(reg.prober_count(), 1);
+        reg.reconcile(&Snapshot::default(), &EndpointSets::new());
+        assert_eq!(reg.prober_count(), 0);
     }
 
     #[test]
