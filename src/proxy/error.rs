@@ -233,8 +233,8 @@ impl Failure {
         // Which limit refused the request, so a client (or an operator reading a capture)
         // can tell weir's own overload answer from an upstream's 503.
         let overloaded = match self {
-            Failure::MaxRequests => Some(Limit::MaxRequests),
-            Failure::QueueFull | Failure::QueueTimeout => Some(Limit::MaxPending),
+            Failure::MaxRequests => Some(Limit::Requests),
+            Failure::QueueFull | Failure::QueueTimeout => Some(Limit::Pending),
             _ => None,
         };
         if let Some(limit) = overloaded {

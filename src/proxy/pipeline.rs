@@ -616,6 +616,8 @@ impl Attempts<'_> {
     ///   connection window shrank, so the request waits for a connection there);
     /// - a request that came back unsent from a pooled connection the peer had closed is
     ///   sent once more on the same endpoint (a new connection), free: it is not a retry;
+    ///   so is an idempotent one whose pooled HTTP/1 connection failed before any answer
+    ///   (the peer closed it as the request went out — the keep-alive race);
     /// - any other failure, and a response with a retriable status, goes to
     ///   [`Attempts::retry_after`]: a retry goes to another endpoint while an untried one
     ///   is left (the balancer's fallback), after a jittered backoff. A connect failure
@@ -635,14 +637,15 @@ impl Attempts<'_> {
         let cfg = self.cfg;
         let stats = &self.cluster.stats;
         let Some(request_guard) = stats.traffic.admit(&cfg.breakers) else {
-            stats.breaker_open(Limit::MaxRequests);
+            stats.breaker_open(Limit::Requests);
             return Err(Failure::MaxRequests);
         };
+        let idempotent = retry::idempotent(req.method());
         let mut state = Retrying {
             used: 0,
             after_processing: self.after_sending
                 && !self.upgrade
-                && retry::idempotent(req.method())
+                && idempotent
                 && retry::retries_after_sending(&cfg.retry),
             guard: None,
         };
@@ -730,13 +733,16 @@ impl Attempts<'_> {
                 }
                 Err(f) => {
                     if matches!(f, Failure::QueueFull) {
-                        stats.breaker_open(Limit::MaxPending);
+                        stats.breaker_open(Limit::Pending);
                     }
                     return Err(f);
                 }
             };
             headers::set_request_target(&mut req, conn.version(), self.host_value);
-            if replay.is_none() && conn.may_refuse() {
+            // A pooled HTTP/1 connection the peer may be closing as the request goes out:
+            // an idempotent request is kept, to resend if it dies without an answer.
+            let reused = !conn.may_refuse() && !self.upgrade && idempotent;
+            if replay.is_none() && (conn.may_refuse() || reused) {
                 let (kept, r) = Replay::keep(req);
                 replay = Some(kept);
                 req = r;
@@ -823,6 +829,24 @@ impl Attempts<'_> {
                             latency: sent_at.elapsed(),
                         },
                     );
+                    if reused
+                        && matches!(f, Failure::Upstream(_))
+                        && resent != Some(i)
+                        && let Some(r) = replay.as_ref().and_then(Replay::request)
+                    {
+                        // The keep-alive race (RFC 9112 §9.3.1): the connection closed as
+                        // the request went out, no answer came. An idempotent request goes
+                        // once more to the same endpoint on a new connection, free, like a
+                        // request that came back unsent.
+                        tracing::debug!(endpoint = %ep.address, error = ?f, "pooled connection failed; resending");
+                        drop(in_flight);
+                        stats.error(f.kind());
+                        resent = Some(i);
+                        again = Some(i);
+                        last = f;
+                        req = r;
+                        continue;
+                    }
                     match f {
                         Failure::Timeout => (Reason::Timeout, f),
                         Failure::Upstream(_) => (Reason::Reset, f),
@@ -886,7 +910,10 @@ impl Attempts<'_> {
         if deadline.is_some_and(|d| tokio::time::Instant::now() + backoff >= d) {
             return Decision::Stop;
         }
-        if state.guard.is_none() {
+        // The budget and `max_retries` bound the extra work retries give the upstreams: a
+        // retry of a request nothing processed (a connect failure, a refused stream) gives
+        // none, so only `num_retries` bounds those.
+        if reason.after_processing() && state.guard.is_none() {
             match stats.traffic.start_retry(policy, &self.cfg.breakers) {
                 Ok(guard) => state.guard = Some(guard),
                 Err(Refusal::Budget) => {

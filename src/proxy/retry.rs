@@ -11,6 +11,13 @@
 //! `retry_budget` and linkerd's) and fewer than `max_retries` when that is set. Over either,
 //! the attempt's failure or response stands. Both counts last until the response body ends
 //! (guards held with the response), since that is how long the upstream works on them.
+//!
+//! The budget and `max_retries` bound the *extra work* retries give the upstreams, so they
+//! apply to retries after the upstream may have processed the request (reset, timeout,
+//! statuses). A retry of a request nothing processed — a connect failure, a refused stream —
+//! adds no work and takes no budget; `num_retries` bounds it like every retry. (Otherwise the
+//! default policy would fail requests when an endpoint dies under load: every request that
+//! meets the dead endpoint at once competes for the budget's floor of 3.)
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -139,23 +146,23 @@ pub(crate) fn backoff(policy: &RetryPolicy, n: u32) -> Duration {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Limit {
     /// Requests in flight to the cluster (`max_requests`).
-    MaxRequests,
+    Requests,
     /// Retries in flight to the cluster (`max_retries`).
-    MaxRetries,
+    Retries,
     /// An endpoint's pending queue was full (the per-endpoint `Limits::max_pending`).
-    MaxPending,
+    Pending,
 }
 
 impl Limit {
     /// Every limit, in label order.
-    pub(crate) const ALL: [Limit; 3] = [Limit::MaxRequests, Limit::MaxRetries, Limit::MaxPending];
+    pub(crate) const ALL: [Limit; 3] = [Limit::Requests, Limit::Retries, Limit::Pending];
 
     /// The label and header value.
     pub(crate) fn as_str(self) -> &'static str {
         match self {
-            Limit::MaxRequests => "max_requests",
-            Limit::MaxRetries => "max_retries",
-            Limit::MaxPending => "max_pending",
+            Limit::Requests => "max_requests",
+            Limit::Retries => "max_retries",
+            Limit::Pending => "max_pending",
         }
     }
 }
@@ -207,7 +214,7 @@ impl ClusterTraffic {
         let guard = ActiveRetry(self.clone());
         let max = u64::from(breakers.max_retries);
         if max > 0 && before >= max {
-            return Err(Refusal::Breaker(Limit::MaxRetries));
+            return Err(Refusal::Breaker(Limit::Retries));
         }
         let budget = (u64::from(policy.budget_percent) * self.active() / 100)
             .max(u64::from(policy.budget_min));
@@ -349,7 +356,7 @@ mod tests {
         assert_eq!(retries.len(), 2);
         assert_eq!(
             t.start_retry(&p, &b).err(),
-            Some(Refusal::Breaker(Limit::MaxRetries))
+            Some(Refusal::Breaker(Limit::Retries))
         );
     }
 }

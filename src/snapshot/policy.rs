@@ -282,20 +282,11 @@ impl Serialize for RetryOn {
 /// What a cluster takes at once (Envoy's circuit breakers). A request over a limit is
 /// answered 503 with `x-weir-overloaded` naming it. The per-endpoint connection cap and
 /// pending queue are [`super::Limits`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Default)]
 pub struct CircuitBreakers {
     /// Most requests in flight to the cluster's endpoints at once (zero: no limit).
     pub max_requests: u32,
     /// Most retries in flight to the cluster at once (zero: no limit; the retry budget
     /// applies as well).
     pub max_retries: u32,
-}
-
-impl Default for CircuitBreakers {
-    fn default() -> Self {
-        CircuitBreakers {
-            max_requests: 0,
-            max_retries: 0,
-        }
-    }
 }
