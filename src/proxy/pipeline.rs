@@ -674,8 +674,9 @@ impl Attempts<'_> {
         // Whether a connect timeout on an overloaded endpoint already sent the request back
         // to wait in a pending queue (once: the queue timeout bounds that wait).
         let mut requeued = false;
-        // Whether a retry may go to an endpoint already tried (when none is left untried):
-        // after a refusal or a processed attempt, not after a connect failure.
+        // Whether the next attempt, a granted retry, may go to an endpoint already tried
+        // (when none is left untried): after a refusal or a processed attempt, not after a
+        // connect failure.
         let mut reuse_tried = false;
         let mut tried = Tried::default();
         let mut attempt = 0u32;
@@ -686,10 +687,14 @@ impl Attempts<'_> {
                     Some(i) => (i, false),
                     None => match busy.take() {
                         Some(i) => (i, true),
-                        None if reuse_tried => match self.pick_any(&tried, attempt) {
-                            Some(i) => (i, true),
-                            None => return Err(last),
-                        },
+                        // One granted retry, one such pick: resends that are free (a stale
+                        // connection) never cycle over the tried endpoints.
+                        None if std::mem::take(&mut reuse_tried) => {
+                            match self.pick_any(&tried, attempt) {
+                                Some(i) => (i, true),
+                                None => return Err(last),
+                            }
+                        }
                         None => return Err(last),
                     },
                 },
@@ -873,8 +878,9 @@ impl Attempts<'_> {
             tracing::debug!(endpoint = %ep.address, error = ?failure, reason = reason.as_str(), "retrying");
             stats.error(failure.kind());
             req = r;
-            // Nothing processed on a refusal: the only endpoint may be asked again.
-            reuse_tried = true;
+            // When every endpoint was tried, a refused or processed request may go to one of
+            // them again (the only endpoint, say); an unreachable one is not asked again.
+            reuse_tried = reason != Reason::ConnectFailure;
             last = failure;
             pause(backoff).await;
         }
