@@ -12,8 +12,10 @@
 //! 5. **action** — `Respond` and `Redirect` answer here; `Forward` picks a backend by weight
 //!    and runs that backend's request filters.
 //! 6. **pick endpoint** — the cluster's balancer gives candidates in preference order.
-//! 7. **upstream** — a pooled connection (`upstream`), the request sent; a connect failure,
-//!    or a request that came back unsent, moves to the next candidate.
+//! 7. **upstream** — the cluster's `max_requests` breaker admits the request; a pooled
+//!    connection (`upstream`), the request sent; what failed or answered with a retriable
+//!    status is sent again to another endpoint as the cluster's retry policy allows
+//!    (`Attempts::run`, the rules in `super::retry`).
 //! 8. **response filters** — backend's, then route's, in reverse order; also on local replies.
 //! 9. **log/metrics** — when the response body ends ([`Completion`]), or at once for a local
 //!    reply; a request whose client goes away first is accounted as 499.
@@ -681,20 +683,19 @@ impl Attempts<'_> {
         let mut tried = Tried::default();
         let mut attempt = 0u32;
         loop {
+            // One granted retry, at most one such pick: resends that are free (a stale
+            // connection) never cycle over the tried endpoints.
+            let reuse = std::mem::take(&mut reuse_tried);
             let (i, wait) = match again.take() {
                 Some(i) => (i, true),
                 None => match self.pick(&tried, attempt) {
                     Some(i) => (i, false),
                     None => match busy.take() {
                         Some(i) => (i, true),
-                        // One granted retry, one such pick: resends that are free (a stale
-                        // connection) never cycle over the tried endpoints.
-                        None if std::mem::take(&mut reuse_tried) => {
-                            match self.pick_any(&tried, attempt) {
-                                Some(i) => (i, true),
-                                None => return Err(last),
-                            }
-                        }
+                        None if reuse => match self.pick_any(&tried, attempt) {
+                            Some(i) => (i, true),
+                            None => return Err(last),
+                        },
                         None => return Err(last),
                     },
                 },
@@ -984,8 +985,10 @@ pub(crate) struct Subresponse {
 }
 
 /// Sends a request of a filter's own to `cluster` the way a forwarded request goes (phases
-/// 6 and 7): the cluster's balancer, its endpoints' pools, and the same attempts (a connect
-/// failure moves to the next endpoint; see [`Attempts::run`]). `timeout` bounds everything
+/// 6 and 7): the cluster's balancer, its endpoints' pools, its `max_requests` breaker, and
+/// the same attempts ([`Attempts::run`]), retried only on what was never processed (connect
+/// failures, refused streams, as the cluster's policy allows): a filter's own request is not
+/// the client's to repeat. `timeout` bounds everything
 /// up to the response head (`None`: the cluster's own timeouts). The failure returned is
 /// counted in the cluster's error counters, like a forwarded request's.
 pub(crate) async fn subrequest(
