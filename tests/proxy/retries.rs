@@ -491,3 +491,88 @@ async fn max_requests_answers_503_overloaded_beyond_the_limit() {
         .await;
     }
 }
+
+#[tokio::test]
+async fn a_full_pending_queue_answers_503_overloaded_max_pending() {
+    let slow = Fixed::start("slow", 200, Duration::from_millis(300)).await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    // One connection, one waiter: of four concurrent requests, one is sent, one waits, and
+    // the other two find the queue full.
+    publish(&h, vec![slow.addr], |c| {
+        c.limits.max_connections = 1;
+        c.limits.max_pending = 1;
+    });
+    for proto in BOTH {
+        let h2 = h.client(Proto::H2).await;
+        let mut burst = tokio::task::JoinSet::new();
+        for _ in 0..4 {
+            let mut c = match proto {
+                Proto::H1 => h.client(Proto::H1).await,
+                Proto::H2 => Client::H2(h2.h2()),
+            };
+            burst.spawn(async move { c.get(HOST, "/").await });
+        }
+        let (mut ok, mut full) = (0, 0);
+        while let Some(joined) = burst.join_next().await {
+            let answer = joined.expect("join");
+            match answer.status.as_u16() {
+                200 => ok += 1,
+                503 => {
+                    assert_eq!(answer.header("x-weir-overloaded"), Some("max_pending"));
+                    full += 1;
+                }
+                other => panic!("{proto:?}: {other}"),
+            }
+        }
+        assert!(ok >= 2, "{proto:?}: {ok} ok");
+        assert!(full >= 1, "{proto:?}: the queue never filled");
+    }
+    assert!(
+        h.metric(&format!(
+            "weir_circuit_breaker_open_total{{cluster=\"{CLUSTER}\",limit=\"max_pending\"}}"
+        )) >= 2
+    );
+}
+
+#[tokio::test]
+async fn connect_failures_count_against_num_retries() {
+    // An address nothing listens on: connecting is refused at once.
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr")
+    };
+    let good = Backend::start("good").await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    publish(&h, vec![dead, good.addr], |c| {
+        no_ejection(c);
+        c.retry.num_retries = 0;
+    });
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        let (mut ok, mut bad_gateway) = (0, 0);
+        // Round robin without retries: consecutive requests start at alternate endpoints,
+        // so two of four meet the dead one, and nothing moves them on.
+        for _ in 0..4 {
+            match c.get(HOST, "/").await.status.as_u16() {
+                200 => ok += 1,
+                502 => bad_gateway += 1,
+                other => panic!("{proto:?}: {other}"),
+            }
+        }
+        assert!(
+            ok >= 1 && bad_gateway >= 1,
+            "{proto:?}: {ok} ok, {bad_gateway} 502"
+        );
+    }
+    assert_eq!(retries(&h, "connect-failure"), 0);
+
+    // One retry (the default): every request reaches the good endpoint.
+    publish(&h, vec![dead, good.addr], no_ejection);
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        for _ in 0..4 {
+            assert_eq!(c.get(HOST, "/").await.status, 200, "{proto:?}");
+        }
+    }
+    assert!(retries(&h, "connect-failure") >= 2);
+}
