@@ -12,6 +12,13 @@ use http::{HeaderMap, HeaderValue, StatusCode, header};
 use super::body::BodyError;
 use super::metrics::Rejection;
 use super::normalize::PathError;
+use super::retry::Limit;
+
+/// Set on weir's own 503 when a limit refused the request: `max_requests` (the cluster's
+/// circuit breaker) or `max_pending` (an endpoint's pending queue was full, or the request
+/// waited in it for the queue timeout).
+pub(crate) static X_WEIR_OVERLOADED: http::HeaderName =
+    http::HeaderName::from_static("x-weir-overloaded");
 
 /// Where a failure came from (CONVENTIONS.md: data-plane errors record their origin).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -91,10 +98,15 @@ pub enum Failure {
     /// graceful GOAWAY that left the stream out) and the one retry was spent or impossible:
     /// 503.
     Refused,
-    /// Every connection to the endpoint was busy and its pending queue was full: 503 at once.
+    /// Every connection to the endpoint was busy and its pending queue was full: 503 at once,
+    /// with `x-weir-overloaded: max_pending`.
     QueueFull,
-    /// Every connection to the endpoint stayed busy for the cluster's queue timeout: 503.
+    /// Every connection to the endpoint stayed busy for the cluster's queue timeout: 503,
+    /// with `x-weir-overloaded: max_pending`.
     QueueTimeout,
+    /// The cluster already had `max_requests` requests in flight (its circuit breaker is
+    /// open): 503 at once, with `x-weir-overloaded: max_requests`; nothing was sent.
+    MaxRequests,
     /// The whole request took longer than its total timeout: 504.
     TotalTimeout,
 }
@@ -121,7 +133,8 @@ impl Failure {
             | Failure::Connect(_)
             | Failure::ConnectTimeout
             | Failure::QueueFull
-            | Failure::QueueTimeout => Source::UpstreamConnect,
+            | Failure::QueueTimeout
+            | Failure::MaxRequests => Source::UpstreamConnect,
             Failure::Upstream(_) | Failure::Timeout | Failure::Refused | Failure::TotalTimeout => {
                 Source::UpstreamResponse
             }
@@ -150,6 +163,7 @@ impl Failure {
             Failure::Refused => "refused",
             Failure::QueueFull => "queue_full",
             Failure::QueueTimeout => "queue_timeout",
+            Failure::MaxRequests => "max_requests",
             Failure::TotalTimeout => "total_timeout",
         }
     }
@@ -180,9 +194,11 @@ impl Failure {
             | Failure::RequestBody(_) => StatusCode::BAD_REQUEST,
             Failure::BodyTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
             Failure::NoRoute => StatusCode::NOT_FOUND,
-            Failure::NoEndpoint | Failure::Refused | Failure::QueueFull | Failure::QueueTimeout => {
-                StatusCode::SERVICE_UNAVAILABLE
-            }
+            Failure::NoEndpoint
+            | Failure::Refused
+            | Failure::QueueFull
+            | Failure::QueueTimeout
+            | Failure::MaxRequests => StatusCode::SERVICE_UNAVAILABLE,
             Failure::NoBackend => StatusCode::INTERNAL_SERVER_ERROR,
             Failure::Connect(_) | Failure::Upstream(_) => StatusCode::BAD_GATEWAY,
             Failure::ConnectTimeout | Failure::Timeout | Failure::TotalTimeout => {
@@ -209,9 +225,24 @@ impl Failure {
                 "upstream request timeout\n"
             }
             Failure::Refused => "upstream refused the request\n",
-            Failure::QueueFull | Failure::QueueTimeout => "upstream overloaded\n",
+            Failure::QueueFull | Failure::QueueTimeout | Failure::MaxRequests => {
+                "upstream overloaded\n"
+            }
         };
         let mut reply = LocalReply::text(self.status(), Bytes::from_static(body.as_bytes()));
+        // Which limit refused the request, so a client (or an operator reading a capture)
+        // can tell weir's own overload answer from an upstream's 503.
+        let overloaded = match self {
+            Failure::MaxRequests => Some(Limit::Requests),
+            Failure::QueueFull | Failure::QueueTimeout => Some(Limit::Pending),
+            _ => None,
+        };
+        if let Some(limit) = overloaded {
+            reply.headers.insert(
+                X_WEIR_OVERLOADED.clone(),
+                HeaderValue::from_static(limit.as_str()),
+            );
+        }
         // A request whose head or body weir refused leaves the connection in a state weir
         // does not trust (the rest of the body, what follows it): close it. A refused path
         // came in a well-framed request; the connection stays usable.
@@ -243,6 +274,7 @@ impl Failure {
             | Failure::Refused
             | Failure::QueueFull
             | Failure::QueueTimeout
+            | Failure::MaxRequests
             | Failure::TotalTimeout => return None,
         })
     }

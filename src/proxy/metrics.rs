@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use super::retry::{ClusterTraffic, Limit, Reason};
+
 /// Upper bounds (seconds) of the request duration histogram.
 const BUCKETS: [f64; 12] = [
     0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
@@ -82,6 +84,14 @@ pub(crate) struct ClusterStats {
     /// Endpoints ejected by outlier detection on this cluster's outcomes (shared with its
     /// `Members`, which count them).
     pub(crate) outlier_ejections: Arc<AtomicU64>,
+    /// Requests and retries in flight now (the circuit breakers and the retry budget).
+    pub(crate) traffic: Arc<ClusterTraffic>,
+    /// Retries started, by [`Reason`].
+    retries: [AtomicU64; Reason::ALL.len()],
+    /// Retries not started because the retry budget was spent.
+    budget_exhausted: AtomicU64,
+    /// Requests or retries stopped by a circuit breaker, by [`Limit`].
+    breaker_open: [AtomicU64; Limit::ALL.len()],
 }
 
 impl ClusterStats {
@@ -90,6 +100,21 @@ impl ClusterStats {
         if let Some(i) = ERROR_KINDS.iter().position(|k| *k == kind) {
             self.errors[i].fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Counts one retry started for `reason`.
+    pub(crate) fn retried(&self, reason: Reason) {
+        self.retries[reason as usize].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one retry not started because the retry budget was spent.
+    pub(crate) fn budget_exhausted(&self) {
+        self.budget_exhausted.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one request or retry stopped by the circuit breaker `limit`.
+    pub(crate) fn breaker_open(&self, limit: Limit) {
+        self.breaker_open[limit as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts one mirrored copy not sent, for `reason` (one of [`MIRROR_SKIPS`]).
@@ -264,6 +289,57 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
                 esc(&c.name)
             );
         }
+    }
+    out.push_str("# HELP weir_upstream_retries_total Retries started, by cluster and trigger.\n# TYPE weir_upstream_retries_total counter\n");
+    for c in view.clusters {
+        for reason in Reason::ALL {
+            let n = c.stats.retries[reason as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "weir_upstream_retries_total{{cluster=\"{}\",reason=\"{}\"}} {n}",
+                esc(&c.name),
+                reason.as_str()
+            );
+        }
+    }
+    out.push_str("# HELP weir_retry_budget_exhausted_total Retries not started because the cluster's retry budget was spent.\n# TYPE weir_retry_budget_exhausted_total counter\n");
+    for c in view.clusters {
+        let _ = writeln!(
+            out,
+            "weir_retry_budget_exhausted_total{{cluster=\"{}\"}} {}",
+            esc(&c.name),
+            c.stats.budget_exhausted.load(Ordering::Relaxed)
+        );
+    }
+    out.push_str("# HELP weir_circuit_breaker_open_total Requests and retries stopped by a cluster limit, by cluster and limit.\n# TYPE weir_circuit_breaker_open_total counter\n");
+    for c in view.clusters {
+        for limit in Limit::ALL {
+            let n = c.stats.breaker_open[limit as usize].load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "weir_circuit_breaker_open_total{{cluster=\"{}\",limit=\"{}\"}} {n}",
+                esc(&c.name),
+                limit.as_str()
+            );
+        }
+    }
+    out.push_str("# HELP weir_upstream_requests_active Requests in flight to each cluster.\n# TYPE weir_upstream_requests_active gauge\n");
+    for c in view.clusters {
+        let _ = writeln!(
+            out,
+            "weir_upstream_requests_active{{cluster=\"{}\"}} {}",
+            esc(&c.name),
+            c.stats.traffic.active()
+        );
+    }
+    out.push_str("# HELP weir_upstream_retries_active Requests of each cluster in a retry now.\n# TYPE weir_upstream_retries_active gauge\n");
+    for c in view.clusters {
+        let _ = writeln!(
+            out,
+            "weir_upstream_retries_active{{cluster=\"{}\"}} {}",
+            esc(&c.name),
+            c.stats.traffic.retries()
+        );
     }
     out.push_str("# HELP weir_mirror_skipped_total Mirrored copies not sent, by shadow cluster and reason.\n# TYPE weir_mirror_skipped_total counter\n");
     for c in view.clusters {

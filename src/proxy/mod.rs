@@ -81,6 +81,7 @@ mod metrics;
 mod normalize;
 mod pipeline;
 mod redirect;
+mod retry;
 mod server;
 mod tls;
 mod tunnel;

@@ -12,8 +12,10 @@
 //! 5. **action** — `Respond` and `Redirect` answer here; `Forward` picks a backend by weight
 //!    and runs that backend's request filters.
 //! 6. **pick endpoint** — the cluster's balancer gives candidates in preference order.
-//! 7. **upstream** — a pooled connection (`upstream`), the request sent; a connect failure,
-//!    or a request that came back unsent, moves to the next candidate.
+//! 7. **upstream** — the cluster's `max_requests` breaker admits the request; a pooled
+//!    connection (`upstream`), the request sent; what failed or answered with a retriable
+//!    status is sent again to another endpoint as the cluster's retry policy allows
+//!    (`Attempts::run`, the rules in `super::retry`).
 //! 8. **response filters** — backend's, then route's, in reverse order; also on local replies.
 //! 9. **log/metrics** — when the response body ends ([`Completion`]), or at once for a local
 //!    reply; a request whose client goes away first is accounted as 499.
@@ -48,8 +50,9 @@ use super::host;
 use super::metrics::RouteStats;
 use super::normalize::normalize_path;
 use super::redirect::{self, RedirectRequest};
+use super::retry::{self, ActiveRetry, Admitted, Limit, Reason, Refusal};
 use super::tunnel::{self, UpgradeDecision};
-use super::upstream::{ClusterState, EndpointState, Members, Replay, SendError};
+use super::upstream::{ClusterState, EndpointState, Members, REPLAY_LIMIT, Replay, SendError};
 use super::{Inner, ListenerSlot, ListenerView, Picker, RouteRt};
 use crate::balance::{Outcome, PickContext, Tried};
 use crate::snapshot::{BackendTarget, Cluster, RequestHead, Route, RouteAction};
@@ -501,6 +504,8 @@ async fn forward_upstream(
         upgrade,
         logged: ctx.log.is_some(),
         hash: None,
+        after_sending: true,
+        body_limit: body_limit.as_deref(),
     };
     let total = effective_total(cfg.timeouts.total, ctx.inner.config.max_request_duration);
     let deadline = (!total.is_zero()).then(|| tokio::time::Instant::from_std(ctx.start) + total);
@@ -566,6 +571,12 @@ struct Attempts<'a> {
     logged: bool,
     /// The request's affinity-key hash, for hashing balancers.
     hash: Option<u64>,
+    /// Whether the policy's triggers that fire after the request was sent (reset, timeout,
+    /// statuses) apply: not to filters' own subrequests, which retry only what was not
+    /// processed.
+    after_sending: bool,
+    /// Set when the request body passed its `BodyLimit`: never sent again.
+    body_limit: Option<&'a AtomicBool>,
 }
 
 /// A response head from an endpoint, with what accounts for it.
@@ -576,52 +587,115 @@ struct Sent {
     upstream: Option<std::time::Duration>,
 }
 
+/// What the retry rules say after an attempt.
+enum Decision {
+    /// Send the request again after this backoff.
+    Retry(std::time::Duration),
+    /// The failure or response stands.
+    Stop,
+}
+
+/// One request's retry state across its attempts.
+struct Retrying {
+    /// Retries started so far (bounded by `num_retries`).
+    used: u32,
+    /// Whether it may be sent again after the upstream may have processed it: an idempotent
+    /// method, no upgrade, and a policy with such triggers.
+    after_processing: bool,
+    /// Its place among the cluster's retries in flight, from its first retry on.
+    guard: Option<ActiveRetry>,
+}
+
 impl Attempts<'_> {
-    /// Tries the candidates in order until one answers:
-    /// - a connect failure (refused, timed out, or a new connection the peer never
-    ///   acknowledged) moves on to the next candidate;
+    /// Sends the request, one attempt to one endpoint at a time, until one answers or the
+    /// cluster's [`crate::snapshot::RetryPolicy`] says stop.
+    ///
+    /// First the cluster's `max_requests` circuit breaker admits it (else 503 at once). Then,
+    /// per attempt:
     /// - an endpoint whose HTTP/1 connections are all busy is skipped at first, and waited
     ///   for (its pending queue, up to the queue timeout) once every candidate was tried;
-    /// - so is, once, an endpoint that answers but timed out a connect (overloaded: its
+    ///   so is, once, an endpoint that answers but timed out a connect (overloaded: its
     ///   connection window shrank, so the request waits for a connection there);
     /// - a request that came back unsent from a pooled connection the peer had closed is
-    ///   retried once on the same endpoint (a new connection), so a stale keep-alive
-    ///   connection never costs a 502;
-    /// - a request the upstream refused unprocessed (HTTP/2 `REFUSED_STREAM`, graceful
-    ///   GOAWAY) is sent once more, to the next candidate, or the same endpoint when it is the
-    ///   only one, whatever the method: nothing was processed;
-    /// - anything else after the request left is answered, never retried.
+    ///   sent once more on the same endpoint (a new connection), free: it is not a retry;
+    ///   so is an idempotent one whose pooled HTTP/1 connection failed before any answer
+    ///   (the peer closed it as the request went out — the keep-alive race);
+    /// - any other failure, and a response with a retriable status, goes to
+    ///   [`Attempts::retry_after`]: a retry goes to another endpoint while an untried one
+    ///   is left (the balancer's fallback), after a jittered backoff. A connect failure
+    ///   or a refused stream (nothing processed) may be retried whatever the method; a
+    ///   reset, a timeout or a status only for an idempotent method whose body could be
+    ///   kept for a replay. When retries are exhausted (or the budget or a breaker says
+    ///   no), the last failure stands, and the last response is returned as it is.
     ///
-    /// `deadline` (the whole-request timeout) also bounds each attempt's wait for headers.
+    /// Every attempt that reached an endpoint is `observe`d, retried or not (passive health
+    /// sees every answer). `deadline` (the whole-request timeout) bounds each attempt's wait
+    /// for headers, and no backoff runs past it.
     async fn run(
         &self,
         req: Request<Body>,
         deadline: Option<tokio::time::Instant>,
     ) -> Result<Sent, Failure> {
         let cfg = self.cfg;
+        let stats = &self.cluster.stats;
+        let Some(request_guard) = stats.traffic.admit(&cfg.breakers) else {
+            stats.breaker_open(Limit::Requests);
+            return Err(Failure::MaxRequests);
+        };
+        let idempotent = retry::idempotent(req.method());
+        let mut state = Retrying {
+            used: 0,
+            after_processing: self.after_sending
+                && !self.upgrade
+                && idempotent
+                && retry::retries_after_sending(&cfg.retry),
+            guard: None,
+        };
         let mut last = Failure::NoEndpoint;
         let mut req = req;
-        // A copy of the request, kept while an attempt may come back unprocessed.
+        // A copy of the request, kept while an attempt may need sending again: from the
+        // start when a processed attempt may be retried (unless the body is declared too
+        // long to keep), else from the first connection that may refuse it.
         let mut replay: Option<Replay> = None;
-        // An endpoint to try again before moving on.
+        if state.after_processing {
+            let too_long = http_body::Body::size_hint(req.body()).lower() > REPLAY_LIMIT as u64;
+            if too_long {
+                state.after_processing = false;
+            } else {
+                let (kept, r) = Replay::keep(req);
+                replay = Some(kept);
+                req = r;
+            }
+        }
+        // An endpoint to try again before moving on (a stale pooled connection).
         let mut again: Option<usize> = None;
-        // The endpoint that already had its stale-connection retry.
-        let mut retried: Option<usize> = None;
-        let mut refusal_retried = false;
+        // The endpoint that already had its stale-connection resend.
+        let mut resent: Option<usize> = None;
         // The first candidate found with every connection busy.
         let mut busy: Option<usize> = None;
         // Whether a connect timeout on an overloaded endpoint already sent the request back
         // to wait in a pending queue (once: the queue timeout bounds that wait).
         let mut requeued = false;
+        // Whether the next attempt, a granted retry, may go to an endpoint already tried
+        // (when none is left untried): after a refusal or a processed attempt, not after a
+        // connect failure.
+        let mut reuse_tried = false;
         let mut tried = Tried::default();
         let mut attempt = 0u32;
         loop {
+            // One granted retry, at most one such pick: resends that are free (a stale
+            // connection) never cycle over the tried endpoints.
+            let reuse = std::mem::take(&mut reuse_tried);
             let (i, wait) = match again.take() {
                 Some(i) => (i, true),
                 None => match self.pick(&tried, attempt) {
                     Some(i) => (i, false),
                     None => match busy.take() {
                         Some(i) => (i, true),
+                        None if reuse => match self.pick_any(&tried, attempt) {
+                            Some(i) => (i, true),
+                            None => return Err(last),
+                        },
                         None => return Err(last),
                     },
                 },
@@ -641,8 +715,8 @@ impl Attempts<'_> {
                     continue;
                 }
                 Err(f) if f.retry_safe() => {
-                    tracing::debug!(endpoint = %ep.address, error = ?f, "connect failed; trying next endpoint");
-                    self.cluster.stats.error(f.kind());
+                    tracing::debug!(endpoint = %ep.address, error = ?f, "connect failed");
+                    stats.error(f.kind());
                     if matches!(f, Failure::Connect(_) | Failure::ConnectTimeout) {
                         self.members.observe(i, cfg, &Outcome::failed());
                     }
@@ -651,30 +725,72 @@ impl Attempts<'_> {
                         busy.get_or_insert(i);
                     }
                     last = f;
-                    continue;
+                    let next = busy.is_some() || self.untried_left(&tried) > 0;
+                    if !next {
+                        return Err(last);
+                    }
+                    match self.retry_after(&mut state, Reason::ConnectFailure, None, deadline) {
+                        Decision::Retry(backoff) => {
+                            pause(backoff).await;
+                            continue;
+                        }
+                        Decision::Stop => return Err(last),
+                    }
                 }
-                Err(f) => return Err(f),
+                Err(f) => {
+                    if matches!(f, Failure::QueueFull) {
+                        stats.breaker_open(Limit::Pending);
+                    }
+                    return Err(f);
+                }
             };
             headers::set_request_target(&mut req, conn.version(), self.host_value);
-            if replay.is_none() && conn.may_refuse() {
+            // A pooled HTTP/1 connection the peer may be closing as the request goes out:
+            // an idempotent request is kept, to resend if it dies without an answer.
+            let reused = !conn.may_refuse() && !self.upgrade && idempotent;
+            if replay.is_none() && (conn.may_refuse() || reused) {
                 let (kept, r) = Replay::keep(req);
                 replay = Some(kept);
                 req = r;
             }
             // Counted until the response body is done — or until this future is dropped
             // because the client went away.
-            let in_flight = InFlight::start(ep);
+            let mut in_flight = InFlight::start(ep);
             ep.total.fetch_add(1, Ordering::Relaxed);
             let sent_at = Instant::now();
-            let timeout = attempt_timeout(cfg.timeouts.request, deadline);
-            let failure = match conn.send(req, timeout).await {
+            let timeout = attempt_timeout(per_try_timeout(cfg), deadline);
+            let (reason, failure) = match conn.send(req, timeout).await {
                 Ok(response) => {
                     let latency = sent_at.elapsed();
+                    let status = response.status().as_u16();
                     let outcome = Outcome {
-                        status: Some(response.status().as_u16()),
+                        status: Some(status),
                         latency,
                     };
                     self.members.observe(i, cfg, &outcome);
+                    let retried = match retry::status_reason(&cfg.retry, status) {
+                        Some(reason) => {
+                            self.retry_after(&mut state, reason, replay.as_ref(), deadline)
+                        }
+                        None => Decision::Stop,
+                    };
+                    if let Decision::Retry(backoff) = retried
+                        && let Some(r) = replay.as_ref().and_then(Replay::request)
+                    {
+                        // Dropped unread: an HTTP/1 connection with a body left unread is
+                        // closed rather than pooled, an HTTP/2 stream is reset.
+                        tracing::debug!(endpoint = %ep.address, status, "retriable status; retrying");
+                        drop(response);
+                        drop(in_flight);
+                        req = r;
+                        reuse_tried = true;
+                        pause(backoff).await;
+                        continue;
+                    }
+                    in_flight.admitted = Some(Admitted {
+                        _request: request_guard,
+                        _retry: state.guard.take(),
+                    });
                     return Ok(Sent {
                         response,
                         in_flight,
@@ -683,18 +799,33 @@ impl Attempts<'_> {
                     });
                 }
                 Err(SendError::NotSent(back, f)) => {
-                    // The connection died before the request left: safe to try again.
+                    // The connection died before the request left (a stale pooled
+                    // connection): once per endpoint, the same endpoint again, free.
                     drop(in_flight);
                     ep.total.fetch_sub(1, Ordering::Relaxed);
-                    if retried != Some(i) {
-                        retried = Some(i);
+                    if resent != Some(i) {
+                        resent = Some(i);
                         again = Some(i);
                     }
                     last = f;
                     req = *back;
                     continue;
                 }
-                Err(SendError::NotProcessed(f)) => f,
+                // Sent, and provably not processed.
+                Err(SendError::NotProcessed(f)) => {
+                    if matches!(f, Failure::ConnectTimeout) {
+                        ep.connect_timed_out(cfg);
+                        if !requeued && ep.overloaded(cfg) {
+                            requeued = true;
+                            busy.get_or_insert(i);
+                        }
+                    }
+                    let reason = match f {
+                        Failure::Refused => Reason::RefusedStream,
+                        _ => Reason::ConnectFailure,
+                    };
+                    (reason, f)
+                }
                 Err(SendError::Failed(f)) => {
                     self.members.observe(
                         i,
@@ -704,40 +835,108 @@ impl Attempts<'_> {
                             latency: sent_at.elapsed(),
                         },
                     );
-                    return Err(f);
+                    if reused
+                        && matches!(f, Failure::Upstream(_))
+                        && resent != Some(i)
+                        && let Some(r) = replay.as_ref().and_then(Replay::request)
+                    {
+                        // The keep-alive race (RFC 9112 §9.3.1): the connection closed as
+                        // the request went out, no answer came. An idempotent request goes
+                        // once more to the same endpoint on a new connection, free, like a
+                        // request that came back unsent.
+                        tracing::debug!(endpoint = %ep.address, error = ?f, "pooled connection failed; resending");
+                        drop(in_flight);
+                        stats.error(f.kind());
+                        resent = Some(i);
+                        again = Some(i);
+                        last = f;
+                        req = r;
+                        continue;
+                    }
+                    match f {
+                        Failure::Timeout => (Reason::Timeout, f),
+                        Failure::Upstream(_) => (Reason::Reset, f),
+                        // The client's body failed: never the upstream's to retry.
+                        _ => return Err(f),
+                    }
                 }
             };
-            // Sent, and provably not processed: send the kept copy again.
             drop(in_flight);
-            tracing::debug!(endpoint = %ep.address, error = ?failure, "request not processed; retrying");
-            self.cluster.stats.error(failure.kind());
-            if matches!(failure, Failure::ConnectTimeout) {
-                ep.connect_timed_out(cfg);
-                if !requeued && ep.overloaded(cfg) {
-                    requeued = true;
-                    busy.get_or_insert(i);
-                }
-            }
-            let refused = matches!(failure, Failure::Refused);
-            if refused {
-                if refusal_retried {
-                    return Err(failure);
-                }
-                refusal_retried = true;
-                if self.untried_left(&tried) == 0 && busy.is_none() {
-                    again = Some(i);
-                }
-            }
-            match replay.as_ref().and_then(Replay::request) {
-                Some(r) => req = r,
-                None => return Err(failure),
-            }
+            let decision = match replay.as_ref() {
+                Some(kept) => self.retry_after(&mut state, reason, Some(kept), deadline),
+                None => Decision::Stop,
+            };
+            let next = match decision {
+                Decision::Retry(backoff) => replay
+                    .as_ref()
+                    .and_then(Replay::request)
+                    .map(|r| (r, backoff)),
+                Decision::Stop => None,
+            };
+            let Some((r, backoff)) = next else {
+                return Err(failure);
+            };
+            tracing::debug!(endpoint = %ep.address, error = ?failure, reason = reason.as_str(), "retrying");
+            stats.error(failure.kind());
+            req = r;
+            // When every endpoint was tried, a refused or processed request may go to one of
+            // them again (the only endpoint, say); an unreachable one is not asked again.
+            reuse_tried = reason != Reason::ConnectFailure;
             last = failure;
+            pause(backoff).await;
         }
     }
-}
 
-impl Attempts<'_> {
+    /// The retry rule: whether attempt number `state.used + 1`'s outcome, of trigger
+    /// `reason`, is sent again, and after which backoff. `replay` is the kept copy (`None`
+    /// for a connect failure, where the request never left). Counts what it decides.
+    fn retry_after(
+        &self,
+        state: &mut Retrying,
+        reason: Reason,
+        replay: Option<&Replay>,
+        deadline: Option<tokio::time::Instant>,
+    ) -> Decision {
+        let policy = &self.cfg.retry;
+        let stats = &self.cluster.stats;
+        let allowed = if reason.after_processing() {
+            state.after_processing
+        } else {
+            // Nothing was processed; an upgrade may go again only if nothing was sent.
+            !self.upgrade || reason == Reason::ConnectFailure
+        };
+        if !allowed
+            || !reason.enabled(policy)
+            || state.used >= policy.num_retries
+            || replay.is_some_and(|r| !r.replayable())
+            || self.body_limit.is_some_and(|t| t.load(Ordering::Relaxed))
+        {
+            return Decision::Stop;
+        }
+        let backoff = retry::backoff(policy, state.used + 1);
+        if deadline.is_some_and(|d| tokio::time::Instant::now() + backoff >= d) {
+            return Decision::Stop;
+        }
+        // The budget and `max_retries` bound the extra work retries give the upstreams: a
+        // retry of a request nothing processed (a connect failure, a refused stream) gives
+        // none, so only `num_retries` bounds those.
+        if reason.after_processing() && state.guard.is_none() {
+            match stats.traffic.start_retry(policy, &self.cfg.breakers) {
+                Ok(guard) => state.guard = Some(guard),
+                Err(Refusal::Budget) => {
+                    stats.budget_exhausted();
+                    return Decision::Stop;
+                }
+                Err(Refusal::Breaker(limit)) => {
+                    stats.breaker_open(limit);
+                    return Decision::Stop;
+                }
+            }
+        }
+        state.used += 1;
+        stats.retried(reason);
+        Decision::Retry(backoff)
+    }
     /// The balancer's pick for the next attempt, when it is an endpoint not tried yet.
     fn pick(&self, tried: &Tried, attempt: u32) -> Option<usize> {
         if self.untried_left(tried) == 0 {
@@ -752,6 +951,16 @@ impl Attempts<'_> {
             .balancer
             .pick(&ctx)
             .filter(|i| !tried.as_slice().contains(i))
+    }
+
+    /// The balancer's pick for a retry when every endpoint was tried: its choice among them.
+    fn pick_any(&self, tried: &Tried, attempt: u32) -> Option<usize> {
+        let ctx = PickContext {
+            hash: self.hash,
+            attempt,
+            tried: tried.as_slice(),
+        };
+        self.members.balancer.pick(&ctx)
     }
 
     /// How many endpoints the balancer balances over that this request has not tried.
@@ -776,8 +985,10 @@ pub(crate) struct Subresponse {
 }
 
 /// Sends a request of a filter's own to `cluster` the way a forwarded request goes (phases
-/// 6 and 7): the cluster's balancer, its endpoints' pools, and the same attempts (a connect
-/// failure moves to the next endpoint; see [`Attempts::run`]). `timeout` bounds everything
+/// 6 and 7): the cluster's balancer, its endpoints' pools, its `max_requests` breaker, and
+/// the same attempts ([`Attempts::run`]), retried only on what was never processed (connect
+/// failures, refused streams, as the cluster's policy allows): a filter's own request is not
+/// the client's to repeat. `timeout` bounds everything
 /// up to the response head (`None`: the cluster's own timeouts). The failure returned is
 /// counted in the cluster's error counters, like a forwarded request's.
 pub(crate) async fn subrequest(
@@ -799,6 +1010,8 @@ pub(crate) async fn subrequest(
             upgrade: false,
             logged: false,
             hash: None,
+            after_sending: false,
+            body_limit: None,
         };
         match timeout {
             None => attempts.run(req, None).await,
@@ -819,6 +1032,24 @@ pub(crate) async fn subrequest(
             cluster.stats.error(f.kind());
             Err(f)
         }
+    }
+}
+
+/// The wait for one attempt's response headers: the retry policy's per-try timeout when set
+/// (within the request timeout, when that is set too), else the request timeout.
+fn per_try_timeout(cfg: &Cluster) -> std::time::Duration {
+    let per_try = cfg.retry.per_try_timeout;
+    match (per_try.is_zero(), cfg.timeouts.request.is_zero()) {
+        (true, _) => cfg.timeouts.request,
+        (false, true) => per_try,
+        (false, false) => per_try.min(cfg.timeouts.request),
+    }
+}
+
+/// Waits out a retry's backoff.
+async fn pause(backoff: std::time::Duration) {
+    if !backoff.is_zero() {
+        tokio::time::sleep(backoff).await;
     }
 }
 
@@ -1005,19 +1236,26 @@ fn set_path<B>(req: &mut Request<B>, path: &str) {
     }
 }
 
-/// One request in flight to an endpoint, until dropped.
-struct InFlight(Arc<EndpointState>);
+/// One request in flight to an endpoint, until dropped; once answered, it also holds the
+/// request's place in its cluster's counters (requests and retries in flight).
+struct InFlight {
+    ep: Arc<EndpointState>,
+    admitted: Option<Admitted>,
+}
 
 impl InFlight {
     fn start(ep: &Arc<EndpointState>) -> Self {
         ep.load.in_flight.fetch_add(1, Ordering::Relaxed);
-        InFlight(ep.clone())
+        InFlight {
+            ep: ep.clone(),
+            admitted: None,
+        }
     }
 }
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        self.0.load.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.ep.load.in_flight.fetch_sub(1, Ordering::Relaxed);
     }
 }
 

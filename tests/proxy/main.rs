@@ -20,6 +20,7 @@ mod paths;
 mod pools;
 mod reconfigure;
 mod resilience;
+mod retries;
 mod routing;
 mod shutdown;
 mod streams;

@@ -48,7 +48,7 @@ use tokio::sync::oneshot;
 pub(crate) use client::{Conn, SendError, UpstreamBody};
 use client::{ConnectOptions, Connected, H1Conn, H2Conn, now_ms};
 use health::active::{Prober, ProberKey};
-pub(crate) use replay::{Replay, TeeBody};
+pub(crate) use replay::{REPLAY_LIMIT, Replay, TeeBody};
 
 use super::error::Failure;
 use super::metrics::ClusterStats;

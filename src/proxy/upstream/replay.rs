@@ -57,6 +57,14 @@ impl Replay {
         (replay, Request::from_parts(parts, body))
     }
 
+    /// Whether [`Replay::request`] would give the request again (its body, if any, has not
+    /// outgrown [`REPLAY_LIMIT`]), without cutting the current attempt's body off.
+    pub(crate) fn replayable(&self) -> bool {
+        self.body
+            .as_ref()
+            .is_none_or(|shared| !lock(shared).overflow)
+    }
+
     /// The request again, for a new attempt; `None` when its body outgrew [`REPLAY_LIMIT`].
     pub(crate) fn request(&self) -> Option<Request<Body>> {
         let body = match &self.body {
