@@ -34,6 +34,9 @@ async fn preferred_endpoints_take_the_traffic_until_none_is_usable() {
             .host("a.example")
             .prefix("/", "web")
             .cluster("web", |c| {
+                // Two of three endpoints ejected is under the default panic threshold (50%),
+                // which would balance over all of them again.
+                c.lb.panic_threshold = 0;
                 c.health.passive = Some(OutlierDetection {
                     consecutive_gateway_errors: 1,
                     max_ejection_percent: 100,
