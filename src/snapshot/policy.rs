@@ -214,8 +214,10 @@ pub struct RetryPolicy {
     /// Longest backoff.
     #[serde(with = "duration_ms")]
     pub backoff_max: Duration,
-    /// Retries in flight at most this percentage of the cluster's active requests (but
-    /// always at least [`RetryPolicy::budget_min`]).
+    /// Retries after the request may have been processed (reset, timeout, status) in flight
+    /// at most this percentage of the cluster's active requests (but always at least
+    /// [`RetryPolicy::budget_min`]). Retries of requests provably not processed (connect
+    /// failure, refused stream) do no work upstream and take no budget.
     pub budget_percent: u8,
     /// Retries always allowed in flight, whatever the budget.
     pub budget_min: u32,
