@@ -191,7 +191,11 @@ mod tests {
     fn the_ring_is_at_least_min_size() {
         let b = RingHash::new(targets(&[1, 1, 1]), 1000);
         assert!(b.points.len() >= 1000);
-        assert_eq!(b.points.len(), 3 * 512, "1000/3 rounded up to a power of two");
+        assert_eq!(
+            b.points.len(),
+            3 * 512,
+            "1000/3 rounded up to a power of two"
+        );
     }
 
     #[test]
