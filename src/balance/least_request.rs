@@ -9,10 +9,9 @@
 //! The counts are the endpoints' live [`EndpointLoad::in_flight`](super::EndpointLoad),
 //! shared by every worker thread and every cluster reaching the address.
 
-use super::{Balancer, PickContext, Sampler, Target};
 use std::sync::Arc;
 
-use super::EndpointLoad;
+use super::{Balancer, EndpointLoad, PickContext, Sampler, Target};
 
 /// Power of two choices on in-flight requests over one endpoint set.
 #[derive(Debug)]

@@ -15,6 +15,13 @@
 //! no per-worker copies), and live per-endpoint load in [`EndpointLoad`], owned by the
 //! endpoint's runtime state so that it survives a rebuild of the balancer. Completions report
 //! to [`EndpointLoad::complete`] (status and latency), which latency-aware policies read.
+//!
+//! The policies: [`round_robin`], [`random`], [`least_request`] (power of two choices),
+//! [`peak_ewma`], and the consistent-hashing [`ring_hash`] and [`maglev`], which balance by
+//! [`PickContext::hash`] (computed by the proxy from the cluster's hash key) and fall back
+//! to weighted random for requests without one. [`slow_start`] wraps any non-hashing policy
+//! to ramp new endpoints up. Randomness comes from a per-thread fast generator; everything
+//! a pick reads or writes besides it is shared.
 
 pub mod least_request;
 pub mod maglev;
@@ -375,6 +382,27 @@ impl Tried {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn build_ramps_young_endpoints_up_under_slow_start() {
+        let mut t = testing::targets(&[1, 1]);
+        t[1].joined = Some(Instant::now());
+        let lb = LoadBalancer {
+            policy: LbPolicy::Random,
+            slow_start: Duration::from_secs(600),
+            ..LoadBalancer::default()
+        };
+        // Just joined: factor 10% against 1, a share of 0.1 / 1.1.
+        let c = testing::counts(&*build(&lb, t.clone()), 2, 20_000);
+        testing::assert_binomial(c[1], 20_000, 0.1 / 1.1);
+        // Without a window, equal shares.
+        let lb = LoadBalancer {
+            slow_start: Duration::ZERO,
+            ..lb
+        };
+        let c = testing::counts(&*build(&lb, t), 2, 20_000);
+        testing::assert_binomial(c[1], 20_000, 0.5);
+    }
 
     #[test]
     fn tried_remembers_each_member_once_up_to_its_capacity() {
