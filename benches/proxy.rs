@@ -1,36 +1,19 @@
 //! Request-path benchmarks, in process on loopback: a keep-alive HTTP/1.1 client and an
 //! HTTP/2 client through weir to a hyper backend (one request at a time, so the figure is
-//! latency including client and backend work), plus the balancer pick alone.
+//! latency including client and backend work). The balancer picks alone are
+//! `benches/balance.rs`.
 //!
 //! Run: `cargo bench --bench proxy`. `direct/*` gives the client-plus-backend baseline.
 
 #[path = "../tests/support/mod.rs"]
 mod support;
 
-use std::hint::black_box;
 use std::time::{Duration, Instant};
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use support::*;
-use weir::balance::{self, EndpointLoad, PickContext, Target};
 use weir::proxy::ProxyConfig;
-use weir::snapshot::{LoadBalancer, UpstreamProtocol};
-
-fn balancer(c: &mut Criterion) {
-    let targets: Vec<Target> = (0..16)
-        .map(|i| Target {
-            member: i,
-            address: format!("10.0.0.{i}:8080").parse().expect("addr"),
-            weight: 1 + i as u32 % 3,
-            load: std::sync::Arc::new(EndpointLoad::default()),
-            joined: None,
-        })
-        .collect();
-    let rr = balance::build(&LoadBalancer::default(), targets);
-    c.bench_function("balance/round_robin_pick", |b| {
-        b.iter(|| black_box(rr.pick(&PickContext::default())))
-    });
-}
+use weir::snapshot::UpstreamProtocol;
 
 fn request_path(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_current_thread()
@@ -80,6 +63,6 @@ fn request_path(c: &mut Criterion) {
 criterion_group! {
     name = benches;
     config = Criterion::default().measurement_time(Duration::from_secs(5)).warm_up_time(Duration::from_secs(1));
-    targets = balancer, request_path
+    targets = request_path
 }
 criterion_main!(benches);

@@ -177,6 +177,14 @@ mod tests {
     }
 
     #[test]
+    fn with_all_but_one_tried_the_remaining_one_is_picked() {
+        crate::balance::testing::fallback_returns_the_last_untried(
+            &RoundRobin::new(eps(&[1, 2, 3, 4, 5])),
+            5,
+        );
+    }
+
+    #[test]
     fn retries_get_an_untried_endpoint_while_one_is_left() {
         let rr = RoundRobin::new(eps(&[1, 1, 1]));
         let mut tried = crate::balance::Tried::default();

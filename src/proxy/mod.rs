@@ -69,6 +69,7 @@
 
 mod access_log;
 mod admission;
+mod affinity;
 mod body;
 mod config;
 mod error;

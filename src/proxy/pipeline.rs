@@ -38,6 +38,7 @@ use tokio::sync::{mpsc, watch};
 
 use super::access_log::LogRecord;
 use super::admission::Pending;
+use super::affinity;
 use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
 use super::filter::{
@@ -496,6 +497,9 @@ async fn forward_upstream(
 
     // 7. upstream
     let cfg = cluster.config.load_full();
+    let affinity = cfg.lb.policy.hash_key().map_or_else(Default::default, |k| {
+        affinity::of(k, req.headers(), req.uri(), ctx.conn.peer.ip())
+    });
     let attempts = Attempts {
         members: &members,
         cluster: &cluster,
@@ -503,7 +507,7 @@ async fn forward_upstream(
         host_value,
         upgrade,
         logged: ctx.log.is_some(),
-        hash: None,
+        hash: affinity.hash,
         after_sending: true,
         body_limit: body_limit.as_deref(),
     };
@@ -542,6 +546,7 @@ async fn forward_upstream(
             upgrade,
             h2_websocket,
             downstream_h1,
+            set_cookie: affinity.set_cookie,
         },
         on_upgrade,
     )
@@ -1080,6 +1085,8 @@ struct Shape {
     /// ... over HTTP/2 (RFC 8441).
     h2_websocket: bool,
     downstream_h1: bool,
+    /// A generated affinity cookie to set (see `affinity`).
+    set_cookie: Option<HeaderValue>,
 }
 
 /// Phase 8 and the hand-over to phase 9: shape the upstream's response head, run the
@@ -1097,6 +1104,7 @@ fn respond(
         upgrade,
         h2_websocket,
         downstream_h1,
+        set_cookie,
     } = shape;
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS && upgrade;
     let upstream_io = switching.then(|| hyper::upgrade::on(&mut resp));
@@ -1106,6 +1114,9 @@ fn respond(
         headers::declare_grpc_trailers(&mut parts.headers);
     }
     ctx.response_filters(chain, &mut parts);
+    if let Some(cookie) = set_cookie {
+        parts.headers.append(header::SET_COOKIE, cookie);
+    }
     parts
         .headers
         .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());

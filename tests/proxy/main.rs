@@ -6,6 +6,7 @@
 mod support;
 
 mod bad_input;
+mod balancing;
 mod fanout;
 mod filters_access;
 mod filters_edge;
