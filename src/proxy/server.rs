@@ -102,6 +102,7 @@ pub(crate) async fn serve(
     }
     let mut changes = inner.listeners_changed.subscribe();
     changes.mark_changed();
+    let mut health = super::upstream::health::subscribe();
     let mut sweep = tokio::time::interval(REBIND_INTERVAL);
     sweep.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     tokio::pin!(shutdown);
@@ -114,6 +115,10 @@ pub(crate) async fn serve(
                     break;
                 }
                 reconcile(&shared, &mut served).await?;
+            }
+            _ = health.changed() => {
+                inner.publish_lock().registry.refresh_health();
+                continue;
             }
             _ = sweep.tick() => {
                 inner.publish_lock().registry.sweep();

@@ -135,9 +135,6 @@ impl Registry {
     /// Replaces a cluster's members: addresses that remain keep their state, new ones share
     /// the state other clusters have for that address, and removed ones are released.
     fn set_members(&mut self, cluster: &ClusterState, set: Option<&EndpointSet>) {
-        // Not while a request rebuilds the balancer for a new health epoch: it would store
-        // the old endpoints back.
-        let _rebuilding = lock(&cluster.refreshing);
         let cfg = cluster.config.load();
         let protocol = protocol_index(cfg.protocol);
         let check = cfg
@@ -278,6 +275,14 @@ impl Registry {
         }
     }
 
+    /// Rebuilds the balancers whose usable subset changed with some endpoint's health (called
+    /// on every `health::changed`, off the request path).
+    pub(crate) fn refresh_health(&self) {
+        for c in self.clusters.values() {
+            c.refresh_health();
+        }
+    }
+
     /// The current clusters, sorted by key.
     pub(crate) fn clusters(&self) -> Vec<Arc<ClusterState>> {
         let mut all: Vec<_> = self.clusters.values().cloned().collect();
@@ -292,10 +297,8 @@ pub(crate) struct ClusterState {
     /// `namespace/service:port`, for logs and metric labels.
     pub(crate) name: Arc<str>,
     pub(crate) config: ArcSwap<Cluster>,
+    /// Written only under the proxy's publish lock (`Registry`), read by every request.
     members: ArcSwap<Members>,
-    /// Held while the balancer is rebuilt for a new health epoch (one rebuilder at a time;
-    /// requests meanwhile use the previous balancer).
-    refreshing: Mutex<()>,
     /// Whether the cluster ever had endpoints (see slow start in `set_members`).
     seeded: AtomicBool,
     pub(crate) stats: ClusterStats,
@@ -454,29 +457,32 @@ impl ClusterState {
             key: config.key.clone(),
             config: ArcSwap::from_pointee(config),
             members: ArcSwap::from_pointee(members),
-            refreshing: Mutex::new(()),
             seeded: AtomicBool::new(false),
             stats,
         }
     }
 
-    /// The current members, their balancer rebuilt first when some endpoint's health changed
-    /// since it was built (by one caller; others meanwhile get the previous one).
+    /// The current members and their balancer.
     pub(crate) fn members(&self) -> Arc<Members> {
-        let members = self.members.load_full();
-        if members.epoch == health::epoch() {
-            return members;
+        self.members.load_full()
+    }
+
+    /// Rebuilds the balancer when the usable subset changed since it was built (an endpoint's
+    /// health changed, or an ejection ended).
+    fn refresh_health(&self) {
+        let current = self.members.load();
+        if current.epoch == health::epoch() {
+            return;
         }
-        let Ok(_rebuilding) = self.refreshing.try_lock() else {
-            return members;
-        };
-        let fresh = Arc::new(self.members.load().rebuilt(&self.config.load()));
-        self.members.store(fresh.clone());
-        fresh
+        let cfg = self.config.load();
+        if usable_subset(&cfg, &current.endpoints) == (current.usable.clone(), current.panic) {
+            return;
+        }
+        let fresh = current.rebuilt(&cfg);
+        self.members.store(Arc::new(fresh));
     }
 
     fn rebuild_balancer(&self) {
-        let _rebuilding = lock(&self.refreshing);
         let fresh = self.members.load().rebuilt(&self.config.load());
         self.members.store(Arc::new(fresh));
     }

@@ -39,6 +39,13 @@ use crate::snapshot::OutlierDetection;
 
 static EPOCH: AtomicU64 = AtomicU64::new(0);
 
+/// Told of every [`bump`]: each proxy's server loop then rebuilds, under its publish lock,
+/// the balancers whose usable subset changed (`Registry::refresh_health`), so no request
+/// ever builds a balancer. A watch (not a `Notify`): every proxy of the process hears every
+/// change, and one that was busy still sees it on its next wait.
+static CHANGED: std::sync::LazyLock<tokio::sync::watch::Sender<u64>> =
+    std::sync::LazyLock::new(|| tokio::sync::watch::Sender::new(0));
+
 /// Longest ejection (Envoy's default `max_ejection_time`), unless the base time is longer.
 pub(crate) const MAX_EJECTION: Duration = Duration::from_secs(300);
 
@@ -49,7 +56,13 @@ pub(crate) fn epoch() -> u64 {
 
 /// Marks that some endpoint's usability changed.
 pub(crate) fn bump() {
-    EPOCH.fetch_add(1, Ordering::AcqRel);
+    let epoch = EPOCH.fetch_add(1, Ordering::AcqRel) + 1;
+    CHANGED.send_modify(|e| *e = epoch);
+}
+
+/// A receiver that sees every later [`bump`].
+pub(crate) fn subscribe() -> tokio::sync::watch::Receiver<u64> {
+    CHANGED.subscribe()
 }
 
 /// The health of one endpoint address.
