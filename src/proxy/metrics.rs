@@ -302,15 +302,14 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
             );
         }
     }
-    out.push_str("# HELP weir_retry_budget_exhausted_total Retries not started because the cluster's retry budget was spent.\n# TYPE weir_retry_budget_exhausted_total counter\n");
-    for c in view.clusters {
-        let _ = writeln!(
-            out,
-            "weir_retry_budget_exhausted_total{{cluster=\"{}\"}} {}",
-            esc(&c.name),
-            c.stats.budget_exhausted.load(Ordering::Relaxed)
-        );
-    }
+    cluster_series(
+        out,
+        "weir_retry_budget_exhausted_total",
+        "counter",
+        "Retries not started because the cluster's retry budget was spent.",
+        view.clusters,
+        |c| c.stats.budget_exhausted.load(Ordering::Relaxed),
+    );
     out.push_str("# HELP weir_circuit_breaker_open_total Requests and retries stopped by a cluster limit, by cluster and limit.\n# TYPE weir_circuit_breaker_open_total counter\n");
     for c in view.clusters {
         for limit in Limit::ALL {
@@ -323,24 +322,22 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
             );
         }
     }
-    out.push_str("# HELP weir_upstream_requests_active Requests in flight to each cluster.\n# TYPE weir_upstream_requests_active gauge\n");
-    for c in view.clusters {
-        let _ = writeln!(
-            out,
-            "weir_upstream_requests_active{{cluster=\"{}\"}} {}",
-            esc(&c.name),
-            c.stats.traffic.active()
-        );
-    }
-    out.push_str("# HELP weir_upstream_retries_active Requests of each cluster in a retry now.\n# TYPE weir_upstream_retries_active gauge\n");
-    for c in view.clusters {
-        let _ = writeln!(
-            out,
-            "weir_upstream_retries_active{{cluster=\"{}\"}} {}",
-            esc(&c.name),
-            c.stats.traffic.retries()
-        );
-    }
+    cluster_series(
+        out,
+        "weir_upstream_requests_active",
+        "gauge",
+        "Requests in flight to each cluster.",
+        view.clusters,
+        |c| c.stats.traffic.active(),
+    );
+    cluster_series(
+        out,
+        "weir_upstream_retries_active",
+        "gauge",
+        "Requests of each cluster in a retry now.",
+        view.clusters,
+        |c| c.stats.traffic.retries(),
+    );
     out.push_str("# HELP weir_mirror_skipped_total Mirrored copies not sent, by shadow cluster and reason.\n# TYPE weir_mirror_skipped_total counter\n");
     for c in view.clusters {
         for (i, reason) in MIRROR_SKIPS.iter().enumerate() {
@@ -354,15 +351,14 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
             }
         }
     }
-    out.push_str("# HELP weir_endpoints Endpoints in each cluster's current set.\n# TYPE weir_endpoints gauge\n");
-    for c in view.clusters {
-        let _ = writeln!(
-            out,
-            "weir_endpoints{{cluster=\"{}\"}} {}",
-            esc(&c.name),
-            c.stats.endpoints.load(Ordering::Relaxed)
-        );
-    }
+    cluster_series(
+        out,
+        "weir_endpoints",
+        "gauge",
+        "Endpoints in each cluster's current set.",
+        view.clusters,
+        |c| c.stats.endpoints.load(Ordering::Relaxed),
+    );
     render_health(view.clusters, out);
     out.push_str("# HELP weir_downstream_connections_active Open client connections.\n# TYPE weir_downstream_connections_active gauge\n");
     for (name, l) in view.listeners {
@@ -417,41 +413,58 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
 
 /// The health series: three per cluster.
 fn render_health(clusters: &[Arc<super::upstream::ClusterState>], out: &mut String) {
-    let members: Vec<_> = clusters.iter().map(|c| c.members()).collect();
-    out.push_str("# HELP weir_endpoints_healthy Endpoints of each cluster that pass their checks and are not ejected.\n# TYPE weir_endpoints_healthy gauge\n");
-    for (c, m) in clusters.iter().zip(&members) {
-        let healthy = m
-            .endpoints
-            .iter()
-            .filter(|e| e.state.health.usable())
-            .count();
-        let _ = writeln!(
-            out,
-            "weir_endpoints_healthy{{cluster=\"{}\"}} {healthy}",
-            esc(&c.name)
-        );
-    }
-    out.push_str("# HELP weir_outlier_ejections_total Endpoints ejected by outlier detection, by the cluster whose answers ejected them.\n# TYPE weir_outlier_ejections_total counter\n");
+    cluster_series(
+        out,
+        "weir_endpoints_healthy",
+        "gauge",
+        "Endpoints of each cluster that pass their checks and are not ejected.",
+        clusters,
+        |c| {
+            let members = c.members();
+            members
+                .endpoints
+                .iter()
+                .filter(|e| e.state.health.usable())
+                .count() as u64
+        },
+    );
+    cluster_series(
+        out,
+        "weir_outlier_ejections_total",
+        "counter",
+        "Endpoints ejected by outlier detection, by the cluster whose answers ejected them.",
+        clusters,
+        |c| c.stats.outlier_ejections.load(Ordering::Relaxed),
+    );
+    cluster_series(
+        out,
+        "weir_active_check_failures_total",
+        "counter",
+        "Failed active health probes of each cluster's current endpoints (an endpoint leaving takes its count along).",
+        clusters,
+        |c| {
+            let members = c.members();
+            members
+                .endpoints
+                .iter()
+                .map(|e| e.state.health.probe_failures())
+                .sum()
+        },
+    );
+}
+
+/// One series per cluster: `name{cluster="..."} value`, with its HELP and TYPE lines.
+fn cluster_series(
+    out: &mut String,
+    name: &str,
+    kind: &str,
+    help: &str,
+    clusters: &[Arc<super::upstream::ClusterState>],
+    value: impl Fn(&super::upstream::ClusterState) -> u64,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for c in clusters {
-        let _ = writeln!(
-            out,
-            "weir_outlier_ejections_total{{cluster=\"{}\"}} {}",
-            esc(&c.name),
-            c.stats.outlier_ejections.load(Ordering::Relaxed)
-        );
-    }
-    out.push_str("# HELP weir_active_check_failures_total Failed active health probes of each cluster's current endpoints (an endpoint leaving takes its count along).\n# TYPE weir_active_check_failures_total counter\n");
-    for (c, m) in clusters.iter().zip(&members) {
-        let failures: u64 = m
-            .endpoints
-            .iter()
-            .map(|e| e.state.health.probe_failures())
-            .sum();
-        let _ = writeln!(
-            out,
-            "weir_active_check_failures_total{{cluster=\"{}\"}} {failures}",
-            esc(&c.name)
-        );
+        let _ = writeln!(out, "{name}{{cluster=\"{}\"}} {}", esc(&c.name), value(c));
     }
 }
 
