@@ -286,11 +286,16 @@ async fn a_retry_storm_stays_within_the_retry_budget() {
         retried as f64 / requests.max(1) as f64
     );
     assert!(requests > 0);
-    // Active requests never exceed the requesters (32), so the budget is at most
-    // max(3, 20 % × 32) = 6 retries in flight. Each retry counted itself in before checking
-    // (distinct fetch_add results), so none started at or beyond the budget of its moment.
-    assert!(peak_active <= CONCURRENCY, "{peak_active}");
-    let budget = (20 * CONCURRENCY / 100).max(3);
+    // At every instant retries in flight ≤ max(3, 20 % × active requests) (each retry counted
+    // itself in before checking: distinct fetch_add results, so none started at or beyond the
+    // budget of its moment); so the sampled peak is within the budget of the peak active
+    // count. That count is about the requesters (32), a few more while a finished request's
+    // body accounting ends after its client already sent the next one.
+    assert!(
+        peak_active <= 2 * CONCURRENCY,
+        "{peak_active} active for {CONCURRENCY} requesters"
+    );
+    let budget = (20 * peak_active / 100).max(3);
     assert!(peak_retries <= budget, "{peak_retries} > {budget}");
     // A retry goes to the untried endpoint first, which always answers 200: at most one
     // retry per request, so the storm never more than doubles the load.
