@@ -15,6 +15,7 @@ fn main() {
             https_addr: None,
             default_backend: None,
             now_unix: 1_893_456_000,
+            ingress_classes: Vec::new(),
         };
         let compiled = weir::compile::compile(&objects, &config);
         let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);

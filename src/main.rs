@@ -154,6 +154,11 @@ struct RunArgs {
     /// Controller-wide default backend `NAMESPACE/SERVICE:PORT` (port by number or name).
     #[arg(long, value_parser = weir::validate::parse_default_backend)]
     default_backend: Option<DefaultBackend>,
+    /// Also serve the Ingresses of this IngressClass name (by `spec.ingressClassName` or the
+    /// legacy `kubernetes.io/ingress.class` annotation), whatever its controller: e.g.
+    /// `nginx`, to take over from ingress-nginx without editing an Ingress. Repeatable.
+    #[arg(long = "ingress-class", value_name = "NAME")]
+    ingress_classes: Vec<String>,
     /// Quiet period before a configuration change is compiled.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     debounce_quiet: Duration,
@@ -305,6 +310,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         https_addr: Some(args.listen.https_addr),
         default_backend: args.default_backend.clone(),
         now_unix: 0,
+        ingress_classes: args.ingress_classes.clone(),
     };
     let mut cfg = ReconcileConfig::new(compile);
     cfg.quiet = args.debounce_quiet;
@@ -598,6 +604,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         manifests: Some(dir),
         controller_name: weir::api::values::DEFAULT_CONTROLLER_NAME.to_string(),
         default_backend: None,
+        ingress_classes: Vec::new(),
         debounce_quiet: Duration::from_millis(100),
         debounce_max: Duration::from_secs(1),
         zone: None,

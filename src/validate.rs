@@ -42,6 +42,10 @@ pub struct ValidateArgs {
     /// Controller-wide default backend, `NAMESPACE/SERVICE:PORT` (port number or name).
     #[arg(long, value_name = "NS/SVC:PORT", value_parser = parse_default_backend)]
     pub default_backend: Option<DefaultBackend>,
+    /// Also serve the Ingresses of this IngressClass name, whatever its controller (e.g.
+    /// `nginx`, to take over from ingress-nginx). Repeatable.
+    #[arg(long = "ingress-class", value_name = "NAME")]
+    pub ingress_classes: Vec<String>,
 }
 
 /// Output format of `weir validate`.
@@ -241,6 +245,7 @@ pub fn compile_config(args: &ValidateArgs, now_unix: i64) -> CompileConfig {
         https_addr: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
         default_backend: args.default_backend.clone(),
         now_unix,
+        ingress_classes: args.ingress_classes.clone(),
     }
 }
 

@@ -319,6 +319,43 @@ fn class_selection() {
 }
 
 #[test]
+fn ingress_class_flag_takes_over_another_controllers_class() {
+    let legacy = "kubernetes.io/ingress.class";
+    let objects = objects([
+        weir_class("weir", false),
+        class("nginx", "k8s.io/ingress-nginx", false),
+        web(),
+        ingress("default/mine").into(),
+        ingress("default/nginx-by-name").class(Some("nginx")).into(),
+        // No IngressClass object for the legacy name is needed.
+        ingress("default/nginx-legacy")
+            .class(None)
+            .annotation(legacy, "nginx")
+            .into(),
+        ingress("default/traefik").class(Some("traefik")).into(),
+    ]);
+    let owned = |config: &weir::compile::CompileConfig| -> Vec<String> {
+        weir::compile::compile(&objects, config)
+            .status
+            .owned_ingresses
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(owned(&config()), ["default/mine"]);
+    let mut taking_over = config();
+    taking_over.ingress_classes = vec!["nginx".to_owned()];
+    assert_eq!(
+        owned(&taking_over),
+        [
+            "default/mine",
+            "default/nginx-by-name",
+            "default/nginx-legacy"
+        ]
+    );
+}
+
+#[test]
 fn without_default_class_classless_ingresses_are_not_weirs() {
     let compiled = compile([
         weir_class("weir", false),

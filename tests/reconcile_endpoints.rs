@@ -118,6 +118,7 @@ async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
         https_addr: None,
         default_backend: None,
         now_unix: 0,
+        ingress_classes: Vec::new(),
     });
     let metrics = cfg.metrics.clone();
     let proxy = Proxy::new(ProxyConfig::default());

@@ -161,6 +161,7 @@ fn config() -> ReconcileConfig {
         https_addr: None,
         default_backend: None,
         now_unix: 0,
+        ingress_classes: Vec::new(),
     });
     cfg.quiet = Duration::from_millis(20);
     cfg.max_delay = Duration::from_millis(200);

@@ -18,6 +18,7 @@ fn config() -> CompileConfig {
         https_addr: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
         default_backend: None,
         now_unix: 1_893_456_000,
+        ingress_classes: Vec::new(),
     }
 }
 

@@ -100,6 +100,10 @@ pub struct CompileConfig {
     /// "Now" as seconds since the Unix epoch, for certificate expiry (an input, so compile
     /// stays pure).
     pub now_unix: i64,
+    /// IngressClass names weir serves whatever their controller, and whether or not such an
+    /// IngressClass exists (`--ingress-class`, e.g. `nginx` to take over from ingress-nginx
+    /// without editing an Ingress): by `spec.ingressClassName` or the legacy annotation.
+    pub ingress_classes: Vec<String>,
 }
 
 /// A controller-wide default backend: a Service port.

@@ -21,6 +21,7 @@ fn config() -> ReconcileConfig {
         https_addr: None,
         default_backend: None,
         now_unix: 0,
+        ingress_classes: Vec::new(),
     })
 }
 

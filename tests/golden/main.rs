@@ -1,8 +1,9 @@
 //! Golden tests for load + compile: each folder `tests/golden/<case>/` holds `input/`
 //! (manifests) and `expected.yaml` (the report `weir validate --output yaml` prints, built
 //! here through the library). An optional `default-backend` file holds a
-//! `--default-backend` value. `tests/golden/certs/` holds the test certificates (generated
-//! once, committed) that the TLS cases embed in their Secrets.
+//! `--default-backend` value, an optional `ingress-classes` file `--ingress-class` names (one
+//! per line). `tests/golden/certs/` holds the test certificates (generated once, committed)
+//! that the TLS cases embed in their Secrets.
 //!
 //! `UPDATE_GOLDEN=1 cargo test --test golden` rewrites the expected files; review the diff.
 
@@ -37,6 +38,10 @@ fn render(case: &Path) -> String {
         output: weir::validate::OutputFormat::Yaml,
         controller_name: "weir.dev/ingress-controller".to_owned(),
         default_backend,
+        // An optional `ingress-classes` file: one `--ingress-class` name per line.
+        ingress_classes: std::fs::read_to_string(case.join("ingress-classes"))
+            .map(|s| s.lines().map(str::to_owned).collect())
+            .unwrap_or_default(),
     };
     let (objects, diagnostics) = load_dir(&input).expect("input is readable");
     let compiled = compile(&objects, &compile_config(&args, NOW_UNIX));

@@ -403,6 +403,7 @@ async fn manifests_compile_into_access_filters_the_proxy_enforces() {
             https_addr: None,
             default_backend: None,
             now_unix: 0,
+            ingress_classes: Vec::new(),
         },
     );
     let h = Harness::start(ProxyConfig::default()).await;

@@ -404,6 +404,7 @@ fn serve_manifests(h: &Harness, web: &Backend, yaml: &str) -> Compiled {
         https_addr: Some("127.0.0.1:0".parse().expect("addr")),
         default_backend: None,
         now_unix: 1_893_456_000,
+        ingress_classes: Vec::new(),
     };
     let compiled = compile(&objects, &config);
     let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);

@@ -529,6 +529,7 @@ spec:
         https_addr: None,
         default_backend: None,
         now_unix: 0,
+        ingress_classes: Vec::new(),
     };
     let compiled = weir::compile::compile(&objects, &config);
     assert!(

@@ -5,6 +5,9 @@
 //! `kubernetes.io/ingress.class` annotation names such a class; or, when it has neither, when
 //! a weir class is annotated `ingressclass.kubernetes.io/is-default-class: "true"`.
 //! `spec.ingressClassName` wins over the annotation (the API server refuses both set).
+//! Class names given with `--ingress-class` are weir's too, whatever their controller (an
+//! IngressClass object need not exist: legacy `kubernetes.io/ingress.class: nginx` Ingresses
+//! often have none).
 //!
 //! Precedence between weir's Ingresses (for path, TLS-host and default-backend conflicts):
 //! oldest `creationTimestamp` first, an Ingress without one after every Ingress with one,
@@ -35,7 +38,8 @@ pub(super) fn owned_ingresses<'a>(
     config: &CompileConfig,
     status: &mut Status,
 ) -> Vec<OwnedIngress<'a>> {
-    let mut weir_classes = BTreeSet::new();
+    let mut weir_classes: BTreeSet<&str> =
+        config.ingress_classes.iter().map(String::as_str).collect();
     let mut weir_default = false;
     for (key, class) in &objects.ingress_classes {
         let controller = class.spec.as_ref().and_then(|s| s.controller.as_deref());
