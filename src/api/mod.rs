@@ -19,6 +19,9 @@ pub mod annotations {
     pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";
     /// Label on an EndpointSlice naming the Service it belongs to.
     pub const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
+    /// ingress-nginx's annotation prefix: weir reports each such annotation it does not
+    /// serve (snippets are refused by design).
+    pub const NGINX_PREFIX: &str = "nginx.ingress.kubernetes.io/";
     /// Annotation on an Ingress: the `HTTPFilter`s of its namespace its routes run, in chain
     /// order (`"api-guard, cors"`).
     pub const FILTERS: &str = "weir.dev/filters";
@@ -127,4 +130,9 @@ pub mod reasons {
     pub const TARGET_NOT_FOUND: &str = "TargetNotFound";
     /// An Ingress's `weir.dev/filters` or `weir.dev/ssl-redirect` annotation cannot be read.
     pub const INVALID_ANNOTATION: &str = "InvalidAnnotation";
+    /// An ingress-nginx snippet annotation (free-text nginx configuration): refused by design;
+    /// the Ingress is served without it.
+    pub const SNIPPET_REFUSED: &str = "SnippetRefused";
+    /// An ingress-nginx annotation weir does not serve (yet); the Ingress is served without it.
+    pub const UNSUPPORTED_ANNOTATION: &str = "UnsupportedAnnotation";
 }

@@ -51,6 +51,7 @@ use crate::snapshot::{Filter, ListenerProtocol, PathMatch, Redirect, RequestRedi
 use crate::store::Objects;
 
 mod classes;
+mod nginx;
 
 /// Kind of the objects this front end reads.
 const INGRESS: &str = "Ingress";
@@ -88,6 +89,7 @@ pub(super) fn front_end<'a>(
             generation: owned.ingress.metadata.generation,
         };
         let source = ir.add_source(ingress);
+        nginx::report(owned.ingress, &ingress, status);
         let Some(spec) = owned.ingress.spec.as_ref() else {
             continue;
         };
