@@ -16,6 +16,7 @@ mod health;
 mod http1_probes;
 mod listeners;
 mod model;
+mod nginx_annotations;
 mod observability;
 mod paths;
 mod pools;

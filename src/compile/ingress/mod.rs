@@ -89,14 +89,13 @@ pub(super) fn front_end<'a>(
             generation: owned.ingress.metadata.generation,
         };
         let source = ir.add_source(ingress);
-        nginx::report(owned.ingress, &ingress, status);
+        let mut filters = nginx::translate(owned.ingress, &ingress, status);
         let Some(spec) = owned.ingress.spec.as_ref() else {
             continue;
         };
-        let filters = match annotation(owned.ingress, annotations::FILTERS) {
-            Some(names) => filter_set.chain(&ingress, &owned.key.namespace, names, status),
-            None => Vec::new(),
-        };
+        if let Some(names) = annotation(owned.ingress, annotations::FILTERS) {
+            filters.extend(filter_set.chain(&ingress, &owned.key.namespace, names, status));
+        }
         for (index, entry) in spec.tls.iter().flatten().enumerate() {
             let Some(secret) = entry.secret_name.as_deref().filter(|s| !s.is_empty()) else {
                 continue;

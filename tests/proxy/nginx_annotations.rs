@@ -1,0 +1,158 @@
+//! ingress-nginx annotations, from manifests through the real proxy, over HTTP/1.1 and HTTP/2,
+//! with `--ingress-class nginx` (the Ingresses are of another controller's class): source
+//! allow/deny lists answer 403 as ingress-nginx does, `proxy-body-size` answers 413, an
+//! unreadable value fails closed (500), and an Ingress with only unsupported annotations is
+//! served as if it had none.
+
+use std::sync::Arc;
+
+use http::StatusCode;
+use weir::proxy::ProxyConfig;
+
+use crate::support::*;
+
+fn manifests(port: u16) -> String {
+    let ingress = |name: &str, annotations: &str| {
+        format!(
+            r#"---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: {name}
+  namespace: shop
+  annotations: {{{annotations}}}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: {name}.example
+    http:
+      paths:
+      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
+"#
+        )
+    };
+    let mut out = format!(
+        r#"apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {{name: nginx}}
+spec: {{controller: k8s.io/ingress-nginx}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: shop}}
+spec: {{ports: [{{name: http, port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: web-1, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}
+addressType: IPv4
+ports: [{{name: http, port: {port}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+"#
+    );
+    let p = "nginx.ingress.kubernetes.io";
+    for (name, annotations) in [
+        (
+            "loopback",
+            format!("{p}/whitelist-source-range: \"127.0.0.0/8, ::1\""),
+        ),
+        ("lan", format!("{p}/allowlist-source-range: 10.0.0.0/8")),
+        ("denied", format!("{p}/denylist-source-range: 127.0.0.1")),
+        ("small", format!("{p}/proxy-body-size: 1k")),
+        ("unlimited", format!("{p}/proxy-body-size: \"0\"")),
+        ("broken", format!("{p}/whitelist-source-range: 10.0.0.0/99")),
+        ("plain", format!("{p}/configuration-snippet: \"deny all;\"")),
+    ] {
+        out.push_str(&ingress(name, &annotations));
+    }
+    out
+}
+
+#[tokio::test]
+async fn annotations_compile_into_filters_the_proxy_enforces() {
+    let backend = Backend::start("web").await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("all.yaml"), manifests(backend.addr.port())).expect("write");
+    let (objects, diagnostics) = weir::store::files::load_dir(dir.path()).expect("load");
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let compiled = weir::compile::compile(
+        &objects,
+        &weir::compile::CompileConfig {
+            controller_name: "weir.dev/ingress-controller".to_owned(),
+            http_addr: "127.0.0.1:0".parse().expect("addr"),
+            https_addr: None,
+            default_backend: None,
+            now_unix: 0,
+            ingress_classes: vec!["nginx".to_owned()],
+        },
+    );
+    let reasons: Vec<(String, &str)> = compiled
+        .status
+        .conditions
+        .iter()
+        .flat_map(|(o, cs)| cs.iter().map(move |c| (o.key.name.clone(), c.reason)))
+        .collect();
+    assert!(
+        reasons.contains(&("broken".to_owned(), "InvalidAnnotation")),
+        "{reasons:?}"
+    );
+    assert!(
+        reasons.contains(&("plain".to_owned(), "SnippetRefused")),
+        "{reasons:?}"
+    );
+    let h = Harness::start(ProxyConfig::default()).await;
+    h.proxy.publish_endpoints(Arc::new(weir::endpoints::build(
+        &objects,
+        &compiled.snapshot.clusters,
+        None,
+    )));
+    h.publish(Arc::new(compiled.snapshot));
+
+    let big = "x".repeat(4096);
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        let status = |a: Answer| a.status;
+        assert_eq!(
+            status(c.get("loopback.example", "/").await),
+            StatusCode::OK,
+            "{proto:?}"
+        );
+        assert_eq!(
+            status(c.get("lan.example", "/").await),
+            StatusCode::FORBIDDEN,
+            "{proto:?}"
+        );
+        assert_eq!(
+            status(c.get("denied.example", "/").await),
+            StatusCode::FORBIDDEN,
+            "{proto:?}"
+        );
+        for (host, size, want) in [
+            ("small.example", 512, StatusCode::OK),
+            ("small.example", 4096, StatusCode::PAYLOAD_TOO_LARGE),
+            ("unlimited.example", 4096, StatusCode::OK),
+        ] {
+            // A fresh connection each: HTTP/1.1 closes one after a 413 of an unread body.
+            let mut fresh = h.client(proto).await;
+            let req = fresh.request("POST", host, "/", body(big[..size].to_owned()));
+            assert_eq!(
+                fresh.answer(req).await.status,
+                want,
+                "{proto:?} {host} {size}"
+            );
+        }
+        assert_eq!(
+            status(c.get("broken.example", "/").await),
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "{proto:?}: an unreadable allow list fails closed"
+        );
+        let plain = c.get("plain.example", "/").await;
+        assert_eq!(
+            plain.status,
+            StatusCode::OK,
+            "{proto:?}: served without the snippet"
+        );
+        assert_eq!(plain.backend(), Some("web"));
+    }
+    backend.stop().await;
+}
