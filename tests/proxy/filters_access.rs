@@ -391,28 +391,8 @@ spec:
 #[tokio::test]
 async fn manifests_compile_into_access_filters_the_proxy_enforces() {
     let backend = Backend::start("web").await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("all.yaml"), manifests(backend.addr.port())).expect("write");
-    let (objects, diagnostics) = weir::store::files::load_dir(dir.path()).expect("load");
-    assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    let compiled = weir::compile::compile(
-        &objects,
-        &weir::compile::CompileConfig {
-            controller_name: "weir.dev/ingress-controller".to_owned(),
-            http_addr: "127.0.0.1:0".parse().expect("addr"),
-            https_addr: None,
-            default_backend: None,
-            now_unix: 0,
-            ingress_classes: Vec::new(),
-        },
-    );
     let h = Harness::start(ProxyConfig::default()).await;
-    h.proxy.publish_endpoints(Arc::new(weir::endpoints::build(
-        &objects,
-        &compiled.snapshot.clusters,
-        None,
-    )));
-    h.publish(Arc::new(compiled.snapshot));
+    h.serve_manifests(&manifests(backend.addr.port()), &[]);
 
     let mut limited = Vec::new();
     for proto in BOTH {

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::StatusCode;
 use http_body_util::{BodyExt, StreamBody};
 use hyper::body::Frame;
-use weir::compile::{CompileConfig, Compiled, compile};
+use weir::compile::Compiled;
 use weir::proxy::ProxyConfig;
 use weir::snapshot::{
     BodyLimit, Cors, Filter, OriginMatch, PathMatch, PathRewrite, Redirect, RequestRedirect,
@@ -393,24 +393,8 @@ endpoints: [{addresses: ["127.0.0.1"]}]
 /// Loads `yaml` (plus an IngressClass, and a Service `shop/web` whose endpoint is `web`) from
 /// a manifests directory, compiles it, and serves it.
 fn serve_manifests(h: &Harness, web: &Backend, yaml: &str) -> Compiled {
-    let dir = tempfile::tempdir().expect("tempdir");
     let base = CLASS_AND_SERVICE.replace("PORT", &web.addr.port().to_string());
-    std::fs::write(dir.path().join("all.yaml"), format!("{base}---\n{yaml}")).expect("write");
-    let (objects, diagnostics) = weir::store::files::load_dir(dir.path()).expect("load");
-    assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    let config = CompileConfig {
-        controller_name: "weir.dev/ingress-controller".into(),
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        https_addr: Some("127.0.0.1:0".parse().expect("addr")),
-        default_backend: None,
-        now_unix: 1_893_456_000,
-        ingress_classes: Vec::new(),
-    };
-    let compiled = compile(&objects, &config);
-    let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);
-    h.proxy.publish_endpoints(Arc::new(sets));
-    h.publish(Arc::new(compiled.snapshot.clone()));
-    compiled
+    h.serve_manifests(&format!("{base}---\n{yaml}"), &[])
 }
 
 /// An Ingress for `host` with one `/` path to `shop/web`, running `filters`.

@@ -519,19 +519,8 @@ spec:
         service("oauth2-proxy", 4180, auth_srv.addr),
         service("shadow", 80, shadow.addr),
     );
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("all.yaml"), manifests).expect("write");
-    let (objects, diagnostics) = weir::store::files::load_dir(dir.path()).expect("load");
-    assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    let config = weir::compile::CompileConfig {
-        controller_name: "weir.dev/ingress-controller".to_owned(),
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        https_addr: None,
-        default_backend: None,
-        now_unix: 0,
-        ingress_classes: Vec::new(),
-    };
-    let compiled = weir::compile::compile(&objects, &config);
+    let h = Harness::start(ProxyConfig::default()).await;
+    let compiled = h.serve_manifests(&manifests, &[]);
     assert!(
         !compiled.status.has_rejections(),
         "{:?}",
@@ -548,10 +537,6 @@ spec:
         clusters,
         ["shop/oauth2-proxy:4180", "shop/shadow:80", "shop/web:80"]
     );
-    let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);
-    let h = Harness::start(ProxyConfig::default()).await;
-    h.publish(Arc::new(compiled.snapshot));
-    h.proxy.publish_endpoints(Arc::new(sets));
     for (i, proto) in BOTH.into_iter().enumerate() {
         let mut c = h.client(proto).await;
         let req = get(&c, "/", Some("Bearer alice"));

@@ -4,8 +4,6 @@
 //! unreadable value fails closed (500), and an Ingress with only unsupported annotations is
 //! served as if it had none.
 
-use std::sync::Arc;
-
 use http::StatusCode;
 use weir::proxy::ProxyConfig;
 
@@ -71,21 +69,8 @@ endpoints: [{{addresses: [127.0.0.1]}}]
 #[tokio::test]
 async fn annotations_compile_into_filters_the_proxy_enforces() {
     let backend = Backend::start("web").await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("all.yaml"), manifests(backend.addr.port())).expect("write");
-    let (objects, diagnostics) = weir::store::files::load_dir(dir.path()).expect("load");
-    assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    let compiled = weir::compile::compile(
-        &objects,
-        &weir::compile::CompileConfig {
-            controller_name: "weir.dev/ingress-controller".to_owned(),
-            http_addr: "127.0.0.1:0".parse().expect("addr"),
-            https_addr: None,
-            default_backend: None,
-            now_unix: 0,
-            ingress_classes: vec!["nginx".to_owned()],
-        },
-    );
+    let h = Harness::start(ProxyConfig::default()).await;
+    let compiled = h.serve_manifests(&manifests(backend.addr.port()), &["nginx"]);
     let reasons: Vec<(String, &str)> = compiled
         .status
         .conditions
@@ -100,13 +85,6 @@ async fn annotations_compile_into_filters_the_proxy_enforces() {
         reasons.contains(&("plain".to_owned(), "SnippetRefused")),
         "{reasons:?}"
     );
-    let h = Harness::start(ProxyConfig::default()).await;
-    h.proxy.publish_endpoints(Arc::new(weir::endpoints::build(
-        &objects,
-        &compiled.snapshot.clusters,
-        None,
-    )));
-    h.publish(Arc::new(compiled.snapshot));
 
     let big = "x".repeat(4096);
     for proto in BOTH {

@@ -633,6 +633,29 @@ impl Harness {
         }
     }
 
+    /// Loads `yaml` as `weir run --manifests` reads a directory, compiles it (HTTPS listener
+    /// on, "now" 2030-01-01, `--ingress-class` = `ingress_classes`), and publishes the
+    /// endpoints and the snapshot. The manifests must load without a diagnostic.
+    pub fn serve_manifests(&self, yaml: &str, ingress_classes: &[&str]) -> weir::compile::Compiled {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::write(dir.path().join("all.yaml"), yaml).expect("write");
+        let (objects, diagnostics) = weir::store::files::load_dir(dir.path()).expect("load");
+        assert!(diagnostics.is_empty(), "{diagnostics:?}");
+        let config = weir::compile::CompileConfig {
+            controller_name: "weir.dev/ingress-controller".to_owned(),
+            http_addr: "127.0.0.1:0".parse().expect("addr"),
+            https_addr: Some("127.0.0.1:0".parse().expect("addr")),
+            default_backend: None,
+            now_unix: 1_893_456_000,
+            ingress_classes: ingress_classes.iter().map(|c| (*c).to_owned()).collect(),
+        };
+        let compiled = weir::compile::compile(&objects, &config);
+        let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);
+        self.proxy.publish_endpoints(Arc::new(sets));
+        self.publish(Arc::new(compiled.snapshot.clone()));
+        compiled
+    }
+
     /// Publishes `snapshot` with its `http` and `https` listeners on the harness's sockets
     /// (a built snapshot says 127.0.0.1:0; other listeners keep their addresses).
     pub fn publish(&self, snapshot: Arc<Snapshot>) {
