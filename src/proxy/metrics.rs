@@ -290,18 +290,15 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
             );
         }
     }
-    out.push_str("# HELP weir_upstream_retries_total Retries started, by cluster and trigger.\n# TYPE weir_upstream_retries_total counter\n");
-    for c in view.clusters {
-        for reason in Reason::ALL {
-            let n = c.stats.retries[reason as usize].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "weir_upstream_retries_total{{cluster=\"{}\",reason=\"{}\"}} {n}",
-                esc(&c.name),
-                reason.as_str()
-            );
-        }
-    }
+    let reasons = Reason::ALL.map(Reason::as_str);
+    labelled_cluster_series(
+        out,
+        ("weir_upstream_retries_total", "counter"),
+        "Retries started, by cluster and trigger.",
+        ("reason", &reasons),
+        view.clusters,
+        |c, i| c.stats.retries[i].load(Ordering::Relaxed),
+    );
     cluster_series(
         out,
         "weir_retry_budget_exhausted_total",
@@ -310,18 +307,15 @@ pub(crate) fn render(view: &MetricsView<'_>, out: &mut String) {
         view.clusters,
         |c| c.stats.budget_exhausted.load(Ordering::Relaxed),
     );
-    out.push_str("# HELP weir_circuit_breaker_open_total Requests and retries stopped by a cluster limit, by cluster and limit.\n# TYPE weir_circuit_breaker_open_total counter\n");
-    for c in view.clusters {
-        for limit in Limit::ALL {
-            let n = c.stats.breaker_open[limit as usize].load(Ordering::Relaxed);
-            let _ = writeln!(
-                out,
-                "weir_circuit_breaker_open_total{{cluster=\"{}\",limit=\"{}\"}} {n}",
-                esc(&c.name),
-                limit.as_str()
-            );
-        }
-    }
+    let limits = Limit::ALL.map(Limit::as_str);
+    labelled_cluster_series(
+        out,
+        ("weir_circuit_breaker_open_total", "counter"),
+        "Requests and retries stopped by a cluster limit, by cluster and limit.",
+        ("limit", &limits),
+        view.clusters,
+        |c, i| c.stats.breaker_open[i].load(Ordering::Relaxed),
+    );
     cluster_series(
         out,
         "weir_upstream_requests_active",
@@ -465,6 +459,29 @@ fn cluster_series(
     let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
     for c in clusters {
         let _ = writeln!(out, "{name}{{cluster=\"{}\"}} {}", esc(&c.name), value(c));
+    }
+}
+
+/// One series per cluster and label value: `name{cluster="...",label="value"} n`, where
+/// `value(cluster, i)` is the count of `values[i]`.
+fn labelled_cluster_series(
+    out: &mut String,
+    (name, kind): (&str, &str),
+    help: &str,
+    (label, values): (&str, &[&str]),
+    clusters: &[Arc<super::upstream::ClusterState>],
+    value: impl Fn(&super::upstream::ClusterState, usize) -> u64,
+) {
+    let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    for c in clusters {
+        for (i, v) in values.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "{name}{{cluster=\"{}\",{label}=\"{v}\"}} {}",
+                esc(&c.name),
+                value(c, i)
+            );
+        }
     }
 }
 
