@@ -423,6 +423,25 @@ mod tests {
 pub(crate) mod testing {
     use super::*;
 
+    /// The hash of test key `i` (`user-i`).
+    pub(crate) fn key(i: u32) -> u64 {
+        stable_hash(format!("user-{i}").as_bytes())
+    }
+
+    /// The endpoint address each of 10,000 test keys lands on, for hashing policies.
+    pub(crate) fn placement(b: &dyn Balancer, t: &[Target]) -> Vec<SocketAddr> {
+        (0..10_000)
+            .map(|i| {
+                let ctx = PickContext {
+                    hash: Some(key(i)),
+                    ..PickContext::default()
+                };
+                let m = b.pick(&ctx).expect("a target");
+                t.iter().find(|t| t.member == m).expect("member").address
+            })
+            .collect()
+    }
+
     /// Targets with these weights, members `0..n`, addresses `127.0.0.1:1000+i`, present
     /// from the start.
     pub(crate) fn targets(weights: &[u32]) -> Vec<Target> {

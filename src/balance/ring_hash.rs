@@ -100,28 +100,9 @@ impl Balancer for RingHash {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::balance::stable_hash;
     use crate::balance::testing::{
-        assert_binomial, counts, fallback_returns_the_last_untried, targets,
+        assert_binomial, counts, fallback_returns_the_last_untried, key, placement, targets,
     };
-
-    fn key(i: u32) -> u64 {
-        stable_hash(format!("user-{i}").as_bytes())
-    }
-
-    /// The endpoint address each of 10,000 keys lands on.
-    fn placement(b: &RingHash, t: &[Target]) -> Vec<std::net::SocketAddr> {
-        (0..10_000)
-            .map(|i| {
-                let ctx = PickContext {
-                    hash: Some(key(i)),
-                    ..PickContext::default()
-                };
-                let m = b.pick(&ctx).expect("a target");
-                t.iter().find(|t| t.member == m).expect("member").address
-            })
-            .collect()
-    }
 
     #[test]
     fn the_same_key_always_lands_on_the_same_endpoint() {
