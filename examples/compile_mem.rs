@@ -16,6 +16,7 @@ fn main() {
             default_backend: None,
             now_unix: 1_893_456_000,
             ingress_classes: Vec::new(),
+            annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
         };
         let compiled = weir::compile::compile(&objects, &config);
         let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);

@@ -159,6 +159,10 @@ struct RunArgs {
     /// `nginx`, to take over from ingress-nginx without editing an Ingress. Repeatable.
     #[arg(long = "ingress-class", value_name = "NAME")]
     ingress_classes: Vec<String>,
+    /// Prefix of the ingress-nginx annotations weir serves (ingress-nginx's own
+    /// `--annotations-prefix`).
+    #[arg(long, default_value = weir::compile::nginx::DEFAULT_PREFIX)]
+    annotations_prefix: String,
     /// Quiet period before a configuration change is compiled.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     debounce_quiet: Duration,
@@ -311,6 +315,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         default_backend: args.default_backend.clone(),
         now_unix: 0,
         ingress_classes: args.ingress_classes.clone(),
+        annotations_prefix: args.annotations_prefix.clone(),
     };
     let mut cfg = ReconcileConfig::new(compile);
     cfg.quiet = args.debounce_quiet;
@@ -605,6 +610,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         controller_name: weir::api::values::DEFAULT_CONTROLLER_NAME.to_string(),
         default_backend: None,
         ingress_classes: Vec::new(),
+        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
         debounce_quiet: Duration::from_millis(100),
         debounce_max: Duration::from_secs(1),
         zone: None,

@@ -46,6 +46,10 @@ pub struct ValidateArgs {
     /// `nginx`, to take over from ingress-nginx). Repeatable.
     #[arg(long = "ingress-class", value_name = "NAME")]
     pub ingress_classes: Vec<String>,
+    /// Prefix of the ingress-nginx annotations weir serves (ingress-nginx's own
+    /// `--annotations-prefix`).
+    #[arg(long, default_value = crate::compile::nginx::DEFAULT_PREFIX)]
+    pub annotations_prefix: String,
 }
 
 /// Output format of `weir validate`.
@@ -246,6 +250,7 @@ pub fn compile_config(args: &ValidateArgs, now_unix: i64) -> CompileConfig {
         default_backend: args.default_backend.clone(),
         now_unix,
         ingress_classes: args.ingress_classes.clone(),
+        annotations_prefix: args.annotations_prefix.clone(),
     }
 }
 

@@ -119,6 +119,7 @@ async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
         default_backend: None,
         now_unix: 0,
         ingress_classes: Vec::new(),
+        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
     });
     let metrics = cfg.metrics.clone();
     let proxy = Proxy::new(ProxyConfig::default());

@@ -162,6 +162,7 @@ fn config() -> ReconcileConfig {
         default_backend: None,
         now_unix: 0,
         ingress_classes: Vec::new(),
+        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
     });
     cfg.quiet = Duration::from_millis(20);
     cfg.max_delay = Duration::from_millis(200);

@@ -19,6 +19,7 @@ fn config() -> CompileConfig {
         default_backend: None,
         now_unix: 1_893_456_000,
         ingress_classes: Vec::new(),
+        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
     }
 }
 

@@ -193,6 +193,26 @@ pub struct FilterEntry {
     pub body_limit: Option<BodyLimitFilter>,
 }
 
+impl FilterEntry {
+    /// An entry of `type_` with no settings (set the one field the type names).
+    pub fn new(type_: FilterType) -> Self {
+        FilterEntry {
+            type_,
+            request_header_modifier: None,
+            response_header_modifier: None,
+            request_redirect: None,
+            url_rewrite: None,
+            cors: None,
+            rate_limit: None,
+            ip_access: None,
+            basic_auth: None,
+            external_auth: None,
+            request_mirror: None,
+            body_limit: None,
+        }
+    }
+}
+
 /// Gateway API `HTTPHeaderFilter`: remove, then set (replace every value), then add (append).
 #[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, schemars::JsonSchema)]
 #[serde(rename_all = "camelCase")]

@@ -135,4 +135,7 @@ pub mod reasons {
     pub const SNIPPET_REFUSED: &str = "SnippetRefused";
     /// An ingress-nginx annotation weir does not serve (yet); the Ingress is served without it.
     pub const UNSUPPORTED_ANNOTATION: &str = "UnsupportedAnnotation";
+    /// An ingress-nginx annotation served, but not exactly with ingress-nginx's semantics (the
+    /// message says what differs).
+    pub const PARTIAL_ANNOTATION: &str = "PartiallySupportedAnnotation";
 }

@@ -36,7 +36,8 @@ use std::collections::{BTreeMap, HashMap};
 use k8s_openapi::api::core::v1::ServicePort;
 
 use super::Ir;
-use super::ir::{BackendRef, FieldPath, IrAction, IrRoute, PortRef, Source};
+use super::ir::{BackendRef, FieldPath, IrAction, IrRoute, PortRef, Source, Variant};
+use super::policy::Policies;
 use super::status::Status;
 use crate::api::{condition_types, reasons, values};
 use crate::snapshot::{
@@ -65,7 +66,9 @@ enum Outcome<'a> {
 /// Resolved references, and the clusters they lead to.
 pub(super) struct Resolver<'a> {
     objects: &'a Objects,
-    cache: HashMap<(&'a str, &'a str, PortRef<'a>), usize>,
+    policies: &'a Policies<'a>,
+    /// By (namespace, Service, port, variant name).
+    cache: HashMap<(&'a str, &'a str, PortRef<'a>, Option<String>), usize>,
     /// Clusters filters send to, by key (they name ports by number, so the key is known
     /// before resolution).
     filter_cache: HashMap<ClusterKey, usize>,
@@ -75,9 +78,14 @@ pub(super) struct Resolver<'a> {
 }
 
 /// Resolve every backend reference of the IR, writing the outcomes into the references.
-pub(super) fn resolve<'a>(ir: &mut Ir<'a>, objects: &'a Objects) -> Resolver<'a> {
+pub(super) fn resolve<'a>(
+    ir: &mut Ir<'a>,
+    objects: &'a Objects,
+    policies: &'a Policies<'a>,
+) -> Resolver<'a> {
     let mut resolver = Resolver {
         objects,
+        policies,
         cache: HashMap::new(),
         filter_cache: HashMap::new(),
         outcomes: Vec::new(),
@@ -126,19 +134,44 @@ pub(super) fn service_cluster(
 
 impl<'a> Resolver<'a> {
     fn resolve(&mut self, backend: &BackendRef<'a>) -> usize {
-        let key = (backend.namespace, backend.service, backend.port);
-        if let Some(&outcome) = self.cache.get(&key) {
-            return outcome;
-        }
-        let outcome = resolve_service(
-            self.objects,
+        let variant = backend.variant.as_deref();
+        let key = (
             backend.namespace,
             backend.service,
             backend.port,
+            variant.map(|v| v.name.clone()),
         );
+        if let Some(&outcome) = self.cache.get(&key) {
+            return outcome;
+        }
+        let outcome = self.build(backend.namespace, backend.service, backend.port, variant);
         let index = self.push(outcome);
         self.cache.insert(key, index);
         index
+    }
+
+    /// The outcome of a Service port: its cluster carries the port's `BackendPolicy`, then
+    /// the variant's settings (under the variant's key).
+    fn build(
+        &self,
+        namespace: &str,
+        service: &str,
+        port: PortRef<'_>,
+        variant: Option<&Variant>,
+    ) -> Outcome<'a> {
+        let mut outcome = resolve_service(self.objects, namespace, service, port);
+        if let Outcome::Cluster { cluster, .. } = &mut outcome {
+            self.policies.apply_to(cluster, self.objects);
+            if let Some(variant) = variant {
+                cluster.key.variant.clone_from(&variant.name);
+                if let Some(protocol) = variant.protocol {
+                    cluster.protocol = protocol;
+                }
+                // Validated by the front end that made the variant.
+                let _ = super::policy::apply(&variant.policy, cluster);
+            }
+        }
+        outcome
     }
 
     fn push(&mut self, outcome: Outcome<'a>) -> usize {
@@ -161,12 +194,8 @@ impl<'a> Resolver<'a> {
             let index = match self.filter_cache.get(key) {
                 Some(&index) => index,
                 None => {
-                    let outcome = resolve_service(
-                        self.objects,
-                        &key.namespace,
-                        &key.service,
-                        PortRef::Number(i32::from(key.port)),
-                    );
+                    let port = PortRef::Number(i32::from(key.port));
+                    let outcome = self.build(&key.namespace, &key.service, port, None);
                     let index = self.push(outcome);
                     self.filter_cache.insert(key.clone(), index);
                     index
@@ -441,7 +470,8 @@ mod tests {
             "b.example",
             (0..5).map(|i| route(0, 10 + i, &format!("/m{i}"), &[("default/missing", 1)])),
         );
-        let resolver = resolve(&mut ir, &objects);
+        let policies = Policies::default();
+        let resolver = resolve(&mut ir, &objects, &policies);
         assert_eq!(resolver.outcomes.len(), 2);
     }
 

@@ -16,8 +16,10 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::net::SocketAddr;
+use std::sync::Arc;
 
-use crate::snapshot::{DirectResponse, Filter, ListenerProtocol, RouteMatch};
+use crate::api::backendpolicy::BackendPolicySpec;
+use crate::snapshot::{DirectResponse, Filter, ListenerProtocol, RouteMatch, UpstreamProtocol};
 use crate::store::ObjectKey;
 
 use super::ObjectRef;
@@ -258,6 +260,10 @@ pub struct BackendRef<'a> {
     pub weight: u32,
     /// Filters run only for requests sent to this backend.
     pub filters: Vec<Filter>,
+    /// Cluster settings of this reference's own (ingress-nginx annotations of its Ingress),
+    /// on top of its Service port's `BackendPolicy`: it resolves to a cluster of its own
+    /// variant. `None`: the Service port's default cluster.
+    pub variant: Option<Arc<Variant>>,
     /// Filled in by the backends pass: index of the resolution of this reference.
     pub(super) outcome: Option<usize>,
 }
@@ -271,9 +277,23 @@ impl<'a> BackendRef<'a> {
             port,
             weight: 1,
             filters: Vec::new(),
+            variant: None,
             outcome: None,
         }
     }
+}
+
+/// Cluster settings some references ask for beyond their Service port's defaults and
+/// `BackendPolicy`: a [`crate::snapshot::ClusterKey`] variant. References with the same
+/// variant name share one cluster.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Variant {
+    /// The variant's name, in the cluster key (`nginx-1a2b3c4d`).
+    pub name: String,
+    /// Settings applied after the Service port's `BackendPolicy` (set fields win).
+    pub policy: BackendPolicySpec,
+    /// Upstream protocol over the port's `appProtocol`.
+    pub protocol: Option<UpstreamProtocol>,
 }
 
 /// A Service port reference: by number or by name.

@@ -66,6 +66,8 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+pub use ingress::nginx;
+
 mod assemble;
 mod backends;
 mod conflicts;
@@ -104,6 +106,9 @@ pub struct CompileConfig {
     /// IngressClass exists (`--ingress-class`, e.g. `nginx` to take over from ingress-nginx
     /// without editing an Ingress): by `spec.ingressClassName` or the legacy annotation.
     pub ingress_classes: Vec<String>,
+    /// Prefix of the ingress-nginx annotations weir reads (`--annotations-prefix`, default
+    /// [`nginx::DEFAULT_PREFIX`]).
+    pub annotations_prefix: String,
 }
 
 /// A controller-wide default backend: a Service port.
@@ -261,10 +266,7 @@ pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
     let mut filters = filters::FilterSet::compile(objects, &mut status);
     let policies = policy::Policies::compile(objects, &mut status);
     let ir = ingress::front_end(objects, config, &mut filters, &mut status);
-    let mut snapshot = passes(ir, objects, config.now_unix, &mut status);
-    for cluster in snapshot.clusters.values_mut() {
-        policies.apply_to(cluster, objects);
-    }
+    let snapshot = passes(ir, objects, &policies, config.now_unix, &mut status);
     let mut users = filters.into_users();
     for key in objects.http_filters.keys() {
         users.entry(key.clone()).or_default();
@@ -328,10 +330,11 @@ pub(crate) fn parse_duration(s: &str) -> Option<Duration> {
 fn passes<'a>(
     mut ir: Ir<'a>,
     objects: &'a Objects,
+    policies: &'a policy::Policies<'a>,
     now_unix: i64,
     status: &mut status::Status,
 ) -> Snapshot {
-    let mut resolver = backends::resolve(&mut ir, objects);
+    let mut resolver = backends::resolve(&mut ir, objects, policies);
     let tls = tls::certificates(&ir, objects, now_unix, status);
     conflicts::settle(&mut ir, &resolver, status);
     assemble::snapshot(ir, &mut resolver, &tls, status)

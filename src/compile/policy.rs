@@ -202,9 +202,11 @@ impl<'a> Policies<'a> {
 
 /// An invalid value: where, and why.
 #[derive(Debug)]
-struct FieldError {
-    field: String,
-    message: String,
+pub(super) struct FieldError {
+    /// The field (`loadBalancer.consistentHash.header.name`).
+    pub(super) field: String,
+    /// What is wrong with it.
+    pub(super) message: String,
 }
 
 fn bad(field: &str, message: impl Into<String>) -> FieldError {
@@ -255,7 +257,7 @@ fn status_code(field: &str, code: i32) -> Result<u16, FieldError> {
 }
 
 /// Writes `spec` over `cluster`'s settings, checking every value.
-fn apply(spec: &BackendPolicySpec, cluster: &mut Cluster) -> Result<(), FieldError> {
+pub(super) fn apply(spec: &BackendPolicySpec, cluster: &mut Cluster) -> Result<(), FieldError> {
     if let Some(lb) = &spec.load_balancer {
         let f = "spec.loadBalancer";
         let key = |hash: Option<&ConsistentHashSpec>| {

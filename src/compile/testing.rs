@@ -132,7 +132,8 @@ pub(super) fn add<'a>(ir: &mut Ir<'a>, host: &str, routes: impl IntoIterator<Ite
 /// Run the shared passes over `ir`.
 pub(super) fn run<'a>(ir: Ir<'a>, objects: &'a Objects) -> Compiled {
     let mut status = Status::default();
-    let snapshot = super::passes(ir, objects, 0, &mut status);
+    let policies = super::policy::Policies::default();
+    let snapshot = super::passes(ir, objects, &policies, 0, &mut status);
     Compiled {
         snapshot,
         status: status.report,

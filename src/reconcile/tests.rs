@@ -22,6 +22,7 @@ fn config() -> ReconcileConfig {
         default_backend: None,
         now_unix: 0,
         ingress_classes: Vec::new(),
+        annotations_prefix: crate::compile::nginx::DEFAULT_PREFIX.to_owned(),
     })
 }
 

@@ -42,6 +42,7 @@ fn render(case: &Path) -> String {
         ingress_classes: std::fs::read_to_string(case.join("ingress-classes"))
             .map(|s| s.lines().map(str::to_owned).collect())
             .unwrap_or_default(),
+        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
     };
     let (objects, diagnostics) = load_dir(&input).expect("input is readable");
     let compiled = compile(&objects, &compile_config(&args, NOW_UNIX));

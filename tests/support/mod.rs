@@ -648,6 +648,7 @@ impl Harness {
             default_backend: None,
             now_unix: 1_893_456_000,
             ingress_classes: ingress_classes.iter().map(|c| (*c).to_owned()).collect(),
+            annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
         };
         let compiled = weir::compile::compile(&objects, &config);
         let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);

@@ -237,7 +237,10 @@ fn compile_filter(
 }
 
 /// One entry: the settings field its type names (and no other), compiled by its kind's file.
-fn compile_entry(entry: &FilterEntry, ctx: &EntryContext<'_>) -> Result<Filter, FieldError> {
+pub(super) fn compile_entry(
+    entry: &FilterEntry,
+    ctx: &EntryContext<'_>,
+) -> Result<Filter, FieldError> {
     let set = set_fields(entry);
     let type_ = entry.type_;
     if let Some(other) = set.iter().find(|t| **t != type_) {

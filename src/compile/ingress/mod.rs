@@ -36,12 +36,14 @@
 //!
 //! Conflicts between the Ingresses' routes are settled by the shared passes.
 
+use std::sync::Arc;
+
 use k8s_openapi::api::networking::v1::{IngressBackend, IngressSpec};
 
 use super::filters::FilterSet;
 use super::ir::{
     BackendRef, CertificateRef, FieldPath, HostMatch, IrAction, IrForward, IrListener, IrRoute,
-    IrRouteTable, PortRef, Rejection, Source, SourceId, SourceOrder, Unresolved,
+    IrRouteTable, PortRef, Rejection, Source, SourceId, SourceOrder, Unresolved, Variant,
 };
 use super::status::Status;
 use super::{CompileConfig, INGRESS_ROUTE_TABLE, Ir};
@@ -51,7 +53,7 @@ use crate::snapshot::{Filter, ListenerProtocol, PathMatch, Redirect, RequestRedi
 use crate::store::Objects;
 
 mod classes;
-mod nginx;
+pub mod nginx;
 
 /// Kind of the objects this front end reads.
 const INGRESS: &str = "Ingress";
@@ -89,7 +91,15 @@ pub(super) fn front_end<'a>(
             generation: owned.ingress.metadata.generation,
         };
         let source = ir.add_source(ingress);
-        let mut filters = nginx::translate(owned.ingress, &ingress, status);
+        let ctx = nginx::Context {
+            annotations: nginx::Annotations::of(owned.ingress, &config.annotations_prefix),
+            ingress: owned.ingress,
+            key: owned.key,
+            objects,
+        };
+        let translation = nginx::translate(&ctx);
+        let mut filters = nginx::compile(&translation, &ctx, &ingress, status);
+        let variant = translation.variant();
         let Some(spec) = owned.ingress.spec.as_ref() else {
             continue;
         };
@@ -109,9 +119,12 @@ pub(super) fn front_end<'a>(
             });
         }
         let redirect = ssl_redirect(owned.ingress, &ingress, status).then_some(&tls_hosts);
-        rules(
-            &ingress, source, spec, &filters, redirect, &mut table, status,
-        );
+        let pieces = Pieces {
+            filters: &filters,
+            variant: variant.as_ref(),
+            redirect,
+        };
+        rules(&ingress, source, spec, &pieces, &mut table, status);
         if let Some(backend) = spec.default_backend.as_ref() {
             table.default_route.candidates.push(IrRoute {
                 name: DEFAULT_BACKEND_ROUTE.to_owned(),
@@ -120,6 +133,7 @@ pub(super) fn front_end<'a>(
                 action: action(
                     &owned.key.namespace,
                     backend,
+                    variant.as_ref(),
                     FieldPath::new("spec.defaultBackend"),
                 ),
                 field: FieldPath::new("spec.defaultBackend"),
@@ -288,17 +302,27 @@ fn https_redirect() -> Filter {
     })
 }
 
-/// The routes of one Ingress's rules, into the table by host; `redirect` has the TLS hosts
-/// whose routes redirect plain HTTP (`None`: the Ingress turned the redirect off).
+/// What every route of one Ingress gets besides its own match and backend.
+struct Pieces<'p> {
+    /// The filter chain (annotations, then `weir.dev/filters`).
+    filters: &'p [Filter],
+    /// The cluster variant of its backends (ingress-nginx cluster annotations).
+    variant: Option<&'p Arc<Variant>>,
+    /// The TLS hosts whose routes redirect plain HTTP (`None`: the Ingress turned the
+    /// redirect off).
+    redirect: Option<&'p TlsHosts>,
+}
+
+/// The routes of one Ingress's rules, into the table by host.
 fn rules<'a>(
     ingress: &Source<'a>,
     source: SourceId,
     spec: &'a IngressSpec,
-    filters: &[Filter],
-    redirect: Option<&TlsHosts>,
+    pieces: &Pieces<'_>,
     table: &mut IrRouteTable<'a>,
     status: &mut Status,
 ) {
+    let filters = pieces.filters;
     for (rule_index, rule) in spec.rules.iter().flatten().enumerate() {
         let host = match rule.host.as_deref() {
             None | Some("") => HostMatch::Any,
@@ -321,7 +345,7 @@ fn rules<'a>(
             continue;
         };
         // The redirect runs first: nothing else (credentials, CORS) happens in cleartext.
-        let filters: Vec<Filter> = match redirect {
+        let filters: Vec<Filter> = match pieces.redirect {
             Some(tls) if tls.covers(&host) => std::iter::once(https_redirect())
                 .chain(filters.iter().cloned())
                 .collect(),
@@ -346,7 +370,7 @@ fn rules<'a>(
                 ),
                 matches: RouteMatch::path(path_match),
                 filters: filters.clone(),
-                action: action(&ingress.key.namespace, &path.backend, field),
+                action: action(&ingress.key.namespace, &path.backend, pieces.variant, field),
                 field,
                 order: SourceOrder {
                     source,
@@ -360,7 +384,12 @@ fn rules<'a>(
 
 /// The action of an Ingress backend: a Service port in the Ingress's namespace, or a
 /// rejection when the backend names none.
-fn action<'a>(namespace: &'a str, backend: &'a IngressBackend, field: FieldPath) -> IrAction<'a> {
+fn action<'a>(
+    namespace: &'a str,
+    backend: &'a IngressBackend,
+    variant: Option<&Arc<Variant>>,
+    field: FieldPath,
+) -> IrAction<'a> {
     if backend.resource.is_some() {
         return IrAction::Reject(Rejection {
             type_: condition_types::ACCEPTED,
@@ -388,8 +417,10 @@ fn action<'a>(namespace: &'a str, backend: &'a IngressBackend, field: FieldPath)
             ),
         });
     };
+    let mut backend = BackendRef::new(namespace, &service.name, port);
+    backend.variant = variant.cloned();
     IrAction::Forward(IrForward {
-        backends: vec![BackendRef::new(namespace, &service.name, port)],
+        backends: vec![backend],
         unresolved: UNAVAILABLE,
     })
 }
