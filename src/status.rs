@@ -417,15 +417,42 @@ pub fn plan(
         let Some(reference) = reference(objects, object) else {
             continue;
         };
-        for c in conditions.iter().filter(|c| c.severity == Severity::Error) {
-            out.events.push(EventNote {
-                reference: reference.clone(),
-                reason: c.reason.to_owned(),
-                message: c.message.clone(),
-            });
+        // One Event per reason and object (they are rate-limited by that pair), naming
+        // every piece: an Ingress with three unsupported annotations gets one Event that
+        // lists the three.
+        let first = out.events.len();
+        for c in conditions.iter().filter(|c| deserves_event(c)) {
+            match out.events[first..]
+                .iter_mut()
+                .find(|n| n.reason == c.reason)
+            {
+                Some(note) => {
+                    note.message.push_str("; ");
+                    note.message.push_str(&c.message);
+                }
+                None => out.events.push(EventNote {
+                    reference: reference.clone(),
+                    reason: c.reason.to_owned(),
+                    message: c.message.clone(),
+                }),
+            }
         }
     }
     out
+}
+
+/// Whether a condition is published as an Event: every rejection, and the warnings about
+/// ingress-nginx annotations weir does not serve as written (an Ingress has no conditions
+/// in its status, so an Event is where `kubectl describe ingress` shows them).
+fn deserves_event(c: &crate::compile::Condition) -> bool {
+    c.severity == Severity::Error
+        || matches!(
+            c.reason,
+            reasons::SNIPPET_REFUSED
+                | reasons::UNSUPPORTED_ANNOTATION
+                | reasons::PARTIAL_ANNOTATION
+                | reasons::INVALID_ANNOTATION
+        )
 }
 
 /// The condition types every CRD status carries, in order.
@@ -843,6 +870,50 @@ mod tests {
             assert_eq!(reference.kind.as_deref(), Some(kind.as_str()));
             assert_eq!(reference.uid.as_deref(), Some("u-1"));
         }
+    }
+
+    #[test]
+    fn annotation_warnings_are_events_one_per_reason() {
+        let warning = |reason, message: &str| crate::compile::Condition {
+            type_: condition_types::ACCEPTED,
+            status: ConditionStatus::True,
+            severity: Severity::Warning,
+            reason,
+            message: message.to_owned(),
+            observed_generation: None,
+        };
+        let mut report = owned();
+        report.conditions.insert(
+            ObjectRef {
+                kind: "Ingress",
+                key: ObjectKey::new("default", "web"),
+            },
+            vec![
+                warning(reasons::UNSUPPORTED_ANNOTATION, "annotation a"),
+                warning(reasons::SNIPPET_REFUSED, "annotation s"),
+                warning(reasons::UNSUPPORTED_ANNOTATION, "annotation b"),
+                // Other warnings stay conditions only.
+                warning(reasons::UNKNOWN_APP_PROTOCOL, "not an event"),
+            ],
+        );
+        let plan = plan(
+            &objects(ingress_with(&[])),
+            &report,
+            None,
+            &mut BTreeSet::new(),
+        );
+        let events: Vec<_> = plan
+            .events
+            .iter()
+            .map(|e| (e.reason.as_str(), e.message.as_str()))
+            .collect();
+        assert_eq!(
+            events,
+            [
+                ("UnsupportedAnnotation", "annotation a; annotation b"),
+                ("SnippetRefused", "annotation s"),
+            ]
+        );
     }
 
     fn http_filter(status: Option<HTTPFilterStatus>) -> Objects {
