@@ -18,6 +18,8 @@
 //! - [`balance`]: load-balancing policies behind one trait.
 //! - [`admin`]: health, readiness, metrics and dumps.
 //! - [`validate`]: `weir validate`, compile a manifests directory and report, like `nginx -t`.
+//! - [`migrate`]: `weir migrate`, what becomes of ingress-nginx annotations, and weir-native
+//!   manifests that leave them behind.
 
 pub mod admin;
 pub mod api;
@@ -26,6 +28,7 @@ pub mod compile;
 pub mod demo;
 pub mod endpoints;
 pub mod lease;
+pub mod migrate;
 pub mod net;
 pub mod proxy;
 pub mod reconcile;

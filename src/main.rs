@@ -41,6 +41,9 @@ enum Command {
     Run(Box<RunArgs>),
     /// Compile a manifests directory and print the result (exit 0 ok, 1 rejected, 2 unreadable).
     Validate(weir::validate::ValidateArgs),
+    /// Report what becomes of every ingress-nginx annotation (exit 0 when all translate, 1
+    /// otherwise), or write weir-native manifests that leave them behind.
+    Migrate(Box<weir::migrate::MigrateArgs>),
     /// Start demo backends and serve the embedded example manifests through the proxy.
     Demo(Box<DemoArgs>),
     /// Print weir's CustomResourceDefinitions (YAML), or write them into directories.
@@ -232,6 +235,9 @@ fn main() -> ExitCode {
         Command::Validate(args) => {
             return ExitCode::from(u8::try_from(weir::validate::run(&args)).unwrap_or(1));
         }
+        Command::Migrate(args) => {
+            return ExitCode::from(u8::try_from(migrate(&args)).unwrap_or(1));
+        }
         Command::Run(args) => {
             let workers = args.listen.workers;
             block_on(workers, run(*args))
@@ -349,6 +355,43 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
             .await
         }
     }
+}
+
+/// `weir migrate`, from a manifests directory or a cluster.
+fn migrate(args: &weir::migrate::MigrateArgs) -> i32 {
+    use weir::migrate;
+    if let Some(dir) = &args.manifests {
+        return migrate::run_manifests(args, dir);
+    }
+    let wanted = match migrate::parse_config_map(&args.nginx_configmap) {
+        Ok(key) => key,
+        Err(e) => {
+            eprintln!("error: --nginx-configmap {e}");
+            return migrate::EXIT_UNREADABLE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return migrate::EXIT_UNREADABLE;
+        }
+    };
+    runtime.block_on(async {
+        let client = match kube_client(args.kubeconfig.as_deref()).await {
+            Ok(client) => client,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return migrate::EXIT_UNREADABLE;
+            }
+        };
+        let (objects, data) =
+            migrate::load_cluster(&client, args.namespace.as_deref(), &wanted).await;
+        migrate::print(args, &objects, data.as_ref().map(|d| (&wanted, d)))
+    })
 }
 
 async fn kube_client(kubeconfig: Option<&std::path::Path>) -> anyhow::Result<kube::Client> {

@@ -63,6 +63,21 @@ impl fmt::Display for LoadDiagnostic {
 
 /// Load every manifest under `dir` (or the single file `dir`).
 pub fn load_dir(dir: &Path) -> Result<(Objects, Vec<LoadDiagnostic>), LoadError> {
+    load(dir, false).map(|(objects, diagnostics, _)| (objects, diagnostics))
+}
+
+/// [`load_dir`], also returning the documents of kinds the store does not keep (e.g.
+/// ingress-nginx's ConfigMap, for `weir migrate`), as parsed.
+pub fn load_dir_with_others(
+    dir: &Path,
+) -> Result<(Objects, Vec<LoadDiagnostic>, Vec<Value>), LoadError> {
+    load(dir, true)
+}
+
+fn load(
+    dir: &Path,
+    keep_others: bool,
+) -> Result<(Objects, Vec<LoadDiagnostic>, Vec<Value>), LoadError> {
     let read_error = |source| LoadError::Read {
         path: dir.to_owned(),
         source,
@@ -80,11 +95,16 @@ pub fn load_dir(dir: &Path) -> Result<(Objects, Vec<LoadDiagnostic>), LoadError>
     let mut loader = Loader {
         objects: Objects::default(),
         diagnostics,
+        others: keep_others.then(Vec::new),
     };
     for file in &files {
         loader.load_file(file);
     }
-    Ok((loader.objects, loader.diagnostics))
+    Ok((
+        loader.objects,
+        loader.diagnostics,
+        loader.others.unwrap_or_default(),
+    ))
 }
 
 fn is_manifest(path: &Path) -> bool {
@@ -162,6 +182,8 @@ struct Document {
 struct Loader {
     objects: Objects,
     diagnostics: Vec<LoadDiagnostic>,
+    /// Documents of kinds the store does not keep, when asked for.
+    others: Option<Vec<Value>>,
 }
 
 impl Loader {
@@ -256,6 +278,9 @@ impl Loader {
         }
         let Some(kind) = Kind::from_type(&api_version, &kind) else {
             tracing::debug!(file = %file.display(), index, api_version, kind, "ignoring kind");
+            if let Some(others) = &mut self.others {
+                others.push(value);
+            }
             return;
         };
         let object = match KubeObject::from_value(kind, value) {

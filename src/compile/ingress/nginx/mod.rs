@@ -110,7 +110,13 @@ impl<'a> Annotations<'a> {
     }
 
     fn name_of<'k>(&self, key: &'k str) -> Option<&'k str> {
-        key.strip_prefix(self.prefix)?.strip_prefix('/')
+        Self::name_under(key, self.prefix)
+    }
+
+    /// The annotation name of `key` when it is under `prefix` (`<prefix>/<name>`).
+    pub fn name_under<'k>(key: &'k str, prefix: &str) -> Option<&'k str> {
+        key.strip_prefix(prefix.trim_end_matches('/'))?
+            .strip_prefix('/')
     }
 }
 
