@@ -25,7 +25,7 @@ not() { ! "$@"; }
 t "helm lint --strict" "$HELM" lint --strict "$CHART"
 t "render defaults" "$HELM" template weir "$CHART" -n weir-system --output-dir "$TMP/default"
 t "render with options" "$HELM" template weir "$CHART" -n weir-system --output-dir "$TMP/opts" \
-    --set ingressClass.default=true,workers=1,watchNamespace=apps,accessLog=stdout,service.type=ClusterIP,metrics.service=true,zone=eu-west-1a
+    --set ingressClass.default=true,workers=1,watchNamespace=apps,accessLog=stdout,service.type=ClusterIP,metrics.service=true,zone=eu-west-1a,serveIngressClasses={nginx},annotationsPrefix=custom.example
 for d in default opts; do
     t "rendered manifests ($d) valid for Kubernetes 1.33 (strict)" \
         bash -c "cat \$(find '$TMP/$d' -name '*.yaml' | sort) | '$VENV/bin/kubernetes-validate' -k 1.33.0 --strict --quiet -"
@@ -40,6 +40,7 @@ t "default class annotation only when asked" grep -q is-default-class "$TMP/opts
 t "debug listener on the pod's loopback only" grep -q -- '--debug-addr=127.0.0.1:9902' "$TMP/default/weir/templates/deployment.yaml"
 t "probes on the admin port" bash -c "grep -A1 -E 'readinessProbe|livenessProbe' '$TMP/default/weir/templates/deployment.yaml' | grep -c 'port: admin' | grep -qx 2"
 t "zone passed as --zone only when set" bash -c "grep -q -- '--zone=eu-west-1a' '$TMP/opts/weir/templates/deployment.yaml' && ! grep -q -- '--zone' '$TMP/default/weir/templates/deployment.yaml'"
+t "serveIngressClasses become --ingress-class flags, annotationsPrefix --annotations-prefix" bash -c "grep -q -- '--ingress-class=nginx' '$TMP/opts/weir/templates/deployment.yaml' && ! grep -q -- '--ingress-class' '$TMP/default/weir/templates/deployment.yaml' && grep -q -- '--annotations-prefix=custom.example' '$TMP/opts/weir/templates/deployment.yaml' && grep -q -- '--annotations-prefix=nginx.ingress.kubernetes.io' '$TMP/default/weir/templates/deployment.yaml'"
 t "the main Service does not expose the admin port" not grep -q admin "$TMP/default/weir/templates/service.yaml"
 t "metrics Service only when asked" bash -c "[[ ! -e '$TMP/default/weir/templates/service-metrics.yaml' ]] && grep -q 'targetPort: admin' '$TMP/opts/weir/templates/service-metrics.yaml'"
 t "chart RBAC rules equal docs/rbac.yaml" "$VENV/bin/python" - "$TMP/default/weir/templates/rbac.yaml" "$REPO/docs/rbac.yaml" <<'PY'
