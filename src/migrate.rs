@@ -922,6 +922,29 @@ spec:
     }
 
     #[test]
+    fn another_annotations_prefix_is_read_instead() {
+        let objects = objects(&SHOP.replace(
+            "nginx.ingress.kubernetes.io/proxy-body-size",
+            "custom.io/proxy-body-size",
+        ));
+        let mut config = compile_config(&args());
+        config.annotations_prefix = "custom.io".into();
+        let report = report(&objects, &config, None);
+        let shop = &report
+            .ingresses
+            .iter()
+            .find(|i| i.name == "shop")
+            .expect("shop")
+            .annotations;
+        assert_eq!(shop.len(), 1, "only custom.io/*: {shop:?}");
+        assert_eq!(shop[0].name, "proxy-body-size");
+        // And compile serves it: the route's chain has the body limit.
+        let compiled = compile::compile(&objects, &config);
+        let json = serde_json::to_string(&compiled.snapshot).expect("snapshot serializes");
+        assert!(json.contains("\"max_request_bytes\":8388608"), "{json}");
+    }
+
+    #[test]
     fn config_map_keys_that_change_defaults_are_reported() {
         let data = serde_json::json!({
             "use-forwarded-headers": "true",

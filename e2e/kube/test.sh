@@ -381,6 +381,58 @@ if wait_until 30 has_event; then pass "rejected Ingress gets a Warning Event: $(
   fail "no Warning Event for Ingress bad (status conditions are compile's: is port 9999 rejected?)"; fi
 k -n "$NS" delete ingress bad >/dev/null
 
+# ---------------------------------------------------------------- ingress-nginx annotations: Events, weir migrate --kubeconfig
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: nginx-annotated
+  namespace: $NS
+  annotations:
+    nginx.ingress.kubernetes.io/proxy-body-size: 1m
+    nginx.ingress.kubernetes.io/configuration-snippet: "more_set_headers 'X-A: b';"
+    nginx.ingress.kubernetes.io/enable-opentelemetry: "true"
+spec:
+  ingressClassName: weir
+  rules:
+  - host: annotated.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+---
+apiVersion: v1
+kind: Namespace
+metadata: {name: ingress-nginx}
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {name: ingress-nginx-controller, namespace: ingress-nginx}
+data: {use-forwarded-headers: "true", allow-snippet-annotations: "false"}
+YAML
+annotation_events() {
+  k -n "$NS" get events.events.k8s.io -o json | python3 -c '
+import json, sys
+evs = sorted(e["reason"] for e in json.load(sys.stdin)["items"]
+             if e.get("regarding", {}).get("name") == "nginx-annotated" and e.get("type") == "Warning")
+print(" ".join(evs)) if evs == ["SnippetRefused", "UnsupportedAnnotation"] else sys.exit(1)'
+}
+if wait_until 30 annotation_events; then pass "annotation warnings are Events on the Ingress: $(annotation_events)"; else
+  fail "no SnippetRefused + UnsupportedAnnotation Events for Ingress nginx-annotated"; fi
+out="$(x "$WEIR_BIN" migrate --kubeconfig "$WEIR_E2E_STATE/kubeconfig" --namespace "$NS" --output json 2>"$LOGS/migrate.err")"
+rc=$?
+got="$(python3 -c '
+import json, sys
+r = json.loads(sys.argv[1])
+i = next(i for i in r["ingresses"] if i["name"] == "nginx-annotated")
+words = ",".join(a["name"] + "=" + a["verdict"] for a in i["annotations"])
+keys = ",".join(k["name"] + "=" + k["verdict"] for k in r["configMap"]["keys"])
+print(words, keys, i["served"])' "$out" 2>&1)"
+want="configuration-snippet=refused,enable-opentelemetry=unsupported,proxy-body-size=translated allow-snippet-annotations=translated,use-forwarded-headers=partial True"
+[[ $rc == 1 && "$got" == "$want" ]] && pass "weir migrate --kubeconfig: exit 1, $got" \
+  || fail "weir migrate --kubeconfig: exit $rc, '$got' (want '$want'); stderr: $(head -c 500 "$LOGS/migrate.err")"
+k -n "$NS" delete ingress nginx-annotated >/dev/null
+k delete namespace ingress-nginx --wait=false >/dev/null
+
 # ---------------------------------------------------------------- class change, delete
 ingress moved moved.example weir
 wait_until 30 has_lb_ip moved "$PUBLISH_IP" && wait_until 10 has_code 18081 moved.example 200 \
