@@ -84,6 +84,7 @@ pub(super) fn front_end<'a>(
     let mut ir = Ir::default();
     let mut table = IrRouteTable::default();
     let mut certificates = Vec::new();
+    let mut canaries = Vec::new();
     for owned in &owned {
         let ingress = Source {
             kind: INGRESS,
@@ -100,6 +101,16 @@ pub(super) fn front_end<'a>(
         let translation = nginx::translate(&ctx);
         let mut filters = nginx::compile(&translation, &ctx, &ingress, status);
         let variant = translation.variant();
+        let pending = (ingress, source);
+        if nginx::canary::defer(
+            &translation,
+            owned.ingress,
+            pending,
+            variant.as_ref(),
+            &mut canaries,
+        ) {
+            continue;
+        }
         let Some(spec) = owned.ingress.spec.as_ref() else {
             continue;
         };
@@ -145,6 +156,8 @@ pub(super) fn front_end<'a>(
             });
         }
     }
+    // After every main route exists: canaries join them.
+    nginx::canary::join(&canaries, &mut table, status);
     if let Some(flag) = &config.default_backend {
         let source = ir.add_source(Source {
             kind: "Service",
