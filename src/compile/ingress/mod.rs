@@ -34,6 +34,9 @@
 //!   controller-wide `--default-backend` is the fallback, its conditions reported on its
 //!   Service.
 //!
+//! - **Canaries** (ingress-nginx `canary: "true"`) are not served on their own: once every
+//!   other Ingress's routes exist, their paths join the main routes (`nginx/canary.rs`).
+//!
 //! Conflicts between the Ingresses' routes are settled by the shared passes.
 
 use std::sync::Arc;

@@ -196,7 +196,6 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
         }
     }
     let exact = ctx.get(BY_HEADER_VALUE).filter(|v| !v.is_empty());
-    let pattern = ctx.get(BY_HEADER_PATTERN).filter(|v| !v.is_empty());
     let mut header_rule = None;
     if let Some(value) = ctx.get(BY_HEADER_VALUE) {
         if header_name.is_none() {
@@ -228,6 +227,8 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
                 },
                 main: None,
             });
+        } else {
+            t.found(BY_HEADER_VALUE, value, unused_without_header());
         }
     }
     if let Some(value) = ctx.get(BY_HEADER_PATTERN) {
@@ -279,6 +280,8 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
                             },
                             main: None,
                         });
+                    } else {
+                        t.found(BY_HEADER_PATTERN, value, unused_without_header());
                     }
                 }
             }
@@ -295,9 +298,9 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
                 value: StringMatch::Exact("never".to_owned()),
             }),
         });
-        let to = match (&rule.main, exact.or(pattern)) {
-            (Some(_), _) => format!("routes by header {name}: always → canary, never → main"),
-            (None, _) => format!("routes by header {name} (its value or pattern → canary)"),
+        let to = match &rule.main {
+            Some(_) => format!("routes by header {name}: always → canary, never → main"),
+            None => format!("routes by header {name} (its value or pattern → canary)"),
         };
         t.found(BY_HEADER, value, Verdict::Translated(to));
     }
@@ -409,6 +412,11 @@ fn ignore_the_rest(t: &mut Translation) {
         }
     }
     t.entries.clear();
+}
+
+/// The verdict of a header value or pattern whose `canary-by-header` is invalid.
+fn unused_without_header() -> Verdict {
+    Verdict::Unsupported("not used: canary-by-header is invalid".to_owned())
 }
 
 /// `strconv.Atoi`: an optional sign and decimal digits.
@@ -916,6 +924,14 @@ mod tests {
         }
 
         fn run(canary: &[(&str, &str)], canary_paths: serde_json::Value) -> Compiled {
+            run_with(canary, canary_paths, Vec::new())
+        }
+
+        fn run_with(
+            canary: &[(&str, &str)],
+            canary_paths: serde_json::Value,
+            more: Vec<Ingress>,
+        ) -> Compiled {
             let mut objects: Objects =
                 crate::compile::testing::services(&["default/main", "default/canary"]);
             let main = ingress(
@@ -926,7 +942,7 @@ mod tests {
             let mut a = vec![("canary", "true")];
             a.extend_from_slice(canary);
             let canary = ingress("canary", &a, canary_paths);
-            for i in [main, canary] {
+            for i in [main, canary].into_iter().chain(more) {
                 objects.apply(KubeObject::Ingress(i)).expect("named");
             }
             compile(
@@ -1112,6 +1128,44 @@ mod tests {
                 vec![("".into(), vec![], vec!["main×1".to_owned()])]
             );
             assert_eq!(reasons_of(&c, "canary"), [reasons::CANARY_NOT_APPLIED; 2]);
+        }
+
+        #[test]
+        fn a_real_conflict_flags_only_the_younger_main_route_and_a_second_canary_is_warned() {
+            // `zz-main` sorts after `main` (no creation timestamps: namespace/name order):
+            // it loses `/` to `main`; the canary joins `main` only; `zz-canary` finds `main`
+            // taken.
+            let more = vec![
+                ingress(
+                    "zz-main",
+                    &[],
+                    serde_json::json!([path("/", "Prefix", "main")]),
+                ),
+                ingress(
+                    "zz-canary",
+                    &[("canary", "true"), ("canary-weight", "100")],
+                    serde_json::json!([path("/", "Prefix", "canary")]),
+                ),
+            ];
+            let c = run_with(
+                &[("canary-by-header", "X-Canary")],
+                serde_json::json!([path("/", "Prefix", "canary")]),
+                more,
+            );
+            let names: Vec<_> = served(&c).into_iter().map(|r| r.0).collect();
+            assert_eq!(names, ["/canary-header-canary", "/canary-header-main", ""]);
+            assert!(
+                reasons_of(&c, "main").is_empty(),
+                "{:?}",
+                c.status.conditions
+            );
+            assert_eq!(reasons_of(&c, "zz-main"), [reasons::PATH_CONFLICT]);
+            assert!(
+                reasons_of(&c, "canary").is_empty(),
+                "{:?}",
+                c.status.conditions
+            );
+            assert_eq!(reasons_of(&c, "zz-canary"), [reasons::CANARY_NOT_APPLIED]);
         }
 
         #[test]
