@@ -33,7 +33,6 @@
 //! - **Default backend**: every `spec.defaultBackend` is a candidate in precedence order; the
 //!   controller-wide `--default-backend` is the fallback, its conditions reported on its
 //!   Service.
-//!
 //! - **Canaries** (ingress-nginx `canary: "true"`) are not served on their own: once every
 //!   other Ingress's routes exist, their paths join the main routes (`nginx/canary.rs`).
 //!
@@ -104,11 +103,11 @@ pub(super) fn front_end<'a>(
         let translation = nginx::translate(&ctx);
         let mut filters = nginx::compile(&translation, &ctx, &ingress, status);
         let variant = translation.variant();
-        let pending = (ingress, source);
+        let at = (ingress, source);
         if nginx::canary::defer(
             &translation,
             owned.ingress,
-            pending,
+            at,
             variant.as_ref(),
             &mut canaries,
         ) {

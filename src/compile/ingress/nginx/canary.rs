@@ -396,7 +396,9 @@ fn ignore_the_rest(t: &mut Translation) {
         if f.name.starts_with("canary") || kept {
             continue;
         }
-        if in_entries.contains(&f.name.as_str()) {
+        // An unreadable value is ignored too: it must not fail the canary's routes closed,
+        // since it has none of its own.
+        if in_entries.contains(&f.name.as_str()) || matches!(f.verdict, Verdict::Invalid { .. }) {
             f.verdict = Verdict::Unsupported(
                 "ignored on a canary Ingress, as ingress-nginx does: requests of the main \
                  Ingress's routes get the main Ingress's filters"
@@ -880,12 +882,16 @@ mod tests {
             ("canary", "true"),
             ("canary-weight", "10"),
             ("whitelist-source-range", "10.0.0.0/8"),
+            ("proxy-body-size", "8mb"),
         ]);
         assert!(t.entries.is_empty(), "the canary's filters are dropped");
-        assert!(matches!(
-            verdict(&t, "whitelist-source-range"),
-            Verdict::Unsupported(w) if w.contains("canary")
-        ));
+        for name in ["whitelist-source-range", "proxy-body-size"] {
+            assert!(
+                matches!(verdict(&t, name), Verdict::Unsupported(w) if w.contains("canary")),
+                "{name}: {:?}",
+                verdict(&t, name)
+            );
+        }
         assert!(matches!(
             verdict(&t, "canary-weight"),
             Verdict::Translated(_)
