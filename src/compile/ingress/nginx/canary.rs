@@ -43,7 +43,7 @@ use k8s_openapi::api::networking::v1::{Ingress, IngressSpec};
 use serde::Serialize;
 
 use super::{Context, Translation, Verdict};
-use crate::api::{condition_types, reasons};
+use crate::api::{annotations, condition_types, reasons};
 use crate::compile::ir::{
     BackendRef, FieldPath, HostMatch, IrAction, IrForward, IrRoute, IrRouteTable, Source, SourceId,
     SourceOrder, Variant,
@@ -472,6 +472,8 @@ pub(in crate::compile::ingress) struct Pending<'a> {
     spec: Option<&'a IngressSpec>,
     rules: Rules,
     variant: Option<Arc<Variant>>,
+    /// Whether it names `weir.dev/filters` (not used: the main Ingress's filters apply).
+    filters: bool,
 }
 
 /// If `t` makes its Ingress a canary, keep it for [`join`] (a usable one) and say so: the
@@ -493,6 +495,11 @@ pub(in crate::compile::ingress) fn defer<'a>(
                 spec: ingress.spec.as_ref(),
                 rules: (**rules).clone(),
                 variant: variant.cloned(),
+                filters: ingress
+                    .metadata
+                    .annotations
+                    .as_ref()
+                    .is_some_and(|a| a.contains_key(annotations::FILTERS)),
             });
             true
         }
@@ -514,6 +521,26 @@ pub(in crate::compile::ingress) fn join<'a>(
     let mut taken: BTreeMap<(HostMatch, String), String> = BTreeMap::new();
     for canary in pending {
         let ingress = &canary.ingress;
+        let unused = [
+            (
+                canary.filters,
+                "annotation weir.dev/filters is not used on a canary Ingress: requests of the \
+                 main Ingress's routes get the main Ingress's filters",
+            ),
+            (
+                canary.spec.is_some_and(|s| s.default_backend.is_some()),
+                "spec.defaultBackend of a canary Ingress is not served (ingress-nginx makes it \
+                 an alternative of the main default backend; weir does not)",
+            ),
+        ];
+        for (_, message) in unused.into_iter().filter(|(set, _)| *set) {
+            status.warning(
+                ingress,
+                condition_types::ACCEPTED,
+                reasons::CANARY_NOT_APPLIED,
+                message.to_owned(),
+            );
+        }
         let rules = canary
             .spec
             .and_then(|s| s.rules.as_deref())
@@ -1172,6 +1199,40 @@ mod tests {
                 c.status.conditions
             );
             assert_eq!(reasons_of(&c, "zz-canary"), [reasons::CANARY_NOT_APPLIED]);
+        }
+
+        #[test]
+        fn a_canarys_filters_and_default_backend_are_warned_about() {
+            let mut canary = ingress(
+                "other-canary",
+                &[("canary", "true")],
+                serde_json::json!([path("/", "Prefix", "canary")]),
+            );
+            canary
+                .metadata
+                .annotations
+                .get_or_insert_default()
+                .insert(annotations::FILTERS.to_owned(), "stamp".to_owned());
+            canary.spec.get_or_insert_default().default_backend = serde_json::from_value(
+                serde_json::json!({"service": {"name": "canary", "port": {"number": 80}}}),
+            )
+            .expect("backend");
+            let c = run_with(
+                &[("canary-weight", "10")],
+                serde_json::json!([path("/", "Prefix", "canary")]),
+                vec![canary],
+            );
+            // Two warnings, then its path finds `main` taken by `default/canary`.
+            assert_eq!(
+                reasons_of(&c, "other-canary"),
+                [reasons::CANARY_NOT_APPLIED; 3]
+            );
+            assert!(
+                c.snapshot
+                    .route_tables
+                    .values()
+                    .all(|t| t.default_route.is_none())
+            );
         }
 
         #[test]
