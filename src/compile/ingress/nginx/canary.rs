@@ -198,7 +198,14 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
     let exact = ctx.get(BY_HEADER_VALUE).filter(|v| !v.is_empty());
     let mut header_rule = None;
     if let Some(value) = ctx.get(BY_HEADER_VALUE) {
-        if header_name.is_none() {
+        if value.is_empty() {
+            // balancer.lua tests `#headerValue > 0` (and the same for the pattern).
+            t.found(
+                BY_HEADER_VALUE,
+                value,
+                Verdict::Unsupported("empty: no effect (as in ingress-nginx)".to_owned()),
+            );
+        } else if header_name.is_none() {
             t.found(
                 BY_HEADER_VALUE,
                 value,
@@ -232,7 +239,13 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
         }
     }
     if let Some(value) = ctx.get(BY_HEADER_PATTERN) {
-        if header_name.is_none() {
+        if value.is_empty() {
+            t.found(
+                BY_HEADER_PATTERN,
+                value,
+                Verdict::Unsupported("empty: no effect (as in ingress-nginx)".to_owned()),
+            );
+        } else if header_name.is_none() {
             t.found(
                 BY_HEADER_PATTERN,
                 value,
@@ -779,6 +792,17 @@ mod tests {
         assert_eq!(main.value, StringMatch::Exact("never".into()));
         assert_eq!(rules(&t).weight, 0);
         assert_eq!(rules(&t).total, 100);
+
+        // An empty value or pattern is no value (balancer.lua: `#headerValue > 0`).
+        let t = translate_only(&[
+            ("canary", "true"),
+            ("canary-by-header", "X-Canary"),
+            ("canary-by-header-value", ""),
+            ("canary-by-header-pattern", ""),
+        ]);
+        let header = rules(&t).header.as_ref().expect("header rule");
+        assert_eq!(header.canary.value, StringMatch::Exact("always".into()));
+        assert!(header.main.is_some());
     }
 
     #[test]
