@@ -1,12 +1,14 @@
 #!/usr/bin/env python3
 """Steady HTTP/1.1 load through weir for the Kubernetes-mode e2e tests.
 
-    load.py --url http://127.0.0.1:18081/ --host web.example --seconds 20 --threads 4 [--rps 200]
+    load.py --url http://127.0.0.1:18081/ --host web.example --seconds 20 --threads 4 [--rps 200] [--timeline]
 
 Each thread keeps one keep-alive connection (reconnecting if weir closes it) and sends
 requests at a bounded rate. At the end prints one JSON line:
     {"ok": N, "failed": N, "statuses": {...}, "errors": {...}, "pod_ips": {...}}
-`failed` counts every non-200 response and every transport error. Standard library only;
+`failed` counts every non-200 response and every transport error. With --timeline the line
+also has "timeline": [[unix time in ms, pod IP or the failure], ...], one per request, for
+shares over time windows (the canary case). Standard library only;
 bounded by --seconds; run inside the cluster's network namespace.
 """
 import argparse
@@ -26,6 +28,7 @@ def worker(args, deadline, lock, totals):
     local = collections.Counter()
     ips = collections.Counter()
     errors = collections.Counter()
+    timeline = []
     while time.monotonic() < deadline:
         if interval:
             now = time.monotonic()
@@ -39,13 +42,19 @@ def worker(args, deadline, lock, totals):
             resp = conn.getresponse()
             body = resp.read().decode(errors="replace")
             local[resp.status] += 1
+            what = str(resp.status)
             if resp.status == 200 and body.startswith("pod-ip="):
-                ips[body.split()[0][len("pod-ip="):]] += 1
+                what = body.split()[0][len("pod-ip="):]
+                ips[what] += 1
+            if args.timeline:
+                timeline.append([int(time.time() * 1000), what])
             if resp.getheader("Connection", "").lower() == "close":
                 conn.close()
                 conn = None
         except Exception as e:  # noqa: BLE001 - every failure counts
             errors[type(e).__name__] += 1
+            if args.timeline:
+                timeline.append([int(time.time() * 1000), type(e).__name__])
             if conn is not None:
                 conn.close()
             conn = None
@@ -56,6 +65,7 @@ def worker(args, deadline, lock, totals):
         totals["statuses"].update(local)
         totals["pod_ips"].update(ips)
         totals["errors"].update(errors)
+        totals["timeline"].extend(timeline)
 
 
 def main():
@@ -65,12 +75,13 @@ def main():
     p.add_argument("--seconds", type=float, default=10)
     p.add_argument("--threads", type=int, default=4)
     p.add_argument("--rps", type=float, default=200)
+    p.add_argument("--timeline", action="store_true")
     args = p.parse_args()
     args.seconds = min(args.seconds, 300)  # bounded, whatever the caller asks
     deadline = time.monotonic() + args.seconds
     lock = threading.Lock()
     totals = {"statuses": collections.Counter(), "pod_ips": collections.Counter(),
-              "errors": collections.Counter()}
+              "errors": collections.Counter(), "timeline": []}
     threads = [threading.Thread(target=worker, args=(args, deadline, lock, totals))
                for _ in range(args.threads)]
     for t in threads:
@@ -79,9 +90,12 @@ def main():
         t.join()
     ok = totals["statuses"].get(200, 0)
     failed = sum(n for s, n in totals["statuses"].items() if s != 200) + sum(totals["errors"].values())
-    print(json.dumps({"ok": ok, "failed": failed,
-                      "statuses": {str(k): v for k, v in totals["statuses"].items()},
-                      "errors": dict(totals["errors"]), "pod_ips": dict(totals["pod_ips"])}))
+    out = {"ok": ok, "failed": failed,
+           "statuses": {str(k): v for k, v in totals["statuses"].items()},
+           "errors": dict(totals["errors"]), "pod_ips": dict(totals["pod_ips"])}
+    if args.timeline:
+        out["timeline"] = sorted(totals["timeline"])
+    print(json.dumps(out))
 
 
 if __name__ == "__main__":

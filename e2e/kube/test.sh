@@ -174,7 +174,7 @@ spec:
 YAML
 ingress web web.example weir
 
-start_weir weir-a 18081 18443 18091
+start_weir weir-a 18081 18443 18091 --ingress-class nginx
 if wait_until 60 ready 18091; then pass "weir-a ready (/readyz 200) after the initial sync"; else
   fail "weir-a never became ready"; exit 1; fi
 
@@ -475,6 +475,76 @@ YAML
 manual_slice 10.244.1.10
 ingress manual manual.example weir manual 80
 wait_until 30 routes_to manual.example 10.244.1.10 || fail "manual Service never routed: '$(ips_seen 18081 manual.example)'"
+
+# ---------------------------------------------------------------- ingress-nginx canary: weight 10 -> 50 under load
+# Ingresses of class nginx (an IngressClass of ingress-nginx's controller; weir-a runs with
+# --ingress-class nginx): a main Ingress and a canary one (nginx.ingress.kubernetes.io/canary),
+# each to a Service without selector whose test-managed EndpointSlice lists one IP (the
+# backend answers on every 10.244.x IP and says which one it was reached on, so the IP says
+# which Service served). The canary's weight is patched from 10 to 50 under steady load.
+canary_service() { # canary_service NAME IP
+  cat <<YAML | k apply -f - >/dev/null
+apiVersion: v1
+kind: Service
+metadata: {name: $1, namespace: $NS}
+spec: {ports: [{name: http, port: 80, targetPort: ${WEIR_E2E_BACKEND_PORT:-18080}}]}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: $1-1
+  namespace: $NS
+  labels: {kubernetes.io/service-name: $1, endpointslice.kubernetes.io/managed-by: e2e.weir.dev}
+addressType: IPv4
+ports: [{name: http, port: ${WEIR_E2E_BACKEND_PORT:-18080}, protocol: TCP}]
+endpoints: [{addresses: ["$2"], conditions: {ready: true}}]
+YAML
+}
+nginx_ingress() { # nginx_ingress NAME SERVICE ANNOTATIONS(json object)
+  cat <<YAML | k apply -f - >/dev/null
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: $1, namespace: $NS, annotations: $3}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: shop.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: $2, port: {number: 80}}}}
+YAML
+}
+MAIN_IP=10.244.1.41 CANARY_IP=10.244.1.42
+canary_service shop-main "$MAIN_IP"
+canary_service shop-canary "$CANARY_IP"
+cat <<YAML | k apply -f - >/dev/null
+apiVersion: networking.k8s.io/v1
+kind: IngressClass
+metadata: {name: nginx}
+spec: {controller: k8s.io/ingress-nginx}
+YAML
+nginx_ingress shop-main shop-main '{}'
+nginx_ingress shop-canary shop-canary \
+  '{"nginx.ingress.kubernetes.io/canary": "true", "nginx.ingress.kubernetes.io/canary-weight": "10"}'
+wait_until 30 routes_to shop.example "$MAIN_IP $CANARY_IP" \
+  && pass "ingress-nginx canary (class nginx, weight 10): shop.example reaches the main and the canary Service" \
+  || fail "canary: shop.example -> '$(ips_seen 18081 shop.example)'"
+x python3 "$HERE/load.py" --url http://127.0.0.1:18081/ --host shop.example --seconds 12 --threads 4 --rps 200 \
+  --timeline >"$WEIR_E2E_STATE/load-canary.json" &
+load_pid=$!
+sleep 6
+patched_at="$(date +%s%3N)"
+k -n "$NS" patch ingress shop-canary --type merge \
+  -p '{"metadata":{"annotations":{"nginx.ingress.kubernetes.io/canary-weight":"50"}}}' >/dev/null
+log "kubectl patch took $(($(date +%s%3N) - patched_at)) ms"
+wait "$load_pid"
+if shares="$(python3 "$HERE/canary_shares.py" --result "$WEIR_E2E_STATE/load-canary.json" --patched-at "$patched_at" \
+  --main "$MAIN_IP" --canary "$CANARY_IP" --before 0.1 --after 0.5)"; then
+  pass "canary weight 10 -> 50 under load: share 0.1 before, 0.5 from 1 s after the patch on, zero failed requests ($shares)"
+else
+  fail "canary weight change: $shares"
+fi
+k -n "$NS" delete ingress shop-main shop-canary >/dev/null
 
 # steady_load NAME: 40 s of load on web.example in the background; LOAD_PID, result in NAME.json
 steady_load() {

@@ -138,4 +138,6 @@ pub mod reasons {
     /// An ingress-nginx annotation served, but not exactly with ingress-nginx's semantics (the
     /// message says what differs).
     pub const PARTIAL_ANNOTATION: &str = "PartiallySupportedAnnotation";
+    /// A canary Ingress's path joins no main route (none, or it already has a canary).
+    pub const CANARY_NOT_APPLIED: &str = "CanaryNotApplied";
 }

@@ -33,6 +33,8 @@
 //! - **Default backend**: every `spec.defaultBackend` is a candidate in precedence order; the
 //!   controller-wide `--default-backend` is the fallback, its conditions reported on its
 //!   Service.
+//! - **Canaries** (ingress-nginx `canary: "true"`) are not served on their own: once every
+//!   other Ingress's routes exist, their paths join the main routes (`nginx/canary.rs`).
 //!
 //! Conflicts between the Ingresses' routes are settled by the shared passes.
 
@@ -84,6 +86,7 @@ pub(super) fn front_end<'a>(
     let mut ir = Ir::default();
     let mut table = IrRouteTable::default();
     let mut certificates = Vec::new();
+    let mut canaries = Vec::new();
     for owned in &owned {
         let ingress = Source {
             kind: INGRESS,
@@ -100,6 +103,16 @@ pub(super) fn front_end<'a>(
         let translation = nginx::translate(&ctx);
         let mut filters = nginx::compile(&translation, &ctx, &ingress, status);
         let variant = translation.variant();
+        let at = (ingress, source);
+        if nginx::canary::defer(
+            &translation,
+            owned.ingress,
+            at,
+            variant.as_ref(),
+            &mut canaries,
+        ) {
+            continue;
+        }
         let Some(spec) = owned.ingress.spec.as_ref() else {
             continue;
         };
@@ -145,6 +158,8 @@ pub(super) fn front_end<'a>(
             });
         }
     }
+    // After every main route exists: canaries join them.
+    nginx::canary::join(&canaries, &mut table, status);
     if let Some(flag) = &config.default_backend {
         let source = ir.add_source(Source {
             kind: "Service",

@@ -25,6 +25,8 @@
 //! One file per family of annotations, each a `translate(&Context, &mut Translation)` that
 //! pushes a finding for every annotation it reads:
 //! - `access.rs`: source ranges, `proxy-body-size`.
+//! - `canary.rs`: `canary*` (a canary Ingress joins its main Ingress's routes: header and
+//!   cookie routes, weighted backends); runs last, as it rewrites the others' findings.
 //!
 //! An annotation under the prefix that no family read gets an "unknown or unsupported"
 //! finding; snippets are refused by design (free-text configuration is how CVE-2025-1974,
@@ -48,6 +50,7 @@ use crate::snapshot::{Cluster, ClusterKey, DirectResponse, Filter, UpstreamProto
 use crate::store::{ObjectKey, Objects};
 
 mod access;
+pub mod canary;
 
 /// ingress-nginx's annotation prefix (its `--annotations-prefix` default).
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -265,6 +268,8 @@ pub struct Translation {
     pub policy: BackendPolicySpec,
     /// Upstream protocol of the Ingress's backends (`backend-protocol`), over `appProtocol`.
     pub protocol: Option<UpstreamProtocol>,
+    /// Whether the Ingress is a canary (`canary: "true"`), and its rules.
+    pub canary: Option<canary::Canary>,
 }
 
 impl Translation {
@@ -313,6 +318,7 @@ pub fn translate(ctx: &Context<'_>) -> Translation {
         return t;
     }
     access::translate(ctx, &mut t);
+    canary::translate(ctx, &mut t); // last: it rewrites the other families' findings
     for (name, value) in ctx.annotations.iter() {
         if t.findings.iter().any(|f| f.name == name) {
             continue;
