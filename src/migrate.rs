@@ -127,6 +127,9 @@ pub struct IngressReport {
     /// What else compile rejects on it (a Secret an auth annotation names is missing, …).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub errors: Vec<String>,
+    /// What else compile warns about (a canary with no main Ingress to join, …).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<String>,
 }
 
 /// ingress-nginx's controller ConfigMap.
@@ -164,6 +167,8 @@ pub struct Summary {
     pub config_map_keys_differing: usize,
     /// Compile errors on Ingresses besides the annotations' own.
     pub errors: usize,
+    /// Compile warnings on Ingresses besides the annotations' own.
+    pub warnings: usize,
 }
 
 impl Summary {
@@ -182,6 +187,7 @@ impl Summary {
         if self.annotations == self.translated
             && self.config_map_keys_differing == 0
             && self.errors == 0
+            && self.warnings == 0
         {
             EXIT_OK
         } else {
@@ -233,19 +239,23 @@ pub fn report(
             kind: "Ingress",
             key: key.clone(),
         };
-        let errors: Vec<String> = compiled
-            .status
-            .conditions
-            .get(&object)
-            .into_iter()
-            .flatten()
-            .filter(|c| c.severity == Severity::Error && !own.contains(&c.message))
-            .map(|c| c.message.clone())
-            .collect();
+        let others = |severity: Severity| -> Vec<String> {
+            compiled
+                .status
+                .conditions
+                .get(&object)
+                .into_iter()
+                .flatten()
+                .filter(|c| c.severity == severity && !own.contains(&c.message))
+                .map(|c| c.message.clone())
+                .collect()
+        };
+        let (errors, warnings) = (others(Severity::Error), others(Severity::Warning));
         summary.ingresses += 1;
         summary.annotated += usize::from(!t.findings.is_empty());
         summary.annotations += t.findings.len();
         summary.errors += errors.len();
+        summary.warnings += warnings.len();
         for f in &t.findings {
             summary.count(&f.verdict);
         }
@@ -257,6 +267,7 @@ pub fn report(
             canary: annotations.get("canary") == Some("true"),
             annotations: t.findings,
             errors,
+            warnings,
         });
     }
     let config_map = config_map.map(|(key, data)| {
@@ -364,7 +375,7 @@ pub fn render_text(report: &Report) -> String {
         );
     };
     for i in &report.ingresses {
-        if i.annotations.is_empty() && i.errors.is_empty() {
+        if i.annotations.is_empty() && i.errors.is_empty() && i.warnings.is_empty() {
             continue;
         }
         let class = i.class.as_deref().unwrap_or("none");
@@ -381,6 +392,9 @@ pub fn render_text(report: &Report) -> String {
         for e in &i.errors {
             let _ = writeln!(out, "  {:<11}  {e}", "error");
         }
+        for w in &i.warnings {
+            let _ = writeln!(out, "  {:<11}  {w}", "warning");
+        }
     }
     if let Some(cm) = &report.config_map {
         let _ = writeln!(out, "ConfigMap {}/{}", cm.namespace, cm.name);
@@ -392,7 +406,8 @@ pub fn render_text(report: &Report) -> String {
     let _ = writeln!(
         out,
         "Summary: {} Ingresses ({} with annotations), {} annotations: {} translated, {} partial, \
-         {} unsupported, {} refused, {} invalid; {} ConfigMap keys differ; {} other errors",
+         {} unsupported, {} refused, {} invalid; {} ConfigMap keys differ; {} other errors, {} other \
+         warnings",
         s.ingresses,
         s.annotated,
         s.annotations,
@@ -402,7 +417,8 @@ pub fn render_text(report: &Report) -> String {
         s.refused,
         s.invalid,
         s.config_map_keys_differing,
-        s.errors
+        s.errors,
+        s.warnings
     );
     out
 }
