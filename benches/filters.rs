@@ -61,6 +61,8 @@ fn five_filters() -> Vec<Filter> {
             period: Duration::from_secs(1),
             burst: u32::MAX,
             key: RateLimitKey::ClientIp,
+            status: 429,
+            exempt: Vec::new(),
         })),
         Filter::BasicAuth(Arc::new(BasicAuth {
             challenge: HeaderValue::from_static("Basic realm=\"bench\""),

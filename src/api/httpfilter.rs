@@ -351,6 +351,16 @@ pub struct RateLimitFilter {
     /// What a bucket is kept per (default: the client address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<RateLimitKey>,
+    /// The status of a refused request (default 429; ingress-nginx's `limit-req-status-code`
+    /// is 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 400, max = 599))]
+    pub status_code: Option<i32>,
+    /// Client CIDRs (or addresses) the limit does not apply to (ingress-nginx's
+    /// `limit-whitelist`); the client is the connection's peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024))]
+    pub exempt: Vec<String>,
 }
 
 /// Rate-limit time unit.
@@ -423,11 +433,24 @@ pub struct IpAccessFilter {
 #[serde(rename_all = "camelCase")]
 pub struct BasicAuthFilter {
     /// A Secret in the filter's namespace whose key `auth` holds htpasswd lines (bcrypt,
-    /// `{SHA}`, apr1), as ingress-nginx's `auth-file`.
+    /// `{SHA}`, apr1), as ingress-nginx's `auth-file`; or, with `secretType: AuthMap`, one key
+    /// per user whose value is the hash.
     pub secret_ref: LocalObjectRef,
+    /// How the Secret holds the users (default `AuthFile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<BasicAuthSecretType>,
     /// The realm of `WWW-Authenticate` (default: the filter's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
+}
+
+/// How a `BasicAuth` Secret holds its users (ingress-nginx's `auth-secret-type`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum BasicAuthSecretType {
+    /// Key `auth`: htpasswd lines (`user:hash`).
+    AuthFile,
+    /// One key per user, the value its hash.
+    AuthMap,
 }
 
 /// An object in the filter's namespace, by name.
@@ -466,7 +489,8 @@ pub struct ExternalAuthFilter {
     #[schemars(length(max = 64))]
     pub headers_to_backend: Vec<String>,
     /// Where a 401 sends the browser (`$escaped_request_uri` is replaced by the escaped
-    /// original URL), as ingress-nginx's `auth-signin`.
+    /// original path and query, `$host` by its host, `$scheme` by `http` or `https`), as
+    /// ingress-nginx's `auth-signin`.
     #[serde(default, rename = "signinURL", skip_serializing_if = "Option::is_none")]
     pub signin_url: Option<String>,
     /// How long the subrequest may take (default `2s`); a timeout refuses the request.

@@ -187,6 +187,16 @@ pub struct RateLimit {
     pub burst: u32,
     /// What a bucket is kept per.
     pub key: RateLimitKey,
+    /// The status of a refused request (429 unless set otherwise).
+    #[serde(skip_serializing_if = "is_429")]
+    pub status: u16,
+    /// Client networks the limit does not apply to (the connection's peer is checked).
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "display_seq")]
+    pub exempt: Vec<Cidr>,
+}
+
+fn is_429(status: &u16) -> bool {
+    *status == 429
 }
 
 /// What a rate-limit bucket is kept per.

@@ -364,6 +364,26 @@ mod tests {
     }
 
     #[test]
+    fn auth_map_secrets_are_kept_only_when_every_value_is_a_hash() {
+        let with = |pairs: &[(&str, &str)]| {
+            let KubeObject::Secret(mut s) = secret("Opaque") else {
+                unreachable!("a Secret")
+            };
+            s.string_data = Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            );
+            let mut objects = Objects::default();
+            objects.apply(KubeObject::Secret(s)).expect("valid");
+            objects.secrets.len()
+        };
+        assert_eq!(with(&[("alice", "{SHA}x"), ("bob", "$apr1$s$d")]), 1);
+        assert_eq!(with(&[("alice", "{SHA}x"), ("token", "private")]), 0);
+    }
+
+    #[test]
     fn apply_clears_namespace_of_cluster_scoped_and_drops_managed_fields() {
         let mut objects = Objects::default();
         let class = IngressClass {

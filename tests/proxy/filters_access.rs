@@ -41,6 +41,8 @@ fn rate_limited(burst: u32) -> Arc<Snapshot> {
             period: Duration::from_secs(3600),
             burst,
             key: RateLimitKey::Route,
+            status: 429,
+            exempt: Vec::new(),
         }))]
     };
     // One host per protocol, so each starts with its own full bucket.
