@@ -25,6 +25,11 @@
 //! One file per family of annotations, each a `translate(&Context, &mut Translation)` that
 //! pushes a finding for every annotation it reads:
 //! - `access.rs`: source ranges, `proxy-body-size`.
+//! - `auth.rs`: basic auth (`auth-type`, `auth-secret`, `auth-secret-type`, `auth-realm`),
+//!   external auth (`auth-url` and its settings), `satisfy`.
+//! - `cors.rs`: `enable-cors` and the `cors-*` settings.
+//! - `limits.rs`: `limit-rps`, `limit-rpm`, `limit-burst-multiplier`, `limit-whitelist`.
+//! - `headers.rs`: `mirror-target` and its settings, `custom-headers`.
 //!
 //! An annotation under the prefix that no family read gets an "unknown or unsupported"
 //! finding; snippets are refused by design (free-text configuration is how CVE-2025-1974,
@@ -48,6 +53,10 @@ use crate::snapshot::{Cluster, ClusterKey, DirectResponse, Filter, UpstreamProto
 use crate::store::{ObjectKey, Objects};
 
 mod access;
+mod auth;
+mod cors;
+mod headers;
+mod limits;
 
 /// ingress-nginx's annotation prefix (its `--annotations-prefix` default).
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -307,6 +316,10 @@ pub fn translate(ctx: &Context<'_>) -> Translation {
         return t;
     }
     access::translate(ctx, &mut t);
+    auth::translate(ctx, &mut t);
+    cors::translate(ctx, &mut t);
+    limits::translate(ctx, &mut t);
+    headers::translate(ctx, &mut t);
     for (name, value) in ctx.annotations.iter() {
         if t.findings.iter().any(|f| f.name == name) {
             continue;
