@@ -13,8 +13,9 @@
 //! - **2xx**: the request goes on; each of `headersToBackend` is replaced by the auth
 //!   answer's values, or removed when the answer has none (so a client cannot send its own
 //!   `X-Auth-Request-User`).
-//! - **401**: with `signinURL`, **302** to it (`$escaped_request_uri`, `$host`, `$scheme` filled in, as
-//!   ingress-nginx's `auth-signin`); else 401 with the answer's `WWW-Authenticate`.
+//! - **401**: with `signinURL`, **302** to it (`$escaped_request_uri`, `$host`, `$scheme`
+//!   filled in, as ingress-nginx's `auth-signin`); else 401 with the answer's
+//!   `WWW-Authenticate`.
 //! - **403**: 403.
 //! - **any other status**: **500** — the auth service answered, but not with a decision; a
 //!   misconfiguration that retrying will not fix (nginx's `auth_request` does the same).

@@ -32,40 +32,32 @@ const SIGNIN: &str = "auth-signin";
 const REDIRECT_PARAM: &str = "auth-signin-redirect-param";
 const SATISFY: &str = "satisfy";
 
+const NO_CACHE: &str = "weir asks the auth Service on every request (no answer cache); the \
+                        Ingress is served without it";
+const POOLED: &str = "connections to the auth Service are pooled by its cluster's settings; the \
+                      Ingress is served without it";
+
 /// `auth-*` annotations weir reads but does not serve, and why.
 const NOT_SERVED: [(&str, &str); 8] = [
-    (
-        "auth-cache-key",
-        "weir asks the auth Service on every request (no answer cache); the Ingress is served without it",
-    ),
-    (
-        "auth-cache-duration",
-        "weir asks the auth Service on every request (no answer cache); the Ingress is served without it",
-    ),
+    ("auth-cache-key", NO_CACHE),
+    ("auth-cache-duration", NO_CACHE),
     (
         "auth-proxy-set-headers",
-        "the headers of the auth subrequest come from a ConfigMap weir does not read; the Ingress is served without it",
+        "the headers of the auth subrequest come from a ConfigMap weir does not read; the \
+         Ingress is served without it",
     ),
     (
         "auth-request-redirect",
-        "weir sends X-Auth-Request-Redirect as the request's path and query; the Ingress is served without it",
+        "weir sends X-Auth-Request-Redirect as the request's path and query; the Ingress is \
+         served without it",
     ),
     (
         "auth-always-set-cookie",
         "weir does not copy Set-Cookie from auth answers; the Ingress is served without it",
     ),
-    (
-        "auth-keepalive",
-        "connections to the auth Service are pooled by its cluster's settings; the Ingress is served without it",
-    ),
-    (
-        "auth-keepalive-requests",
-        "connections to the auth Service are pooled by its cluster's settings; the Ingress is served without it",
-    ),
-    (
-        "auth-keepalive-timeout",
-        "connections to the auth Service are pooled by its cluster's settings; the Ingress is served without it",
-    ),
+    ("auth-keepalive", POOLED),
+    ("auth-keepalive-requests", POOLED),
+    ("auth-keepalive-timeout", POOLED),
 ];
 
 /// ingress-nginx's `auth-signin-redirect-param` default.

@@ -148,7 +148,8 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
                 value,
                 Verdict::Partial {
                     to: "CORS exposeHeaders *".to_owned(),
-                    differs: "weir sends * alone; ingress-nginx sends the list as written                               (with credentials, browsers read * there as a name)"
+                    differs: "weir sends * alone; ingress-nginx sends the list as written \
+                              (with credentials, browsers read * there as a name)"
                         .to_owned(),
                 },
             );
