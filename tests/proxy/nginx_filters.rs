@@ -4,8 +4,9 @@
 //! auth Service and its `auth-response-headers` reach the backend, a denial becomes the
 //! sign-in redirect ingress-nginx builds; CORS preflights and actual responses carry the
 //! headers of ingress-nginx's docs; `limit-rpm` lets `rate × multiplier + 1` requests
-//! through, then answers 503, except to a `limit-whitelist` address; `mirror-target` copies
-//! requests to the mirror Service.
+//! through, then answers 503, except to a `limit-whitelist` address; `custom-headers` sets
+//! its ConfigMap's headers on responses; `mirror-target` copies requests to the mirror
+//! Service.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -161,6 +162,12 @@ type: Opaque
 stringData:
   bar: "{BCRYPT}"
   baz: "{SHA}"
+---
+apiVersion: v1
+kind: ConfigMap
+metadata: {{name: custom-headers, namespace: shop}}
+data:
+  X-Using-Nginx-Controller: "true"
 "#
     );
     out.push_str(&service("web", web));
@@ -200,6 +207,7 @@ stringData:
         "mirror-target",
         "http://shadow.shop.svc.cluster.local$request_uri",
     )];
+    let headers = [("custom-headers", "shop/custom-headers")];
     for (name, annotations) in [
         ("basic", &basic[..]),
         ("map", &map[..]),
@@ -209,6 +217,7 @@ stringData:
         ("limited-h2", &limited[..]),
         ("exempt", &exempt[..]),
         ("mirror", &mirror[..]),
+        ("headers", &headers[..]),
     ] {
         out.push_str(&ingress(name, annotations));
     }
@@ -432,6 +441,21 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
             let a = send(&mut c, "GET", "exempt.example", "/", &[]).await;
             assert_eq!(a.status, StatusCode::OK, "{proto:?} request {i}");
         }
+
+        // Custom headers: the ConfigMap's entries on the response (the docs' example).
+        let a = send(&mut c, "GET", "headers.example", "/", &[]).await;
+        assert_eq!(a.status, StatusCode::OK, "{proto:?}");
+        assert_eq!(
+            a.header("x-using-nginx-controller"),
+            Some("true"),
+            "{proto:?}"
+        );
+        let a = send(&mut c, "GET", "basic.example", "/", &[]).await;
+        assert_eq!(
+            a.header("x-using-nginx-controller"),
+            None,
+            "{proto:?}: not elsewhere"
+        );
 
         // Mirror: the copy reaches the shadow with the request's path.
         let path = format!("/mirrored/{proto:?}");
