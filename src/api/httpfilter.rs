@@ -508,6 +508,11 @@ pub struct RequestMirrorFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub percent: Option<i32>,
+    /// The `Host` the copies carry (default: the request's), as ingress-nginx's
+    /// `mirror-host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub hostname: Option<String>,
 }
 
 /// Refuse request bodies larger than a limit.

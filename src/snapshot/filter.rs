@@ -294,6 +294,9 @@ pub struct RequestMirror {
     pub cluster: ClusterKey,
     /// Share of requests mirrored, 0–100.
     pub percent: u32,
+    /// The `Host` of the copies (`None`: the request's).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_value")]
+    pub hostname: Option<HeaderValue>,
 }
 
 /// Request bodies longer than `max_request_bytes` get 413, before anything is forwarded when

@@ -6,7 +6,7 @@
 //! headers of ingress-nginx's docs; `limit-rpm` lets `rate × multiplier + 1` requests
 //! through, then answers 503, except to a `limit-whitelist` address; `custom-headers` sets
 //! its ConfigMap's headers on responses; `mirror-target` copies requests to the mirror
-//! Service.
+//! Service with the target's host.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -465,6 +465,14 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
             shadow.seen().iter().any(|(target, _)| *target == path)
         })
         .await;
+        // Its Host is the target's host, as ingress-nginx's mirror-host default.
+        let seen = shadow.seen();
+        let (_, headers) = seen.iter().find(|(t, _)| *t == path).expect("seen");
+        assert_eq!(
+            headers.get("host").and_then(|h| h.to_str().ok()),
+            Some("shadow.shop.svc.cluster.local"),
+            "{proto:?}"
+        );
     }
     // The auth Service was asked at the configured path.
     assert!(

@@ -246,6 +246,8 @@ pub(super) struct ServiceUrl {
     pub(super) path: String,
     /// Whether the URL ends in nginx's `$request_uri` (the request's own path and query).
     pub(super) request_uri: bool,
+    /// The URL's host, lower-cased, without the port.
+    pub(super) host: String,
 }
 
 /// Why a URL is not a [`ServiceUrl`].
@@ -332,6 +334,7 @@ pub(super) fn service_url(value: &str, namespace: &str) -> Result<ServiceUrl, Ur
         },
         path: path.to_owned(),
         request_uri,
+        host,
     })
 }
 

@@ -1,7 +1,8 @@
 //! What the upstream request and the response get beyond routing: mirrors and custom headers.
 //! - `mirror-target` (a URL naming a Service of the Ingress's namespace, as `auth-url`)
-//!   → a `RequestMirror` entry (every request, the copy's answer dropped); `mirror-request-body`
-//!   and `mirror-host` are read and reported;
+//!   → a `RequestMirror` entry (every request, the copy's answer dropped), its `Host`
+//!   `mirror-host` or else the target's host (as ingress-nginx); `mirror-request-body` is
+//!   reported (weir mirrors only requests without a body);
 //! - `custom-headers` (`namespace/name` of a ConfigMap whose entries are response headers, set
 //!   as ingress-nginx's `more_set_headers` does) → `ResponseHeaderModifier` entries. A
 //!   missing ConfigMap, one in another namespace, or an invalid header fails closed:
@@ -168,15 +169,41 @@ fn mirror(ctx: &Context<'_>, t: &mut Translation) {
         };
         t.found(BODY, value, verdict);
     }
-    if let Some(value) = ctx.get(HOST) {
-        let verdict = match url {
-            None => Verdict::Translated("nothing: no mirror".to_owned()),
-            Some(_) => Verdict::Unsupported(
-                "the copy keeps the request's Host; the mirror is served without it".to_owned(),
-            ),
-        };
-        t.found(HOST, value, verdict);
-    }
+    let host = match (ctx.get(HOST), &url) {
+        (None, _) => url.as_ref().map(|u| u.host.clone()),
+        (Some(value), None) => {
+            t.found(
+                HOST,
+                value,
+                Verdict::Translated("nothing: no mirror".to_owned()),
+            );
+            None
+        }
+        (Some(value), Some(u)) => {
+            let valid = value
+                .parse::<http::uri::Authority>()
+                .is_ok_and(|a| a.as_str() == value)
+                && !value.contains('@');
+            if valid {
+                t.found(
+                    HOST,
+                    value,
+                    Verdict::Translated("RequestMirror hostname (the copies' Host)".to_owned()),
+                );
+                Some(value.to_owned())
+            } else {
+                t.found(
+                    HOST,
+                    value,
+                    Verdict::Invalid {
+                        why: format!("{value:?} is not a host; the target's host is used"),
+                        fails_closed: false,
+                    },
+                );
+                Some(u.host.clone())
+            }
+        }
+    };
     let Some(url) = url else {
         return;
     };
@@ -186,10 +213,6 @@ fn mirror(ctx: &Context<'_>, t: &mut Translation) {
     let fixed_path = !url.request_uri && rest.contains(['/', '?']);
     let mut differs = vec![
         "only requests without a body are mirrored (ingress-nginx mirrors bodies too)".to_owned(),
-        format!(
-            "the copy keeps the request's Host (ingress-nginx sends {:?}, or mirror-host)",
-            url.backend.name
-        ),
     ];
     if fixed_path {
         differs.push(format!(
@@ -215,6 +238,7 @@ fn mirror(ctx: &Context<'_>, t: &mut Translation) {
             request_mirror: Some(RequestMirrorFilter {
                 backend_ref: url.backend,
                 percent: None,
+                hostname: host,
             }),
             ..FilterEntry::new(FilterType::RequestMirror)
         },
@@ -262,10 +286,18 @@ mod tests {
             verdict(&t, "mirror-request-body"),
             Verdict::Partial { .. }
         ));
-        assert!(matches!(
-            verdict(&t, "mirror-host"),
-            Verdict::Unsupported(_)
-        ));
+        assert!(matches!(verdict(&t, "mirror-host"), Verdict::Translated(_)));
+        let hostname = |t: &Translation| {
+            let m = t.entries[0].entry.request_mirror.as_ref().expect("mirror");
+            m.hostname.clone()
+        };
+        assert_eq!(hostname(&t).as_deref(), Some("test.env.com"));
+        let t = translate_only(&[("mirror-target", "http://Shadow.default:8080/")]);
+        assert_eq!(
+            hostname(&t).as_deref(),
+            Some("shadow.default"),
+            "the URL's host"
+        );
     }
 
     #[test]
