@@ -27,7 +27,7 @@ type Seen = (String, HeaderMap);
 /// A hyper server (HTTP/1.1 and h2c) recording every request. As the auth Service it
 /// answers 200 with `X-Auth-Request-User: alice` to `Authorization: Bearer ok` and 401
 /// otherwise; as a backend it answers 200 and echoes `X-Auth-Request-User` as
-/// `x-seen-user`.
+/// `x-seen-user` and `Authorization` as `x-seen-authorization`.
 struct Server {
     addr: SocketAddr,
     seen: Arc<Mutex<Vec<Seen>>>,
@@ -67,8 +67,15 @@ impl Server {
                                 } else {
                                     *resp.status_mut() = StatusCode::UNAUTHORIZED;
                                 }
-                            } else if let Some(user) = headers.get("x-auth-request-user") {
-                                resp.headers_mut().insert("x-seen-user", user.clone());
+                            } else {
+                                for (from, to) in [
+                                    ("x-auth-request-user", "x-seen-user"),
+                                    ("authorization", "x-seen-authorization"),
+                                ] {
+                                    if let Some(v) = headers.get(from) {
+                                        resp.headers_mut().insert(to, v.clone());
+                                    }
+                                }
                             }
                             Ok::<_, Infallible>(resp)
                         }
@@ -300,6 +307,11 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
         )
         .await;
         assert_eq!(a.status, StatusCode::OK, "{proto:?}");
+        assert_eq!(
+            a.header("x-seen-authorization"),
+            None,
+            "{proto:?}: the password stops at the proxy, as ingress-nginx's"
+        );
 
         // Basic auth, a key per user (auth-map); no auth-realm: an empty realm.
         let a = send(&mut c, "GET", "map.example", "/", &[]).await;
@@ -346,6 +358,11 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
         .await;
         assert_eq!(a.status, StatusCode::OK, "{proto:?}");
         assert_eq!(a.header("x-seen-user"), Some("alice"), "{proto:?}");
+        assert_eq!(
+            a.header("x-seen-authorization"),
+            Some("Bearer ok"),
+            "{proto:?}"
+        );
         // Denied: ingress-nginx's sign-in redirect, `rd` = the original URL.
         let a = send(&mut c, "GET", "external.example", "/cart?id=1", &[]).await;
         assert_eq!(a.status, StatusCode::FOUND, "{proto:?}");

@@ -3,7 +3,8 @@
 //!   (`auth-file`, the default: key `auth` holds htpasswd lines; `auth-map`: one key per user,
 //!   its value the hash), `auth-realm` → one `BasicAuth` entry (401 with
 //!   `WWW-Authenticate: Basic realm="…"`; without `auth-realm` the realm is empty, as
-//!   ingress-nginx's `auth_basic ""`);
+//!   ingress-nginx's `auth_basic ""`), and a `RequestHeaderModifier` removing `Authorization`
+//!   from the upstream request, as ingress-nginx does;
 //! - `auth-url` (a URL naming a Service of the Ingress's namespace by its cluster DNS name),
 //!   `auth-method`, `auth-response-headers`, `auth-signin`, `auth-signin-redirect-param` →
 //!   one `ExternalAuth` entry;
@@ -18,7 +19,7 @@
 use super::{Context, Phase, Translation, Verdict};
 use crate::api::httpfilter::{
     BackendRef, BasicAuthFilter, BasicAuthSecretType, ExternalAuthFilter, FilterEntry, FilterType,
-    LocalObjectRef,
+    HeaderFilter, LocalObjectRef,
 };
 
 const TYPE: &str = "auth-type";
@@ -204,6 +205,19 @@ fn basic(ctx: &Context<'_>, t: &mut Translation) {
     if !realm_ok {
         return;
     }
+    // ingress-nginx sends the upstream no `Authorization` (`proxy_set_header Authorization
+    // ""`): the password stops at the proxy.
+    t.entry(
+        vec![TYPE],
+        Phase::Upstream,
+        FilterEntry {
+            request_header_modifier: Some(HeaderFilter {
+                remove: vec!["Authorization".to_owned()],
+                ..HeaderFilter::default()
+            }),
+            ..FilterEntry::new(FilterType::RequestHeaderModifier)
+        },
+    );
     t.entry(
         vec![TYPE, SECRET, SECRET_TYPE, REALM],
         Phase::Auth,
@@ -538,9 +552,16 @@ mod tests {
             ("auth-secret", "default/htpasswd"),
             ("auth-realm", "Authentication Required - foo"),
         ]);
-        assert_eq!(t.entries.len(), 1);
+        assert_eq!(t.entries.len(), 2);
+        assert_eq!(t.entries[0].phase, Phase::Auth);
         let b = t.entries[0].entry.basic_auth.as_ref().expect("BasicAuth");
         assert_eq!(b.secret_ref.name, "htpasswd");
+        let strip = t.entries[1].entry.request_header_modifier.as_ref();
+        assert_eq!(
+            strip.map(|h| h.remove.as_slice()),
+            Some(&["Authorization".to_owned()][..])
+        );
+        assert_eq!(t.entries[1].phase, Phase::Upstream);
         assert_eq!(b.realm.as_deref(), Some("Authentication Required - foo"));
         assert_eq!(b.secret_type, None);
         assert_eq!(t.entries[0].phase, Phase::Auth);
