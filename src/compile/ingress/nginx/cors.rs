@@ -82,7 +82,8 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
         allow_credentials: Some(true),
         max_age: Some(DEFAULT_MAX_AGE),
     };
-    if let Some(value) = ctx.get(ORIGIN) {
+    // An empty value is no value to ingress-nginx: every origin.
+    if let Some(value) = ctx.get(ORIGIN).filter(|v| !v.is_empty()) {
         let (origins, skipped) = origins(value);
         let verdict = if skipped.is_empty() {
             Verdict::Translated("CORS allowOrigins".to_owned())
@@ -97,6 +98,13 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
         };
         t.found(ORIGIN, value, verdict);
         cors.allow_origins = origins;
+    }
+    if let Some(value) = ctx.get(ORIGIN).filter(|v| v.is_empty()) {
+        t.found(
+            ORIGIN,
+            value,
+            Verdict::Translated("CORS allowOrigins * (empty: the default)".to_owned()),
+        );
     }
     if let Some(value) = ctx.get(METHODS) {
         if is_method_list(value) {
