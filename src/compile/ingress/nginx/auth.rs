@@ -720,3 +720,72 @@ mod tests {
         assert!(matches!(verdict(&t, "satisfy"), Verdict::Partial { .. }));
     }
 }
+
+#[cfg(test)]
+mod one_finding_each {
+    use super::super::testing::*;
+
+    /// Every annotation of the families this helper wrote (auth, CORS, limits, headers)
+    /// gets exactly one finding, whichever branch reads it.
+    #[test]
+    fn every_annotation_gets_exactly_one_finding() {
+        let all: &[&[(&str, &str)]] = &[
+            &[
+                ("auth-type", "basic"),
+                ("auth-secret", "other/s"),
+                ("auth-secret-type", "ldap"),
+                ("auth-realm", "a\"b"),
+                ("auth-url", "http://a.default/"),
+                ("auth-method", "BREW"),
+                ("auth-response-headers", "bad header"),
+                ("auth-signin", "https://x/?u=$remote_user"),
+                ("auth-signin-redirect-param", "r d"),
+                ("auth-cache-key", "k"),
+                ("satisfy", "any"),
+            ],
+            &[
+                ("auth-type", "digest"),
+                ("auth-secret", "s"),
+                ("auth-realm", "r"),
+            ],
+            &[
+                ("auth-secret", "s"),
+                ("auth-method", "GET"),
+                ("auth-signin", "x"),
+            ],
+            &[
+                ("enable-cors", "true"),
+                ("cors-allow-origin", ""),
+                ("cors-allow-methods", "x;"),
+                ("cors-allow-headers", "X-A, X-A"),
+                ("cors-expose-headers", "*"),
+                ("cors-allow-credentials", "maybe"),
+                ("cors-max-age", "0"),
+            ],
+            &[("enable-cors", "false"), ("cors-max-age", "5")],
+            &[
+                ("limit-rps", "x"),
+                ("limit-rpm", "5"),
+                ("limit-burst-multiplier", "y"),
+                ("limit-whitelist", "nope"),
+                ("limit-connections", "3"),
+                ("limit-rate", "100"),
+            ],
+            &[
+                ("mirror-target", "http://s.default/x"),
+                ("mirror-request-body", "off"),
+                ("mirror-host", "bad host"),
+                ("custom-headers", "default/none"),
+            ],
+            &[("mirror-request-body", "on"), ("mirror-host", "h")],
+        ];
+        for annotations in all {
+            let t = translate_only(annotations);
+            let mut names: Vec<&str> = t.findings.iter().map(|f| f.name.as_str()).collect();
+            let count = names.len();
+            names.dedup();
+            assert_eq!(names.len(), count, "{:?}", t.findings);
+            assert_eq!(count, annotations.len(), "{:?}", t.findings);
+        }
+    }
+}
