@@ -55,6 +55,7 @@ fn five_filters() -> Vec<Filter> {
             allow: vec!["10.0.0.0/8".parse().expect("cidr")],
             deny: Vec::new(),
             trusted_hops: 0,
+            satisfy_any: false,
         })),
         Filter::RateLimit(Arc::new(RateLimit {
             requests: u32::MAX,

@@ -426,6 +426,12 @@ pub struct IpAccessFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 16), extend("format" = "int32"))]
     pub trusted_hops: Option<u32>,
+    /// ingress-nginx's `satisfy: any`: a client in `allow` skips the `BasicAuth` and
+    /// `ExternalAuth` filters after this one, and a client not in it goes on to them instead
+    /// of a 403 (it must pass every one of them; when none follows, it gets the 403 at the
+    /// end of the chain). A `deny` match still refuses. Requires `allow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfy_any: Option<bool>,
 }
 
 /// HTTP Basic authentication.

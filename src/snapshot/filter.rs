@@ -224,6 +224,10 @@ pub struct IpAccess {
     /// Proxies in front of weir that append to `X-Forwarded-For`: the client is the address
     /// that many entries from the right (0: the connection's peer).
     pub trusted_hops: u32,
+    /// `satisfy: any`: an allowed client skips the authentication filters after this one; a
+    /// client not allowed must pass them (refused at the chain's end when none ran).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub satisfy_any: bool,
 }
 
 /// HTTP Basic authentication against htpasswd entries.

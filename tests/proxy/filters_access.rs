@@ -104,6 +104,7 @@ fn ip(allow: &[&str], deny: &[&str], trusted_hops: u32) -> Vec<Filter> {
         allow: allow.iter().map(|s| s.parse().expect("cidr")).collect(),
         deny: deny.iter().map(|s| s.parse().expect("cidr")).collect(),
         trusted_hops,
+        satisfy_any: false,
     }))]
 }
 

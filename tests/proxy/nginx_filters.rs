@@ -215,6 +215,16 @@ data:
         "http://shadow.shop.svc.cluster.local$request_uri",
     )];
     let headers = [("custom-headers", "shop/custom-headers")];
+    let any = |allow| {
+        [
+            ("whitelist-source-range", allow),
+            ("auth-type", "basic"),
+            ("auth-secret", "htpasswd"),
+            ("satisfy", "any"),
+        ]
+    };
+    let any_allowed = any("127.0.0.1/32");
+    let any_other = any("10.0.0.0/8");
     for (name, annotations) in [
         ("basic", &basic[..]),
         ("map", &map[..]),
@@ -225,9 +235,38 @@ data:
         ("exempt", &exempt[..]),
         ("mirror", &mirror[..]),
         ("headers", &headers[..]),
+        ("any-allowed", &any_allowed[..]),
+        ("any-other", &any_other[..]),
     ] {
         out.push_str(&ingress(name, annotations));
     }
+    // satisfyAny with no authentication after it: a client not allowed is refused at the
+    // chain's end.
+    out.push_str(
+        r#"---
+apiVersion: weir.dev/v1alpha1
+kind: HTTPFilter
+metadata: {name: lan-any, namespace: shop}
+spec:
+  filters:
+  - type: IPAccess
+    ipAccess: {allow: ["10.0.0.0/8"], satisfyAny: true}
+---
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata:
+  name: any-alone
+  namespace: shop
+  annotations: {weir.dev/filters: lan-any}
+spec:
+  ingressClassName: nginx
+  rules:
+  - host: any-alone.example
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
+"#,
+    );
     out
 }
 
@@ -458,6 +497,24 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
             let a = send(&mut c, "GET", "exempt.example", "/", &[]).await;
             assert_eq!(a.status, StatusCode::OK, "{proto:?} request {i}");
         }
+
+        // satisfy: any — the allow list lets 127.0.0.1 in without credentials; where it
+        // does not list it, credentials do; with no authentication after it, 403.
+        let a = send(&mut c, "GET", "any-allowed.example", "/", &[]).await;
+        assert_eq!(a.status, StatusCode::OK, "{proto:?}");
+        let a = send(&mut c, "GET", "any-other.example", "/", &[]).await;
+        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{proto:?}");
+        let a = send(
+            &mut c,
+            "GET",
+            "any-other.example",
+            "/",
+            &[("authorization", &right)],
+        )
+        .await;
+        assert_eq!(a.status, StatusCode::OK, "{proto:?}");
+        let a = send(&mut c, "GET", "any-alone.example", "/", &[]).await;
+        assert_eq!(a.status, StatusCode::FORBIDDEN, "{proto:?}");
 
         // Custom headers: the ConfigMap's entries on the response (the docs' example).
         let a = send(&mut c, "GET", "headers.example", "/", &[]).await;

@@ -8,7 +8,8 @@
 //! - `auth-url` (a URL naming a Service of the Ingress's namespace by its cluster DNS name),
 //!   `auth-method`, `auth-response-headers`, `auth-signin`, `auth-signin-redirect-param` →
 //!   one `ExternalAuth` entry;
-//! - `satisfy`: `all` (the default) is what weir does; `any` is served as `all` (stricter).
+//! - `satisfy`: `all` (the default) is what weir does; `any` marks the allow list's
+//!   `IPAccess` entry `satisfyAny` (its clients skip authentication, others authenticate).
 //!
 //! Everything here decides who gets in, so an unreadable value fails closed, and so does
 //! `auth-type: digest` (weir has no digest authentication; serving the routes without it
@@ -78,12 +79,7 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
             "" | "all" => Verdict::Translated(
                 "all (every access check and authentication must pass)".to_owned(),
             ),
-            "any" => Verdict::Partial {
-                to: "all: the allow list and the authentication must both pass".to_owned(),
-                differs: "ingress-nginx lets a request in when either passes; weir requires \
-                          both (stricter: allowed addresses still authenticate)"
-                    .to_owned(),
-            },
+            "any" => satisfy_any(t),
             other => Verdict::Invalid {
                 why: format!("{other:?} is not \"all\" or \"any\""),
                 fails_closed: true,
@@ -94,6 +90,53 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
     for (name, why) in NOT_SERVED {
         if let Some(value) = ctx.get(name) {
             t.found(name, value, Verdict::Unsupported(why.to_owned()));
+        }
+    }
+}
+
+/// `satisfy: any`: the source allow list (`access.rs`'s `IPAccess` entry, translated before
+/// this family) lets its clients skip the authentication entries; other clients must
+/// authenticate. Without an allow list or without authentication, `any` is `all`.
+fn satisfy_any(t: &mut Translation) -> Verdict {
+    let auths = t
+        .entries
+        .iter()
+        .filter(|e| e.entry.basic_auth.is_some() || e.entry.external_auth.is_some())
+        .count();
+    let access = t
+        .entries
+        .iter_mut()
+        .filter_map(|e| e.entry.ip_access.as_mut())
+        .find(|a| !a.allow.is_empty());
+    let Some(access) = access.filter(|_| auths > 0) else {
+        return Verdict::Translated(
+            "the same as all: there is no allow list and authentication to choose between"
+                .to_owned(),
+        );
+    };
+    access.satisfy_any = Some(true);
+    let to = "IPAccess satisfyAny: allowed addresses skip authentication, others must \
+              authenticate"
+        .to_owned();
+    let mut differs = Vec::new();
+    if !access.deny.is_empty() {
+        differs.push(
+            "a denied address is refused even with valid credentials (ingress-nginx lets \
+             credentials in)",
+        );
+    }
+    if auths > 1 {
+        differs.push(
+            "with both basic and external authentication, weir requires both (ingress-nginx \
+             either)",
+        );
+    }
+    if differs.is_empty() {
+        Verdict::Translated(to)
+    } else {
+        Verdict::Partial {
+            to,
+            differs: differs.join("; "),
         }
     }
 }
@@ -717,7 +760,34 @@ mod tests {
             verdict(&t, "auth-cache-key"),
             Verdict::Unsupported(_)
         ));
+        assert!(matches!(verdict(&t, "satisfy"), Verdict::Translated(_)));
+    }
+
+    #[test]
+    fn satisfy_any_lets_the_allow_list_skip_authentication() {
+        let t = translate_only(&[
+            ("whitelist-source-range", "10.0.0.0/8"),
+            ("auth-url", "http://a.default/"),
+            ("satisfy", "any"),
+        ]);
+        let access = t
+            .entries
+            .iter()
+            .find_map(|e| e.entry.ip_access.as_ref())
+            .expect("IPAccess");
+        assert_eq!(access.satisfy_any, Some(true));
+        assert!(matches!(verdict(&t, "satisfy"), Verdict::Translated(_)));
+        let t = translate_only(&[
+            ("whitelist-source-range", "10.0.0.0/8"),
+            ("denylist-source-range", "10.1.0.0/16"),
+            ("auth-url", "http://a.default/"),
+            ("satisfy", "any"),
+        ]);
         assert!(matches!(verdict(&t, "satisfy"), Verdict::Partial { .. }));
+        // No authentication: nothing to choose between, the allow list stays as it is.
+        let t = translate_only(&[("whitelist-source-range", "10.0.0.0/8"), ("satisfy", "any")]);
+        let access = t.entries[0].entry.ip_access.as_ref().expect("IPAccess");
+        assert_eq!(access.satisfy_any, None);
     }
 }
 
