@@ -55,12 +55,15 @@ fn five_filters() -> Vec<Filter> {
             allow: vec!["10.0.0.0/8".parse().expect("cidr")],
             deny: Vec::new(),
             trusted_hops: 0,
+            satisfy_any: false,
         })),
         Filter::RateLimit(Arc::new(RateLimit {
             requests: u32::MAX,
             period: Duration::from_secs(1),
             burst: u32::MAX,
             key: RateLimitKey::ClientIp,
+            status: 429,
+            exempt: Vec::new(),
         })),
         Filter::BasicAuth(Arc::new(BasicAuth {
             challenge: HeaderValue::from_static("Basic realm=\"bench\""),

@@ -851,10 +851,12 @@ mod tests {
                 "apiVersion": kind.api_version(),
                 "kind": kind.as_str(),
                 "metadata": {"namespace": "default", "name": "x", "uid": "u-1"},
-                // CustomResource types require a spec; Secrets are kept only with this type;
-                // the other kinds ignore or default these fields.
+                // CustomResource types require a spec; Secrets are kept only with this type,
+                // ConfigMaps only with data (valid base64, so a Secret decodes it too); the
+                // other kinds ignore or default these fields.
                 "spec": {},
                 "type": "kubernetes.io/tls",
+                "data": {"a": "YQ=="},
             });
             let object = crate::store::KubeObject::from_value(*kind, manifest).expect("decodes");
             let crate::store::Applied::Stored { key, .. } = objects.apply(object).expect("valid")

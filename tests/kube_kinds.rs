@@ -96,6 +96,7 @@ fn the_kinds_weir_has_always_kept_keep_their_types() {
 fn required_fields(kind: Kind) -> &'static str {
     match kind {
         Kind::Secret => "type: kubernetes.io/tls\n", // other Secrets are not kept
+        Kind::ConfigMap => "data: {a: b}\n",         // ConfigMaps without data are not kept
         _ => "",
     }
 }

@@ -351,6 +351,16 @@ pub struct RateLimitFilter {
     /// What a bucket is kept per (default: the client address).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<RateLimitKey>,
+    /// The status of a refused request (default 429; ingress-nginx's `limit-req-status-code`
+    /// is 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 400, max = 599))]
+    pub status_code: Option<i32>,
+    /// Client CIDRs (or addresses) the limit does not apply to (ingress-nginx's
+    /// `limit-whitelist`); the client is the connection's peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024))]
+    pub exempt: Vec<String>,
 }
 
 /// Rate-limit time unit.
@@ -416,6 +426,12 @@ pub struct IpAccessFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(max = 16), extend("format" = "int32"))]
     pub trusted_hops: Option<u32>,
+    /// ingress-nginx's `satisfy: any`: a client in `allow` skips the `BasicAuth` and
+    /// `ExternalAuth` filters after this one, and a client not in it goes on to them instead
+    /// of a 403 (it must pass every one of them; when none follows, it gets the 403 at the
+    /// end of the chain). A `deny` match still refuses. Requires `allow`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub satisfy_any: Option<bool>,
 }
 
 /// HTTP Basic authentication.
@@ -423,11 +439,24 @@ pub struct IpAccessFilter {
 #[serde(rename_all = "camelCase")]
 pub struct BasicAuthFilter {
     /// A Secret in the filter's namespace whose key `auth` holds htpasswd lines (bcrypt,
-    /// `{SHA}`, apr1), as ingress-nginx's `auth-file`.
+    /// `{SHA}`, apr1), as ingress-nginx's `auth-file`; or, with `secretType: AuthMap`, one key
+    /// per user whose value is the hash.
     pub secret_ref: LocalObjectRef,
+    /// How the Secret holds the users (default `AuthFile`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_type: Option<BasicAuthSecretType>,
     /// The realm of `WWW-Authenticate` (default: the filter's name).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub realm: Option<String>,
+}
+
+/// How a `BasicAuth` Secret holds its users (ingress-nginx's `auth-secret-type`).
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum BasicAuthSecretType {
+    /// Key `auth`: htpasswd lines (`user:hash`).
+    AuthFile,
+    /// One key per user, the value its hash.
+    AuthMap,
 }
 
 /// An object in the filter's namespace, by name.
@@ -466,7 +495,8 @@ pub struct ExternalAuthFilter {
     #[schemars(length(max = 64))]
     pub headers_to_backend: Vec<String>,
     /// Where a 401 sends the browser (`$escaped_request_uri` is replaced by the escaped
-    /// original URL), as ingress-nginx's `auth-signin`.
+    /// original path and query, `$host` by its host, `$scheme` by `http` or `https`), as
+    /// ingress-nginx's `auth-signin`.
     #[serde(default, rename = "signinURL", skip_serializing_if = "Option::is_none")]
     pub signin_url: Option<String>,
     /// How long the subrequest may take (default `2s`); a timeout refuses the request.
@@ -484,6 +514,11 @@ pub struct RequestMirrorFilter {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 100))]
     pub percent: Option<i32>,
+    /// The `Host` the copies carry (default: the request's), as ingress-nginx's
+    /// `mirror-host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub hostname: Option<String>,
 }
 
 /// Refuse request bodies larger than a limit.

@@ -186,6 +186,7 @@ mod tests {
             Filter::RequestMirror(RequestMirror {
                 cluster: ClusterKey::new("default", service, 80),
                 percent: 100,
+                hostname: None,
             })
         };
         let mut served = route(0, 0, "/x", &[("default/a", 1)]);

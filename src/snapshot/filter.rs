@@ -187,6 +187,16 @@ pub struct RateLimit {
     pub burst: u32,
     /// What a bucket is kept per.
     pub key: RateLimitKey,
+    /// The status of a refused request (429 unless set otherwise).
+    #[serde(skip_serializing_if = "is_429")]
+    pub status: u16,
+    /// Client networks the limit does not apply to (the connection's peer is checked).
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "display_seq")]
+    pub exempt: Vec<Cidr>,
+}
+
+fn is_429(status: &u16) -> bool {
+    *status == 429
 }
 
 /// What a rate-limit bucket is kept per.
@@ -214,6 +224,10 @@ pub struct IpAccess {
     /// Proxies in front of weir that append to `X-Forwarded-For`: the client is the address
     /// that many entries from the right (0: the connection's peer).
     pub trusted_hops: u32,
+    /// `satisfy: any`: an allowed client skips the authentication filters after this one; a
+    /// client not allowed must pass them (refused at the chain's end when none ran).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub satisfy_any: bool,
 }
 
 /// HTTP Basic authentication against htpasswd entries.
@@ -284,6 +298,9 @@ pub struct RequestMirror {
     pub cluster: ClusterKey,
     /// Share of requests mirrored, 0–100.
     pub percent: u32,
+    /// The `Host` of the copies (`None`: the request's).
+    #[serde(skip_serializing_if = "Option::is_none", serialize_with = "opt_value")]
+    pub hostname: Option<HeaderValue>,
 }
 
 /// Request bodies longer than `max_request_bytes` get 413, before anything is forwarded when

@@ -110,8 +110,11 @@ pub fn same_spec<K: Resource, S: PartialEq>(old: &K, new: &K, spec: impl Fn(&K) 
 
 /// [`StoreKind::admit`] of Secrets: keep `kubernetes.io/tls` ones (certificates) and those of
 /// any other type that have an `auth` key (the htpasswd lines of `BasicAuth` filters),
-/// reduced to that key so no other secret value is held; drop the rest. `stringData` is
-/// merged into `data` first, as the API server would (manifest files may use either).
+/// reduced to that key so no other secret value is held; and those whose every value is a
+/// password hash (`$2y$`/`$2a$`/`$2b$` bcrypt, `{SHA}`, `$apr1$`): the user-per-key
+/// `auth-map` form of ingress-nginx's basic auth, which holds nothing but hashes. Drop the
+/// rest. `stringData` is merged into `data` first, as the API server would (manifest files
+/// may use either).
 ///
 /// Every Secret is listed and watched (no field selector: one selector cannot say "TLS, or
 /// has key `auth`"); those not kept are dropped on arrival.
@@ -134,7 +137,14 @@ pub fn admit_secret(secret: &mut k8s_openapi::api::core::v1::Secret) -> bool {
             secret.data = Some(BTreeMap::from([(values::SECRET_KEY_AUTH.to_owned(), auth)]));
             true
         }
-        None => false,
+        None => secret.data.as_ref().is_some_and(|d| {
+            !d.is_empty()
+                && d.values().all(|v| {
+                    ["$2y$", "$2a$", "$2b$", "{SHA}", "$apr1$"]
+                        .iter()
+                        .any(|p| v.0.starts_with(p.as_bytes()))
+                })
+        }),
     }
 }
 

@@ -3,8 +3,9 @@
 //! [`Objects`] is the same whichever source filled it (a manifests directory or the
 //! Kubernetes API), so nothing downstream knows where an object came from. Both sources insert
 //! through [`Objects::apply`] and [`Objects::delete`], which normalise objects the same way
-//! (default namespace, no `managedFields`, no last-applied annotation, only TLS Secrets and
-//! `auth` Secrets reduced to that key).
+//! (default namespace, no `managedFields`, no last-applied annotation, only TLS Secrets,
+//! `auth` Secrets reduced to that key and Secrets of password hashes, only ConfigMaps with
+//! `data`).
 //!
 //! # The kind table
 //!
@@ -33,7 +34,7 @@ pub mod metrics;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -82,6 +83,14 @@ kinds! {
     Secret(Secret) in secrets, label "secret" {
         fn admit(&mut self) -> bool {
             admit_secret(self)
+        }
+    }
+    /// v1 ConfigMap with `data` (ingress-nginx's `custom-headers` names one); `binaryData` is
+    /// dropped, and a ConfigMap without `data` is not kept.
+    ConfigMap(ConfigMap) in config_maps, label "configmap" {
+        fn admit(&mut self) -> bool {
+            self.binary_data = None;
+            self.data.as_ref().is_some_and(|d| !d.is_empty())
         }
     }
 }
@@ -361,6 +370,26 @@ mod tests {
             .as_ref()
             .expect("data");
         assert_eq!(data.keys().collect::<Vec<_>>(), ["auth"]);
+    }
+
+    #[test]
+    fn auth_map_secrets_are_kept_only_when_every_value_is_a_hash() {
+        let with = |pairs: &[(&str, &str)]| {
+            let KubeObject::Secret(mut s) = secret("Opaque") else {
+                unreachable!("a Secret")
+            };
+            s.string_data = Some(
+                pairs
+                    .iter()
+                    .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                    .collect(),
+            );
+            let mut objects = Objects::default();
+            objects.apply(KubeObject::Secret(s)).expect("valid");
+            objects.secrets.len()
+        };
+        assert_eq!(with(&[("alice", "{SHA}x"), ("bob", "$apr1$s$d")]), 1);
+        assert_eq!(with(&[("alice", "{SHA}x"), ("token", "private")]), 0);
     }
 
     #[test]

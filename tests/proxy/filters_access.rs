@@ -41,6 +41,8 @@ fn rate_limited(burst: u32) -> Arc<Snapshot> {
             period: Duration::from_secs(3600),
             burst,
             key: RateLimitKey::Route,
+            status: 429,
+            exempt: Vec::new(),
         }))]
     };
     // One host per protocol, so each starts with its own full bucket.
@@ -102,6 +104,7 @@ fn ip(allow: &[&str], deny: &[&str], trusted_hops: u32) -> Vec<Filter> {
         allow: allow.iter().map(|s| s.parse().expect("cidr")).collect(),
         deny: deny.iter().map(|s| s.parse().expect("cidr")).collect(),
         trusted_hops,
+        satisfy_any: false,
     }))]
 }
 

@@ -166,6 +166,7 @@ fn mirror(percent: u32) -> Filter {
     Filter::RequestMirror(RequestMirror {
         cluster: key("shadow"),
         percent,
+        hostname: None,
     })
 }
 

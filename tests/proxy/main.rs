@@ -18,6 +18,7 @@ mod listeners;
 mod model;
 mod nginx_annotations;
 mod nginx_canary;
+mod nginx_filters;
 mod observability;
 mod paths;
 mod pools;

@@ -4,6 +4,12 @@
 //! `{SHA}` and `$apr1$`; a plain-text or `crypt(3)` password, an unknown format or a user
 //! named twice refuses the whole filter (so it fails closed). Messages name the line number,
 //! never its content: the Secret's values never reach a condition.
+//!
+//! With `secretType: AuthMap` (ingress-nginx's `auth-map`) the Secret holds one key per user,
+//! its value the hash; each is checked the same way, and messages name the user.
+//!
+//! The realm defaults to the filter's name; an explicitly empty realm is allowed
+//! (`Basic realm=""`, what ingress-nginx sends without `auth-realm`).
 
 use std::collections::BTreeMap;
 
@@ -11,7 +17,7 @@ use base64::Engine;
 use http::HeaderValue;
 
 use super::{EntryContext, FieldError};
-use crate::api::httpfilter::BasicAuthFilter;
+use crate::api::httpfilter::{BasicAuthFilter, BasicAuthSecretType};
 use crate::snapshot::{BasicAuth, PasswordHash};
 use crate::store::ObjectKey;
 
@@ -24,11 +30,8 @@ pub(super) fn compile(
     ctx: &EntryContext<'_>,
 ) -> Result<BasicAuth, FieldError> {
     let realm = spec.realm.as_deref().unwrap_or(&ctx.key.name);
-    if realm.is_empty() || realm.contains(['"', '\\']) {
-        return Err(FieldError::invalid(
-            "realm",
-            "must be non-empty and contain no '\"' or '\\'",
-        ));
+    if realm.contains(['"', '\\']) {
+        return Err(FieldError::invalid("realm", "must contain no '\"' or '\\'"));
     }
     let challenge = HeaderValue::try_from(format!("Basic realm=\"{realm}\""))
         .map_err(|_| FieldError::invalid("realm", "not a valid header value"))?;
@@ -36,6 +39,11 @@ pub(super) fn compile(
     let secret = ctx.objects.secrets.get(&key).ok_or_else(|| {
         FieldError::missing_ref("secretRef.name", format!("Secret {key} not found"))
     })?;
+    if spec.secret_type == Some(BasicAuthSecretType::AuthMap) {
+        let users = parse_map(secret.data.as_ref())
+            .map_err(|e| FieldError::invalid("secretRef.name", format!("Secret {key} {e}")))?;
+        return Ok(BasicAuth { challenge, users });
+    }
     let data = secret
         .data
         .as_ref()
@@ -65,6 +73,24 @@ pub(super) fn compile(
         ));
     }
     Ok(BasicAuth { challenge, users })
+}
+
+/// Reads an `AuthMap` Secret: every key a user, its value the hash.
+fn parse_map(
+    data: Option<&BTreeMap<String, k8s_openapi::ByteString>>,
+) -> Result<BTreeMap<String, PasswordHash>, String> {
+    let mut users = BTreeMap::new();
+    for (user, value) in data.into_iter().flatten() {
+        let hash = std::str::from_utf8(&value.0)
+            .map_err(|_| format!("key {user:?} is not UTF-8"))?
+            .trim();
+        let hash = parse_hash(hash).map_err(|e| format!("key {user:?}: {e}"))?;
+        users.insert(user.clone(), hash);
+    }
+    if users.is_empty() {
+        return Err("has no users".to_owned());
+    }
+    Ok(users)
 }
 
 /// Parses htpasswd lines; the error says which line and why (never what it holds).
@@ -172,6 +198,7 @@ mod tests {
                     name: "htpasswd".into(),
                 },
                 realm: realm.map(str::to_owned),
+                secret_type: None,
             },
             &ctx,
         )
@@ -222,5 +249,52 @@ mod tests {
         assert!(e.message.contains("no users"));
         let e = run(&objects(Some(&format!("a:{SHA}"))), Some("a\"b")).expect_err("quote");
         assert_eq!(e.field, "realm");
+        let empty = run(&objects(Some(&format!("a:{SHA}"))), Some("")).expect("empty realm");
+        assert_eq!(empty.challenge, "Basic realm=\"\"");
+    }
+
+    #[test]
+    fn an_auth_map_secret_holds_one_user_per_key() {
+        let mut objects = Objects::default();
+        let secret = Secret {
+            data: Some(
+                [("alice", BCRYPT), ("bob", SHA)]
+                    .into_iter()
+                    .map(|(u, h)| (u.to_owned(), ByteString(h.as_bytes().to_vec())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        objects
+            .secrets
+            .insert(ObjectKey::new("shop", "htpasswd"), secret.clone());
+        let key = ObjectKey::new("shop", "guard");
+        let ctx = EntryContext {
+            key: &key,
+            objects: &objects,
+        };
+        let spec = BasicAuthFilter {
+            secret_ref: LocalObjectRef {
+                name: "htpasswd".into(),
+            },
+            realm: None,
+            secret_type: Some(BasicAuthSecretType::AuthMap),
+        };
+        let f = compile(&spec, &ctx).expect("valid");
+        assert!(matches!(f.users["alice"], PasswordHash::Bcrypt(_)));
+        assert!(matches!(f.users["bob"], PasswordHash::Sha1(_)));
+        let mut bad = secret;
+        bad.data
+            .get_or_insert_default()
+            .insert("carol".into(), ByteString(b"hunter2".to_vec()));
+        objects
+            .secrets
+            .insert(ObjectKey::new("shop", "htpasswd"), bad);
+        let ctx = EntryContext {
+            key: &key,
+            objects: &objects,
+        };
+        let e = compile(&spec, &ctx).expect_err("plain text");
+        assert!(e.message.contains("carol") && !e.message.contains("hunter2"));
     }
 }

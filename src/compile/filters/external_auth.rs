@@ -10,7 +10,7 @@
 //!   `content-length`, `transfer-encoding`, `connection`), which a subrequest answer must not
 //!   change on the forwarded request.
 //! - `signinURL`: an absolute `http(s)` URL; `$escaped_request_uri` (the original request's
-//!   path and query, percent-encoded) and `$host` are replaced per request, as
+//!   path and query, percent-encoded), `$host` and `$scheme` are replaced per request, as
 //!   ingress-nginx's `auth-signin` does; no other `$` variable is known.
 //! - `timeout`: a Gateway API duration (`2s`, `500ms`, `1m30s`), 1 ms to 60 s (default 2 s).
 
@@ -32,7 +32,7 @@ const DEFAULT_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The variables a `signinURL` may hold.
-pub(crate) const SIGNIN_VARIABLES: [&str; 2] = ["$escaped_request_uri", "$host"];
+pub(crate) const SIGNIN_VARIABLES: [&str; 3] = ["$escaped_request_uri", "$host", "$scheme"];
 
 /// Headers an auth answer may not set on the forwarded request.
 const RESERVED: [HeaderName; 4] = [
@@ -178,7 +178,7 @@ fn signin(url: &str) -> Result<(), FieldError> {
     let bad = |why: &str| FieldError::invalid("signinURL", format!("{url:?}: {why}"));
     if filled.contains('$') {
         return Err(bad(
-            "the only variables replaced are $escaped_request_uri and $host",
+            "the only variables replaced are $escaped_request_uri, $host and $scheme",
         ));
     }
     let uri: http::Uri = filled.parse().map_err(|_| bad("not a URL"))?;

@@ -1,6 +1,7 @@
 //! `IPAccess`: every `allow` and `deny` entry parsed into a [`Cidr`] here (a bare address is
 //! a network of one), so the proxy only compares addresses. A filter with neither list would
-//! do nothing and is refused as a mistake; `trustedHops` is at most 16.
+//! do nothing and is refused as a mistake; `trustedHops` is at most 16; `satisfyAny` needs an
+//! `allow` list (it says what the allow list lets skip).
 
 use super::{FieldError, at};
 use crate::api::httpfilter::IpAccessFilter;
@@ -33,10 +34,15 @@ pub(super) fn compile(spec: &IpAccessFilter) -> Result<IpAccess, FieldError> {
             format!("must be at most {MAX_TRUSTED_HOPS}"),
         ));
     }
+    let satisfy_any = spec.satisfy_any.unwrap_or(false);
+    if satisfy_any && allow.is_empty() {
+        return Err(FieldError::invalid("satisfyAny", "requires an allow list"));
+    }
     Ok(IpAccess {
         allow,
         deny,
         trusted_hops,
+        satisfy_any,
     })
 }
 
@@ -49,6 +55,7 @@ mod tests {
             allow: allow.iter().map(|s| s.to_string()).collect(),
             deny: deny.iter().map(|s| s.to_string()).collect(),
             trusted_hops: hops,
+            satisfy_any: None,
         }
     }
 
@@ -75,5 +82,11 @@ mod tests {
         assert_eq!(field(spec(&[], &["nope"], None)), "deny[0]");
         assert_eq!(field(spec(&["10.0.0.0/8"], &[], Some(17))), "trustedHops");
         assert_eq!(field(spec(&[], &[], None)), "");
+        let any = |allow: &[&str]| IpAccessFilter {
+            satisfy_any: Some(true),
+            ..spec(allow, &["10.9.0.0/16"], None)
+        };
+        assert_eq!(field(any(&[])), "satisfyAny");
+        assert!(compile(&any(&["10.0.0.0/8"])).expect("valid").satisfy_any);
     }
 }

@@ -1,14 +1,16 @@
 //! `RateLimit`: a token bucket of `burst` tokens (default: `requests`) refilled at `requests`
 //! per `unit`, kept per client address, per value of a header, or once for the route. The
 //! header name is parsed here; the buckets themselves are proxy runtime state
-//! (`crate::proxy::filter::rate_limit`).
+//! (`crate::proxy::filter::rate_limit`). `statusCode` is 400-599 (default 429); `exempt`
+//! holds CIDRs or addresses, parsed here.
 
 use std::time::Duration;
 
 use http::HeaderName;
 
-use super::FieldError;
+use super::{FieldError, at};
 use crate::api::httpfilter::{RateLimitFilter, RateLimitKeyType, RateLimitUnit};
+use crate::net::Cidr;
 use crate::snapshot::{RateLimit, RateLimitKey};
 
 /// Compile the settings.
@@ -53,11 +55,29 @@ pub(super) fn compile(spec: &RateLimitFilter) -> Result<RateLimit, FieldError> {
             (RateLimitKeyType::Route, None) => RateLimitKey::Route,
         },
     };
+    let status = match spec.status_code {
+        None => 429,
+        Some(s) => u16::try_from(s)
+            .ok()
+            .filter(|s| (400..=599).contains(s))
+            .ok_or_else(|| FieldError::invalid("statusCode", format!("{s} is not 400-599")))?,
+    };
+    let exempt = spec
+        .exempt
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.parse::<Cidr>()
+                .map_err(|e| FieldError::invalid(at("exempt", i), format!("{c:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
     Ok(RateLimit {
         requests: spec.requests,
         period,
         burst,
         key,
+        status,
+        exempt,
     })
 }
 
@@ -72,6 +92,8 @@ mod tests {
             unit: RateLimitUnit::Minute,
             burst,
             key,
+            status_code: None,
+            exempt: Vec::new(),
         }
     }
 
@@ -115,5 +137,16 @@ mod tests {
             header: Some(HeaderNameRef { name: "x-a".into() }),
         });
         assert_eq!(field(spec(5, None, stray)), "key.header");
+        let status = |s| RateLimitFilter {
+            status_code: Some(s),
+            ..spec(5, None, None)
+        };
+        assert_eq!(field(status(200)), "statusCode");
+        assert_eq!(compile(&status(503)).expect("valid").status, 503);
+        let exempt = RateLimitFilter {
+            exempt: vec!["10.0.0.0/8".into(), "nope".into()],
+            ..spec(5, None, None)
+        };
+        assert_eq!(field(exempt), "exempt[1]");
     }
 }

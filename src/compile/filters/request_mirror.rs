@@ -4,6 +4,7 @@
 //!   (a reference that does not resolve fails the filter, `RefNotFound`). The compiled filter
 //!   holds the cluster's key; a Gateway API `RequestMirror` compiles to the same form.
 //! - `percent`: 0 to 100 (default 100); 0 mirrors nothing.
+//! - `hostname`: a host, optionally with a port (`shadow.example`, `10.0.0.1:8080`).
 
 use super::{EntryContext, FieldError, external_auth};
 use crate::api::httpfilter::RequestMirrorFilter;
@@ -21,8 +22,23 @@ pub(super) fn compile(
             .filter(|p| *p <= 100)
             .ok_or_else(|| FieldError::invalid("percent", format!("{p} is not within 0-100")))?,
     };
+    let hostname = spec
+        .hostname
+        .as_deref()
+        .map(|h| {
+            let authority = h.parse::<http::uri::Authority>().ok();
+            authority
+                .filter(|a| a.as_str() == h && !h.contains('@'))
+                .and_then(|_| http::HeaderValue::from_str(h).ok())
+                .ok_or_else(|| FieldError::invalid("hostname", format!("{h:?} is not a host")))
+        })
+        .transpose()?;
     let cluster = external_auth::cluster(&spec.backend_ref, ctx)?;
-    Ok(RequestMirror { cluster, percent })
+    Ok(RequestMirror {
+        cluster,
+        percent,
+        hostname,
+    })
 }
 
 #[cfg(test)]
@@ -43,6 +59,7 @@ mod tests {
                 port,
             },
             percent,
+            hostname: None,
         };
         compile(
             &spec,
@@ -78,5 +95,28 @@ mod tests {
         assert!(e.message.contains("shop/gone"), "{}", e.message);
         let e = run("shadow", 81, None).expect_err("missing port");
         assert_eq!(e.field, "backendRef");
+    }
+
+    #[test]
+    fn a_hostname_is_a_host() {
+        let objects = services(&["shop/shadow"]);
+        let key = ObjectKey::new("shop", "mirror");
+        let ctx = EntryContext {
+            key: &key,
+            objects: &objects,
+        };
+        let spec = |h: &str| RequestMirrorFilter {
+            backend_ref: BackendRef {
+                name: "shadow".into(),
+                port: 80,
+            },
+            percent: None,
+            hostname: Some(h.into()),
+        };
+        let m = compile(&spec("test.env.com"), &ctx).expect("a host");
+        assert_eq!(m.hostname.expect("set"), "test.env.com");
+        for bad in ["a b", "x/y", "u@h", ""] {
+            assert_eq!(compile(&spec(bad), &ctx).expect_err(bad).field, "hostname");
+        }
     }
 }

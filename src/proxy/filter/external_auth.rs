@@ -13,8 +13,9 @@
 //! - **2xx**: the request goes on; each of `headersToBackend` is replaced by the auth
 //!   answer's values, or removed when the answer has none (so a client cannot send its own
 //!   `X-Auth-Request-User`).
-//! - **401**: with `signinURL`, **302** to it (`$escaped_request_uri`, `$host` filled in, as
-//!   ingress-nginx's `auth-signin`); else 401 with the answer's `WWW-Authenticate`.
+//! - **401**: with `signinURL`, **302** to it (`$escaped_request_uri`, `$host`, `$scheme`
+//!   filled in, as ingress-nginx's `auth-signin`); else 401 with the answer's
+//!   `WWW-Authenticate`.
 //! - **403**: 403.
 //! - **any other status**: **500** — the auth service answered, but not with a decision; a
 //!   misconfiguration that retrying will not fix (nginx's `auth_request` does the same).
@@ -96,7 +97,7 @@ pub(super) async fn check(
     }
     let reply = match status {
         StatusCode::UNAUTHORIZED => match &auth.signin_url {
-            Some(url) => signin(url, &host, &target),
+            Some(url) => signin(url, scheme, &host, &target),
             None => {
                 let mut reply = denied(StatusCode::UNAUTHORIZED, "unauthorized\n");
                 for v in headers.get_all(header::WWW_AUTHENTICATE) {
@@ -182,10 +183,11 @@ fn unavailable() -> Box<LocalReply> {
 }
 
 /// 302 to the sign-in URL, its variables filled in.
-fn signin(url: &str, host: &HeaderValue, target: &str) -> LocalReply {
+fn signin(url: &str, scheme: &str, host: &HeaderValue, target: &str) -> LocalReply {
     let location = url
         .replace("$escaped_request_uri", &escape(target))
-        .replace("$host", host.to_str().unwrap_or_default());
+        .replace("$host", host.to_str().unwrap_or_default())
+        .replace("$scheme", scheme);
     let mut reply = denied(StatusCode::FOUND, "sign in\n");
     match HeaderValue::from_str(&location) {
         Ok(v) => {
@@ -228,7 +230,8 @@ mod tests {
     fn signin_fills_in_host_and_escaped_uri() {
         let host = HeaderValue::from_static("shop.example");
         let reply = signin(
-            "https://auth.example/start?rd=https://$host$escaped_request_uri",
+            "https://auth.example/start?rd=$scheme://$host$escaped_request_uri",
+            "https",
             &host,
             "/cart?id=1",
         );

@@ -26,25 +26,49 @@ use crate::proxy::error::LocalReply;
 use crate::proxy::headers::X_FORWARDED_FOR;
 use crate::snapshot::IpAccess;
 
-/// Request phase: let the client through or answer 403.
+/// Request phase: let the client through or answer 403. With `satisfy_any`, a client the
+/// allow list does not contain (and no deny entry matches) goes on, marked
+/// [`AuthPending`]: the authentication filters decide, and the chain's end refuses it when
+/// none did; an allowed one is marked [`AuthSatisfied`], which those filters skip on.
 pub(crate) fn request(
     cfg: &IpAccess,
     ctx: &FilterContext<'_>,
-    req: &request::Parts,
+    req: &mut request::Parts,
 ) -> Result<(), Box<LocalReply>> {
     let client = if cfg.trusted_hops == 0 {
         Some(ctx.conn.peer.ip())
     } else {
         forwarded_client(&req.headers, cfg.trusted_hops)
     };
-    match client {
-        Some(ip) if allows(cfg, ip.to_canonical()) => Ok(()),
-        _ => Err(Box::new(LocalReply::text(
-            StatusCode::FORBIDDEN,
-            Bytes::from_static(b"forbidden\n"),
-        ))),
+    match client.map(|ip| ip.to_canonical()) {
+        Some(ip) if allows(cfg, ip) => {
+            if cfg.satisfy_any {
+                req.extensions.insert(AuthSatisfied);
+            }
+            Ok(())
+        }
+        Some(ip) if cfg.satisfy_any && !cfg.deny.iter().any(|c| c.contains(ip)) => {
+            req.extensions.insert(AuthPending);
+            Ok(())
+        }
+        _ => Err(Box::new(forbidden())),
     }
 }
+
+/// 403.
+pub(super) fn forbidden() -> LocalReply {
+    LocalReply::text(StatusCode::FORBIDDEN, Bytes::from_static(b"forbidden\n"))
+}
+
+/// Request mark: an `IPAccess` with `satisfy_any` allowed the client, so the authentication
+/// filters after it let the request through unchecked.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AuthSatisfied;
+
+/// Request mark: an `IPAccess` with `satisfy_any` did not allow the client; an
+/// authentication filter must pass it before the chain ends.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct AuthPending;
 
 /// Deny wins; then an empty allow list allows, a non-empty one must contain `ip`.
 fn allows(cfg: &IpAccess, ip: IpAddr) -> bool {
@@ -80,6 +104,7 @@ mod tests {
             allow: allow.iter().map(|s| s.parse().expect("cidr")).collect(),
             deny: deny.iter().map(|s| s.parse().expect("cidr")).collect(),
             trusted_hops: 0,
+            satisfy_any: false,
         }
     }
 

@@ -171,16 +171,33 @@ impl HttpFilter for Filter {
 }
 
 /// Runs the request phase of `filters`, in order; only `ExternalAuth` waits.
+///
+/// `satisfy: any` (an `IPAccess` with `satisfy_any`): after it allowed the client, the
+/// authentication filters are skipped; after it did not, a request no authentication filter
+/// passed is refused with 403 once the chain has run (fail closed, also when no
+/// authentication filter follows).
 pub(crate) async fn request(
     filters: &[Filter],
     ctx: &FilterContext<'_>,
     req: &mut request::Parts,
 ) -> Result<(), Box<LocalReply>> {
+    use ip_access::{AuthPending, AuthSatisfied};
     for f in filters {
+        let auth = matches!(f, Filter::BasicAuth(_) | Filter::ExternalAuth(_));
+        if auth && req.extensions.get::<AuthSatisfied>().is_some() {
+            continue;
+        }
         match f {
             Filter::ExternalAuth(a) => Box::pin(external_auth::check(a, ctx, req)).await?,
             _ => f.on_request(ctx, req)?,
         }
+        if auth {
+            req.extensions.remove::<AuthPending>();
+        }
+    }
+    req.extensions.remove::<AuthSatisfied>();
+    if req.extensions.remove::<AuthPending>().is_some() {
+        return Err(Box::new(ip_access::forbidden()));
     }
     Ok(())
 }

@@ -1,6 +1,8 @@
 //! `RateLimit`: a token bucket per key (client address, header value, or the route), kept in
 //! the route's runtime state and shared by every worker thread. An empty bucket answers
-//! **429** with `Retry-After`: the seconds until one token is back, rounded up.
+//! **429** (or the filter's status, 503 for ingress-nginx's `limit-rps`) with `Retry-After`:
+//! the seconds until one token is back, rounded up. A client whose address (the
+//! connection's peer) is in the filter's exempt networks is not limited and takes no token.
 //!
 //! # The bucket
 //!
@@ -129,8 +131,12 @@ pub(crate) fn request(
             Bytes::from_static(b"rate limit state missing\n"),
         )));
     };
+    let peer = ctx.conn.peer.ip().to_canonical();
+    if cfg.exempt.iter().any(|c| c.contains(peer)) {
+        return Ok(());
+    }
     let key = match &cfg.key {
-        RateLimitKey::ClientIp => BucketKey::Ip(ctx.conn.peer.ip().to_canonical()),
+        RateLimitKey::ClientIp => BucketKey::Ip(peer),
         RateLimitKey::Header(name) => match req.headers.get(name) {
             Some(v) => BucketKey::Header(limiter.hasher.hash_one(v.as_bytes())),
             None => BucketKey::Whole,
@@ -139,14 +145,14 @@ pub(crate) fn request(
     };
     limiter
         .take(key, Instant::now())
-        .map_err(|wait| Box::new(too_many(wait)))
+        .map_err(|wait| Box::new(too_many(cfg.status, wait)))
 }
 
-/// 429 with `Retry-After` in whole seconds, rounded up (at least 1).
-fn too_many(wait: Duration) -> LocalReply {
+/// `status` (429 by default) with `Retry-After` in whole seconds, rounded up (at least 1).
+fn too_many(status: u16, wait: Duration) -> LocalReply {
     let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
     let mut reply = LocalReply::text(
-        StatusCode::TOO_MANY_REQUESTS,
+        StatusCode::from_u16(status).unwrap_or(StatusCode::TOO_MANY_REQUESTS),
         Bytes::from_static(b"too many requests\n"),
     );
     reply
@@ -165,6 +171,8 @@ mod tests {
             period,
             burst,
             key: RateLimitKey::ClientIp,
+            status: 429,
+            exempt: Vec::new(),
         }
     }
 
@@ -203,7 +211,7 @@ mod tests {
 
     #[test]
     fn retry_after_rounds_up_to_whole_seconds() {
-        let secs = |d| too_many(d).headers[header::RETRY_AFTER].clone();
+        let secs = |d| too_many(429, d).headers[header::RETRY_AFTER].clone();
         assert_eq!(secs(Duration::from_millis(1)), "1");
         assert_eq!(secs(Duration::from_millis(1000)), "1");
         assert_eq!(secs(Duration::from_millis(1001)), "2");

@@ -2,9 +2,9 @@
 //!
 //! For `percent`% of requests (drawn at random per request), a copy — method, target, and
 //! headers as they are at this point of the chain (put the filter last to mirror what the
-//! backend gets), `Host` kept — is sent on a task of its own through the shadow cluster's
-//! balancer and pools (`pipeline::subrequest`, the cluster's own timeouts). The client never
-//! waits for it: the filter spawns and returns, and nothing of the shadow's answer or failure
+//! backend gets), `Host` kept unless the filter names one — is sent on a task of its own
+//! through the shadow cluster's balancer and pools (`pipeline::subrequest`, the cluster's own
+//! timeouts). The client never waits for it: the filter spawns and returns, and nothing of the shadow's answer or failure
 //! reaches the client. The shadow's answer is read (up to [`DRAIN_LIMIT`], so its HTTP/1.1
 //! connection can return to the pool) and dropped, and counted in the route's counters for
 //! the shadow cluster; its failures in the cluster's error counters.
@@ -64,12 +64,13 @@ pub(super) fn start(m: &RequestMirror, ctx: &FilterContext<'_>, req: &request::P
         state.stats.mirror_skipped("in_flight_limit");
         return;
     };
-    let host = req
-        .uri
-        .authority()
-        .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
-        .or_else(|| req.headers.get(header::HOST).cloned())
-        .unwrap_or_else(|| HeaderValue::from_static("localhost"));
+    let host = m.hostname.clone().unwrap_or_else(|| {
+        req.uri
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+            .or_else(|| req.headers.get(header::HOST).cloned())
+            .unwrap_or_else(|| HeaderValue::from_static("localhost"))
+    });
     let mut copy = Request::new(Body::empty());
     *copy.method_mut() = req.method.clone();
     *copy.uri_mut() = req.uri.clone();

@@ -25,6 +25,11 @@
 //! One file per family of annotations, each a `translate(&Context, &mut Translation)` that
 //! pushes a finding for every annotation it reads:
 //! - `access.rs`: source ranges, `proxy-body-size`.
+//! - `auth.rs`: basic auth (`auth-type`, `auth-secret`, `auth-secret-type`, `auth-realm`),
+//!   external auth (`auth-url` and its settings), `satisfy`.
+//! - `cors.rs`: `enable-cors` and the `cors-*` settings.
+//! - `limits.rs`: `limit-rps`, `limit-rpm`, `limit-burst-multiplier`, `limit-whitelist`.
+//! - `headers.rs`: `mirror-target` and its settings, `custom-headers`.
 //! - `canary.rs`: `canary*` (a canary Ingress joins its main Ingress's routes: header and
 //!   cookie routes, weighted backends); runs last, as it rewrites the others' findings.
 //!
@@ -50,6 +55,10 @@ use crate::snapshot::{Cluster, ClusterKey, DirectResponse, Filter, UpstreamProto
 use crate::store::{ObjectKey, Objects};
 
 mod access;
+mod auth;
+mod cors;
+mod headers;
+mod limits;
 pub mod canary;
 
 /// ingress-nginx's annotation prefix (its `--annotations-prefix` default).
@@ -318,6 +327,10 @@ pub fn translate(ctx: &Context<'_>) -> Translation {
         return t;
     }
     access::translate(ctx, &mut t);
+    auth::translate(ctx, &mut t);
+    cors::translate(ctx, &mut t);
+    limits::translate(ctx, &mut t);
+    headers::translate(ctx, &mut t);
     canary::translate(ctx, &mut t); // last: it rewrites the other families' findings
     for (name, value) in ctx.annotations.iter() {
         if t.findings.iter().any(|f| f.name == name) {
