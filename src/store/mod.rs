@@ -4,8 +4,8 @@
 //! Kubernetes API), so nothing downstream knows where an object came from. Both sources insert
 //! through [`Objects::apply`] and [`Objects::delete`], which normalise objects the same way
 //! (default namespace, no `managedFields`, no last-applied annotation, only TLS Secrets,
-//! `auth` Secrets reduced to that key and Secrets of password hashes, only ConfigMaps with
-//! `data`).
+//! `auth` Secrets reduced to that key and Secrets of password hashes, only ConfigMaps that
+//! are sets of HTTP headers).
 //!
 //! # The kind table
 //!
@@ -85,12 +85,21 @@ kinds! {
             admit_secret(self)
         }
     }
-    /// v1 ConfigMap with `data` (ingress-nginx's `custom-headers` names one); `binaryData` is
-    /// dropped, and a ConfigMap without `data` is not kept.
+    /// v1 ConfigMap that can be a set of HTTP headers (ingress-nginx's `custom-headers` names
+    /// one): `data` of at most 64 entries, each key a header name and each value a header
+    /// value. Every other ConfigMap (certificates, configuration files: most of a cluster's)
+    /// is dropped on arrival, so watching them costs no memory.
     ConfigMap(ConfigMap) in config_maps, label "configmap" {
         fn admit(&mut self) -> bool {
             self.binary_data = None;
-            self.data.as_ref().is_some_and(|d| !d.is_empty())
+            self.data.as_ref().is_some_and(|d| {
+                !d.is_empty()
+                    && d.len() <= 64
+                    && d.iter().all(|(k, v)| {
+                        http::HeaderName::from_bytes(k.as_bytes()).is_ok()
+                            && http::HeaderValue::from_str(v).is_ok()
+                    })
+            })
         }
     }
 }
@@ -370,6 +379,37 @@ mod tests {
             .as_ref()
             .expect("data");
         assert_eq!(data.keys().collect::<Vec<_>>(), ["auth"]);
+    }
+
+    #[test]
+    fn only_config_maps_of_headers_are_kept() {
+        let kept = |pairs: &[(&str, &str)]| {
+            let mut objects = Objects::default();
+            let cm = k8s_openapi::api::core::v1::ConfigMap {
+                metadata: ObjectMeta {
+                    name: Some("c".into()),
+                    ..Default::default()
+                },
+                data: Some(
+                    pairs
+                        .iter()
+                        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                        .collect(),
+                ),
+                ..Default::default()
+            };
+            objects.apply(KubeObject::ConfigMap(cm)).expect("valid");
+            objects.config_maps.len() == 1
+        };
+        assert!(kept(&[
+            ("X-Frame-Options", "DENY"),
+            ("X-Content-Type-Options", "nosniff")
+        ]));
+        // kube-root-ca.crt, in every namespace: a multi-line value is no header.
+        assert!(!kept(&[("ca.crt", "-----BEGIN CERTIFICATE-----\nMIIB\n")]));
+        assert!(!kept(&[("nginx.conf", "a b;\n")]));
+        assert!(!kept(&[("not a header", "x")]));
+        assert!(!kept(&[]));
     }
 
     #[test]

@@ -87,10 +87,13 @@ fn custom_headers(ctx: &Context<'_>, value: &str) -> Result<Vec<HttpHeader>, Str
         ));
     }
     let key = ObjectKey::new(ns, name);
-    let map =
-        ctx.objects.config_maps.get(&key).ok_or_else(|| {
-            format!("ConfigMap {key} not found (ingress-nginx denies the location)")
-        })?;
+    let map = ctx.objects.config_maps.get(&key).ok_or_else(|| {
+        format!(
+            "ConfigMap {key} not found, or not a set of headers (weir keeps only ConfigMaps \
+                 of at most 64 entries whose keys are header names and values header values; \
+                 ingress-nginx denies the location)"
+        )
+    })?;
     let data = map.data.as_ref().map(|d| d.iter()).into_iter().flatten();
     let mut out = Vec::new();
     for (header, v) in data {

@@ -56,10 +56,10 @@ use crate::store::{ObjectKey, Objects};
 
 mod access;
 mod auth;
+pub mod canary;
 mod cors;
 mod headers;
 mod limits;
-pub mod canary;
 
 /// ingress-nginx's annotation prefix (its `--annotations-prefix` default).
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
