@@ -345,6 +345,9 @@ fn config_map_keys(data: &serde_json::Map<String, Value>) -> Vec<Finding> {
             ("allow-snippet-annotations", _) => {
                 Verdict::Translated("weir's behaviour: snippets are refused".to_owned())
             }
+            (k, _) if k.ends_with("-snippet") => Verdict::Refused(
+                "free-text nginx configuration: weir never serves it (CVE-2025-1974)".to_owned(),
+            ),
             _ => Verdict::Unsupported(
                 "a controller-wide ingress-nginx setting weir has no equivalent for".to_owned(),
             ),
@@ -661,7 +664,7 @@ fn document(out: &mut String, mut value: Value) {
     out.push_str(&serde_yaml::to_string(&value).unwrap_or_default());
 }
 
-/// The `data` of ingress-nginx's ConfigMap `wanted` among documents of kinds weir does not
+/// The `data` of ingress-nginx's ConfigMap `wanted` among the documents the store did not
 /// keep.
 pub fn find_config_map<'v>(
     others: &'v [Value],
@@ -732,7 +735,17 @@ pub fn run_manifests(args: &MigrateArgs, dir: &std::path::Path) -> i32 {
     for d in &diagnostics {
         eprintln!("warning: {d}");
     }
-    let config_map = find_config_map(&others, &wanted).map(|data| (&wanted, data));
+    let kept = objects.config_maps.get(&wanted).map(|cm| {
+        cm.data
+            .iter()
+            .flatten()
+            .map(|(k, v)| (k.clone(), Value::String(v.clone())))
+            .collect::<serde_json::Map<_, _>>()
+    });
+    let config_map = kept
+        .as_ref()
+        .or_else(|| find_config_map(&others, &wanted))
+        .map(|data| (&wanted, data));
     print(args, &objects, config_map)
 }
 

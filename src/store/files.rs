@@ -66,8 +66,9 @@ pub fn load_dir(dir: &Path) -> Result<(Objects, Vec<LoadDiagnostic>), LoadError>
     load(dir, false).map(|(objects, diagnostics, _)| (objects, diagnostics))
 }
 
-/// [`load_dir`], also returning the documents of kinds the store does not keep (e.g.
-/// ingress-nginx's ConfigMap, for `weir migrate`), as parsed.
+/// [`load_dir`], also returning the documents the store does not keep — of kinds it does not
+/// know, or that it drops (e.g. ingress-nginx's controller ConfigMap, for `weir migrate`) —
+/// as parsed.
 pub fn load_dir_with_others(
     dir: &Path,
 ) -> Result<(Objects, Vec<LoadDiagnostic>, Vec<Value>), LoadError> {
@@ -283,6 +284,8 @@ impl Loader {
             }
             return;
         };
+        // Kept for `weir migrate` when the store drops it (ingress-nginx's ConfigMap).
+        let raw = self.others.is_some().then(|| value.clone());
         let object = match KubeObject::from_value(kind, value) {
             Ok(object) => object,
             Err(error) => {
@@ -303,6 +306,9 @@ impl Loader {
             Ok(Applied::Ignored { key }) => {
                 // E.g. a Secret not of type kubernetes.io/tls.
                 tracing::debug!(file = %file.display(), %kind, %key, "ignoring an object the store does not keep");
+                if let (Some(others), Some(raw)) = (&mut self.others, raw) {
+                    others.push(raw);
+                }
             }
             Err(error) => self.diagnose(file, index, Some(line), error.to_string()),
         }
