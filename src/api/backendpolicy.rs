@@ -448,6 +448,10 @@ pub struct HttpTimeoutSpec {
     /// A pooled upstream connection idle this long is closed (default `60s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_idle_timeout: Option<String>,
+    /// From the request being sent to the response headers arriving, per attempt (default
+    /// `60s`); `retry.perRetry.timeout`, when set, is the shorter of the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers_timeout: Option<String>,
 }
 
 /// What weir reports on a `BackendPolicy`.

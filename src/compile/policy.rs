@@ -485,6 +485,9 @@ pub(super) fn apply(spec: &BackendPolicySpec, cluster: &mut Cluster) -> Result<(
             if let Some(i) = &http.connection_idle_timeout {
                 cluster.timeouts.idle = duration("spec.timeout.http.connectionIdleTimeout", i)?;
             }
+            if let Some(h) = &http.response_headers_timeout {
+                cluster.timeouts.request = duration("spec.timeout.http.responseHeadersTimeout", h)?;
+            }
         }
     }
     Ok(())

@@ -25,6 +25,8 @@
 //! One file per family of annotations, each a `translate(&Context, &mut Translation)` that
 //! pushes a finding for every annotation it reads:
 //! - `access.rs`: source ranges, `proxy-body-size`.
+//! - `upstream.rs`: balancing, affinity, timeouts, retries, backend protocol (the cluster
+//!   variant).
 //!
 //! An annotation under the prefix that no family read gets an "unknown or unsupported"
 //! finding; snippets are refused by design (free-text configuration is how CVE-2025-1974,
@@ -48,6 +50,7 @@ use crate::snapshot::{Cluster, ClusterKey, DirectResponse, Filter, UpstreamProto
 use crate::store::{ObjectKey, Objects};
 
 mod access;
+mod upstream;
 
 /// ingress-nginx's annotation prefix (its `--annotations-prefix` default).
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -307,6 +310,7 @@ pub fn translate(ctx: &Context<'_>) -> Translation {
         return t;
     }
     access::translate(ctx, &mut t);
+    upstream::translate(ctx, &mut t);
     for (name, value) in ctx.annotations.iter() {
         if t.findings.iter().any(|f| f.name == name) {
             continue;
