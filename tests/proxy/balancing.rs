@@ -15,7 +15,7 @@ use weir::snapshot::{HashKey, LbPolicy};
 
 /// A backend (HTTP/1.1 and h2c) that answers every request after `delay`, naming itself in
 /// `x-backend`. Stopped by aborting the returned task.
-async fn delayed_backend(
+pub(crate) async fn delayed_backend(
     name: &'static str,
     delay: Duration,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {

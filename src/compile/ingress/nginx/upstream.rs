@@ -25,8 +25,7 @@
 use super::{Context, Translation, Verdict};
 use crate::api::backendpolicy::{
     ConsistentHashSpec, ConsistentHashType, CookieKey, HttpTimeoutSpec, LoadBalancerSpec,
-    LoadBalancerType, NamedKey, PerRetrySpec, RetryOnSpec, RetrySpec, RetryTrigger, TcpTimeoutSpec,
-    TimeoutSpec,
+    LoadBalancerType, NamedKey, RetryOnSpec, RetrySpec, RetryTrigger, TcpTimeoutSpec, TimeoutSpec,
 };
 use crate::snapshot::UpstreamProtocol;
 
