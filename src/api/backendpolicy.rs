@@ -185,6 +185,23 @@ pub struct CookieKey {
     /// `Path` of the cookie weir sets (default `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// `SameSite` of the cookie weir sets (default: none sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_site: Option<CookieSameSite>,
+    /// Mark the cookie weir sets `Secure` (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure: Option<bool>,
+}
+
+/// The `SameSite` attribute of a cookie.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum CookieSameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=None` (browsers require `Secure` with it).
+    None,
 }
 
 /// Slow start.

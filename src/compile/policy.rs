@@ -22,7 +22,7 @@ use super::parse_duration;
 use super::status::Status;
 use crate::api::backendpolicy::{
     ActiveCheckType, BackendPolicy, BackendPolicySpec, ConsistentHashSpec, ConsistentHashType,
-    LoadBalancerType, RetryTrigger,
+    CookieSameSite, LoadBalancerType, RetryTrigger,
 };
 use crate::api::{condition_types, reasons};
 use crate::snapshot::{
@@ -548,6 +548,12 @@ fn hash_key(f: &str, h: &ConsistentHashSpec) -> Result<HashKey, FieldError> {
                     None => Duration::ZERO,
                 },
                 path,
+                same_site: c.same_site.map(|s| match s {
+                    CookieSameSite::Strict => "Strict",
+                    CookieSameSite::Lax => "Lax",
+                    CookieSameSite::None => "None",
+                }),
+                secure: c.secure.unwrap_or(false),
             }
         }
         ConsistentHashType::SourceIp => HashKey::SourceIp,

@@ -187,6 +187,8 @@ async fn a_generated_cookie_makes_the_next_requests_stick() {
                         name: "sticky".into(),
                         ttl: Duration::from_secs(60),
                         path: "/".into(),
+                        same_site: None,
+                        secure: false,
                     },
                 }
             })

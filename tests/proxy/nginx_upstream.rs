@@ -173,6 +173,8 @@ async fn cookie_affinity_sets_its_cookie_and_sticks_and_hash_by_keeps_a_key_on_o
                 ("session-cookie-name", "route"),
                 ("session-cookie-path", "/"),
                 ("session-cookie-max-age", "3600"),
+                ("session-cookie-samesite", "Strict"),
+                ("session-cookie-secure", "true"),
             ],
         ));
         yaml.push_str(&ingress(
@@ -199,7 +201,7 @@ async fn cookie_affinity_sets_its_cookie_and_sticks_and_hash_by_keeps_a_key_on_o
             .expect("route=value")
             .to_owned();
         assert!(
-            set.ends_with("; Path=/; Max-Age=3600; HttpOnly"),
+            set.ends_with("; Path=/; Max-Age=3600; HttpOnly; SameSite=Strict; Secure"),
             "{proto:?}: {set}"
         );
         let pinned = first.backend().expect("backend").to_owned();

@@ -24,8 +24,9 @@
 
 use super::{Context, Translation, Verdict};
 use crate::api::backendpolicy::{
-    ConsistentHashSpec, ConsistentHashType, CookieKey, HttpTimeoutSpec, LoadBalancerSpec,
-    LoadBalancerType, NamedKey, RetryOnSpec, RetrySpec, RetryTrigger, TcpTimeoutSpec, TimeoutSpec,
+    ConsistentHashSpec, ConsistentHashType, CookieKey, CookieSameSite, HttpTimeoutSpec,
+    LoadBalancerSpec, LoadBalancerType, NamedKey, RetryOnSpec, RetrySpec, RetryTrigger,
+    TcpTimeoutSpec, TimeoutSpec,
 };
 use crate::snapshot::UpstreamProtocol;
 
@@ -39,13 +40,11 @@ const COOKIE_PATH: &str = "session-cookie-path";
 const COOKIE_MAX_AGE: &str = "session-cookie-max-age";
 const COOKIE_EXPIRES: &str = "session-cookie-expires";
 const CHANGE_ON_FAILURE: &str = "session-cookie-change-on-failure";
+const COOKIE_SAMESITE: &str = "session-cookie-samesite";
+const COOKIE_SECURE: &str = "session-cookie-secure";
+const COOKIE_CONDITIONAL: &str = "session-cookie-conditional-samesite-none";
 /// Cookie attributes weir's affinity cookie does not carry.
-const COOKIE_UNSERVED: [&str; 4] = [
-    "session-cookie-samesite",
-    "session-cookie-secure",
-    "session-cookie-domain",
-    "session-cookie-conditional-samesite-none",
-];
+const COOKIE_UNSERVED: [&str; 1] = ["session-cookie-domain"];
 const CONNECT_TIMEOUT: &str = "proxy-connect-timeout";
 const READ_TIMEOUT: &str = "proxy-read-timeout";
 const SEND_TIMEOUT: &str = "proxy-send-timeout";
@@ -212,6 +211,9 @@ fn affinity(ctx: &Context<'_>, t: &mut Translation) -> Option<LoadBalancerSpec> 
         }
     };
     let cookie_names = [
+        COOKIE_SAMESITE,
+        COOKIE_SECURE,
+        COOKIE_CONDITIONAL,
         AFFINITY_MODE,
         COOKIE_NAME,
         COOKIE_PATH,
@@ -239,6 +241,8 @@ fn affinity(ctx: &Context<'_>, t: &mut Translation) -> Option<LoadBalancerSpec> 
         name: "INGRESSCOOKIE".to_owned(),
         ttl: None,
         path: None,
+        same_site: None,
+        secure: None,
     };
     if let Some(v) = ctx.get(COOKIE_NAME) {
         if cookie_token(v) {
@@ -370,14 +374,69 @@ fn affinity(ctx: &Context<'_>, t: &mut Translation) -> Option<LoadBalancerSpec> 
             ignored(why),
         ),
     }
+    if let Some(v) = ctx.get(COOKIE_SAMESITE) {
+        let same_site = match v.to_ascii_lowercase().as_str() {
+            "strict" => Some(CookieSameSite::Strict),
+            "lax" => Some(CookieSameSite::Lax),
+            "none" => Some(CookieSameSite::None),
+            _ => None,
+        };
+        match same_site {
+            Some(s) => {
+                cookie.same_site = Some(s);
+                t.found(
+                    COOKIE_SAMESITE,
+                    v,
+                    Verdict::Translated(format!("cookie SameSite={s:?}")),
+                );
+            }
+            None => t.found(
+                COOKIE_SAMESITE,
+                v,
+                ignored(format!("{v:?} is not None, Lax or Strict")),
+            ),
+        }
+    }
+    match ctx.bool(COOKIE_SECURE) {
+        None => {}
+        Some(Ok(secure)) => {
+            cookie.secure = Some(secure);
+            let to = if secure {
+                "cookie marked Secure"
+            } else {
+                "cookie not marked Secure"
+            };
+            t.found(
+                COOKIE_SECURE,
+                ctx.get(COOKIE_SECURE).unwrap_or_default(),
+                Verdict::Translated(to.to_owned()),
+            );
+        }
+        Some(Err(why)) => t.found(
+            COOKIE_SECURE,
+            ctx.get(COOKIE_SECURE).unwrap_or_default(),
+            ignored(why),
+        ),
+    }
+    if let Some(v) = ctx.get(COOKIE_CONDITIONAL) {
+        t.found(
+            COOKIE_CONDITIONAL,
+            v,
+            Verdict::Unsupported(
+                "weir sends the same SameSite to every client; it does not omit \
+                 SameSite=None for user agents that mishandle it"
+                    .to_owned(),
+            ),
+        );
+    }
     for name in COOKIE_UNSERVED {
         if let Some(v) = ctx.get(name) {
             t.found(
                 name,
                 v,
                 Verdict::Unsupported(
-                    "weir's affinity cookie carries Path, Max-Age and HttpOnly only (no \
-                     SameSite, Secure or Domain)"
+                    "weir's affinity cookie has no Domain attribute (it is the request's \
+                     host only)"
                         .to_owned(),
                 ),
             );
@@ -385,6 +444,12 @@ fn affinity(ctx: &Context<'_>, t: &mut Translation) -> Option<LoadBalancerSpec> 
     }
     let shown_path = cookie.path.clone().unwrap_or_else(|| "/".to_owned());
     let mut differs = COOKIE_DIFFERS.to_owned();
+    if cookie.secure.is_none() {
+        differs.push_str(
+            "; ingress-nginx marks the cookie Secure on HTTPS requests, weir only with \
+             session-cookie-secure: \"true\"",
+        );
+    }
     if let Some(d) = path_differs {
         differs.push_str("; ");
         differs.push_str(d);
@@ -524,6 +589,8 @@ fn hash_by(ctx: &Context<'_>, t: &mut Translation, overridden: bool) -> Option<L
                     name: name.to_owned(),
                     ttl: None,
                     path: None,
+                    same_site: None,
+                    secure: None,
                 }),
                 ..hash_spec(ConsistentHashType::Cookie)
             },
@@ -1036,7 +1103,9 @@ mod tests {
         let t = translate_only(&[("affinity", "cookie")]);
         match cluster(&t).lb.policy {
             LbPolicy::RingHash {
-                key: HashKey::Cookie { name, ttl, path },
+                key: HashKey::Cookie {
+                    name, ttl, path, ..
+                },
                 ..
             } => {
                 assert_eq!(name, "INGRESSCOOKIE");
@@ -1053,14 +1122,25 @@ mod tests {
             ("session-cookie-path", "/app"),
             ("session-cookie-max-age", "172800"),
             ("session-cookie-samesite", "Lax"),
+            ("session-cookie-secure", "true"),
+            ("session-cookie-domain", "example.com"),
             ("upstream-hash-by", "$arg_x"),
             ("load-balance", "ewma"),
         ]);
         match cluster(&t).lb.policy {
             LbPolicy::RingHash {
-                key: HashKey::Cookie { name, ttl, path },
+                key:
+                    HashKey::Cookie {
+                        name,
+                        ttl,
+                        path,
+                        same_site,
+                        secure,
+                    },
                 ..
             } => {
+                assert_eq!(same_site, Some("Lax"));
+                assert!(secure);
                 assert_eq!(name, "route");
                 assert_eq!(ttl.as_secs(), 172_800);
                 assert_eq!(path, "/app");
@@ -1069,7 +1149,7 @@ mod tests {
         }
         assert!(partial(verdict(&t, "affinity-mode")));
         assert!(matches!(
-            verdict(&t, "session-cookie-samesite"),
+            verdict(&t, "session-cookie-domain"),
             Verdict::Unsupported(_)
         ));
         // Precedence: affinity, then upstream-hash-by, then load-balance.
