@@ -135,6 +135,9 @@ pub enum ConsistentHashType {
     SourceIp,
     /// A query parameter.
     QueryParameter,
+    /// The request's path and query (nginx's `$request_uri`).
+    #[serde(rename = "RequestURI")]
+    RequestUri,
 }
 
 /// The key of a consistent hash: its `type`, and the settings of that type.

@@ -557,6 +557,7 @@ fn hash_key(f: &str, h: &ConsistentHashSpec) -> Result<HashKey, FieldError> {
             }
         }
         ConsistentHashType::SourceIp => HashKey::SourceIp,
+        ConsistentHashType::RequestUri => HashKey::RequestUri,
         ConsistentHashType::QueryParameter => {
             let name = &h.query_parameter.as_ref().expect("checked above").name;
             if name.is_empty() {

@@ -13,6 +13,7 @@
 //!   sets before the request filters; the peer's address when a filter removed it.
 //! - **Query parameter**: the raw (still percent-encoded) value of the first parameter of
 //!   that name.
+//! - **Request URI**: the path and query, as sent upstream (after URL rewrites).
 //!
 //! A request without the key has no hash and is balanced by weighted random choice.
 
@@ -49,6 +50,11 @@ pub(crate) fn of(key: &HashKey, headers: &HeaderMap, uri: &Uri, peer: IpAddr) ->
             Some(ip) => hashed(ip.as_bytes()),
             None => hashed(peer.to_string().as_bytes()),
         },
+        HashKey::RequestUri => hashed(
+            uri.path_and_query()
+                .map_or(uri.path(), |p| p.as_str())
+                .as_bytes(),
+        ),
         HashKey::QueryParameter(name) => query_value(uri, name)
             .map(|v| hashed(v.as_bytes()))
             .unwrap_or_default(),
@@ -247,6 +253,18 @@ mod tests {
         assert_eq!(got.hash, Some(stable_hash(b"203.0.113.9")));
         let got = of(&HashKey::SourceIp, &HeaderMap::new(), &uri, peer());
         assert_eq!(got.hash, Some(stable_hash(b"192.0.2.7")));
+    }
+
+    #[test]
+    fn the_request_uri_is_its_path_and_query() {
+        let h = HeaderMap::new();
+        let at = |u: &'static str| of(&HashKey::RequestUri, &h, &Uri::from_static(u), peer()).hash;
+        assert_eq!(at("/a/b?x=1"), Some(stable_hash(b"/a/b?x=1")));
+        assert_eq!(
+            at("http://a.example/a/b?x=1"),
+            Some(stable_hash(b"/a/b?x=1"))
+        );
+        assert_ne!(at("/a/b?x=1"), at("/a/b?x=2"));
     }
 
     #[test]

@@ -107,6 +107,8 @@ pub enum HashKey {
     SourceIp,
     /// A query parameter's value.
     QueryParameter(String),
+    /// The request's path and query, as the upstream gets them (after URL rewrites).
+    RequestUri,
 }
 
 /// Which endpoints are online, beyond Kubernetes readiness.

@@ -187,6 +187,11 @@ async fn cookie_affinity_sets_its_cookie_and_sticks_and_hash_by_keeps_a_key_on_o
             "pool",
             &[("upstream-hash-by", "$http_x_user")],
         ));
+        yaml.push_str(&ingress(
+            "byuri",
+            "pool",
+            &[("upstream-hash-by", "$request_uri")],
+        ));
         let h = Harness::start(ProxyConfig::default()).await;
         h.serve_manifests(&yaml, &["nginx"]);
         let mut c = h.client(proto).await;
@@ -218,21 +223,25 @@ async fn cookie_affinity_sets_its_cookie_and_sticks_and_hash_by_keeps_a_key_on_o
             assert_eq!(a.header("set-cookie"), None, "{proto:?}");
         }
 
-        // Hash by a query parameter and by a header: 10 keys × 10 requests each; each key
+        // Hash by a query parameter, a header and the request URI: 10 keys × 10 requests each; each key
         // stays on one endpoint. With 3 endpoints the 10 keys all land on the same one with
         // probability 3 × (1/3)^10 ≈ 5e-5, so more than one endpoint serves them.
-        for (host, by_header) in [("byarg.example", false), ("byheader.example", true)] {
+        for (host, by) in [
+            ("byarg.example", "arg"),
+            ("byheader.example", "header"),
+            ("byuri.example", "uri"),
+        ] {
             let mut used = BTreeSet::new();
             for user in 0..10 {
                 let mut seen = BTreeSet::new();
                 for _ in 0..10 {
-                    let path = if by_header {
-                        "/".to_owned()
-                    } else {
-                        format!("/?user=u{user}")
+                    let path = match by {
+                        "arg" => format!("/?user=u{user}"),
+                        "uri" => format!("/u{user}?page=1"),
+                        _ => "/".to_owned(),
                     };
                     let mut req = c.request("GET", host, &path, empty());
-                    if by_header {
+                    if by == "header" {
                         req.headers_mut().insert(
                             "x-user",
                             HeaderValue::from_str(&format!("u{user}")).expect("value"),

@@ -4,7 +4,7 @@
 //!
 //! - `load-balance`: `round_robin` → `RoundRobin`, `ewma` → `PeakEWMA`;
 //! - `upstream-hash-by`: one of `$arg_<name>`, `$http_<name>`, `$cookie_<name>`,
-//!   `$remote_addr` → a `RingHash` key (ingress-nginx's `chash` is a consistent hash ring
+//!   `$request_uri`, `$remote_addr` → a `RingHash` key (ingress-nginx's `chash` is a consistent hash ring
 //!   too); other variables, combinations and text are not served; `upstream-hash-by-subset`
 //!   is not served;
 //! - `affinity: cookie` with `session-cookie-name` (default `INGRESSCOOKIE`), `-path`,
@@ -541,8 +541,8 @@ fn hash_by(ctx: &Context<'_>, t: &mut Translation, overridden: bool) -> Option<L
             HASH_BY,
             value,
             Verdict::Unsupported(
-                "weir hashes one request value (a header, cookie, query parameter or the \
-                 client address), not combinations of variables and text"
+                "weir hashes one request value (a header, cookie, query parameter, the \
+                 request URI or the client address), not combinations of variables and text"
                     .to_owned(),
             ),
         );
@@ -600,6 +600,14 @@ fn hash_by(ctx: &Context<'_>, t: &mut Translation, overridden: bool) -> Option<L
              empty value"
                 .to_owned(),
         )
+    } else if variable == "request_uri" {
+        (
+            hash_spec(ConsistentHashType::RequestUri),
+            "RingHash on the request URI (path and query)".to_owned(),
+            "weir hashes the path and query the upstream gets, after the Ingress's URL \
+             rewrites; nginx's $request_uri is the client's original"
+                .to_owned(),
+        )
     } else if variable == "remote_addr" {
         (
             hash_spec(ConsistentHashType::SourceIp),
@@ -615,7 +623,7 @@ fn hash_by(ctx: &Context<'_>, t: &mut Translation, overridden: bool) -> Option<L
             value,
             Verdict::Unsupported(format!(
                 "weir cannot hash ${variable}: it hashes $arg_<name>, $http_<name>, \
-                 $cookie_<name> or $remote_addr"
+                 $cookie_<name>, $request_uri or $remote_addr"
             )),
         );
         return None;
@@ -1080,13 +1088,9 @@ mod tests {
             HashKey::Header(http::HeaderName::from_static("x-user-id"))
         );
         assert_eq!(key("$remote_addr"), HashKey::SourceIp);
+        assert_eq!(key("$request_uri"), HashKey::RequestUri);
         assert!(matches!(key("$cookie_sid"), HashKey::Cookie { name, .. } if name == "sid"));
-        for v in [
-            "$request_uri",
-            "$request_uri$host",
-            "${request_uri}-text",
-            "$host",
-        ] {
+        for v in ["$uri", "$request_uri$host", "${request_uri}-text", "$host"] {
             let t = translate_only(&[("upstream-hash-by", v)]);
             assert!(
                 matches!(verdict(&t, "upstream-hash-by"), Verdict::Unsupported(_)),
