@@ -51,6 +51,15 @@ pub struct BackendPolicySpec {
     /// Connect, request and idle timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<TimeoutSpec>,
+    /// Forward to the Service's ClusterIP and port (one endpoint; kube-proxy balances per
+    /// connection) instead of balancing over its endpoints (default false). A Service without
+    /// a ClusterIP (headless) is then unavailable: its routes answer 503.
+    #[serde(
+        default,
+        rename = "forwardToClusterIP",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub forward_to_cluster_ip: Option<bool>,
 }
 
 /// Drop the `default` schemars derives from `#[serde(default)]` (the field is required).

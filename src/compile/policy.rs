@@ -474,6 +474,9 @@ pub(super) fn apply(spec: &BackendPolicySpec, cluster: &mut Cluster) -> Result<(
             cluster.breakers.max_retries = n;
         }
     }
+    if let Some(via) = spec.forward_to_cluster_ip {
+        cluster.via_cluster_ip = via;
+    }
     if let Some(t) = &spec.timeout {
         if let Some(c) = t.tcp.as_ref().and_then(|t| t.connect_timeout.as_deref()) {
             cluster.timeouts.connect = duration("spec.timeout.tcp.connectTimeout", c)?;

@@ -1,11 +1,12 @@
 //! ingress-nginx balancing, affinity, timeout, retry and backend-protocol annotations, from
 //! manifests through the real proxy, over HTTP/1.1 and HTTP/2: `load-balance: ewma` sends
 //! less to a slow endpoint than `round_robin`; `affinity: cookie` sets its cookie and sticks
-//! to it; `upstream-hash-by` keeps a `$arg_`/`$http_` value on one endpoint;
+//! to it; `upstream-hash-by` keeps a `$arg_`/`$http_`/`$request_uri` value on one endpoint;
 //! `proxy-connect-timeout` fails a black-holed endpoint over to another;
 //! `proxy-next-upstream: http_502` retries a 502 and `off` does not; `backend-protocol: GRPC`
-//! speaks h2c to an h2-only backend; and Ingresses with different annotations on one Service
-//! get clusters of their own while one without any keeps the default cluster.
+//! speaks h2c to an h2-only backend; `service-upstream` forwards to the ClusterIP (a
+//! headless Service answers 503); and Ingresses with different annotations on one Service get
+//! clusters of their own while one without any keeps the default cluster.
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::SocketAddr;
@@ -369,5 +370,77 @@ async fn backend_protocol_grpc_speaks_h2c_to_the_backend() {
         let a = c.get("plain.example", "/pkg.Svc/Call").await;
         assert_eq!(a.status, 502, "{proto:?}");
         assert_eq!(grpc.hits(), 1, "{proto:?}");
+    }
+}
+
+#[tokio::test]
+async fn service_upstream_forwards_to_the_cluster_ip_and_a_headless_service_answers_503() {
+    for proto in BOTH {
+        let vip = Backend::start("vip").await;
+        let pod = Backend::start("pod").await;
+        let port = vip.addr.port();
+        let mut yaml = CLASS.to_owned();
+        // The Service's ClusterIP:port is the `vip` backend; its EndpointSlice names `pod`.
+        yaml.push_str(&format!(
+            r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: web, namespace: shop}}
+spec: {{clusterIP: 127.0.0.1, ports: [{{name: http, port: {port}}}]}}
+---
+apiVersion: v1
+kind: Service
+metadata: {{name: headless, namespace: shop}}
+spec: {{clusterIP: None, ports: [{{name: http, port: {port}}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: web-0, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}
+addressType: IPv4
+ports: [{{name: http, port: {pod_port}}}]
+endpoints: [{{addresses: ["127.0.0.1"]}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: headless-0, namespace: shop, labels: {{kubernetes.io/service-name: headless}}}}
+addressType: IPv4
+ports: [{{name: http, port: {pod_port}}}]
+endpoints: [{{addresses: ["127.0.0.1"]}}]
+"#,
+            pod_port = pod.addr.port()
+        ));
+        let on_port = |name: &str, service: &str, annotations: &[(&str, &str)]| {
+            ingress(name, service, annotations)
+                .replace("port: {number: 80}", &format!("port: {{number: {port}}}"))
+        };
+        yaml.push_str(&on_port("vip", "web", &[("service-upstream", "true")]));
+        yaml.push_str(&on_port("pods", "web", &[]));
+        yaml.push_str(&on_port(
+            "headless",
+            "headless",
+            &[("service-upstream", "true")],
+        ));
+        let h = Harness::start(ProxyConfig::default()).await;
+        let compiled = h.serve_manifests(&yaml, &["nginx"]);
+        let reasons: Vec<(String, &str)> = compiled
+            .status
+            .conditions
+            .iter()
+            .flat_map(|(o, cs)| cs.iter().map(move |c| (o.key.name.clone(), c.reason)))
+            .collect();
+        assert!(
+            reasons.contains(&("headless".to_owned(), "NoClusterIP")),
+            "{reasons:?}"
+        );
+        let mut c = h.client(proto).await;
+        for _ in 0..3 {
+            assert_eq!(c.get("vip.example", "/").await.backend(), Some("vip"));
+            assert_eq!(c.get("pods.example", "/").await.backend(), Some("pod"));
+        }
+        assert_eq!(
+            c.get("headless.example", "/").await.status,
+            503,
+            "{proto:?}"
+        );
     }
 }

@@ -16,8 +16,10 @@
 //! - `proxy-next-upstream`, `proxy-next-upstream-tries` → `retry` (triggers, statuses,
 //!   `numRetries` = tries − 1); `proxy-next-upstream-timeout` is served only as `0`;
 //! - `backend-protocol` → the cluster's protocol (`GRPC` → h2c, `HTTPS`/`GRPCS` → TLS);
-//! - `service-upstream`, `default-backend`, `custom-http-errors`, `proxy-ssl-*`: not served
-//!   (each finding says why).
+//! - `service-upstream: "true"` → `forwardToClusterIP` (the Service's ClusterIP and port as
+//!   the one endpoint);
+//! - `default-backend`, `custom-http-errors`, `proxy-ssl-*`: not served (each finding says
+//!   why).
 //!
 //! None of these change who may access, so an unreadable value is ignored with a warning, as
 //! ingress-nginx ignores it (falling back to its default).
@@ -53,12 +55,8 @@ const NEXT_TRIES: &str = "proxy-next-upstream-tries";
 const NEXT_TIMEOUT: &str = "proxy-next-upstream-timeout";
 const BACKEND_PROTOCOL: &str = "backend-protocol";
 /// Annotations not served, with why.
-const UNSERVED: [(&str, &str); 11] = [
-    (
-        "service-upstream",
-        "weir balances over the Service's endpoints itself (EndpointSlices) and does not \
-         forward to its ClusterIP; the Ingress is served over the endpoints",
-    ),
+const SERVICE_UPSTREAM: &str = "service-upstream";
+const UNSERVED: [(&str, &str); 10] = [
     (
         "default-backend",
         "weir has no fallback Service for a backend without ready endpoints; such requests \
@@ -117,6 +115,7 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
     timeouts(ctx, t);
     retries(ctx, t);
     backend_protocol(ctx, t);
+    service_upstream(ctx, t);
     for (name, why) in UNSERVED {
         if let Some(value) = ctx.get(name) {
             t.found(name, value, Verdict::Unsupported(why.to_owned()));
@@ -957,6 +956,34 @@ fn next_upstream(value: &str) -> Result<Option<(RetryOnSpec, String)>, String> {
     Ok(Some((on, differs.join("; "))))
 }
 
+/// `service-upstream`.
+fn service_upstream(ctx: &Context<'_>, t: &mut Translation) {
+    let Some(value) = ctx.get(SERVICE_UPSTREAM) else {
+        return;
+    };
+    match ctx.bool(SERVICE_UPSTREAM) {
+        Some(Ok(true)) => {
+            t.policy.forward_to_cluster_ip = Some(true);
+            t.found(
+                SERVICE_UPSTREAM,
+                value,
+                Verdict::Translated(
+                    "forwardToClusterIP: one endpoint, the Service's ClusterIP and port \
+                     (kube-proxy balances per connection; a headless Service answers 503)"
+                        .to_owned(),
+                ),
+            );
+        }
+        Some(Ok(false)) => t.found(
+            SERVICE_UPSTREAM,
+            value,
+            Verdict::Translated("balanced over the Service's endpoints".to_owned()),
+        ),
+        Some(Err(why)) => t.found(SERVICE_UPSTREAM, value, ignored(why)),
+        None => {}
+    }
+}
+
 /// `backend-protocol`.
 fn backend_protocol(ctx: &Context<'_>, t: &mut Translation) {
     let Some(value) = ctx.get(BACKEND_PROTOCOL) else {
@@ -1263,19 +1290,24 @@ mod tests {
     }
 
     #[test]
+    fn service_upstream_forwards_to_the_cluster_ip() {
+        let t = translate_only(&[("service-upstream", "true")]);
+        assert!(cluster(&t).via_cluster_ip);
+        let t = translate_only(&[("service-upstream", "false")]);
+        assert!(!t.has_variant());
+        let t = translate_only(&[("service-upstream", "yes")]);
+        assert!(warned(verdict(&t, "service-upstream")));
+        assert!(!t.has_variant());
+    }
+
+    #[test]
     fn unserved_annotations_say_why() {
         let t = translate_only(&[
-            ("service-upstream", "true"),
             ("default-backend", "fallback"),
             ("custom-http-errors", "404,503"),
             ("proxy-ssl-verify", "on"),
         ]);
-        for name in [
-            "service-upstream",
-            "default-backend",
-            "custom-http-errors",
-            "proxy-ssl-verify",
-        ] {
+        for name in ["default-backend", "custom-http-errors", "proxy-ssl-verify"] {
             assert!(
                 matches!(verdict(&t, name), Verdict::Unsupported(_)),
                 "{name}"
