@@ -279,7 +279,20 @@ fn affinity(ctx: &Context<'_>, t: &mut Translation) -> Option<LoadBalancerSpec> 
             ignored(format!("{v:?} is not a cookie path (starts with /)")),
         ),
         None => match ingress_paths(ctx).as_slice() {
-            [one] => cookie.path = Some(one.clone()),
+            // A regex path (use-regex) is no cookie path; ingress-nginx asks for the annotation.
+            [one]
+                if one
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"/-._~%".contains(&b)) =>
+            {
+                cookie.path = Some(one.clone())
+            }
+            [_] => {
+                path_differs = Some(
+                    "the Ingress's path is not a plain path (a regex?): weir sets Path=/ (set \
+                     session-cookie-path to choose)",
+                )
+            }
             [] => {}
             _ => {
                 path_differs = Some(
@@ -875,6 +888,17 @@ fn retries(ctx: &Context<'_>, t: &mut Translation) {
         };
         t.found(NEXT_TIMEOUT, v, verdict);
     }
+    if any
+        && retry.retry_on.is_none()
+        && retry.num_retries != Some(0)
+        && ctx.get(NEXT_UPSTREAM).is_none()
+    {
+        // Tries without proxy-next-upstream: ingress-nginx's default `error timeout`.
+        retry.retry_on = next_upstream("error timeout")
+            .ok()
+            .flatten()
+            .map(|(on, _)| on);
+    }
     if any {
         t.policy.retry = Some(retry);
     }
@@ -1211,6 +1235,51 @@ mod tests {
     }
 
     #[test]
+    fn the_cookie_path_defaults_to_the_ingress_path_when_it_has_one_plain_path() {
+        use k8s_openapi::api::networking::v1::{
+            HTTPIngressPath, HTTPIngressRuleValue, IngressBackend, IngressRule, IngressSpec,
+        };
+        let path_of = |paths: &[&str]| {
+            let mut ing = ingress(&[("affinity", "cookie")]);
+            ing.spec = Some(IngressSpec {
+                rules: Some(vec![IngressRule {
+                    host: None,
+                    http: Some(HTTPIngressRuleValue {
+                        paths: paths
+                            .iter()
+                            .map(|p| HTTPIngressPath {
+                                path: Some((*p).to_owned()),
+                                path_type: "Prefix".to_owned(),
+                                backend: IngressBackend::default(),
+                            })
+                            .collect(),
+                    }),
+                }]),
+                ..IngressSpec::default()
+            });
+            let key = crate::store::ObjectKey::new("default", "test");
+            let objects = crate::store::Objects::default();
+            let t = super::super::translate(&Context {
+                annotations: super::super::Annotations::of(&ing, super::super::DEFAULT_PREFIX),
+                ingress: &ing,
+                key: &key,
+                objects: &objects,
+            });
+            match cluster(&t).lb.policy {
+                LbPolicy::RingHash {
+                    key: HashKey::Cookie { path, .. },
+                    ..
+                } => path,
+                other => panic!("{other:?}"),
+            }
+        };
+        assert_eq!(path_of(&["/app"]), "/app");
+        assert_eq!(path_of(&["/app", "/app"]), "/app");
+        assert_eq!(path_of(&["/app", "/api"]), "/");
+        assert_eq!(path_of(&["/app(/|$)(.*)"]), "/");
+    }
+
+    #[test]
     fn timeouts_are_seconds() {
         let t = translate_only(&[
             ("proxy-connect-timeout", "3"),
@@ -1256,6 +1325,11 @@ mod tests {
         assert_eq!(cluster(&t).retry.num_retries, 0);
         let t = translate_only(&[("proxy-next-upstream-tries", "1")]);
         assert_eq!(cluster(&t).retry.num_retries, 0);
+        // Tries alone retry on ingress-nginx's default `error timeout`.
+        let t = translate_only(&[("proxy-next-upstream-tries", "4")]);
+        let c = cluster(&t);
+        assert_eq!(c.retry.num_retries, 3);
+        assert!(c.retry.on.connect_failure && c.retry.on.reset && c.retry.on.timeout);
         let t = translate_only(&[("proxy-next-upstream-tries", "0")]);
         assert_eq!(cluster(&t).retry.num_retries, 10);
         assert!(partial(verdict(&t, "proxy-next-upstream-tries")));
