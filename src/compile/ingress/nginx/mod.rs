@@ -25,7 +25,7 @@
 //! One file per family of annotations, each a `translate(&Context, &mut Translation)` that
 //! pushes a finding for every annotation it reads:
 //! - `access.rs`: source ranges, `proxy-body-size`.
-//! - `upstream.rs`: balancing, affinity, timeouts, retries, backend protocol (the cluster
+//! - `upstream/`: balancing, affinity, timeouts, retries, backend protocol (the cluster
 //!   variant).
 //!
 //! An annotation under the prefix that no family read gets an "unknown or unsupported"
