@@ -15,6 +15,8 @@
 //!   absent means not terminating. Ready endpoints are used; only when there is none,
 //!   endpoints that are `serving` and `terminating` are used (graceful drain);
 //! - the result is deduplicated by address and sorted;
+//! - a cluster forwarded to its Service's ClusterIP (`BackendPolicy` `forwardToClusterIP`)
+//!   has that one endpoint (the ClusterIP and the Service port), slices aside;
 //! - topology, when weir knows its zone (`--zone`): an endpoint is *preferred* when its
 //!   EndpointSlice hints name that zone (hints are used only when every used endpoint has
 //!   them, as kube-proxy does), or — without hints, under Service
@@ -37,6 +39,12 @@ pub fn endpoint_set<'a>(
     slices: impl IntoIterator<Item = &'a EndpointSlice>,
     zone: Option<&str>,
 ) -> EndpointSet {
+    if let Some(ip) = cluster.cluster_ip {
+        // Forwarded to the Service's ClusterIP: its one endpoint, whatever the slices say.
+        return EndpointSet {
+            endpoints: vec![Endpoint::new(SocketAddr::new(ip, cluster.key.port))],
+        };
+    }
     // (address, hinted for our zone (None: no hints), in our zone)
     let mut ready: Vec<(SocketAddr, Option<bool>, bool)> = Vec::new();
     let mut draining = Vec::new();
@@ -212,6 +220,20 @@ mod tests {
             .iter()
             .map(|e| e.address.to_string())
             .collect()
+    }
+
+    #[test]
+    fn a_cluster_forwarded_to_its_cluster_ip_has_that_one_endpoint() {
+        let s = slice(
+            "a",
+            "web",
+            "IPv4",
+            &[("http", 8080)],
+            &[("10.0.0.1", None, None, None)],
+        );
+        let mut c = cluster("http");
+        c.cluster_ip = Some("10.96.0.7".parse().expect("ip"));
+        assert_eq!(addresses(&endpoint_set(&c, [&s], None)), ["10.96.0.7:80"]);
     }
 
     #[test]

@@ -51,6 +51,15 @@ pub struct BackendPolicySpec {
     /// Connect, request and idle timeouts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout: Option<TimeoutSpec>,
+    /// Forward to the Service's ClusterIP and port (one endpoint; kube-proxy balances per
+    /// connection) instead of balancing over its endpoints (default false). A Service without
+    /// a ClusterIP (headless) is then unavailable: its routes answer 503.
+    #[serde(
+        default,
+        rename = "forwardToClusterIP",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub forward_to_cluster_ip: Option<bool>,
 }
 
 /// Drop the `default` schemars derives from `#[serde(default)]` (the field is required).
@@ -135,6 +144,9 @@ pub enum ConsistentHashType {
     SourceIp,
     /// A query parameter.
     QueryParameter,
+    /// The request's path and query (nginx's `$request_uri`).
+    #[serde(rename = "RequestURI")]
+    RequestUri,
 }
 
 /// The key of a consistent hash: its `type`, and the settings of that type.
@@ -185,6 +197,23 @@ pub struct CookieKey {
     /// `Path` of the cookie weir sets (default `/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<String>,
+    /// `SameSite` of the cookie weir sets (default: none sent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub same_site: Option<CookieSameSite>,
+    /// Mark the cookie weir sets `Secure` (default false).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure: Option<bool>,
+}
+
+/// The `SameSite` attribute of a cookie.
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq, schemars::JsonSchema)]
+pub enum CookieSameSite {
+    /// `SameSite=Strict`.
+    Strict,
+    /// `SameSite=Lax`.
+    Lax,
+    /// `SameSite=None` (browsers require `Secure` with it).
+    None,
 }
 
 /// Slow start.
@@ -448,6 +477,10 @@ pub struct HttpTimeoutSpec {
     /// A pooled upstream connection idle this long is closed (default `60s`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connection_idle_timeout: Option<String>,
+    /// From the request being sent to the response headers arriving, per attempt (default
+    /// `60s`); `retry.perRetry.timeout`, when set, is the shorter of the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub response_headers_timeout: Option<String>,
 }
 
 /// What weir reports on a `BackendPolicy`.

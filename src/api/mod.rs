@@ -83,6 +83,9 @@ pub mod reasons {
     /// The backend Service is of type ExternalName: weir does not proxy to DNS names in this
     /// version; its routes answer 503.
     pub const EXTERNAL_NAME_NOT_SUPPORTED: &str = "ExternalNameNotSupported";
+    /// The backend is forwarded to its Service's ClusterIP, and the Service has none
+    /// (headless); its routes answer 503.
+    pub const NO_CLUSTER_IP: &str = "NoClusterIP";
     /// A Service port's `appProtocol` is not one weir knows; HTTP/1.1 is used.
     pub const UNKNOWN_APP_PROTOCOL: &str = "UnknownAppProtocol";
     /// More than one Ingress declares `spec.defaultBackend`; the oldest one whose backend

@@ -24,6 +24,10 @@
 //! of type `ExternalName` (weir does not proxy to DNS names in this version); requests sent
 //! to it get the route's `unresolved` answer (Ingress: 503), with a `ResolvedRefs` condition.
 //!
+//! A cluster whose policy forwards to the Service's ClusterIP gets that address (its one
+//! endpoint, [`crate::endpoints`]); a Service without one (headless, `None`) does not
+//! resolve (`NoClusterIP`, 503).
+//!
 //! The upstream protocol comes from the Service port's `appProtocol`: `kubernetes.io/h2c`
 //! (or `h2c`) → HTTP/2 cleartext; `https`, `tls`, `h2` or `kubernetes.io/wss` → TLS; absent,
 //! `http` or `kubernetes.io/ws` → HTTP/1.1; `kubernetes.io/ws(s)` also marks the cluster as
@@ -169,6 +173,27 @@ impl<'a> Resolver<'a> {
                 }
                 // Validated by the front end that made the variant.
                 let _ = super::policy::apply(&variant.policy, cluster);
+            }
+            if cluster.via_cluster_ip {
+                let ip = self
+                    .objects
+                    .services
+                    .get(&ObjectKey::new(namespace, service))
+                    .and_then(|s| s.spec.as_ref())
+                    .and_then(|s| s.cluster_ip.as_deref())
+                    .and_then(|ip| ip.parse::<std::net::IpAddr>().ok());
+                match ip {
+                    Some(ip) => cluster.cluster_ip = Some(ip),
+                    None => {
+                        return Outcome::Unavailable {
+                            reason: reasons::NO_CLUSTER_IP,
+                            message: format!(
+                                "Service {namespace}/{service} has no ClusterIP (headless) to \
+                                 forward to (forwardToClusterIP)"
+                            ),
+                        };
+                    }
+                }
             }
         }
         outcome

@@ -22,7 +22,7 @@ use super::parse_duration;
 use super::status::Status;
 use crate::api::backendpolicy::{
     ActiveCheckType, BackendPolicy, BackendPolicySpec, ConsistentHashSpec, ConsistentHashType,
-    LoadBalancerType, RetryTrigger,
+    CookieSameSite, LoadBalancerType, RetryTrigger,
 };
 use crate::api::{condition_types, reasons};
 use crate::snapshot::{
@@ -474,6 +474,9 @@ pub(super) fn apply(spec: &BackendPolicySpec, cluster: &mut Cluster) -> Result<(
             cluster.breakers.max_retries = n;
         }
     }
+    if let Some(via) = spec.forward_to_cluster_ip {
+        cluster.via_cluster_ip = via;
+    }
     if let Some(t) = &spec.timeout {
         if let Some(c) = t.tcp.as_ref().and_then(|t| t.connect_timeout.as_deref()) {
             cluster.timeouts.connect = duration("spec.timeout.tcp.connectTimeout", c)?;
@@ -484,6 +487,9 @@ pub(super) fn apply(spec: &BackendPolicySpec, cluster: &mut Cluster) -> Result<(
             }
             if let Some(i) = &http.connection_idle_timeout {
                 cluster.timeouts.idle = duration("spec.timeout.http.connectionIdleTimeout", i)?;
+            }
+            if let Some(h) = &http.response_headers_timeout {
+                cluster.timeouts.request = duration("spec.timeout.http.responseHeadersTimeout", h)?;
             }
         }
     }
@@ -545,9 +551,16 @@ fn hash_key(f: &str, h: &ConsistentHashSpec) -> Result<HashKey, FieldError> {
                     None => Duration::ZERO,
                 },
                 path,
+                same_site: c.same_site.map(|s| match s {
+                    CookieSameSite::Strict => "Strict",
+                    CookieSameSite::Lax => "Lax",
+                    CookieSameSite::None => "None",
+                }),
+                secure: c.secure.unwrap_or(false),
             }
         }
         ConsistentHashType::SourceIp => HashKey::SourceIp,
+        ConsistentHashType::RequestUri => HashKey::RequestUri,
         ConsistentHashType::QueryParameter => {
             let name = &h.query_parameter.as_ref().expect("checked above").name;
             if name.is_empty() {

@@ -5,13 +5,15 @@
 //! - **Header**: the first value of the header.
 //! - **Cookie**: the named cookie of the `Cookie` header(s). A request without it gets a
 //!   fresh random value, which is hashed as if the request had carried it, and the response
-//!   sets it (`Set-Cookie: name=value; Path=path; Max-Age=ttl; HttpOnly`, a session cookie
-//!   when the ttl is zero), so the client's next requests land on the same endpoint.
+//!   sets it (`Set-Cookie: name=value; Path=path; Max-Age=ttl; HttpOnly`, then `SameSite`
+//!   and `Secure` when the key asks for them; a session cookie when the ttl is zero), so the
+//!   client's next requests land on the same endpoint.
 //! - **Source IP**: the client address weir resolved (the peer, or the first untrusted
 //!   address of `X-Forwarded-For` when the peer is a trusted proxy) — the `X-Real-IP` weir
 //!   sets before the request filters; the peer's address when a filter removed it.
 //! - **Query parameter**: the raw (still percent-encoded) value of the first parameter of
 //!   that name.
+//! - **Request URI**: the path and query, as sent upstream (after URL rewrites).
 //!
 //! A request without the key has no hash and is balanced by weighted random choice.
 
@@ -48,10 +50,21 @@ pub(crate) fn of(key: &HashKey, headers: &HeaderMap, uri: &Uri, peer: IpAddr) ->
             Some(ip) => hashed(ip.as_bytes()),
             None => hashed(peer.to_string().as_bytes()),
         },
+        HashKey::RequestUri => hashed(
+            uri.path_and_query()
+                .map_or(uri.path(), |p| p.as_str())
+                .as_bytes(),
+        ),
         HashKey::QueryParameter(name) => query_value(uri, name)
             .map(|v| hashed(v.as_bytes()))
             .unwrap_or_default(),
-        HashKey::Cookie { name, ttl, path } => match cookie_value(headers, name) {
+        HashKey::Cookie {
+            name,
+            ttl,
+            path,
+            same_site,
+            secure,
+        } => match cookie_value(headers, name) {
             Some(v) => hashed(v.as_bytes()),
             None => {
                 let value = new_cookie_value();
@@ -61,6 +74,12 @@ pub(crate) fn of(key: &HashKey, headers: &HeaderMap, uri: &Uri, peer: IpAddr) ->
                     cookie.push_str(&format!("; Max-Age={}", ttl.as_secs().max(1)));
                 }
                 cookie.push_str("; HttpOnly");
+                if let Some(same_site) = same_site {
+                    cookie.push_str(&format!("; SameSite={same_site}"));
+                }
+                if *secure {
+                    cookie.push_str("; Secure");
+                }
                 Affinity {
                     hash: Some(stable_hash(value.as_bytes())),
                     set_cookie: HeaderValue::try_from(cookie).ok(),
@@ -123,6 +142,8 @@ mod tests {
             name: "sticky".into(),
             ttl,
             path: String::new(),
+            same_site: None,
+            secure: false,
         }
     }
 
@@ -191,6 +212,8 @@ mod tests {
             name: "s".into(),
             ttl: Duration::ZERO,
             path: "/app".into(),
+            same_site: None,
+            secure: false,
         };
         let set = of(&custom, &HeaderMap::new(), &uri, peer())
             .set_cookie
@@ -199,6 +222,22 @@ mod tests {
             set.to_str()
                 .expect("ascii")
                 .ends_with("; Path=/app; HttpOnly")
+        );
+        let strict = HashKey::Cookie {
+            name: "s".into(),
+            ttl: Duration::ZERO,
+            path: "/".into(),
+            same_site: Some("Strict"),
+            secure: true,
+        };
+        let set = of(&strict, &HeaderMap::new(), &uri, peer())
+            .set_cookie
+            .expect("set");
+        assert!(
+            set.to_str()
+                .expect("ascii")
+                .ends_with("; Path=/; HttpOnly; SameSite=Strict; Secure"),
+            "{set:?}"
         );
     }
 
@@ -214,6 +253,18 @@ mod tests {
         assert_eq!(got.hash, Some(stable_hash(b"203.0.113.9")));
         let got = of(&HashKey::SourceIp, &HeaderMap::new(), &uri, peer());
         assert_eq!(got.hash, Some(stable_hash(b"192.0.2.7")));
+    }
+
+    #[test]
+    fn the_request_uri_is_its_path_and_query() {
+        let h = HeaderMap::new();
+        let at = |u: &'static str| of(&HashKey::RequestUri, &h, &Uri::from_static(u), peer()).hash;
+        assert_eq!(at("/a/b?x=1"), Some(stable_hash(b"/a/b?x=1")));
+        assert_eq!(
+            at("http://a.example/a/b?x=1"),
+            Some(stable_hash(b"/a/b?x=1"))
+        );
+        assert_ne!(at("/a/b?x=1"), at("/a/b?x=2"));
     }
 
     #[test]

@@ -509,6 +509,14 @@ pub struct Cluster {
     pub timeouts: Timeouts,
     /// How much work one endpoint is given at a time.
     pub limits: Limits,
+    /// Forward to the Service's ClusterIP instead of its endpoints (set by policy; compile
+    /// then fills [`Cluster::cluster_ip`] or makes the backend unavailable).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub via_cluster_ip: bool,
+    /// The Service's ClusterIP when [`Cluster::via_cluster_ip`]: the cluster's one endpoint
+    /// is this address and the Service port, whatever its EndpointSlices say.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub cluster_ip: Option<std::net::IpAddr>,
 }
 
 impl Cluster {
@@ -527,6 +535,8 @@ impl Cluster {
             breakers: CircuitBreakers::default(),
             timeouts: Timeouts::default(),
             limits: Limits::default(),
+            via_cluster_ip: false,
+            cluster_ip: None,
         }
     }
 }

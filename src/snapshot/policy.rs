@@ -96,11 +96,19 @@ pub enum HashKey {
         ttl: Duration,
         /// Cookie `Path` (`/` by default).
         path: String,
+        /// Cookie `SameSite` value (`Strict`, `Lax`, `None`; absent: not sent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        same_site: Option<&'static str>,
+        /// Whether the cookie is marked `Secure`.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        secure: bool,
     },
     /// The client's IP address (the peer, or the trusted `X-Forwarded-For` client).
     SourceIp,
     /// A query parameter's value.
     QueryParameter(String),
+    /// The request's path and query, as the upstream gets them (after URL rewrites).
+    RequestUri,
 }
 
 /// Which endpoints are online, beyond Kubernetes readiness.

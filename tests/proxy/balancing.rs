@@ -15,7 +15,7 @@ use weir::snapshot::{HashKey, LbPolicy};
 
 /// A backend (HTTP/1.1 and h2c) that answers every request after `delay`, naming itself in
 /// `x-backend`. Stopped by aborting the returned task.
-async fn delayed_backend(
+pub(crate) async fn delayed_backend(
     name: &'static str,
     delay: Duration,
 ) -> (SocketAddr, tokio::task::JoinHandle<()>) {
@@ -187,6 +187,8 @@ async fn a_generated_cookie_makes_the_next_requests_stick() {
                         name: "sticky".into(),
                         ttl: Duration::from_secs(60),
                         path: "/".into(),
+                        same_site: None,
+                        secure: false,
                     },
                 }
             })

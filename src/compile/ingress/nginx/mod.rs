@@ -32,6 +32,8 @@
 //! - `headers.rs`: `mirror-target` and its settings, `custom-headers`.
 //! - `canary.rs`: `canary*` (a canary Ingress joins its main Ingress's routes: header and
 //!   cookie routes, weighted backends); runs last, as it rewrites the others' findings.
+//! - `upstream/`: balancing, affinity, timeouts, retries, backend protocol (the cluster
+//!   variant).
 //!
 //! An annotation under the prefix that no family read gets an "unknown or unsupported"
 //! finding; snippets are refused by design (free-text configuration is how CVE-2025-1974,
@@ -60,6 +62,7 @@ pub mod canary;
 mod cors;
 mod headers;
 mod limits;
+mod upstream;
 
 /// ingress-nginx's annotation prefix (its `--annotations-prefix` default).
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -327,6 +330,7 @@ pub fn translate(ctx: &Context<'_>) -> Translation {
         return t;
     }
     access::translate(ctx, &mut t);
+    upstream::translate(ctx, &mut t);
     auth::translate(ctx, &mut t);
     cors::translate(ctx, &mut t);
     limits::translate(ctx, &mut t);
