@@ -25,6 +25,7 @@
 //! One file per family of annotations, each a `translate(&Context, &mut Translation)` that
 //! pushes a finding for every annotation it reads:
 //! - `access.rs`: source ranges, `proxy-body-size`.
+//! - `paths.rs`: regex paths, rewrites, app root, aliases, HTTPS/www/fixed redirects.
 //!
 //! An annotation under the prefix that no family read gets an "unknown or unsupported"
 //! finding; snippets are refused by design (free-text configuration is how CVE-2025-1974,
@@ -48,6 +49,7 @@ use crate::snapshot::{Cluster, ClusterKey, DirectResponse, Filter, UpstreamProto
 use crate::store::{ObjectKey, Objects};
 
 mod access;
+pub mod paths;
 
 /// ingress-nginx's annotation prefix (its `--annotations-prefix` default).
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -259,6 +261,9 @@ pub struct Translation {
     pub policy: BackendPolicySpec,
     /// Upstream protocol of the Ingress's backends (`backend-protocol`), over `appProtocol`.
     pub protocol: Option<UpstreamProtocol>,
+    /// What the front end builds per route and host (regex paths, rewrites, aliases,
+    /// redirects).
+    pub routes: paths::RouteSettings,
 }
 
 impl Translation {
@@ -307,6 +312,7 @@ pub fn translate(ctx: &Context<'_>) -> Translation {
         return t;
     }
     access::translate(ctx, &mut t);
+    paths::translate(ctx, &mut t);
     for (name, value) in ctx.annotations.iter() {
         if t.findings.iter().any(|f| f.name == name) {
             continue;
