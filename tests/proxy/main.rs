@@ -17,6 +17,7 @@ mod http1_probes;
 mod listeners;
 mod model;
 mod nginx_annotations;
+mod nginx_paths;
 mod observability;
 mod paths;
 mod pools;
