@@ -400,7 +400,8 @@ fn rules<'a>(
                     continue;
                 }
             };
-            let rewrite = match settings.rewrite_entry(text) {
+            // An empty ImplementationSpecific path is `/`, for the rewrite as for the match.
+            let rewrite = match settings.rewrite_entry(if text.is_empty() { "/" } else { text }) {
                 None => None,
                 Some(entry) => {
                     match compile_extra(&entry, pieces, ingress, "rewrite-target", status) {
