@@ -206,7 +206,9 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
     if let Some(value) = ctx.get(REWRITE_TARGET) {
         match rewrite_target(value) {
             Ok(()) => {
-                s.regex = true;
+                // ingress-nginx makes paths regular expressions where a location rewrites,
+                // i.e. where its path is not the target itself.
+                s.regex |= paths(ctx).any(|p| p != value);
                 s.rewrite_target = Some(value.to_owned());
                 t.found(
                     REWRITE_TARGET,
@@ -214,7 +216,7 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
                     Verdict::Partial {
                         to: "a URLRewrite filter per path (ReplaceRegexMatch: the whole path \
                              replaced by the target, $1-$9 substituted, the query kept); the \
-                             paths become regular expressions"
+                             paths become regular expressions unless each is the target"
                             .to_owned(),
                         differs: REGEX_DIFFERS.to_owned(),
                     },
@@ -536,6 +538,16 @@ fn rewrite_target(value: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// The Ingress's paths as written (an empty one is `/`).
+fn paths<'a>(ctx: &Context<'a>) -> impl Iterator<Item = &'a str> {
+    ctx.ingress
+        .spec
+        .iter()
+        .flat_map(|spec| spec.rules.iter().flatten())
+        .flat_map(|rule| rule.http.iter().flat_map(|http| http.paths.iter()))
+        .map(|p| p.path.as_deref().filter(|p| !p.is_empty()).unwrap_or("/"))
+}
+
 /// A boolean annotation that is present.
 fn boolean(ctx: &Context<'_>, name: &str) -> Result<bool, String> {
     ctx.bool(name).unwrap_or(Ok(false))
@@ -587,9 +599,42 @@ mod tests {
         )));
     }
 
+    /// The translation of an Ingress with these annotations and paths.
+    fn translate_paths(annotations: &[(&str, &str)], paths: &[&str]) -> Translation {
+        let mut ingress = ingress(annotations);
+        let paths: Vec<_> = paths
+            .iter()
+            .map(|p| {
+                serde_json::json!({"path": p, "pathType": "ImplementationSpecific",
+                    "backend": {"service": {"name": "web", "port": {"number": 80}}}})
+            })
+            .collect();
+        ingress.spec = Some(
+            serde_json::from_value(serde_json::json!({"rules": [{"http": {"paths": paths}}]}))
+                .expect("spec"),
+        );
+        let key = crate::store::ObjectKey::new("default", "test");
+        let objects = crate::store::Objects::default();
+        super::super::translate(&Context {
+            annotations: super::super::Annotations::of(&ingress, super::super::DEFAULT_PREFIX),
+            ingress: &ingress,
+            key: &key,
+            objects: &objects,
+        })
+    }
+
+    #[test]
+    fn a_target_that_is_the_path_itself_needs_no_regex() {
+        let t = translate_paths(&[(REWRITE_TARGET, "/")], &["/"]);
+        assert!(!t.routes.regex);
+        assert!(t.routes.rewrite_entry("/").is_none());
+        let t = translate_paths(&[(REWRITE_TARGET, "/")], &["/", "/app"]);
+        assert!(t.routes.regex, "a location that rewrites makes them regex");
+    }
+
     #[test]
     fn rewrite_target_implies_regex_and_replaces_the_whole_path() {
-        let t = translate_only(&[(REWRITE_TARGET, "/$2")]);
+        let t = translate_paths(&[(REWRITE_TARGET, "/$2")], &["/something(/|$)(.*)"]);
         assert!(t.routes.regex);
         let entry = t
             .routes
