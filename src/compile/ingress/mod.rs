@@ -14,6 +14,15 @@
 //!   or `/..` (the API server's own checks; files bypass it). `Prefix` paths are stored
 //!   without trailing slash. **`ImplementationSpecific` is treated as `Prefix`** (as Contour
 //!   and ingress-nginx without regex do); an empty `ImplementationSpecific` path means `/`.
+//!   With ingress-nginx's `use-regex` or `rewrite-target` every path of the Ingress is a
+//!   regular expression instead (`nginx::paths`), a path that is not one rejected alone;
+//!   `rewrite-target` adds a `URLRewrite` per path, last in its chain.
+//! - **ingress-nginx route settings** (`nginx::paths::RouteSettings`): `server-alias` serves
+//!   the rules under more hosts, `app-root` adds an `Exact /` redirect route per host,
+//!   `from-to-www-redirect` adds a redirect route under the other host once every Ingress is
+//!   in (only where no Ingress serves that host), `force-ssl-redirect` puts the HTTPS
+//!   redirect on every host of the Ingress, and a fixed redirect (`permanent-redirect`)
+//!   answers before any HTTPS redirect.
 //! - **Backends** reference a Service port (by number or name) in the Ingress's namespace,
 //!   weight 1; an unresolvable one answers **503**. A `resource` backend, or one naming no
 //!   Service with a port, cannot be served: the path is rejected (`ResourceBackendNotSupported`,
@@ -23,7 +32,8 @@
 //!   picked by SNI) answers plain-HTTP requests with **308** to `https://` on the well-known
 //!   port, as ingress-nginx and Contour do; ACME HTTP-01 paths
 //!   (`/.well-known/acme-challenge/`) are never redirected. An Ingress annotated
-//!   `weir.dev/ssl-redirect: "false"` keeps its own routes of those hosts on plain HTTP. Both
+//!   `weir.dev/ssl-redirect: "false"` (or ingress-nginx's `ssl-redirect: "false"`) keeps its
+//!   own routes of those hosts on plain HTTP. Both
 //!   listeners serve one route table, so the redirect is a route-level condition: each such
 //!   route's chain starts with a `RequestRedirect` marked `https_upgrade`, which answers only
 //!   cleartext requests outside the ACME paths (see [`crate::snapshot::RequestRedirect`]).

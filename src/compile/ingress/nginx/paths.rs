@@ -307,10 +307,16 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
                     && name.parse::<std::net::IpAddr>().is_err()
             });
         let verdict = if bad.is_empty() {
-            Verdict::Translated(format!(
-                "the Ingress's routes also under host(s) {}",
-                good.join(", ")
-            ))
+            Verdict::Partial {
+                to: format!(
+                    "the Ingress's routes also under host(s) {}",
+                    good.join(", ")
+                ),
+                differs: "an alias that another Ingress has as a rule host is not ignored \
+                          (ingress-nginx ignores it): its routes join that host's, and for an \
+                          identical path the older Ingress wins"
+                    .to_owned(),
+            }
         } else {
             ignored(format!(
                 "{} is not a DNS name (the other aliases are served)",
