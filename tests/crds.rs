@@ -75,10 +75,10 @@ fn the_httpfilter_crd_has_its_schema_rules_and_columns() {
     let version = checked_version("HTTPFilter", &["Filters", "Accepted", "Reason", "Age"]);
     let schema = serde_json::to_string(&version.schema).expect("json");
     // "Exactly one settings field, the one `type` names": a CEL rule per filter type, per
-    // path-modifier type (two places use it) and for the rate-limit key.
+    // path-modifier type (three types; two places use them) and for the rate-limit key.
     assert_eq!(
         schema.matches("must be set exactly when type is").count(),
-        11 + 2 * 2 + 1
+        11 + 2 * 3 + 1
     );
 }
 

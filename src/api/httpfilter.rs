@@ -260,6 +260,12 @@ pub struct RequestRedirectFilter {
     /// How the path changes (default: kept).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub path: Option<PathModifier>,
+    /// The query of the `Location` instead of the request's, without `?` (`""`: none).
+    /// Not a Gateway API field: ingress-nginx's `permanent-redirect` answers exactly its URL,
+    /// without the request's query.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub replace_query: Option<String>,
     /// 301, 302 (default), 303, 307 or 308.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_code: Option<i32>,
@@ -282,10 +288,11 @@ pub struct UrlRewriteFilter {
 #[serde(rename_all = "camelCase")]
 #[x_kube(
     validation = Rule::new("self.type == 'ReplaceFullPath' ? has(self.replaceFullPath) : !has(self.replaceFullPath)").message("replaceFullPath must be set exactly when type is ReplaceFullPath"),
-    validation = Rule::new("self.type == 'ReplacePrefixMatch' ? has(self.replacePrefixMatch) : !has(self.replacePrefixMatch)").message("replacePrefixMatch must be set exactly when type is ReplacePrefixMatch")
+    validation = Rule::new("self.type == 'ReplacePrefixMatch' ? has(self.replacePrefixMatch) : !has(self.replacePrefixMatch)").message("replacePrefixMatch must be set exactly when type is ReplacePrefixMatch"),
+    validation = Rule::new("self.type == 'ReplaceRegexMatch' ? has(self.replaceRegexMatch) : !has(self.replaceRegexMatch)").message("replaceRegexMatch must be set exactly when type is ReplaceRegexMatch")
 )]
 pub struct PathModifier {
-    /// `ReplaceFullPath` or `ReplacePrefixMatch`.
+    /// `ReplaceFullPath`, `ReplacePrefixMatch` or `ReplaceRegexMatch`.
     #[serde(rename = "type")]
     pub type_: PathModifierType,
     /// The new path (type `ReplaceFullPath`).
@@ -294,6 +301,25 @@ pub struct PathModifier {
     /// What replaces the matched prefix (type `ReplacePrefixMatch`; only on prefix routes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub replace_prefix_match: Option<String>,
+    /// What replaces the matches of a regular expression (type `ReplaceRegexMatch`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replace_regex_match: Option<RegexMatchReplace>,
+}
+
+/// Envoy Gateway's `ReplaceRegexMatch`: every match of `pattern` in the path is replaced by
+/// `substitution`.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct RegexMatchReplace {
+    /// A regular expression (the Rust `regex` crate's syntax, close to RE2: no look-around,
+    /// no backreferences; matching takes linear time).
+    #[schemars(length(min = 1, max = 1024))]
+    pub pattern: String,
+    /// The replacement: `$1`…`$9` are capture groups (one digit, as nginx reads them:
+    /// `$10` is group 1 then `0`); any other `$` is literal. The result is the new path (a
+    /// leading `/` is added if missing).
+    #[schemars(length(max = 1024))]
+    pub substitution: String,
 }
 
 /// Gateway API `HTTPPathModifierType`.
@@ -303,6 +329,8 @@ pub enum PathModifierType {
     ReplaceFullPath,
     /// Replace the part the route's prefix matched.
     ReplacePrefixMatch,
+    /// Replace the matches of a regular expression (Envoy Gateway's extension).
+    ReplaceRegexMatch,
 }
 
 /// Cross-origin resource sharing (Gateway API `HTTPCORSFilter` fields).

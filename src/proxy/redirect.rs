@@ -8,13 +8,15 @@
 //!   `http`, 443 for `https`) is not written;
 //! - path: `ReplaceFullPath` replaces it, `ReplacePrefixMatch` replaces the part the route's
 //!   `Prefix` path matched (element-wise, so `/prefix` → `/one` turns `/prefix/two` into
-//!   `/one/two` and `/prefix` into `/one`); otherwise kept. The query string is kept.
+//!   `/one/two` and `/prefix` into `/one`), `ReplaceRegexMatch` replaces every match of its
+//!   pattern; otherwise kept. The query string is kept unless the redirect replaces it
+//!   (`query`, an empty one dropping it).
 
 use bytes::Bytes;
 use http::{HeaderValue, StatusCode, header};
 
 use super::error::LocalReply;
-use crate::snapshot::{PathMatch, PathRewrite, Redirect};
+use crate::snapshot::{PathMatch, PathRewrite, Pattern, Redirect};
 
 /// What the redirect needs to know about the request.
 pub(crate) struct RedirectRequest<'a> {
@@ -67,6 +69,10 @@ pub(crate) fn location(redirect: &Redirect, req: &RedirectRequest<'_>) -> String
         None => req.path.to_owned(),
         Some(PathRewrite::ReplaceFullPath(p)) => p.clone(),
         Some(PathRewrite::ReplacePrefixMatch(p)) => replace_prefix(req.path, req.matched, p),
+        Some(PathRewrite::ReplaceRegexMatch {
+            pattern,
+            substitution,
+        }) => replace_regex(req.path, pattern, substitution),
     };
     let mut out = String::with_capacity(scheme.len() + host.len() + path.len() + 16);
     out.push_str(scheme);
@@ -77,11 +83,26 @@ pub(crate) fn location(redirect: &Redirect, req: &RedirectRequest<'_>) -> String
         out.push_str(&port.to_string());
     }
     out.push_str(&path);
-    if let Some(q) = req.query {
+    let query = match redirect.query.as_deref() {
+        Some(q) => Some(q).filter(|q| !q.is_empty()),
+        None => req.query,
+    };
+    if let Some(q) = query {
         out.push('?');
         out.push_str(q);
     }
     out
+}
+
+/// Replaces every match of `pattern` in `path` by `substitution` (the `regex` crate's
+/// expansion syntax, as compile wrote it), with a leading `/` added if the result lacks one.
+pub(crate) fn replace_regex(path: &str, pattern: &Pattern, substitution: &str) -> String {
+    let out = pattern.regex().replace_all(path, substitution);
+    if out.starts_with('/') {
+        out.into_owned()
+    } else {
+        format!("/{out}")
+    }
 }
 
 fn well_known_port(scheme: &str) -> u16 {
@@ -151,6 +172,7 @@ mod tests {
             hostname: None,
             port: None,
             path: None,
+            query: None,
             status: 302,
         }
     }
@@ -201,6 +223,35 @@ mod tests {
         assert_eq!(replace_prefix("/prefix/two", &m, "/one/"), "/one/two");
         let root = PathMatch::Prefix("/".into());
         assert_eq!(replace_prefix("/a/b", &root, "/new"), "/new/a/b");
+    }
+
+    #[test]
+    fn regex_replacement_substitutes_groups_and_a_set_query_replaces_the_requests() {
+        let m = PathMatch::Prefix("/".into());
+        let r = Redirect {
+            path: Some(PathRewrite::ReplaceRegexMatch {
+                pattern: Pattern::new("(?i)^(?:/something(/|$)(.*)).*").expect("pattern"),
+                substitution: "/${2}".into(),
+            }),
+            query: Some(String::new()),
+            ..redirect()
+        };
+        assert_eq!(
+            location(&r, &req("http", "a.example", "/Something/new", &m)),
+            "http://a.example:8080/new"
+        );
+        let r = Redirect {
+            query: Some("b=2".into()),
+            ..redirect()
+        };
+        assert_eq!(
+            location(&r, &req("http", "a.example", "/x", &m)),
+            "http://a.example:8080/x?b=2"
+        );
+        let one = Pattern::new("one").expect("pattern");
+        assert_eq!(replace_regex("/x/one/y/one", &one, "two"), "/x/two/y/two");
+        let all = Pattern::new("^/.*").expect("pattern");
+        assert_eq!(replace_regex("/a", &all, "b"), "/b");
     }
 
     #[test]

@@ -424,6 +424,11 @@ pub struct Redirect {
     /// Path rewrite.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub path: Option<PathRewrite>,
+    /// The query of the `Location` instead of the request's (`Some("")`: none). `None` keeps
+    /// the request's query (Gateway API); ingress-nginx's `permanent-redirect` answers exactly
+    /// its URL, query included.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
     /// 301, 302, 303, 307 or 308.
     pub status: u16,
 }
@@ -436,6 +441,15 @@ pub enum PathRewrite {
     ReplaceFullPath(String),
     /// Replace the part the route's `Prefix` path matched.
     ReplacePrefixMatch(String),
+    /// Replace every match of `pattern` in the path by `substitution` (Envoy Gateway's
+    /// `ReplaceRegexMatch`); the result gets a leading `/` if it lacks one.
+    ReplaceRegexMatch {
+        /// The expression.
+        pattern: Pattern,
+        /// The replacement in the `regex` crate's expansion syntax (`${1}` for capture
+        /// group 1, `$$` for `$`), converted by compile from the manifest's `$1` form.
+        substitution: String,
+    },
 }
 
 /// Identifies a cluster: a Service port, and a policy variant when routes reach the same

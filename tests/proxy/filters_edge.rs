@@ -66,6 +66,7 @@ async fn request_redirect_builds_the_location_with_gateway_rules() {
         hostname: None,
         port: None,
         path: None,
+        query: None,
         status: 301,
     });
     let moved = redirect(Redirect {
@@ -73,6 +74,7 @@ async fn request_redirect_builds_the_location_with_gateway_rules() {
         hostname: Some("new.example".into()),
         port: None,
         path: Some(PathRewrite::ReplacePrefixMatch("/v2".into())),
+        query: None,
         status: 307,
     });
     h.publish(

@@ -1196,6 +1196,7 @@ async fn local_replies_to_head_carry_no_data() {
             hostname: None,
             port: None,
             path: Some(weir::snapshot::PathRewrite::ReplaceFullPath("/new".into())),
+            query: None,
             status: 302,
         }),
     );

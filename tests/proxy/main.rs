@@ -20,6 +20,7 @@ mod nginx_annotations;
 mod nginx_canary;
 mod nginx_filters;
 mod nginx_upstream;
+mod nginx_paths;
 mod observability;
 mod paths;
 mod pools;

@@ -363,6 +363,7 @@ async fn redirects_and_failures_leave_through_the_local_reply_path() {
         hostname: None,
         port: None,
         path: None,
+        query: None,
         status: 308,
     });
     let moved = RouteAction::Redirect(Redirect {
@@ -370,6 +371,7 @@ async fn redirects_and_failures_leave_through_the_local_reply_path() {
         hostname: Some("new.example".into()),
         port: None,
         path: Some(PathRewrite::ReplacePrefixMatch("/v2".into())),
+        query: None,
         status: 301,
     });
     h.publish(

@@ -226,6 +226,7 @@ async fn backend_handle(
         "x-forwarded-proto",
         "x-forwarded-host",
         "x-forwarded-port",
+        "x-forwarded-prefix",
         "x-real-ip",
         "forwarded",
         "x-request-id",

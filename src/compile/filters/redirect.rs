@@ -1,7 +1,9 @@
 //! `RequestRedirect` (Gateway API `HTTPRequestRedirectFilter`): `scheme` is `http` or
 //! `https`, `hostname` a precise DNS name (lower case, no wildcard, no port), `port` 1–65535,
 //! `statusCode` 301, 302, 303, 307 or 308 (default 302), and `path` a path modifier whose
-//! value is an absolute path. The port defaulting rules (the new scheme's well-known port,
+//! value is an absolute path (or Envoy Gateway's `ReplaceRegexMatch`: a pattern and a
+//! substitution with `$1`…`$9`), and `replaceQuery` (weir's: the `Location`'s query instead
+//! of the request's) path characters and `?`. The port defaulting rules (the new scheme's well-known port,
 //! else the listener's) are the proxy's (`crate::proxy::redirect`), from the fields left
 //! unset here.
 //!
@@ -9,7 +11,7 @@
 
 use super::FieldError;
 use crate::api::httpfilter::{PathModifier, PathModifierType, RequestRedirectFilter};
-use crate::snapshot::{PathRewrite, Redirect, RequestRedirect};
+use crate::snapshot::{PathRewrite, Pattern, Redirect, RequestRedirect};
 
 /// The redirect statuses the Gateway API allows.
 const STATUSES: [u16; 5] = [301, 302, 303, 307, 308];
@@ -53,49 +55,113 @@ pub(super) fn compile(spec: &RequestRedirectFilter) -> Result<RequestRedirect, F
             })?,
     };
     let path = spec.path.as_ref().map(path_rewrite).transpose()?;
+    let query = spec
+        .replace_query
+        .as_deref()
+        .map(|q| {
+            check_chars(q, b"/?")
+                .map(|()| q.to_owned())
+                .map_err(|why| FieldError::invalid("replaceQuery", why))
+        })
+        .transpose()?;
     Ok(RequestRedirect {
         redirect: Redirect {
             scheme,
             hostname,
             port,
             path,
+            query,
             status,
         },
         https_upgrade: false,
     })
 }
 
-/// A Gateway API `HTTPPathModifier`: exactly the value of its type, an absolute path
-/// (errors are relative to the modifier: `path.replaceFullPath`).
+/// A Gateway API `HTTPPathModifier` (or Envoy Gateway's `ReplaceRegexMatch`): exactly the
+/// value of its type, an absolute path (errors are relative to the modifier:
+/// `path.replaceFullPath`).
 pub(super) fn path_rewrite(m: &PathModifier) -> Result<PathRewrite, FieldError> {
-    let (field, value, other) = match m.type_ {
-        PathModifierType::ReplaceFullPath => (
+    let set = [
+        (
+            PathModifierType::ReplaceFullPath,
             "path.replaceFullPath",
-            &m.replace_full_path,
-            m.replace_prefix_match
-                .as_ref()
-                .map(|_| "path.replacePrefixMatch"),
+            m.replace_full_path.is_some(),
         ),
-        PathModifierType::ReplacePrefixMatch => (
+        (
+            PathModifierType::ReplacePrefixMatch,
             "path.replacePrefixMatch",
-            &m.replace_prefix_match,
-            m.replace_full_path.as_ref().map(|_| "path.replaceFullPath"),
+            m.replace_prefix_match.is_some(),
         ),
-    };
-    if let Some(other) = other {
+        (
+            PathModifierType::ReplaceRegexMatch,
+            "path.replaceRegexMatch",
+            m.replace_regex_match.is_some(),
+        ),
+    ];
+    if let Some((_, other, _)) = set.iter().find(|(t, _, on)| *on && *t != m.type_) {
         return Err(FieldError::invalid(
-            other,
+            *other,
             "must not be set for this path modifier type",
         ));
     }
-    let Some(value) = value else {
-        return Err(FieldError::invalid(field, "required for this type"));
+    let required = |field| FieldError::invalid(field, "required for this type");
+    let path = |field: &'static str, value: &Option<String>| {
+        let value = value.as_ref().ok_or_else(|| required(field))?;
+        check_path(value).map_err(|why| FieldError::invalid(field, why))?;
+        Ok::<_, FieldError>(value.clone())
     };
-    check_path(value).map_err(|why| FieldError::invalid(field, why))?;
     Ok(match m.type_ {
-        PathModifierType::ReplaceFullPath => PathRewrite::ReplaceFullPath(value.clone()),
-        PathModifierType::ReplacePrefixMatch => PathRewrite::ReplacePrefixMatch(value.clone()),
+        PathModifierType::ReplaceFullPath => {
+            PathRewrite::ReplaceFullPath(path("path.replaceFullPath", &m.replace_full_path)?)
+        }
+        PathModifierType::ReplacePrefixMatch => PathRewrite::ReplacePrefixMatch(path(
+            "path.replacePrefixMatch",
+            &m.replace_prefix_match,
+        )?),
+        PathModifierType::ReplaceRegexMatch => {
+            let r = m
+                .replace_regex_match
+                .as_ref()
+                .ok_or_else(|| required("path.replaceRegexMatch"))?;
+            let pattern = Pattern::new(&r.pattern).map_err(|e| {
+                FieldError::invalid(
+                    "path.replaceRegexMatch.pattern",
+                    format!("{:?} is not a valid regular expression: {e}", r.pattern),
+                )
+            })?;
+            PathRewrite::ReplaceRegexMatch {
+                pattern,
+                substitution: substitution(&r.substitution).map_err(|why| {
+                    FieldError::invalid("path.replaceRegexMatch.substitution", why)
+                })?,
+            }
+        }
     })
+}
+
+/// A substitution in the manifest's form (`$1`…`$9` capture groups, one digit as nginx
+/// reads them; any other `$` literal) → the `regex` crate's expansion syntax (`${1}`, `$$`),
+/// checked to hold only path characters.
+pub(super) fn substitution(text: &str) -> Result<String, String> {
+    check_chars(text, b"/")?;
+    if text.len() > 1024 {
+        return Err("is longer than 1024 characters".to_owned());
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (c, chars.peek()) {
+            ('$', Some(d)) if d.is_ascii_digit() => {
+                out.push_str("${");
+                out.push(*d);
+                out.push('}');
+                chars.next();
+            }
+            ('$', _) => out.push_str("$$"),
+            (c, _) => out.push(c),
+        }
+    }
+    Ok(out)
 }
 
 /// An absolute path of at most 1024 characters from the URI path alphabet (RFC 3986
@@ -110,25 +176,32 @@ fn check_path(path: &str) -> Result<(), String> {
     if path.len() > 1024 {
         return Err("is longer than 1024 characters".to_owned());
     }
-    let bytes = path.as_bytes();
-    for (i, &b) in bytes.iter().enumerate() {
-        let ok = b.is_ascii_alphanumeric()
-            || b"-._~!$&'()*+,;=:@/".contains(&b)
-            || (b == b'%'
-                && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
-                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit));
-        if !ok {
-            return Err(format!(
-                "{path:?} contains {:?}, which a path cannot carry unescaped",
-                char::from(b)
-            ));
-        }
-    }
+    check_chars(path, b"/")?;
     if path
         .split('/')
         .any(|segment| segment == "." || segment == "..")
     {
         return Err(format!("{path:?} contains a dot segment"));
+    }
+    Ok(())
+}
+
+/// Only RFC 3986 `pchar`s (escapes as `%XX`) and the `extra` characters.
+fn check_chars(text: &str, extra: &[u8]) -> Result<(), String> {
+    let bytes = text.as_bytes();
+    for (i, &b) in bytes.iter().enumerate() {
+        let ok = b.is_ascii_alphanumeric()
+            || b"-._~!$&'()*+,;=:@".contains(&b)
+            || extra.contains(&b)
+            || (b == b'%'
+                && bytes.get(i + 1).is_some_and(u8::is_ascii_hexdigit)
+                && bytes.get(i + 2).is_some_and(u8::is_ascii_hexdigit));
+        if !ok {
+            return Err(format!(
+                "{text:?} contains {:?}, which it cannot carry unescaped",
+                char::from(b)
+            ));
+        }
     }
     Ok(())
 }
@@ -157,6 +230,7 @@ mod tests {
             type_: PathModifierType::ReplaceFullPath,
             replace_full_path: Some(p.into()),
             replace_prefix_match: None,
+            replace_regex_match: None,
         }
     }
 
@@ -229,6 +303,7 @@ mod tests {
             type_: PathModifierType::ReplacePrefixMatch,
             replace_full_path: Some("/x".into()),
             replace_prefix_match: Some("/y".into()),
+            replace_regex_match: None,
         };
         assert_eq!(
             path_rewrite(&wrong).expect_err("both set").field,
@@ -238,6 +313,7 @@ mod tests {
             type_: PathModifierType::ReplacePrefixMatch,
             replace_full_path: None,
             replace_prefix_match: None,
+            replace_regex_match: None,
         };
         assert_eq!(
             path_rewrite(&missing).expect_err("missing").field,
@@ -247,6 +323,53 @@ mod tests {
             path_rewrite(&full("/new/%2Fx")),
             Ok(PathRewrite::ReplaceFullPath("/new/%2Fx".into()))
         );
+    }
+
+    #[test]
+    fn regex_substitutions_take_one_digit_groups_as_nginx_does() {
+        assert_eq!(substitution("/$2"), Ok("/${2}".to_owned()));
+        assert_eq!(substitution("/$10/x"), Ok("/${1}0/x".to_owned()));
+        assert_eq!(substitution("/a$b$"), Ok("/a$$b$$".to_owned()));
+        assert!(substitution("/a b").is_err());
+        let regex = |pattern: &str, sub: &str| {
+            path_rewrite(&PathModifier {
+                type_: PathModifierType::ReplaceRegexMatch,
+                replace_full_path: None,
+                replace_prefix_match: None,
+                replace_regex_match: Some(crate::api::httpfilter::RegexMatchReplace {
+                    pattern: pattern.into(),
+                    substitution: sub.into(),
+                }),
+            })
+        };
+        assert!(matches!(
+            regex("^/a(.*)", "/b$1"),
+            Ok(PathRewrite::ReplaceRegexMatch { substitution, .. }) if substitution == "/b${1}"
+        ));
+        assert_eq!(
+            regex("(", "/").expect_err("bad pattern").field,
+            "path.replaceRegexMatch.pattern"
+        );
+        assert_eq!(
+            regex("x", "/?").expect_err("bad substitution").field,
+            "path.replaceRegexMatch.substitution"
+        );
+    }
+
+    #[test]
+    fn a_replaced_query_holds_only_query_characters() {
+        let q = |v: &str| {
+            compile(&RequestRedirectFilter {
+                replace_query: Some(v.into()),
+                ..Default::default()
+            })
+        };
+        assert_eq!(
+            q("a=1&b=/x?").expect("valid").redirect.query.as_deref(),
+            Some("a=1&b=/x?")
+        );
+        assert_eq!(q("").expect("valid").redirect.query.as_deref(), Some(""));
+        assert_eq!(q("a#b").expect_err("fragment").field, "replaceQuery");
     }
 
     #[test]

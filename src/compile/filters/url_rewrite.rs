@@ -36,6 +36,7 @@ mod tests {
                 type_: PathModifierType::ReplacePrefixMatch,
                 replace_full_path: None,
                 replace_prefix_match: Some("/".into()),
+                replace_regex_match: None,
             }),
         })
         .expect("valid");
@@ -58,6 +59,7 @@ mod tests {
                 type_: PathModifierType::ReplaceFullPath,
                 replace_full_path: Some("no-slash".into()),
                 replace_prefix_match: None,
+                replace_regex_match: None,
             }),
         });
         assert_eq!(path.expect_err("bad path").field, "path.replaceFullPath");

@@ -14,6 +14,15 @@
 //!   or `/..` (the API server's own checks; files bypass it). `Prefix` paths are stored
 //!   without trailing slash. **`ImplementationSpecific` is treated as `Prefix`** (as Contour
 //!   and ingress-nginx without regex do); an empty `ImplementationSpecific` path means `/`.
+//!   With ingress-nginx's `use-regex` or `rewrite-target` every path of the Ingress is a
+//!   regular expression instead (`nginx::paths`), a path that is not one rejected alone;
+//!   `rewrite-target` adds a `URLRewrite` per path, last in its chain.
+//! - **ingress-nginx route settings** (`nginx::paths::RouteSettings`): `server-alias` serves
+//!   the rules under more hosts, `app-root` adds an `Exact /` redirect route per host,
+//!   `from-to-www-redirect` adds a redirect route under the other host once every Ingress is
+//!   in (only where no Ingress serves that host), `force-ssl-redirect` puts the HTTPS
+//!   redirect on every host of the Ingress, and a fixed redirect (`permanent-redirect`)
+//!   answers before any HTTPS redirect.
 //! - **Backends** reference a Service port (by number or name) in the Ingress's namespace,
 //!   weight 1; an unresolvable one answers **503**. A `resource` backend, or one naming no
 //!   Service with a port, cannot be served: the path is rejected (`ResourceBackendNotSupported`,
@@ -23,7 +32,8 @@
 //!   picked by SNI) answers plain-HTTP requests with **308** to `https://` on the well-known
 //!   port, as ingress-nginx and Contour do; ACME HTTP-01 paths
 //!   (`/.well-known/acme-challenge/`) are never redirected. An Ingress annotated
-//!   `weir.dev/ssl-redirect: "false"` keeps its own routes of those hosts on plain HTTP. Both
+//!   `weir.dev/ssl-redirect: "false"` (or ingress-nginx's `ssl-redirect: "false"`) keeps its
+//!   own routes of those hosts on plain HTTP. Both
 //!   listeners serve one route table, so the redirect is a route-level condition: each such
 //!   route's chain starts with a `RequestRedirect` marked `https_upgrade`, which answers only
 //!   cleartext requests outside the ACME paths (see [`crate::snapshot::RequestRedirect`]).
@@ -42,7 +52,7 @@ use std::sync::Arc;
 
 use k8s_openapi::api::networking::v1::{IngressBackend, IngressSpec};
 
-use super::filters::FilterSet;
+use super::filters::{self, EntryContext, FilterSet};
 use super::ir::{
     BackendRef, CertificateRef, FieldPath, HostMatch, IrAction, IrForward, IrListener, IrRoute,
     IrRouteTable, PortRef, Rejection, Source, SourceId, SourceOrder, Unresolved, Variant,
@@ -87,6 +97,9 @@ pub(super) fn front_end<'a>(
     let mut table = IrRouteTable::default();
     let mut certificates = Vec::new();
     let mut canaries = Vec::new();
+    // `from-to-www-redirect` routes, added once every Ingress is in: like ingress-nginx,
+    // only under hosts that no Ingress serves.
+    let mut www: Vec<(HostMatch, IrRoute<'a>)> = Vec::new();
     for owned in &owned {
         let ingress = Source {
             kind: INGRESS,
@@ -131,13 +144,23 @@ pub(super) fn front_end<'a>(
                 hosts: entry.hosts.as_deref().unwrap_or_default(),
             });
         }
-        let redirect = ssl_redirect(owned.ingress, &ingress, status).then_some(&tls_hosts);
+        let redirect = (ssl_redirect(owned.ingress, &ingress, status)
+            && translation.routes.ssl_redirect != Some(false))
+        .then_some(&tls_hosts);
         let pieces = Pieces {
             filters: &filters,
             variant: variant.as_ref(),
             redirect,
+            https: config.https_addr.is_some(),
+            settings: &translation.routes,
+            entries: EntryContext {
+                key: owned.key,
+                objects,
+            },
         };
-        rules(&ingress, source, spec, &pieces, &mut table, status);
+        rules(
+            &ingress, source, spec, &pieces, &mut table, &mut www, status,
+        );
         if let Some(backend) = spec.default_backend.as_ref() {
             table.default_route.candidates.push(IrRoute {
                 name: DEFAULT_BACKEND_ROUTE.to_owned(),
@@ -160,6 +183,12 @@ pub(super) fn front_end<'a>(
     }
     // After every main route exists: canaries join them.
     nginx::canary::join(&canaries, &mut table, status);
+    for (host, route) in www {
+        let routes = table.hosts.entry(host).or_default();
+        if routes.is_empty() {
+            routes.push(route);
+        }
+    }
     if let Some(flag) = &config.default_backend {
         let source = ir.add_source(Source {
             kind: "Service",
@@ -311,6 +340,7 @@ fn https_redirect() -> Filter {
             hostname: None,
             port: None,
             path: None,
+            query: None,
             status: 308,
         },
         https_upgrade: true,
@@ -326,18 +356,36 @@ struct Pieces<'p> {
     /// The TLS hosts whose routes redirect plain HTTP (`None`: the Ingress turned the
     /// redirect off).
     redirect: Option<&'p TlsHosts>,
+    /// Whether weir has an HTTPS listener (`force-ssl-redirect` needs one to send to).
+    https: bool,
+    /// Route-level settings of its ingress-nginx annotations.
+    settings: &'p nginx::paths::RouteSettings,
+    /// What the per-route entries of those settings compile with.
+    entries: EntryContext<'p>,
 }
 
-/// The routes of one Ingress's rules, into the table by host.
+/// The routes of one Ingress's rules, into the table by host (and under each
+/// `server-alias`); `from-to-www-redirect` routes go to `www` for [`front_end`] to add.
 fn rules<'a>(
     ingress: &Source<'a>,
     source: SourceId,
     spec: &'a IngressSpec,
     pieces: &Pieces<'_>,
     table: &mut IrRouteTable<'a>,
+    www: &mut Vec<(HostMatch, IrRoute<'a>)>,
     status: &mut Status,
 ) {
-    let filters = pieces.filters;
+    let settings = pieces.settings;
+    // An Ingress failing closed answers 500 on every route, the extra ones too.
+    let fails_closed = matches!(pieces.filters.first(), Some(Filter::Deny(_)));
+    let aliases: Vec<HostMatch> = settings
+        .aliases
+        .iter()
+        .filter_map(|a| parse_host(a).ok())
+        .collect();
+    let app_root = settings
+        .app_root_entry()
+        .and_then(|e| compile_extra(&e, pieces, ingress, "app-root", status));
     for (rule_index, rule) in spec.rules.iter().flatten().enumerate() {
         let host = match rule.host.as_deref() {
             None | Some("") => HostMatch::Any,
@@ -359,18 +407,17 @@ fn rules<'a>(
         let Some(http) = rule.http.as_ref() else {
             continue;
         };
-        // The redirect runs first: nothing else (credentials, CORS) happens in cleartext.
-        let filters: Vec<Filter> = match pieces.redirect {
-            Some(tls) if tls.covers(&host) => std::iter::once(https_redirect())
-                .chain(filters.iter().cloned())
-                .collect(),
-            _ => filters.to_vec(),
-        };
-        let routes = table.hosts.entry(host).or_default();
+        // Paths are read once (one condition each), then served under every host.
+        let mut paths = Vec::new();
         for (path_index, path) in http.paths.iter().enumerate() {
             let field =
                 FieldPath::indexed("spec.rules[{}].http.paths[{}]", [rule_index, path_index]);
-            let path_match = match parse_path(path.path.as_deref().unwrap_or(""), &path.path_type) {
+            let text = path.path.as_deref().unwrap_or("");
+            let parsed = match settings.regex_path(text) {
+                Some(regex) => regex.map_err(|why| (reasons::INVALID_PATH, why)),
+                None => parse_path(text, &path.path_type),
+            };
+            let path_match = match parsed {
                 Ok(path_match) => path_match,
                 Err((reason, why)) => {
                     let message = format!("{field}: {why}; path skipped");
@@ -378,21 +425,146 @@ fn rules<'a>(
                     continue;
                 }
             };
-            routes.push(IrRoute {
-                name: format!(
+            // An empty ImplementationSpecific path is `/`, for the rewrite as for the match.
+            let rewrite = match settings.rewrite_entry(if text.is_empty() { "/" } else { text }) {
+                None => None,
+                Some(entry) => {
+                    match compile_extra(&entry, pieces, ingress, "rewrite-target", status) {
+                        Some(filter) => Some(filter),
+                        None => continue,
+                    }
+                }
+            };
+            paths.push((path_index, path, field, path_match, rewrite));
+        }
+        let hosts = std::iter::once(host.clone()).chain(match host {
+            HostMatch::Any => Vec::new(),
+            _ => aliases.clone(),
+        });
+        for host in hosts {
+            // The redirect runs first: nothing else (credentials, CORS) happens in cleartext.
+            // A fixed redirect (`permanent-redirect`) answers before it, as nginx's `return`.
+            let upgrade = !settings.redirects_all
+                && (pieces.redirect.is_some_and(|tls| tls.covers(&host))
+                    || (settings.force_ssl_redirect && pieces.https));
+            let filters: Vec<Filter> = if upgrade {
+                std::iter::once(https_redirect())
+                    .chain(pieces.filters.iter().cloned())
+                    .collect()
+            } else {
+                pieces.filters.to_vec()
+            };
+            let routes = table.hosts.entry(host.clone()).or_default();
+            let name = |path_index: usize| {
+                format!(
                     "{}/{}/{rule_index}/{path_index}",
                     ingress.key.namespace, ingress.key.name
+                )
+            };
+            let order = |index| SourceOrder {
+                source,
+                rule: rule_index,
+                index,
+            };
+            // `app-root` answers `/` before anything else of the location (nginx's `if ($uri
+            // = /) { return 302 ...; }`), where a path of this rule serves `/`.
+            if let (Some(redirect), Some((index, path, field, ..))) =
+                (app_root.as_ref(), paths.iter().find(|p| p.3.matches("/")))
+            {
+                routes.push(IrRoute {
+                    name: format!("{}/app-root", name(*index)),
+                    matches: RouteMatch::path(PathMatch::Exact("/".to_owned())),
+                    filters: if fails_closed {
+                        pieces.filters.to_vec()
+                    } else {
+                        vec![redirect.clone()]
+                    },
+                    action: action(
+                        &ingress.key.namespace,
+                        &path.backend,
+                        pieces.variant,
+                        *field,
+                    ),
+                    field: *field,
+                    order: order(*index),
+                });
+            }
+            for (path_index, path, field, path_match, rewrite) in &paths {
+                // ingress-nginx rewrites when proxying: every other filter sees the
+                // client's path.
+                let mut filters = filters.clone();
+                filters.extend(rewrite.iter().cloned());
+                routes.push(IrRoute {
+                    name: name(*path_index),
+                    matches: RouteMatch::path(path_match.clone()),
+                    filters,
+                    action: action(
+                        &ingress.key.namespace,
+                        &path.backend,
+                        pieces.variant,
+                        *field,
+                    ),
+                    field: *field,
+                    order: order(*path_index),
+                });
+            }
+            if let (true, HostMatch::Exact(h), Some((index, path, field, ..))) =
+                (settings.from_to_www, &host, paths.first())
+            {
+                let (from, to) = nginx::paths::www_pair(h);
+                let entry = nginx::paths::RouteSettings::www_entry(&to);
+                if let (Ok(from), Some(redirect)) = (
+                    parse_host(&from),
+                    compile_extra(&entry, pieces, ingress, "from-to-www-redirect", status),
+                ) {
+                    www.push((
+                        from,
+                        IrRoute {
+                            name: format!("{}/www", name(*index)),
+                            matches: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
+                            filters: if fails_closed {
+                                pieces.filters.to_vec()
+                            } else {
+                                vec![redirect]
+                            },
+                            action: action(
+                                &ingress.key.namespace,
+                                &path.backend,
+                                pieces.variant,
+                                *field,
+                            ),
+                            field: *field,
+                            order: order(*index),
+                        },
+                    ));
+                }
+            }
+        }
+    }
+}
+
+/// Compile an entry the front end builds from the annotations (a rewrite, a redirect); one
+/// that does not compile is reported and left out.
+fn compile_extra(
+    entry: &crate::api::httpfilter::FilterEntry,
+    pieces: &Pieces<'_>,
+    ingress: &Source<'_>,
+    annotation: &str,
+    status: &mut Status,
+) -> Option<Filter> {
+    match filters::compile_entry(entry, &pieces.entries) {
+        Ok(filter) => Some(filter),
+        Err(e) => {
+            status.error(
+                ingress,
+                condition_types::ACCEPTED,
+                reasons::INVALID_ANNOTATION,
+                format!(
+                    "annotation {annotation}: {} ({}); not served",
+                    e.message, e.field
                 ),
-                matches: RouteMatch::path(path_match),
-                filters: filters.clone(),
-                action: action(&ingress.key.namespace, &path.backend, pieces.variant, field),
-                field,
-                order: SourceOrder {
-                    source,
-                    rule: rule_index,
-                    index: path_index,
-                },
-            });
+            );
+            None
         }
     }
 }

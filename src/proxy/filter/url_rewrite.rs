@@ -1,6 +1,7 @@
 //! `URLRewrite` (Gateway API `HTTPURLRewriteFilter`): the backend gets another path and/or
 //! host. The path is replaced in the request target (the query is kept; `ReplacePrefixMatch`
-//! replaces what the route's path match matched, element-wise, as redirects do). The host
+//! replaces what the route's path match matched, element-wise, as redirects do;
+//! `ReplaceRegexMatch` replaces every match of its pattern, capture groups substituted). The host
 //! replaces HTTP/2's `:authority` in the target and is handed to the pipeline as
 //! [`UpstreamHost`], which the upstream phase writes as `Host` (HTTP/1.1) or `:authority`
 //! (HTTP/2) whatever the client spoke. `X-Forwarded-Host` keeps the client's host.
@@ -23,6 +24,10 @@ pub(crate) fn apply(r: &UrlRewrite, ctx: &FilterContext<'_>, req: &mut request::
         PathRewrite::ReplacePrefixMatch(p) => {
             redirect::replace_prefix(req.uri.path(), &ctx.route.matches.path, p)
         }
+        PathRewrite::ReplaceRegexMatch {
+            pattern,
+            substitution,
+        } => redirect::replace_regex(req.uri.path(), pattern, substitution),
     });
     let host = r.hostname.as_deref().and_then(|h| {
         // Compile checked it is a DNS name, so both parse.

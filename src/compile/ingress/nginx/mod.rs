@@ -34,6 +34,7 @@
 //!   cookie routes, weighted backends); runs last, as it rewrites the others' findings.
 //! - `upstream/`: balancing, affinity, timeouts, retries, backend protocol (the cluster
 //!   variant).
+//! - `paths.rs`: regex paths, rewrites, app root, aliases, HTTPS/www/fixed redirects.
 //!
 //! An annotation under the prefix that no family read gets an "unknown or unsupported"
 //! finding; snippets are refused by design (free-text configuration is how CVE-2025-1974,
@@ -63,6 +64,7 @@ mod cors;
 mod headers;
 mod limits;
 mod upstream;
+pub mod paths;
 
 /// ingress-nginx's annotation prefix (its `--annotations-prefix` default).
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
@@ -282,6 +284,9 @@ pub struct Translation {
     pub protocol: Option<UpstreamProtocol>,
     /// Whether the Ingress is a canary (`canary: "true"`), and its rules.
     pub canary: Option<canary::Canary>,
+    /// What the front end builds per route and host (regex paths, rewrites, aliases,
+    /// redirects).
+    pub routes: paths::RouteSettings,
 }
 
 impl Translation {
@@ -330,6 +335,7 @@ pub fn translate(ctx: &Context<'_>) -> Translation {
         return t;
     }
     access::translate(ctx, &mut t);
+    paths::translate(ctx, &mut t);
     upstream::translate(ctx, &mut t);
     auth::translate(ctx, &mut t);
     cors::translate(ctx, &mut t);
