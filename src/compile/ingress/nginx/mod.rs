@@ -63,8 +63,8 @@ pub mod canary;
 mod cors;
 mod headers;
 mod limits;
-mod upstream;
 pub mod paths;
+mod upstream;
 
 /// ingress-nginx's annotation prefix (its `--annotations-prefix` default).
 pub const DEFAULT_PREFIX: &str = "nginx.ingress.kubernetes.io";
