@@ -460,10 +460,17 @@ fn split(ingress: &Ingress, key: &ObjectKey, objects: &Objects, prefix: &str) ->
             objects,
         })
     };
+    let without = |names: &BTreeSet<String>| {
+        let mut ingress = ingress.clone();
+        if let Some(a) = ingress.metadata.annotations.as_mut() {
+            a.retain(|k, _| !Annotations::name_under(k, prefix).is_some_and(|n| names.contains(n)));
+        }
+        ingress
+    };
     let full = translate(ingress);
     let mut out = Split::default();
-    // An annotation moves when the Ingress without it differs only in filters and policy.
-    let mut policy_from = BTreeSet::new();
+    // Candidates: the annotations whose removal changes only filters and policy.
+    let mut moved = BTreeSet::new();
     for f in &full.findings {
         match f.verdict {
             Verdict::Translated(_) | Verdict::Partial { .. } => {}
@@ -473,46 +480,70 @@ fn split(ingress: &Ingress, key: &ObjectKey, objects: &Objects, prefix: &str) ->
             }
             Verdict::Invalid { .. } => continue,
         }
-        let mut without = ingress.clone();
-        if let Some(a) = without.metadata.annotations.as_mut() {
-            a.remove(&Annotations::of(ingress, prefix).key(&f.name));
-        }
-        let t = translate(&without);
-        if rest(&t) == rest(&full) {
-            out.moved.insert(f.name.clone());
-        }
-        if t.policy != full.policy {
-            policy_from.insert(f.name.clone());
+        let one = BTreeSet::from([f.name.clone()]);
+        if rest(&translate(&without(&one))) == rest(&full) {
+            moved.insert(f.name.clone());
         }
     }
-    // The policy moves only as a whole.
-    if policy_from.iter().all(|n| out.moved.contains(n)) && full.policy != Default::default() {
-        out.policy = Some(full.policy.clone());
-    } else {
-        for n in &policy_from {
-            out.moved.remove(n);
+    // A candidate set is right when the Ingress without it, plus the filter (its entries
+    // after the kept ones', as `weir.dev/filters` runs after the annotations) and policy,
+    // is exactly the full translation. Shrink it, one annotation at a time, until it is.
+    let check =
+        |moved: &BTreeSet<String>| -> Option<(Vec<FilterEntry>, Option<BackendPolicySpec>)> {
+            let mut gone = moved.clone();
+            gone.extend(out.dropped.iter().cloned());
+            let kept = translate(&without(&gone));
+            if rest(&kept) != rest(&full) {
+                return None;
+            }
+            let n = kept.entries.len();
+            let same_head = full.entries.len() >= n
+                && full.entries[..n]
+                    .iter()
+                    .zip(&kept.entries)
+                    .all(|(a, b)| a.entry == b.entry);
+            if !same_head {
+                return None;
+            }
+            let policy = if kept.policy == full.policy {
+                None
+            } else if kept.policy == BackendPolicySpec::default() {
+                Some(full.policy.clone())
+            } else {
+                return None;
+            };
+            Some((
+                full.entries[n..].iter().map(|e| e.entry.clone()).collect(),
+                policy,
+            ))
+        };
+    let mut found = None;
+    loop {
+        if let Some(split) = check(&moved) {
+            found = Some(split);
+            break;
         }
+        let smaller = moved.iter().find_map(|m| {
+            let mut fewer = moved.clone();
+            fewer.remove(m);
+            check(&fewer).map(|_| fewer)
+        });
+        moved = match smaller {
+            Some(fewer) => fewer,
+            // No single annotation fixes it: keep them all.
+            None if moved.is_empty() => break,
+            None => BTreeSet::new(),
+        };
     }
-    // Kept annotations' filters run before `weir.dev/filters`, so the moved entries must be
-    // the chain's tail: an entry before a kept one stays with it.
-    let movable =
-        |e: &nginx::Entry, moved: &BTreeSet<String>| e.from.iter().all(|n| moved.contains(*n));
-    let tail = full
-        .entries
-        .iter()
-        .rev()
-        .take_while(|e| movable(e, &out.moved))
-        .count();
-    let head = full.entries.len() - tail;
-    for e in &full.entries[..head] {
-        for n in &e.from {
-            out.moved.remove(*n);
+    match found {
+        Some((entries, policy)) => {
+            out.entries = entries;
+            out.policy = policy;
+            out.moved = moved;
         }
+        // Not even dropping what does nothing is exact: write the Ingress as it is.
+        None => out.dropped.clear(),
     }
-    out.entries = full.entries[head..]
-        .iter()
-        .map(|e| e.entry.clone())
-        .collect();
     out
 }
 
@@ -537,14 +568,14 @@ pub fn manifests(objects: &Objects, prefix: &str) -> String {
         if !split.moved.is_empty() {
             let _ = writeln!(
                 out,
-                "#   moved into HTTPFilter/BackendPolicy {name}: {}",
+                "#   moved into HTTPFilter/BackendPolicy {name} (or redundant): {}",
                 list(&mut split.moved.iter().map(String::as_str))
             );
         }
         if !kept.is_empty() {
             let _ = writeln!(
                 out,
-                "#   kept (no weir-native form; weir serves them as written): {}",
+                "#   kept on the Ingress (no weir-native form, or invalid: weir serves them as written): {}",
                 list(&mut kept.iter().copied())
             );
         }

@@ -188,8 +188,9 @@ impl<'a> Resolver<'a> {
                         return Outcome::Unavailable {
                             reason: reasons::NO_CLUSTER_IP,
                             message: format!(
-                                "Service {namespace}/{service} has no ClusterIP (headless) to \
-                                 forward to (forwardToClusterIP)"
+                                "Service {namespace}/{service} has no ClusterIP to forward to \
+                                 (forwardToClusterIP): it is headless (clusterIP: None) or, in \
+                                 a manifests directory, spec.clusterIP is not written"
                             ),
                         };
                     }
