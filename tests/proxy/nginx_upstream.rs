@@ -309,12 +309,19 @@ async fn connect_timeout_fails_over_and_next_upstream_retries_502_unless_off() {
             &[("proxy-next-upstream", "off")],
         ));
         let h = Harness::start(ProxyConfig::default()).await;
-        h.serve_manifests(&yaml, &["nginx"]);
+        let compiled = h.serve_manifests(&yaml, &["nginx"]);
+        let holey = compiled
+            .snapshot
+            .clusters
+            .values()
+            .find(|c| c.key.service == "holey")
+            .expect("the holey cluster");
+        assert_eq!(holey.timeouts.connect, Duration::from_secs(1), "{proto:?}");
         let mut c = h.client(proto).await;
 
         // Round robin over the black hole and the good endpoint: of 4 requests at least one
-        // tries the hole first, waits out the 1 s connect timeout and is answered by the
-        // good endpoint; none waits for weir's default 2 s connect timeout.
+        // tries the hole first, waits out the connect timeout (1 s, checked above: how long
+        // it took is not asserted) and is answered by the good endpoint.
         let mut slowest = Duration::ZERO;
         for _ in 0..4 {
             let started = Instant::now();
@@ -323,11 +330,11 @@ async fn connect_timeout_fails_over_and_next_upstream_retries_502_unless_off() {
             assert_eq!(a.status, 200, "{proto:?}");
             assert_eq!(a.backend(), Some("good"), "{proto:?}");
         }
+        // A lower bound only: it shows the hole was tried, and cannot fail on a slow machine.
         assert!(
             slowest >= Duration::from_millis(900),
             "{proto:?}: {slowest:?}"
         );
-        assert!(slowest < Duration::from_secs(2), "{proto:?}: {slowest:?}");
 
         // `off`: round robin sends one of the first two requests to the failing endpoint,
         // and its 502 is the answer.
