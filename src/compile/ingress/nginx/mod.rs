@@ -397,16 +397,7 @@ pub(in crate::compile) fn compile(
     let mut scratch = Cluster::new(ClusterKey::new("", "", 0), "", UpstreamProtocol::Http1);
     if let Err(e) = policy::apply(&t.policy, &mut scratch) {
         let message = format!("annotations: cluster setting {}: {}", e.field, e.message);
-        status.error(
-            source,
-            condition_types::ACCEPTED,
-            reasons::INVALID_ANNOTATION,
-            format!("{message}; the Ingress's routes answer 500"),
-        );
-        return vec![Filter::Deny(DirectResponse {
-            status: 500,
-            body: format!("{message}\n"),
-        })];
+        return fail_closed(message, source, status);
     }
     let entry_ctx = EntryContext {
         key: ctx.key,
@@ -429,20 +420,26 @@ pub(in crate::compile) fn compile(
                     format!(" ({})", err.field)
                 };
                 let message = format!("annotation {keys}: {}{field}", err.message);
-                status.error(
-                    source,
-                    condition_types::ACCEPTED,
-                    reasons::INVALID_ANNOTATION,
-                    format!("{message}; the Ingress's routes answer 500"),
-                );
-                return vec![Filter::Deny(DirectResponse {
-                    status: 500,
-                    body: format!("{message}\n"),
-                })];
+                return fail_closed(message, source, status);
             }
         }
     }
     out
+}
+
+/// The chain of an Ingress whose annotations cannot be served as written: an error on the
+/// Ingress, and every request answered 500 with `message`.
+fn fail_closed(message: String, source: &Source<'_>, status: &mut Status) -> Vec<Filter> {
+    status.error(
+        source,
+        condition_types::ACCEPTED,
+        reasons::INVALID_ANNOTATION,
+        format!("{message}; the Ingress's routes answer 500"),
+    );
+    vec![Filter::Deny(DirectResponse {
+        status: 500,
+        body: format!("{message}\n"),
+    })]
 }
 
 /// Conditions for every finding that is not a plain translation, in key order.
