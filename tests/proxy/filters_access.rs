@@ -302,45 +302,17 @@ async fn basic_auth_accepts_bcrypt_and_sha_and_challenges_everything_else() {
 /// whose Secret does not exist; the EndpointSlice points at `port` on loopback.
 fn manifests(port: u16) -> String {
     let ingress = |name: &str, filter: &str| {
-        format!(
-            r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{weir.dev/filters: "{filter}"}}
-spec:
-  ingressClassName: weir
-  rules:
-  - host: {name}.example
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
-"#
-        )
+        let host = format!("{name}.example");
+        IngressYaml::new("weir", name, &host)
+            .annotation("weir.dev/filters", filter)
+            .yaml()
     };
-    let mut out = format!(
-        r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {{name: weir}}
-spec: {{controller: weir.dev/ingress-controller}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: web-1, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
----
+    let mut out = WEIR_CLASS.to_owned() + &loopback_service_yaml("web", port);
+    out.push_str(
+        r#"---
 apiVersion: v1
 kind: Secret
-metadata: {{name: htpasswd, namespace: shop}}
+metadata: {name: htpasswd, namespace: shop}
 type: Opaque
 stringData:
   auth: |
@@ -349,36 +321,36 @@ stringData:
 ---
 apiVersion: weir.dev/v1alpha1
 kind: HTTPFilter
-metadata: {{name: limit, namespace: shop}}
+metadata: {name: limit, namespace: shop}
 spec:
   filters:
   - type: RateLimit
-    rateLimit: {{requests: 1, unit: Hour, burst: 1, key: {{type: Route}}}}
+    rateLimit: {requests: 1, unit: Hour, burst: 1, key: {type: Route}}
 ---
 apiVersion: weir.dev/v1alpha1
 kind: HTTPFilter
-metadata: {{name: lan-only, namespace: shop}}
+metadata: {name: lan-only, namespace: shop}
 spec:
   filters:
   - type: IPAccess
-    ipAccess: {{allow: ["10.0.0.0/8"], deny: []}}
+    ipAccess: {allow: ["10.0.0.0/8"], deny: []}
 ---
 apiVersion: weir.dev/v1alpha1
 kind: HTTPFilter
-metadata: {{name: login, namespace: shop}}
+metadata: {name: login, namespace: shop}
 spec:
   filters:
   - type: BasicAuth
-    basicAuth: {{secretRef: {{name: htpasswd}}, realm: shop}}
+    basicAuth: {secretRef: {name: htpasswd}, realm: shop}
 ---
 apiVersion: weir.dev/v1alpha1
 kind: HTTPFilter
-metadata: {{name: broken-login, namespace: shop}}
+metadata: {name: broken-login, namespace: shop}
 spec:
   filters:
   - type: BasicAuth
-    basicAuth: {{secretRef: {{name: no-such-secret}}}}
-"#
+    basicAuth: {secretRef: {name: no-such-secret}}
+"#,
     );
     for (name, filter) in [
         ("limited", "limit"),

@@ -369,56 +369,18 @@ async fn body_limit_refuses_declared_and_streamed_bodies_over_the_limit() {
 
 // ---------------------------------------------------------------- manifests mode
 
-const CLASS_AND_SERVICE: &str = r#"
-apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: weir}
-spec: {controller: weir.dev/ingress-controller}
----
-apiVersion: v1
-kind: Service
-metadata: {name: web, namespace: shop}
-spec:
-  ports: [{port: 80, name: http}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata:
-  name: web-1
-  namespace: shop
-  labels: {kubernetes.io/service-name: web}
-addressType: IPv4
-ports: [{port: PORT, name: http}]
-endpoints: [{addresses: ["127.0.0.1"]}]
-"#;
-
 /// Loads `yaml` (plus an IngressClass, and a Service `shop/web` whose endpoint is `web`) from
 /// a manifests directory, compiles it, and serves it.
 fn serve_manifests(h: &Harness, web: &Backend, yaml: &str) -> Compiled {
-    let base = CLASS_AND_SERVICE.replace("PORT", &web.addr.port().to_string());
+    let base = WEIR_CLASS.to_owned() + &loopback_service_yaml("web", web.addr.port());
     h.serve_manifests(&format!("{base}---\n{yaml}"), &[])
 }
 
 /// An Ingress for `host` with one `/` path to `shop/web`, running `filters`.
 fn ingress(name: &str, host: &str, filters: &str) -> String {
-    format!(
-        r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{weir.dev/filters: "{filters}"}}
-spec:
-  ingressClassName: weir
-  rules:
-  - host: {host}
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
----
-"#
-    )
+    IngressYaml::new("weir", name, host)
+        .annotation("weir.dev/filters", filters)
+        .yaml()
 }
 
 #[tokio::test]
@@ -549,34 +511,14 @@ spec:
 async fn manifests_tls_hosts_redirect_plain_http_to_https_except_acme_and_opt_out() {
     let web = Backend::start("web").await;
     let h = Harness::start(ProxyConfig::default()).await;
-    let tls_ingress = |name: &str, host: &str, annotations: &str| {
-        format!(
-            r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{{annotations}}}
-spec:
-  ingressClassName: weir
-  tls: [{{hosts: [{host}]}}]
-  rules:
-  - host: {host}
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
----
-"#
-        )
-    };
     let yaml = [
-        tls_ingress("secure", "secure.example", ""),
-        tls_ingress(
-            "plain-ok",
-            "optout.example",
-            r#"weir.dev/ssl-redirect: "false""#,
-        ),
+        IngressYaml::new("weir", "secure", "secure.example")
+            .tls()
+            .yaml(),
+        IngressYaml::new("weir", "plain-ok", "optout.example")
+            .annotation("weir.dev/ssl-redirect", "false")
+            .tls()
+            .yaml(),
         ingress("no-tls", "plain.example", ""),
     ]
     .concat();
@@ -656,20 +598,10 @@ async fn behind_a_trusted_proxy_that_ended_tls_the_https_redirect_does_not_loop(
         ..ProxyConfig::default()
     })
     .await;
-    let yaml = r#"
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata: {name: secure, namespace: shop}
-spec:
-  ingressClassName: weir
-  tls: [{hosts: [secure.example]}]
-  rules:
-  - host: secure.example
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
-"#;
-    serve_manifests(&h, &web, yaml);
+    let yaml = IngressYaml::new("weir", "secure", "secure.example")
+        .tls()
+        .yaml();
+    serve_manifests(&h, &web, &yaml);
     for proto in BOTH {
         let mut c = h.client(proto).await;
         let a = send(

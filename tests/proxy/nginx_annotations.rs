@@ -10,58 +10,18 @@ use weir::proxy::ProxyConfig;
 use crate::support::*;
 
 fn manifests(port: u16) -> String {
-    let ingress = |name: &str, annotations: &str| {
-        format!(
-            r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{{annotations}}}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: {name}.example
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
-"#
-        )
-    };
-    let mut out = format!(
-        r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {{name: nginx}}
-spec: {{controller: k8s.io/ingress-nginx}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: web-1, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-"#
-    );
-    let p = "nginx.ingress.kubernetes.io";
-    for (name, annotations) in [
-        (
-            "loopback",
-            format!("{p}/whitelist-source-range: \"127.0.0.0/8, ::1\""),
-        ),
-        ("lan", format!("{p}/allowlist-source-range: 10.0.0.0/8")),
-        ("denied", format!("{p}/denylist-source-range: 127.0.0.1")),
-        ("small", format!("{p}/proxy-body-size: 1k")),
-        ("unlimited", format!("{p}/proxy-body-size: \"0\"")),
-        ("broken", format!("{p}/whitelist-source-range: 10.0.0.0/99")),
-        ("plain", format!("{p}/configuration-snippet: \"deny all;\"")),
+    let mut out = NGINX_CLASS.to_owned() + &loopback_service_yaml("web", port);
+    for (name, annotation, value) in [
+        ("loopback", "whitelist-source-range", "127.0.0.0/8, ::1"),
+        ("lan", "allowlist-source-range", "10.0.0.0/8"),
+        ("denied", "denylist-source-range", "127.0.0.1"),
+        ("small", "proxy-body-size", "1k"),
+        ("unlimited", "proxy-body-size", "0"),
+        ("broken", "whitelist-source-range", "10.0.0.0/99"),
+        ("plain", "configuration-snippet", "deny all;"),
     ] {
-        out.push_str(&ingress(name, &annotations));
+        let host = format!("{name}.example");
+        out.push_str(&nginx_ingress(name, &host, "web", &[(annotation, value)]));
     }
     out
 }
@@ -71,12 +31,7 @@ async fn annotations_compile_into_filters_the_proxy_enforces() {
     let backend = Backend::start("web").await;
     let h = Harness::start(ProxyConfig::default()).await;
     let compiled = h.serve_manifests(&manifests(backend.addr.port()), &["nginx"]);
-    let reasons: Vec<(String, &str)> = compiled
-        .status
-        .conditions
-        .iter()
-        .flat_map(|(o, cs)| cs.iter().map(move |c| (o.key.name.clone(), c.reason)))
-        .collect();
+    let reasons = condition_reasons(&compiled);
     assert!(
         reasons.contains(&("broken".to_owned(), "InvalidAnnotation")),
         "{reasons:?}"

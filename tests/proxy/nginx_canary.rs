@@ -10,78 +10,49 @@ use weir::proxy::ProxyConfig;
 
 use crate::support::*;
 
-const P: &str = "nginx.ingress.kubernetes.io";
-
-fn ingress(name: &str, host: &str, service: &str, annotations: &str) -> String {
-    format!(
-        r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{{annotations}}}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: {host}
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: {service}, port: {{number: 80}}}}}}}}
-"#
-    )
-}
-
 fn manifests(main_port: u16, canary_port: u16) -> String {
-    let mut out = String::from(
-        "apiVersion: networking.k8s.io/v1\nkind: IngressClass\nmetadata: {name: nginx}\nspec: {controller: k8s.io/ingress-nginx}\n",
-    );
-    for (service, port) in [("main", main_port), ("canary", canary_port)] {
-        out.push_str(&format!(
-            r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: {service}, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {service}-1, namespace: shop, labels: {{kubernetes.io/service-name: {service}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-"#
-        ));
-    }
+    let mut out = NGINX_CLASS.to_owned();
+    out.push_str(&loopback_service_yaml("main", main_port));
+    out.push_str(&loopback_service_yaml("canary", canary_port));
     for (name, annotations) in [
-        ("header", format!("{P}/canary-by-header: X-Canary")),
+        ("header", &[("canary-by-header", "X-Canary")][..]),
         (
             "value",
-            format!("{P}/canary-by-header: X-Region, {P}/canary-by-header-value: eu-west"),
+            &[
+                ("canary-by-header", "X-Region"),
+                ("canary-by-header-value", "eu-west"),
+            ],
         ),
         (
             "pattern",
-            format!("{P}/canary-by-header: X-Region, {P}/canary-by-header-pattern: \"^eu-\""),
+            &[
+                ("canary-by-header", "X-Region"),
+                ("canary-by-header-pattern", "^eu-"),
+            ],
         ),
-        ("cookie", format!("{P}/canary-by-cookie: tester")),
-        ("w30", format!("{P}/canary-weight: \"30\"")),
-        ("w0", format!("{P}/canary-weight: \"0\"")),
-        ("w100", format!("{P}/canary-weight: \"100\"")),
+        ("cookie", &[("canary-by-cookie", "tester")]),
+        ("w30", &[("canary-weight", "30")]),
+        ("w0", &[("canary-weight", "0")]),
+        ("w100", &[("canary-weight", "100")]),
         (
             "prec",
-            format!(
-                "{P}/canary-by-header: X-Canary, {P}/canary-by-cookie: tester, {P}/canary-weight: \"100\""
-            ),
+            &[
+                ("canary-by-header", "X-Canary"),
+                ("canary-by-cookie", "tester"),
+                ("canary-weight", "100"),
+            ],
         ),
     ] {
         let host = format!("{name}.example");
-        out.push_str(&ingress(&format!("{name}-main"), &host, "main", ""));
-        out.push_str(&ingress(
-            &format!("{name}-canary"),
-            &host,
-            "canary",
-            &format!("{P}/canary: \"true\", {annotations}"),
-        ));
+        let (main, canary) = (format!("{name}-main"), format!("{name}-canary"));
+        out.push_str(&nginx_ingress(&main, &host, "main", &[]));
+        out.push_str(
+            &IngressYaml::nginx(&canary, &host)
+                .service("canary")
+                .nginx_annotations(&[("canary", "true")])
+                .nginx_annotations(annotations)
+                .yaml(),
+        );
     }
     out
 }

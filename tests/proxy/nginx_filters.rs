@@ -104,57 +104,10 @@ impl Drop for Server {
 const SHA: &str = "{SHA}5en6G6MezRroT3XKqkdPOmY/BfQ=";
 const BCRYPT: &str = "$2y$04$/wjv.wj7Z/iAz1OGTu4gc.J5yGjxUN67Q6Ni2rhqIjUtlUKxyUc1i";
 
-/// A Service `name` in `shop` on port 80, its endpoint 127.0.0.1:`port`.
-fn service(name: &str, port: u16) -> String {
-    format!(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-1, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-"#
-    )
-}
-
-/// An Ingress `name` of class nginx for `name.example/` → `web`.
-fn ingress(name: &str, annotations: &[(&str, &str)]) -> String {
-    let annotations: String = annotations
-        .iter()
-        .map(|(k, v)| format!("    nginx.ingress.kubernetes.io/{k}: {v:?}\n"))
-        .collect();
-    format!(
-        r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations:
-{annotations}spec:
-  ingressClassName: nginx
-  rules:
-  - host: {name}.example
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}
-"#
-    )
-}
-
 fn manifests(web: u16, auth: u16, shadow: u16) -> String {
-    let mut out = format!(
-        r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {{name: nginx}}
-spec: {{controller: k8s.io/ingress-nginx}}
----
+    let mut out = NGINX_CLASS.to_owned();
+    out.push_str(&format!(
+        r#"---
 apiVersion: v1
 kind: Secret
 metadata: {{name: htpasswd, namespace: shop}}
@@ -176,10 +129,10 @@ metadata: {{name: custom-headers, namespace: shop}}
 data:
   X-Using-Nginx-Controller: "true"
 "#
-    );
-    out.push_str(&service("web", web));
-    out.push_str(&service("auth", auth));
-    out.push_str(&service("shadow", shadow));
+    ));
+    for (name, port) in [("web", web), ("auth", auth), ("shadow", shadow)] {
+        out.push_str(&loopback_service_yaml(name, port));
+    }
     let basic = [
         ("auth-type", "basic"),
         ("auth-secret", "htpasswd"),
@@ -238,7 +191,8 @@ data:
         ("any-allowed", &any_allowed[..]),
         ("any-other", &any_other[..]),
     ] {
-        out.push_str(&ingress(name, annotations));
+        let host = format!("{name}.example");
+        out.push_str(&nginx_ingress(name, &host, "web", annotations));
     }
     // satisfyAny with no authentication after it: a client not allowed is refused at the
     // chain's end.
@@ -251,21 +205,12 @@ spec:
   filters:
   - type: IPAccess
     ipAccess: {allow: ["10.0.0.0/8"], satisfyAny: true}
----
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: any-alone
-  namespace: shop
-  annotations: {weir.dev/filters: lan-any}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: any-alone.example
-    http:
-      paths:
-      - {path: /, pathType: Prefix, backend: {service: {name: web, port: {number: 80}}}}
 "#,
+    );
+    out.push_str(
+        &IngressYaml::nginx("any-alone", "any-alone.example")
+            .annotation("weir.dev/filters", "lan-any")
+            .yaml(),
     );
     out
 }
@@ -294,6 +239,10 @@ async fn send(
     c.answer(req).await
 }
 
+async fn get(c: &mut Client, host: &str, path: &str, headers: &[(&str, &str)]) -> Answer {
+    send(c, "GET", host, path, headers).await
+}
+
 #[tokio::test]
 async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
     let web = Server::start(false).await;
@@ -319,74 +268,39 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
     for proto in BOTH {
         let mut c = h.client(proto).await;
 
-        // Basic auth, htpasswd lines (auth-file).
-        let a = send(&mut c, "GET", "basic.example", "/", &[]).await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{proto:?}");
-        assert_eq!(
-            a.header("www-authenticate"),
-            Some("Basic realm=\"Authentication Required - foo\"")
-        );
-        let wrong = basic("foo", "wrong");
-        let a = send(
-            &mut c,
-            "GET",
-            "basic.example",
-            "/",
-            &[("authorization", &wrong)],
-        )
-        .await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{proto:?}");
-        let right = basic("foo", "secret");
-        let a = send(
-            &mut c,
-            "GET",
-            "basic.example",
-            "/",
-            &[("authorization", &right)],
-        )
-        .await;
-        assert_eq!(a.status, StatusCode::OK, "{proto:?}");
-        assert_eq!(
-            a.header("x-seen-authorization"),
-            None,
-            "{proto:?}: the password stops at the proxy, as ingress-nginx's"
-        );
-
-        // Basic auth, a key per user (auth-map); no auth-realm: an empty realm.
-        let a = send(&mut c, "GET", "map.example", "/", &[]).await;
-        assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{proto:?}");
-        assert_eq!(a.header("www-authenticate"), Some("Basic realm=\"\""));
-        for user in ["bar", "baz"] {
-            let cred = basic(user, "secret");
-            let a = send(
-                &mut c,
-                "GET",
-                "map.example",
-                "/",
-                &[("authorization", &cred)],
-            )
-            .await;
-            assert_eq!(a.status, StatusCode::OK, "{proto:?} {user}");
+        // Basic auth: htpasswd lines (auth-file), and a key per user (auth-map; no
+        // auth-realm: an empty realm).
+        for (host, realm) in [
+            ("basic.example", "Authentication Required - foo"),
+            ("map.example", ""),
+        ] {
+            let a = get(&mut c, host, "/", &[]).await;
+            assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{proto:?} {host}");
+            let challenge = format!("Basic realm=\"{realm}\"");
+            assert_eq!(a.header("www-authenticate"), Some(challenge.as_str()));
         }
-        let cred = basic("foo", "secret");
-        let a = send(
-            &mut c,
-            "GET",
-            "map.example",
-            "/",
-            &[("authorization", &cred)],
-        )
-        .await;
-        assert_eq!(
-            a.status,
-            StatusCode::UNAUTHORIZED,
-            "{proto:?}: foo is not in the map"
-        );
+        let right = basic("foo", "secret");
+        for (host, user, password, want) in [
+            ("basic.example", "foo", "wrong", StatusCode::UNAUTHORIZED),
+            ("basic.example", "foo", "secret", StatusCode::OK),
+            ("map.example", "bar", "secret", StatusCode::OK),
+            ("map.example", "baz", "secret", StatusCode::OK),
+            // foo is not in the map.
+            ("map.example", "foo", "secret", StatusCode::UNAUTHORIZED),
+        ] {
+            let cred = basic(user, password);
+            let a = get(&mut c, host, "/", &[("authorization", &cred)]).await;
+            assert_eq!(a.status, want, "{proto:?} {host} {user}:{password}");
+            assert_eq!(
+                a.header("x-seen-authorization"),
+                None,
+                "{proto:?} {host}: the password stops at the proxy, as ingress-nginx's"
+            );
+        }
 
         // External auth: allowed, and the answer's header reaches the backend.
-        let a = send(
+        let a = get(
             &mut c,
-            "GET",
             "external.example",
             "/cart?id=1",
             &[
@@ -403,7 +317,7 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
             "{proto:?}"
         );
         // Denied: ingress-nginx's sign-in redirect, `rd` = the original URL.
-        let a = send(&mut c, "GET", "external.example", "/cart?id=1", &[]).await;
+        let a = get(&mut c, "external.example", "/cart?id=1", &[]).await;
         assert_eq!(a.status, StatusCode::FOUND, "{proto:?}");
         assert_eq!(
             a.header("location"),
@@ -444,9 +358,8 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
         );
         assert_eq!(a.header("access-control-max-age"), Some("1728000"));
         // A simple request from a wildcard origin: allowed, with the exposed headers.
-        let a = send(
+        let a = get(
             &mut c,
-            "GET",
             "cors.example",
             "/",
             &[("origin", "https://app.example.org")],
@@ -465,9 +378,8 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
             "{proto:?}: {exposed}"
         );
         // An origin not listed gets no CORS headers.
-        let a = send(
+        let a = get(
             &mut c,
-            "GET",
             "cors.example",
             "/",
             &[("origin", "https://evil.com")],
@@ -485,7 +397,7 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
         };
         let mut statuses = Vec::new();
         for _ in 0..5 {
-            statuses.push(send(&mut c, "GET", host, "/", &[]).await.status);
+            statuses.push(get(&mut c, host, "/", &[]).await.status);
         }
         assert_eq!(
             statuses,
@@ -494,37 +406,36 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
         );
         // The same limit with 127.0.0.1 exempt: never refused.
         for i in 0..8 {
-            let a = send(&mut c, "GET", "exempt.example", "/", &[]).await;
+            let a = get(&mut c, "exempt.example", "/", &[]).await;
             assert_eq!(a.status, StatusCode::OK, "{proto:?} request {i}");
         }
 
         // satisfy: any — the allow list lets 127.0.0.1 in without credentials; where it
         // does not list it, credentials do; with no authentication after it, 403.
-        let a = send(&mut c, "GET", "any-allowed.example", "/", &[]).await;
+        let a = get(&mut c, "any-allowed.example", "/", &[]).await;
         assert_eq!(a.status, StatusCode::OK, "{proto:?}");
-        let a = send(&mut c, "GET", "any-other.example", "/", &[]).await;
+        let a = get(&mut c, "any-other.example", "/", &[]).await;
         assert_eq!(a.status, StatusCode::UNAUTHORIZED, "{proto:?}");
-        let a = send(
+        let a = get(
             &mut c,
-            "GET",
             "any-other.example",
             "/",
             &[("authorization", &right)],
         )
         .await;
         assert_eq!(a.status, StatusCode::OK, "{proto:?}");
-        let a = send(&mut c, "GET", "any-alone.example", "/", &[]).await;
+        let a = get(&mut c, "any-alone.example", "/", &[]).await;
         assert_eq!(a.status, StatusCode::FORBIDDEN, "{proto:?}");
 
         // Custom headers: the ConfigMap's entries on the response (the docs' example).
-        let a = send(&mut c, "GET", "headers.example", "/", &[]).await;
+        let a = get(&mut c, "headers.example", "/", &[]).await;
         assert_eq!(a.status, StatusCode::OK, "{proto:?}");
         assert_eq!(
             a.header("x-using-nginx-controller"),
             Some("true"),
             "{proto:?}"
         );
-        let a = send(&mut c, "GET", "basic.example", "/", &[]).await;
+        let a = get(&mut c, "basic.example", "/", &[]).await;
         assert_eq!(
             a.header("x-using-nginx-controller"),
             None,
@@ -533,7 +444,7 @@ async fn auth_cors_limits_and_mirror_annotations_are_enforced() {
 
         // Mirror: the copy reaches the shadow with the request's path.
         let path = format!("/mirrored/{proto:?}");
-        let a = send(&mut c, "GET", "mirror.example", &path, &[]).await;
+        let a = get(&mut c, "mirror.example", &path, &[]).await;
         assert_eq!(a.status, StatusCode::OK, "{proto:?}");
         wait_until("the mirror copy", || {
             shadow.seen().iter().any(|(target, _)| *target == path)

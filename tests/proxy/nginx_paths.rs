@@ -10,61 +10,16 @@ use weir::proxy::ProxyConfig;
 
 use crate::support::*;
 
-const P: &str = "nginx.ingress.kubernetes.io";
-
-/// One Ingress of class `nginx` for `host`, its paths as (path, pathType).
+/// One Ingress of class `nginx` for `host` → `web`, its paths as (path, pathType).
 fn ingress(name: &str, host: &str, annotations: &[(&str, &str)], paths: &[(&str, &str)]) -> String {
-    let annotations = annotations
-        .iter()
-        .map(|(k, v)| format!("{P}/{k}: {v:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    let paths = paths
-        .iter()
-        .map(|(path, path_type)| {
-            format!(
-                "      - {{path: {path:?}, pathType: {path_type}, backend: {{service: {{name: web, port: {{number: 80}}}}}}}}\n"
-            )
-        })
-        .collect::<String>();
-    format!(
-        r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{{annotations}}}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: {host}
-    http:
-      paths:
-{paths}"#
-    )
+    IngressYaml::nginx(name, host)
+        .nginx_annotations(annotations)
+        .paths(paths)
+        .yaml()
 }
 
 fn manifests(port: u16) -> String {
-    let mut out = format!(
-        r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {{name: nginx}}
-spec: {{controller: k8s.io/ingress-nginx}}
----
-apiVersion: v1
-kind: Service
-metadata: {{name: web, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: web-1, namespace: shop, labels: {{kubernetes.io/service-name: web}}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-"#
-    );
+    let mut out = NGINX_CLASS.to_owned() + &loopback_service_yaml("web", port);
     let root = [("/", "Prefix")];
     for (name, host, annotations, paths) in [
         (
@@ -138,13 +93,13 @@ endpoints: [{{addresses: [127.0.0.1]}}]
     }
     // TLS hosts (default certificate): redirected unless `ssl-redirect: "false"`.
     for (name, value) in [("secure", "true"), ("plain", "false")] {
-        out.push_str(&ingress(
-            name,
-            &format!("{name}.example"),
-            &[("ssl-redirect", value)],
-            &root,
-        ));
-        out.push_str(&format!("  tls: [{{hosts: [{name}.example]}}]\n"));
+        let host = format!("{name}.example");
+        out.push_str(
+            &IngressYaml::nginx(name, &host)
+                .nginx_annotations(&[("ssl-redirect", value)])
+                .tls()
+                .yaml(),
+        );
     }
     out
 }
@@ -166,11 +121,8 @@ async fn path_and_redirect_annotations_are_served_as_ingress_nginx_does() {
     let backend = Backend::start("web").await;
     let h = Harness::start(ProxyConfig::default()).await;
     let compiled = h.serve_manifests(&manifests(backend.addr.port()), &["nginx"]);
-    let errors: Vec<_> = compiled
-        .status
-        .conditions
-        .iter()
-        .flat_map(|(o, cs)| cs.iter().map(move |c| (o.key.name.clone(), c.reason)))
+    let errors: Vec<_> = condition_reasons(&compiled)
+        .into_iter()
         .filter(|(_, r)| *r != "PartiallySupportedAnnotation")
         .collect();
     assert!(errors.is_empty(), "{errors:?}");
@@ -348,20 +300,7 @@ fn an_invalid_regex_path_rejects_only_that_path() {
                 ("/look(?=ahead)", "ImplementationSpecific"),
             ],
         );
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(dir.path().join("all.yaml"), yaml).expect("write");
-    let (objects, diagnostics) = weir::store::files::load_dir(dir.path()).expect("load");
-    assert!(diagnostics.is_empty(), "{diagnostics:?}");
-    let config = weir::compile::CompileConfig {
-        controller_name: "weir.dev/ingress-controller".to_owned(),
-        http_addr: "127.0.0.1:0".parse().expect("addr"),
-        https_addr: None,
-        default_backend: None,
-        now_unix: 1_893_456_000,
-        ingress_classes: vec!["nginx".to_owned()],
-        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
-    };
-    let compiled = weir::compile::compile(&objects, &config);
+    let (_, compiled) = compile_manifests(&yaml, &["nginx"], false);
     let messages: Vec<String> = compiled
         .status
         .conditions

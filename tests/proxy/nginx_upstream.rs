@@ -18,66 +18,10 @@ use weir::proxy::ProxyConfig;
 use crate::balancing::delayed_backend;
 use crate::support::*;
 
-const P: &str = "nginx.ingress.kubernetes.io";
-
+/// An Ingress of class `nginx` for `name.example/` → `service`.
 fn ingress(name: &str, service: &str, annotations: &[(&str, &str)]) -> String {
-    let annotations = annotations
-        .iter()
-        .map(|(k, v)| format!("{P}/{k}: {v:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{{annotations}}}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: {name}.example
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: {service}, port: {{number: 80}}}}}}}}
-"#
-    )
+    nginx_ingress(name, &format!("{name}.example"), service, annotations)
 }
-
-/// A Service `name` (port 80, named `http`) whose endpoints are `addrs`, one EndpointSlice
-/// each (their ports differ).
-fn service(name: &str, addrs: &[SocketAddr]) -> String {
-    let mut out = format!(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
-"#
-    );
-    for (i, a) in addrs.iter().enumerate() {
-        out.push_str(&format!(
-            r#"---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-{i}, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {}}}]
-endpoints: [{{addresses: ["{}"]}}]
-"#,
-            a.port(),
-            a.ip()
-        ));
-    }
-    out
-}
-
-const CLASS: &str = r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: nginx}
-spec: {controller: k8s.io/ingress-nginx}
-"#;
 
 /// 16 concurrent clients × 25 requests to `host`; the requests each backend answered.
 async fn spread(h: &Harness, host: &'static str, proto: Proto) -> HashMap<String, usize> {
@@ -110,8 +54,8 @@ async fn ewma_sends_less_to_a_slow_endpoint_than_round_robin_and_variants_are_cl
         let fast_a = Backend::start("fast-a").await;
         let fast_b = Backend::start("fast-b").await;
         let (slow, slow_task) = delayed_backend("slow", Duration::from_millis(50)).await;
-        let mut yaml = CLASS.to_owned();
-        yaml.push_str(&service("mixed", &[fast_a.addr, fast_b.addr, slow]));
+        let mut yaml = NGINX_CLASS.to_owned();
+        yaml.push_str(&service_yaml("mixed", &[fast_a.addr, fast_b.addr, slow]));
         yaml.push_str(&ingress("rr", "mixed", &[("load-balance", "round_robin")]));
         yaml.push_str(&ingress("ewma", "mixed", &[("load-balance", "ewma")]));
         yaml.push_str(&ingress("plain", "mixed", &[]));
@@ -164,8 +108,8 @@ async fn cookie_affinity_sets_its_cookie_and_sticks_and_hash_by_keeps_a_key_on_o
             Backend::start("c").await,
         ];
         let addrs: Vec<SocketAddr> = pool.iter().map(|b| b.addr).collect();
-        let mut yaml = CLASS.to_owned();
-        yaml.push_str(&service("pool", &addrs));
+        let mut yaml = NGINX_CLASS.to_owned();
+        yaml.push_str(&service_yaml("pool", &addrs));
         yaml.push_str(&ingress(
             "sticky",
             "pool",
@@ -284,15 +228,18 @@ async fn connect_timeout_fails_over_and_next_upstream_retries_502_unless_off() {
         let failing_off = Backend::start("failing-off").await;
         failing_off.fail_with(502);
         let good_off = Backend::start("good-off").await;
-        let mut yaml = CLASS.to_owned();
-        yaml.push_str(&service(
+        let mut yaml = NGINX_CLASS.to_owned();
+        yaml.push_str(&service_yaml(
             "holey",
             &[hole.local_addr().expect("addr"), good.addr],
         ));
         // Separate Services (and endpoints): clusters share endpoint state by address, so
         // ejecting the failing endpoint for one Ingress must not hide it from the other.
-        yaml.push_str(&service("flaky", &[failing.addr, good.addr]));
-        yaml.push_str(&service("flaky-off", &[failing_off.addr, good_off.addr]));
+        yaml.push_str(&service_yaml("flaky", &[failing.addr, good.addr]));
+        yaml.push_str(&service_yaml(
+            "flaky-off",
+            &[failing_off.addr, good_off.addr],
+        ));
         yaml.push_str(&ingress(
             "connect",
             "holey",
@@ -361,8 +308,8 @@ async fn connect_timeout_fails_over_and_next_upstream_retries_502_unless_off() {
 async fn backend_protocol_grpc_speaks_h2c_to_the_backend() {
     for proto in BOTH {
         let grpc = GrpcBackend::start("grpc").await;
-        let mut yaml = CLASS.to_owned();
-        yaml.push_str(&service("grpc", &[grpc.addr]));
+        let mut yaml = NGINX_CLASS.to_owned();
+        yaml.push_str(&service_yaml("grpc", &[grpc.addr]));
         yaml.push_str(&ingress("grpc", "grpc", &[("backend-protocol", "GRPC")]));
         yaml.push_str(&ingress("plain", "grpc", &[]));
         let h = Harness::start(ProxyConfig::default()).await;
@@ -386,7 +333,7 @@ async fn service_upstream_forwards_to_the_cluster_ip_and_a_headless_service_answ
         let vip = Backend::start("vip").await;
         let pod = Backend::start("pod").await;
         let port = vip.addr.port();
-        let mut yaml = CLASS.to_owned();
+        let mut yaml = NGINX_CLASS.to_owned();
         // The Service's ClusterIP:port is the `vip` backend; its EndpointSlice names `pod`.
         yaml.push_str(&format!(
             r#"---
@@ -417,8 +364,12 @@ endpoints: [{{addresses: ["127.0.0.1"]}}]
             pod_port = pod.addr.port()
         ));
         let on_port = |name: &str, service: &str, annotations: &[(&str, &str)]| {
-            ingress(name, service, annotations)
-                .replace("port: {number: 80}", &format!("port: {{number: {port}}}"))
+            let host = format!("{name}.example");
+            IngressYaml::nginx(name, &host)
+                .service(service)
+                .port(port)
+                .nginx_annotations(annotations)
+                .yaml()
         };
         yaml.push_str(&on_port("vip", "web", &[("service-upstream", "true")]));
         yaml.push_str(&on_port("pods", "web", &[]));
@@ -429,12 +380,7 @@ endpoints: [{{addresses: ["127.0.0.1"]}}]
         ));
         let h = Harness::start(ProxyConfig::default()).await;
         let compiled = h.serve_manifests(&yaml, &["nginx"]);
-        let reasons: Vec<(String, &str)> = compiled
-            .status
-            .conditions
-            .iter()
-            .flat_map(|(o, cs)| cs.iter().map(move |c| (o.key.name.clone(), c.reason)))
-            .collect();
+        let reasons = condition_reasons(&compiled);
         assert!(
             reasons.contains(&("headless".to_owned(), "NoClusterIP")),
             "{reasons:?}"

@@ -27,6 +27,11 @@ use weir::snapshot::{
     Snapshot, Timeouts, TlsConfig, UpstreamProtocol, VirtualHost,
 };
 
+mod manifests;
+// The benches include this harness too and use none of the manifest builders.
+#[allow(unused_imports)]
+pub use manifests::*;
+
 pub type Body = BoxBody<Bytes, Infallible>;
 
 pub fn body(b: impl Into<Bytes>) -> Body {
@@ -588,6 +593,41 @@ pub fn certificate(names: &[&str]) -> Arc<Certificate> {
 
 // ---------------------------------------------------------------- proxy harness
 
+/// Every condition `compiled` reports, as (object name, reason), in report order.
+pub fn condition_reasons(compiled: &weir::compile::Compiled) -> Vec<(String, &'static str)> {
+    compiled
+        .status
+        .conditions
+        .iter()
+        .flat_map(|(o, cs)| cs.iter().map(move |c| (o.key.name.clone(), c.reason)))
+        .collect()
+}
+
+/// Loads `yaml` as `weir run --manifests` reads a directory and compiles it ("now"
+/// 2030-01-01, `--ingress-class` = `ingress_classes`, an HTTPS listener if `https`); the
+/// objects and what they compiled to. The manifests must load without a diagnostic.
+pub fn compile_manifests(
+    yaml: &str,
+    ingress_classes: &[&str],
+    https: bool,
+) -> (weir::store::Objects, weir::compile::Compiled) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("all.yaml"), yaml).expect("write");
+    let (objects, diagnostics) = weir::store::files::load_dir(dir.path()).expect("load");
+    assert!(diagnostics.is_empty(), "{diagnostics:?}");
+    let config = weir::compile::CompileConfig {
+        controller_name: "weir.dev/ingress-controller".to_owned(),
+        http_addr: "127.0.0.1:0".parse().expect("addr"),
+        https_addr: https.then(|| "127.0.0.1:0".parse().expect("addr")),
+        default_backend: None,
+        now_unix: 1_893_456_000,
+        ingress_classes: ingress_classes.iter().map(|c| (*c).to_owned()).collect(),
+        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
+    };
+    let compiled = weir::compile::compile(&objects, &config);
+    (objects, compiled)
+}
+
 pub struct Harness {
     pub proxy: Proxy,
     pub http: SocketAddr,
@@ -634,24 +674,10 @@ impl Harness {
         }
     }
 
-    /// Loads `yaml` as `weir run --manifests` reads a directory, compiles it (HTTPS listener
-    /// on, "now" 2030-01-01, `--ingress-class` = `ingress_classes`), and publishes the
-    /// endpoints and the snapshot. The manifests must load without a diagnostic.
+    /// Loads and compiles `yaml` as [`compile_manifests`] does (HTTPS listener on), and
+    /// publishes the endpoints and the snapshot.
     pub fn serve_manifests(&self, yaml: &str, ingress_classes: &[&str]) -> weir::compile::Compiled {
-        let dir = tempfile::tempdir().expect("tempdir");
-        std::fs::write(dir.path().join("all.yaml"), yaml).expect("write");
-        let (objects, diagnostics) = weir::store::files::load_dir(dir.path()).expect("load");
-        assert!(diagnostics.is_empty(), "{diagnostics:?}");
-        let config = weir::compile::CompileConfig {
-            controller_name: "weir.dev/ingress-controller".to_owned(),
-            http_addr: "127.0.0.1:0".parse().expect("addr"),
-            https_addr: Some("127.0.0.1:0".parse().expect("addr")),
-            default_backend: None,
-            now_unix: 1_893_456_000,
-            ingress_classes: ingress_classes.iter().map(|c| (*c).to_owned()).collect(),
-            annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
-        };
-        let compiled = weir::compile::compile(&objects, &config);
+        let (objects, compiled) = compile_manifests(yaml, ingress_classes, true);
         let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);
         self.proxy.publish_endpoints(Arc::new(sets));
         self.publish(Arc::new(compiled.snapshot.clone()));
