@@ -140,6 +140,37 @@ spec: {controller: k8s.io/ingress-nginx}
         "empty",
         &format!("{p}/default-backend: errors"),
     ));
+    // Two endpoints, one answering 404: retried on http_404 before anything is replaced.
+    out.push_str(&format!(
+        r#"---
+apiVersion: v1
+kind: Service
+metadata: {{name: mixed, namespace: shop}}
+spec: {{ports: [{{name: http, port: 80}}]}}
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: mixed-1, namespace: shop, labels: {{kubernetes.io/service-name: mixed}}}}
+addressType: IPv4
+ports: [{{name: http, port: {web}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata: {{name: mixed-2, namespace: shop, labels: {{kubernetes.io/service-name: mixed}}}}
+addressType: IPv4
+ports: [{{name: http, port: {missing}}}]
+endpoints: [{{addresses: [127.0.0.1]}}]
+"#
+    ));
+    out.push_str(&ingress(
+        "retried",
+        "mixed",
+        &format!(
+            "{both}, {p}/proxy-next-upstream: \"error timeout http_404\", \
+             {p}/proxy-next-upstream-tries: \"2\""
+        ),
+    ));
     out.push_str(&ingress(
         "bare",
         "missing",
@@ -226,6 +257,21 @@ async fn errors_are_answered_by_the_default_backend() {
         assert!(a.body.is_empty(), "{proto:?}");
         assert_eq!(a.header("x-error-method"), Some("HEAD"), "{proto:?}");
 
+        // A request with a body: the body went to the upstream; the error backend is
+        // asked with GET and no body (a fresh connection: the upstream answered without
+        // reading the body).
+        let mut fresh = h.client(proto).await;
+        let req = fresh.request("POST", "gone.example", "/form", body("a=1&".repeat(512)));
+        let a = fresh.answer(req).await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND, "{proto:?}");
+        assert_eq!(&a.body[..], b"error page 404\n", "{proto:?}");
+        assert_eq!(a.header("x-error-method"), Some("GET"), "{proto:?}");
+        assert_eq!(
+            a.header("x-error-x-original-uri"),
+            Some("/form"),
+            "{proto:?}"
+        );
+
         // A 200 passes through untouched.
         let a = c.get("ok.example", "/fine").await;
         assert_eq!(a.status, StatusCode::OK, "{proto:?}");
@@ -252,6 +298,20 @@ async fn errors_are_answered_by_the_default_backend() {
             "{proto:?}"
         );
         assert_eq!(a.header("x-error-x-original-uri"), None, "{proto:?}");
+
+        // Retries run first: a 404 from one endpoint is retried on the other (200), so
+        // every answer is the upstream's. Were the 404 replaced before retrying, each
+        // request would show the error page with probability 1/2 (the first pick), and all
+        // 10 passing by chance has probability 2^-10.
+        let before = missing.hits();
+        for i in 0..10 {
+            let a = c.get("retried.example", "/").await;
+            assert_eq!(a.status, StatusCode::OK, "{proto:?} {i}");
+            assert_eq!(a.backend(), Some("web"), "{proto:?} {i}");
+        }
+        // ... and the 404 endpoint was tried (first picks are spread over both endpoints;
+        // none of 10 landing on it has probability at most 2^-10).
+        assert!(missing.hits() > before, "{proto:?}");
 
         // custom-http-errors without default-backend: not served, the 404 passes through.
         let a = c.get("bare.example", "/").await;
