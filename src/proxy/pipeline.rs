@@ -15,7 +15,10 @@
 //! 7. **upstream** — the cluster's `max_requests` breaker admits the request; a pooled
 //!    connection (`upstream`), the request sent; what failed or answered with a retriable
 //!    status is sent again to another endpoint as the cluster's retry policy allows
-//!    (`Attempts::run`, the rules in `super::retry`).
+//!    (`Attempts::run`, the rules in `super::retry`). A route's `ErrorPages`
+//!    (`filter::error_pages`) sends a request whose cluster has no endpoint to its cluster
+//!    instead, and replaces an answer with one of its statuses, after the attempts, by its
+//!    cluster's answer to a request of its own.
 //! 8. **response filters** — backend's, then route's, in reverse order; also on local replies.
 //! 9. **log/metrics** — when the response body ends ([`Completion`]), or at once for a local
 //!    reply; a request whose client goes away first is accounted as 499.
