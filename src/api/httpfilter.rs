@@ -71,11 +71,14 @@ pub enum FilterType {
     RequestMirror,
     /// Refuse request bodies larger than a limit (413).
     BodyLimit,
+    /// Answer for a backend without endpoints, and replace chosen error responses, from
+    /// another Service (ingress-nginx `default-backend` and `custom-http-errors`).
+    ErrorPages,
 }
 
 impl FilterType {
     /// Every type, in declaration order.
-    pub const ALL: [FilterType; 11] = [
+    pub const ALL: [FilterType; 12] = [
         FilterType::RequestHeaderModifier,
         FilterType::ResponseHeaderModifier,
         FilterType::RequestRedirect,
@@ -87,6 +90,7 @@ impl FilterType {
         FilterType::ExternalAuth,
         FilterType::RequestMirror,
         FilterType::BodyLimit,
+        FilterType::ErrorPages,
     ];
 
     /// The name in manifests (`URLRewrite`, `CORS`, …).
@@ -103,6 +107,7 @@ impl FilterType {
             FilterType::ExternalAuth => "ExternalAuth",
             FilterType::RequestMirror => "RequestMirror",
             FilterType::BodyLimit => "BodyLimit",
+            FilterType::ErrorPages => "ErrorPages",
         }
     }
 
@@ -120,6 +125,7 @@ impl FilterType {
             FilterType::ExternalAuth => "externalAuth",
             FilterType::RequestMirror => "requestMirror",
             FilterType::BodyLimit => "bodyLimit",
+            FilterType::ErrorPages => "errorPages",
         }
     }
 
@@ -152,7 +158,8 @@ impl FilterType {
     validation = Rule::new("self.type == 'BasicAuth' ? has(self.basicAuth) : !has(self.basicAuth)").message("basicAuth must be set exactly when type is BasicAuth"),
     validation = Rule::new("self.type == 'ExternalAuth' ? has(self.externalAuth) : !has(self.externalAuth)").message("externalAuth must be set exactly when type is ExternalAuth"),
     validation = Rule::new("self.type == 'RequestMirror' ? has(self.requestMirror) : !has(self.requestMirror)").message("requestMirror must be set exactly when type is RequestMirror"),
-    validation = Rule::new("self.type == 'BodyLimit' ? has(self.bodyLimit) : !has(self.bodyLimit)").message("bodyLimit must be set exactly when type is BodyLimit")
+    validation = Rule::new("self.type == 'BodyLimit' ? has(self.bodyLimit) : !has(self.bodyLimit)").message("bodyLimit must be set exactly when type is BodyLimit"),
+    validation = Rule::new("self.type == 'ErrorPages' ? has(self.errorPages) : !has(self.errorPages)").message("errorPages must be set exactly when type is ErrorPages")
 )]
 pub struct FilterEntry {
     /// Which filter this is.
@@ -191,6 +198,9 @@ pub struct FilterEntry {
     /// Settings of `BodyLimit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_limit: Option<BodyLimitFilter>,
+    /// Settings of `ErrorPages`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_pages: Option<ErrorPagesFilter>,
 }
 
 impl FilterEntry {
@@ -209,6 +219,7 @@ impl FilterEntry {
             external_auth: None,
             request_mirror: None,
             body_limit: None,
+            error_pages: None,
         }
     }
 }
@@ -556,6 +567,29 @@ pub struct BodyLimitFilter {
     /// The largest request body, in bytes.
     #[schemars(range(min = 0))]
     pub max_request_bytes: i64,
+}
+
+/// Answers from another Service (ingress-nginx's `default-backend` with
+/// `custom-http-errors`). A route whose backend has no endpoint forwards the request there
+/// instead (with `X-Code: 503` and the headers below, but no `X-Original-URI`); an upstream
+/// answer whose status is in `statusCodes` is replaced: weir sends `GET /` (`HEAD /` for a
+/// HEAD) there with `X-Code` (the status), `X-Format` (the request's `Accept`),
+/// `X-Original-URI`, `X-Namespace`, `X-Service-Name`, `X-Service-Port` (the route backend's
+/// Service), `X-Request-ID` and the headers of `requestHeaders`, and answers with that
+/// Service's response (its status, headers and body). That request is never replaced itself.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorPagesFilter {
+    /// The Service that answers.
+    pub backend_ref: BackendRef,
+    /// The upstream statuses replaced (400-599); empty: only requests whose backend has no
+    /// endpoint go there.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 200))]
+    pub status_codes: Vec<i32>,
+    /// More headers the requests to that Service carry (ingress-nginx's `X-Ingress-Name`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request_headers: Option<HeaderFilter>,
 }
 
 /// What weir reports on an `HTTPFilter`.

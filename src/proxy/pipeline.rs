@@ -15,7 +15,10 @@
 //! 7. **upstream** — the cluster's `max_requests` breaker admits the request; a pooled
 //!    connection (`upstream`), the request sent; what failed or answered with a retriable
 //!    status is sent again to another endpoint as the cluster's retry policy allows
-//!    (`Attempts::run`, the rules in `super::retry`).
+//!    (`Attempts::run`, the rules in `super::retry`). A route's `ErrorPages`
+//!    (`filter::error_pages`) sends a request whose cluster has no endpoint to its cluster
+//!    instead, and replaces an answer with one of its statuses, after the attempts, by its
+//!    cluster's answer to a request of its own.
 //! 8. **response filters** — backend's, then route's, in reverse order; also on local replies.
 //! 9. **log/metrics** — when the response body ends ([`Completion`]), or at once for a local
 //!    reply; a request whose client goes away first is accounted as 499.
@@ -42,7 +45,8 @@ use super::affinity;
 use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
 use super::filter::{
-    self, FilterCluster, FilterContext, RequestFacts, RouteFilterState, body_limit, url_rewrite,
+    self, FilterCluster, FilterContext, RequestFacts, RouteFilterState, body_limit, error_pages,
+    url_rewrite,
 };
 use super::framing::{Findings, Flaw};
 use super::h2_conn::{self, Streams};
@@ -56,7 +60,7 @@ use super::tunnel::{self, UpgradeDecision};
 use super::upstream::{ClusterState, EndpointState, Members, REPLAY_LIMIT, Replay, SendError};
 use super::{Inner, ListenerSlot, ListenerView, Picker, RouteRt};
 use crate::balance::{Outcome, PickContext, Tried};
-use crate::snapshot::{BackendTarget, Cluster, RequestHead, Route, RouteAction};
+use crate::snapshot::{BackendTarget, Cluster, Filter, RequestHead, Route, RouteAction};
 
 /// What the server knows about the connection a request came on.
 pub(crate) struct ConnInfo {
@@ -365,6 +369,16 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
     );
     let (mut parts, body) = req.into_parts();
     ctx.facts = RequestFacts::capture(&parts.method, &parts.headers);
+    // `ErrorPages` needs the request as it arrived (`X-Original-URI`, `X-Format`).
+    let error_pages = error_pages_of(route, &route_rt.filter_clusters);
+    let arrived = error_pages.is_some().then(|| {
+        let mut head = Request::new(());
+        *head.uri_mut() = parts.uri.clone();
+        if let Some(accept) = parts.headers.get(header::ACCEPT) {
+            head.headers_mut().insert(header::ACCEPT, accept.clone());
+        }
+        head.into_parts().0
+    });
     let fctx = FilterContext {
         conn: &ctx.conn,
         route,
@@ -444,6 +458,16 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         body = body.limited(limit.0, tripped.clone());
         body_limit = Some(tripped);
     }
+    let errors = match (error_pages, &arrived) {
+        (Some((pages, state)), Some(head)) => Some(error_pages::Plan::new(
+            pages,
+            state,
+            &cluster.key,
+            head,
+            &ctx.request_id,
+        )),
+        _ => None,
+    };
     let req = Request::from_parts(parts, body);
     let fwd = Forwarding {
         host_value: upstream_host.as_ref().map_or(&host_value, |h| &h.0),
@@ -451,6 +475,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         chain,
         cluster,
         body_limit,
+        errors,
     };
     // Not boxed again: `handle` boxed the whole request future once.
     forward_upstream(ctx, req, fwd).await
@@ -464,6 +489,23 @@ struct Forwarding<'a> {
     cluster: Arc<ClusterState>,
     /// Set when the request body passed its `BodyLimit` (then a failed exchange is 413).
     body_limit: Option<Arc<AtomicBool>>,
+    /// The route's `ErrorPages`, if it has one.
+    errors: Option<error_pages::Plan<'a>>,
+}
+
+/// The route's `ErrorPages` filter and its cluster's runtime state, if it has one and the
+/// cluster resolved (else the route is served without it).
+fn error_pages_of<'a>(
+    route: &'a Route,
+    clusters: &[FilterCluster],
+) -> Option<(&'a crate::snapshot::ErrorPages, Arc<ClusterState>)> {
+    route.filters.iter().find_map(|f| match f {
+        Filter::ErrorPages(e) => clusters
+            .iter()
+            .find(|c| c.state.key == e.cluster)
+            .map(|c| (&**e, c.state.clone())),
+        _ => None,
+    })
 }
 
 /// Phases 6–8: pick an endpoint, send, and shape the response.
@@ -476,13 +518,32 @@ async fn forward_upstream(
         host_value,
         upgrade,
         chain,
-        cluster,
+        mut cluster,
         body_limit,
+        mut errors,
     } = fwd;
     // 6. pick endpoint (per attempt, in `Attempts::run`)
-    let members = cluster.members();
+    let mut members = cluster.members();
     if members.endpoints.is_empty() {
-        return ctx.fail(Failure::NoEndpoint, Some(chain));
+        // ingress-nginx swaps a backend without endpoints for the `default-backend`; that
+        // answer is not replaced again.
+        let Some(plan) = errors.take() else {
+            return ctx.fail(Failure::NoEndpoint, Some(chain));
+        };
+        plan.divert(&mut req);
+        cluster = plan.state;
+        members = cluster.members();
+        if members.endpoints.is_empty() {
+            return ctx.fail(Failure::NoEndpoint, Some(chain));
+        }
+        if let Some(l) = ctx.log.as_deref_mut() {
+            l.cluster = cluster.name.to_string();
+        }
+        ctx.cluster = Some(cluster.clone());
+    }
+    // No upgrade is intercepted: its answer is the tunnel's.
+    if upgrade != Upgrade::None {
+        errors = None;
     }
 
     let downstream_h1 = req.version() < Version::HTTP_2;
@@ -536,11 +597,27 @@ async fn forward_upstream(
         l.endpoint = Some(sent.endpoint);
         l.upstream = sent.upstream;
     }
+    let status = sent.response.status().as_u16();
+    let (response, in_flight) = match errors.filter(|p| p.pages.replaces(status)) {
+        None => (sent.response, sent.in_flight),
+        Some(plan) => {
+            // The upstream's answer is dropped (its body unread) and the error cluster's
+            // answer to its own request goes to the client instead.
+            drop(sent);
+            let sub = plan.request(status, ctx.head, ctx.conn.peer.ip());
+            let timeout =
+                deadline.map(|at| at.saturating_duration_since(tokio::time::Instant::now()));
+            match subrequest(&plan.state, sub, host_value, timeout).await {
+                Ok(answer) => (answer.response, answer._in_flight),
+                Err(f) => return ctx.fail(f, Some(chain)),
+            }
+        }
+    };
     respond(
         ctx,
-        sent.response,
+        response,
         chain,
-        sent.in_flight,
+        in_flight,
         deadline,
         Shape {
             upgrade,

@@ -52,6 +52,9 @@ pub enum Filter {
     RequestMirror(RequestMirror),
     /// Request bodies over a limit get 413.
     BodyLimit(BodyLimit),
+    /// Another cluster answers for a backend without endpoints, and instead of chosen
+    /// upstream error statuses (the pipeline runs it, around phase 7).
+    ErrorPages(Arc<ErrorPages>),
     /// Every request is answered with this, before anything else runs: a referenced filter
     /// that is missing or invalid, failing closed.
     Deny(DirectResponse),
@@ -66,6 +69,7 @@ impl Filter {
         match self {
             Filter::ExternalAuth(a) => Some(&a.cluster),
             Filter::RequestMirror(m) => Some(&m.cluster),
+            Filter::ErrorPages(e) => Some(&e.cluster),
             _ => None,
         }
     }
@@ -309,6 +313,25 @@ pub struct RequestMirror {
 pub struct BodyLimit {
     /// The largest request body.
     pub max_request_bytes: u64,
+}
+
+/// Answers from another cluster (see `crate::api::httpfilter::ErrorPagesFilter`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ErrorPages {
+    /// The cluster that answers.
+    pub cluster: ClusterKey,
+    /// The upstream statuses it replaces (sorted, 400–599).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub status_codes: Vec<u16>,
+    /// Header changes of the requests sent there.
+    pub request_headers: HeaderModifier,
+}
+
+impl ErrorPages {
+    /// Whether an upstream answer with `status` is replaced.
+    pub fn replaces(&self, status: u16) -> bool {
+        self.status_codes.binary_search(&status).is_ok()
+    }
 }
 
 fn opt_value<S: Serializer>(v: &Option<HeaderValue>, s: S) -> Result<S::Ok, S::Error> {

@@ -18,6 +18,7 @@ mod listeners;
 mod model;
 mod nginx_annotations;
 mod nginx_canary;
+mod nginx_errors;
 mod nginx_filters;
 mod nginx_paths;
 mod nginx_upstream;

@@ -41,6 +41,7 @@ use super::status::Status;
 mod basic_auth;
 mod body_limit;
 mod cors;
+mod error_pages;
 mod external_auth;
 mod header_modifier;
 mod ip_access;
@@ -305,6 +306,10 @@ pub(super) fn compile_entry(
         FilterType::BodyLimit => Filter::BodyLimit(
             body_limit::compile(entry.body_limit.as_ref().ok_or_else(missing)?).map_err(within)?,
         ),
+        FilterType::ErrorPages => Filter::ErrorPages(Arc::new(
+            error_pages::compile(entry.error_pages.as_ref().ok_or_else(missing)?, ctx)
+                .map_err(within)?,
+        )),
     };
     Ok(f)
 }
@@ -324,6 +329,7 @@ fn set_fields(entry: &FilterEntry) -> Vec<FilterType> {
         external_auth,
         request_mirror,
         body_limit,
+        error_pages,
     } = entry;
     [
         (
@@ -343,6 +349,7 @@ fn set_fields(entry: &FilterEntry) -> Vec<FilterType> {
         (external_auth.is_some(), FilterType::ExternalAuth),
         (request_mirror.is_some(), FilterType::RequestMirror),
         (body_limit.is_some(), FilterType::BodyLimit),
+        (error_pages.is_some(), FilterType::ErrorPages),
     ]
     .into_iter()
     .filter_map(|(set, t)| set.then_some(t))

@@ -44,6 +44,7 @@ pub mod bench;
 pub(crate) mod body_limit;
 mod cors;
 mod deny;
+pub(crate) mod error_pages;
 mod external_auth;
 mod header_modifier;
 mod ip_access;
@@ -153,8 +154,9 @@ impl HttpFilter for Filter {
             Filter::RateLimit(rl) => rate_limit::request(rl, ctx, req)?,
             Filter::IpAccess(ip) => ip_access::request(ip, ctx, req)?,
             Filter::BasicAuth(ba) => basic_auth::request(ba, ctx, req)?,
-            // Awaited by `request`, not here; the response-only kind.
-            Filter::ExternalAuth(_) | Filter::ResponseHeaderModifier(_) => {
+            // Awaited by `request`, not here; the response-only kind; run by the pipeline
+            // around the upstream exchange.
+            Filter::ExternalAuth(_) | Filter::ResponseHeaderModifier(_) | Filter::ErrorPages(_) => {
                 let _ = ctx;
             }
         }

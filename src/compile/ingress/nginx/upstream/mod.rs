@@ -18,8 +18,10 @@
 //! - `backend-protocol` → the cluster's protocol (`GRPC` → h2c, `HTTPS`/`GRPCS` → TLS);
 //! - `service-upstream: "true"` → `forwardToClusterIP` (the Service's ClusterIP and port as
 //!   the one endpoint);
-//! - `default-backend`, `custom-http-errors`, `proxy-ssl-*`: not served (each finding says
-//!   why).
+//! - `default-backend` (a Service of the namespace, its first port), `custom-http-errors` →
+//!   one `ErrorPages` entry (`errors.rs`): the Service answers for route Services without
+//!   endpoints and instead of the listed upstream statuses;
+//! - `proxy-ssl-*`: not served (each finding says why).
 //!
 //! None of these change who may access, so an unreadable value is ignored with a warning, as
 //! ingress-nginx ignores it (falling back to its default).
@@ -32,23 +34,14 @@ use crate::api::backendpolicy::{LoadBalancerSpec, LoadBalancerType};
 use crate::snapshot::UpstreamProtocol;
 
 mod affinity;
+mod errors;
 mod retry;
 
 const LOAD_BALANCE: &str = "load-balance";
 const BACKEND_PROTOCOL: &str = "backend-protocol";
 const SERVICE_UPSTREAM: &str = "service-upstream";
 /// Annotations not served, with why.
-const UNSERVED: [(&str, &str); 10] = [
-    (
-        "default-backend",
-        "weir has no fallback Service for a backend without ready endpoints; such requests \
-         get 503",
-    ),
-    (
-        "custom-http-errors",
-        "weir does not replace upstream error responses with another Service's answer; the \
-         upstream's response is passed through",
-    ),
+const UNSERVED: [(&str, &str); 8] = [
     (
         "proxy-ssl-secret",
         "weir does not verify upstream certificates or present a client certificate to \
@@ -98,6 +91,7 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
     retry::retries(ctx, t);
     backend_protocol(ctx, t);
     service_upstream(ctx, t);
+    errors::translate(ctx, t);
     for (name, why) in UNSERVED {
         if let Some(value) = ctx.get(name) {
             t.found(name, value, Verdict::Unsupported(why.to_owned()));
@@ -415,12 +409,8 @@ mod tests {
 
     #[test]
     fn unserved_annotations_say_why() {
-        let t = translate_only(&[
-            ("default-backend", "fallback"),
-            ("custom-http-errors", "404,503"),
-            ("proxy-ssl-verify", "on"),
-        ]);
-        for name in ["default-backend", "custom-http-errors", "proxy-ssl-verify"] {
+        let t = translate_only(&[("proxy-ssl-verify", "on"), ("proxy-ssl-name", "x")]);
+        for name in ["proxy-ssl-verify", "proxy-ssl-name"] {
             assert!(
                 matches!(verdict(&t, name), Verdict::Unsupported(_)),
                 "{name}"
