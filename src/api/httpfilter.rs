@@ -71,11 +71,13 @@ pub enum FilterType {
     RequestMirror,
     /// Refuse request bodies larger than a limit (413).
     BodyLimit,
+    /// At most so many requests of one client address in flight at once (503 past it).
+    ConcurrencyLimit,
 }
 
 impl FilterType {
     /// Every type, in declaration order.
-    pub const ALL: [FilterType; 11] = [
+    pub const ALL: [FilterType; 12] = [
         FilterType::RequestHeaderModifier,
         FilterType::ResponseHeaderModifier,
         FilterType::RequestRedirect,
@@ -87,6 +89,7 @@ impl FilterType {
         FilterType::ExternalAuth,
         FilterType::RequestMirror,
         FilterType::BodyLimit,
+        FilterType::ConcurrencyLimit,
     ];
 
     /// The name in manifests (`URLRewrite`, `CORS`, …).
@@ -103,6 +106,7 @@ impl FilterType {
             FilterType::ExternalAuth => "ExternalAuth",
             FilterType::RequestMirror => "RequestMirror",
             FilterType::BodyLimit => "BodyLimit",
+            FilterType::ConcurrencyLimit => "ConcurrencyLimit",
         }
     }
 
@@ -120,6 +124,7 @@ impl FilterType {
             FilterType::ExternalAuth => "externalAuth",
             FilterType::RequestMirror => "requestMirror",
             FilterType::BodyLimit => "bodyLimit",
+            FilterType::ConcurrencyLimit => "concurrencyLimit",
         }
     }
 
@@ -132,6 +137,7 @@ impl FilterType {
                 | FilterType::ExternalAuth
                 | FilterType::IpAccess
                 | FilterType::RateLimit
+                | FilterType::ConcurrencyLimit
         )
     }
 }
@@ -152,7 +158,8 @@ impl FilterType {
     validation = Rule::new("self.type == 'BasicAuth' ? has(self.basicAuth) : !has(self.basicAuth)").message("basicAuth must be set exactly when type is BasicAuth"),
     validation = Rule::new("self.type == 'ExternalAuth' ? has(self.externalAuth) : !has(self.externalAuth)").message("externalAuth must be set exactly when type is ExternalAuth"),
     validation = Rule::new("self.type == 'RequestMirror' ? has(self.requestMirror) : !has(self.requestMirror)").message("requestMirror must be set exactly when type is RequestMirror"),
-    validation = Rule::new("self.type == 'BodyLimit' ? has(self.bodyLimit) : !has(self.bodyLimit)").message("bodyLimit must be set exactly when type is BodyLimit")
+    validation = Rule::new("self.type == 'BodyLimit' ? has(self.bodyLimit) : !has(self.bodyLimit)").message("bodyLimit must be set exactly when type is BodyLimit"),
+    validation = Rule::new("self.type == 'ConcurrencyLimit' ? has(self.concurrencyLimit) : !has(self.concurrencyLimit)").message("concurrencyLimit must be set exactly when type is ConcurrencyLimit")
 )]
 pub struct FilterEntry {
     /// Which filter this is.
@@ -191,6 +198,9 @@ pub struct FilterEntry {
     /// Settings of `BodyLimit`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub body_limit: Option<BodyLimitFilter>,
+    /// Settings of `ConcurrencyLimit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<ConcurrencyLimitFilter>,
 }
 
 impl FilterEntry {
@@ -209,6 +219,7 @@ impl FilterEntry {
             external_auth: None,
             request_mirror: None,
             body_limit: None,
+            concurrency_limit: None,
         }
     }
 }
@@ -381,6 +392,27 @@ pub struct RateLimitFilter {
     pub key: Option<RateLimitKey>,
     /// The status of a refused request (default 429; ingress-nginx's `limit-req-status-code`
     /// is 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 400, max = 599))]
+    pub status_code: Option<i32>,
+    /// Client CIDRs (or addresses) the limit does not apply to (ingress-nginx's
+    /// `limit-whitelist`); the client is the connection's peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024))]
+    pub exempt: Vec<String>,
+}
+
+/// A limit on the requests of one client address in flight at once (ingress-nginx's
+/// `limit-connections`): a request counts from its request phase until its response has been
+/// sent (or abandoned); past `max` the request is answered `statusCode` at once.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcurrencyLimitFilter {
+    /// Requests of one client address in flight at once, at most.
+    #[schemars(range(min = 1), extend("format" = "int32"))]
+    pub max: u32,
+    /// The status of a refused request (default 503, ingress-nginx's
+    /// `limit-conn-status-code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 400, max = 599))]
     pub status_code: Option<i32>,

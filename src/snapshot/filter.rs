@@ -52,6 +52,8 @@ pub enum Filter {
     RequestMirror(RequestMirror),
     /// Request bodies over a limit get 413.
     BodyLimit(BodyLimit),
+    /// At most so many requests of one client address in flight.
+    ConcurrencyLimit(Arc<ConcurrencyLimit>),
     /// Every request is answered with this, before anything else runs: a referenced filter
     /// that is missing or invalid, failing closed.
     Deny(DirectResponse),
@@ -309,6 +311,19 @@ pub struct RequestMirror {
 pub struct BodyLimit {
     /// The largest request body.
     pub max_request_bytes: u64,
+}
+
+/// At most `max` requests of one client address (the connection's peer) in flight at once;
+/// the next is answered `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConcurrencyLimit {
+    /// Requests in flight per client address, at most.
+    pub max: u32,
+    /// The status of a refused request.
+    pub status: u16,
+    /// Client networks the limit does not apply to.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "display_seq")]
+    pub exempt: Vec<Cidr>,
 }
 
 fn opt_value<S: Serializer>(v: &Option<HeaderValue>, s: S) -> Result<S::Ok, S::Error> {

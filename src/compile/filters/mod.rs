@@ -40,6 +40,7 @@ use super::status::Status;
 
 mod basic_auth;
 mod body_limit;
+mod concurrency_limit;
 mod cors;
 mod external_auth;
 mod header_modifier;
@@ -305,6 +306,10 @@ pub(super) fn compile_entry(
         FilterType::BodyLimit => Filter::BodyLimit(
             body_limit::compile(entry.body_limit.as_ref().ok_or_else(missing)?).map_err(within)?,
         ),
+        FilterType::ConcurrencyLimit => Filter::ConcurrencyLimit(Arc::new(
+            concurrency_limit::compile(entry.concurrency_limit.as_ref().ok_or_else(missing)?)
+                .map_err(within)?,
+        )),
     };
     Ok(f)
 }
@@ -324,6 +329,7 @@ fn set_fields(entry: &FilterEntry) -> Vec<FilterType> {
         external_auth,
         request_mirror,
         body_limit,
+        concurrency_limit,
     } = entry;
     [
         (
@@ -343,6 +349,7 @@ fn set_fields(entry: &FilterEntry) -> Vec<FilterType> {
         (external_auth.is_some(), FilterType::ExternalAuth),
         (request_mirror.is_some(), FilterType::RequestMirror),
         (body_limit.is_some(), FilterType::BodyLimit),
+        (concurrency_limit.is_some(), FilterType::ConcurrencyLimit),
     ]
     .into_iter()
     .filter_map(|(set, t)| set.then_some(t))
