@@ -1149,7 +1149,7 @@ fn respond(
         stats: ctx.stats.clone(),
         cluster: ctx.cluster.clone(),
         _in_flight: in_flight,
-        _held: std::mem::take(&mut ctx.held),
+        held: std::mem::take(&mut ctx.held),
         log: ctx.log.take(),
     };
     if ctx.head {
@@ -1175,11 +1175,13 @@ fn respond(
                 parts.headers.remove(h);
             }
         }
+        let mut completion = completion;
         tunnel(
             on_upgrade,
             upstream_io,
             &ctx.conn,
             ctx.inner.config.tunnel_idle_timeout,
+            std::mem::take(&mut completion.held),
         );
         drop(body);
         completion.finish(BodyEnd::Abandoned);
@@ -1190,12 +1192,14 @@ fn respond(
 
 /// Joins the client's and the upgraded upstream connection in a tunnel (`tunnel::run`): idle
 /// tunnels close, and at shutdown a tunnel is drained, not cut (its task holds the
-/// connection's `alive` handle, so the server's drain waits for it).
+/// connection's `alive` handle, so the server's drain waits for it). It holds the request's
+/// concurrency-limit counts until it ends.
 fn tunnel(
     downstream: Option<hyper::upgrade::OnUpgrade>,
     upstream: hyper::upgrade::OnUpgrade,
     conn: &ConnInfo,
     idle_timeout: std::time::Duration,
+    held: concurrency_limit::Held,
 ) {
     let Some(downstream) = downstream else { return };
     let alive = conn.alive.clone();
@@ -1205,6 +1209,7 @@ fn tunnel(
     tokio::spawn(async move {
         let _alive = alive;
         let _stream = stream;
+        let _held = held;
         let (down, up) = match tokio::try_join!(downstream, upstream) {
             Ok(both) => both,
             Err(error) => {
@@ -1299,8 +1304,9 @@ pub(crate) struct Completion {
     stats: Option<Arc<RouteStats>>,
     cluster: Option<Arc<ClusterState>>,
     _in_flight: InFlight,
-    /// Concurrency-limit counts, given back when the response is done.
-    _held: concurrency_limit::Held,
+    /// Concurrency-limit counts, given back when the response is done (or, for an upgrade,
+    /// when the tunnel ends: nginx counts a WebSocket connection for as long as it lasts).
+    held: concurrency_limit::Held,
     log: Option<Box<LogRecord>>,
 }
 

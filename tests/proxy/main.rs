@@ -19,6 +19,7 @@ mod model;
 mod nginx_annotations;
 mod nginx_canary;
 mod nginx_filters;
+mod nginx_limits;
 mod nginx_paths;
 mod nginx_upstream;
 mod observability;

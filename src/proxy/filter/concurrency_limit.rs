@@ -9,8 +9,9 @@
 //! The request phase takes a [`Slot`] (one count for the address) and leaves it in the
 //! request's extensions ([`Held`]); the pipeline takes it from there with the other upstream
 //! asks and keeps it with the request: in the response body's accounting once the upstream
-//! answered (so the count lasts until the body was sent, or the client went away), or until
-//! weir's own answer was made. Dropping the request anywhere releases it.
+//! answered (so the count lasts until the body was sent, or the client went away; for an
+//! upgrade, until the tunnel ends, as nginx counts a WebSocket connection while it lasts),
+//! or until weir's own answer was made. Dropping the request anywhere releases it.
 //!
 //! # Bounded memory
 //!

@@ -363,7 +363,10 @@ mod tests {
         ]);
         let c = cluster(&t);
         assert_eq!(c.retry.timeout, Some(std::time::Duration::from_secs(3)));
-        assert_eq!((c.retry.num_retries, &c.retry.statuses[..]), (2, &[502][..]));
+        assert_eq!(
+            (c.retry.num_retries, &c.retry.statuses[..]),
+            (2, &[502][..])
+        );
         for (value, limited) in [("0", false), ("-3", false), ("ten", false)] {
             let t = translate_only(&[("proxy-next-upstream-timeout", value)]);
             assert_eq!(t.policy.retry.is_some(), limited, "{value}");
