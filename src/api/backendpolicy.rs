@@ -379,6 +379,11 @@ pub struct RetrySpec {
     /// Per-retry timeout and backoff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_retry: Option<PerRetrySpec>,
+    /// No retry starts later than this after the request's first attempt (a duration, e.g.
+    /// `10s`; default: no limit). ingress-nginx's `proxy-next-upstream-timeout`; Envoy has no
+    /// exact equivalent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<String>,
     /// Retries in flight at most this percentage of the Service's active requests (default
     /// 20; at least 3 are always allowed).
     #[serde(default, skip_serializing_if = "Option::is_none")]

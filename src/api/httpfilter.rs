@@ -74,11 +74,13 @@ pub enum FilterType {
     /// Answer for a backend without endpoints, and replace chosen error responses, from
     /// another Service (ingress-nginx `default-backend` and `custom-http-errors`).
     ErrorPages,
+    /// At most so many requests of one client address in flight at once (503 past it).
+    ConcurrencyLimit,
 }
 
 impl FilterType {
     /// Every type, in declaration order.
-    pub const ALL: [FilterType; 12] = [
+    pub const ALL: [FilterType; 13] = [
         FilterType::RequestHeaderModifier,
         FilterType::ResponseHeaderModifier,
         FilterType::RequestRedirect,
@@ -91,6 +93,7 @@ impl FilterType {
         FilterType::RequestMirror,
         FilterType::BodyLimit,
         FilterType::ErrorPages,
+        FilterType::ConcurrencyLimit,
     ];
 
     /// The name in manifests (`URLRewrite`, `CORS`, …).
@@ -108,6 +111,7 @@ impl FilterType {
             FilterType::RequestMirror => "RequestMirror",
             FilterType::BodyLimit => "BodyLimit",
             FilterType::ErrorPages => "ErrorPages",
+            FilterType::ConcurrencyLimit => "ConcurrencyLimit",
         }
     }
 
@@ -126,6 +130,7 @@ impl FilterType {
             FilterType::RequestMirror => "requestMirror",
             FilterType::BodyLimit => "bodyLimit",
             FilterType::ErrorPages => "errorPages",
+            FilterType::ConcurrencyLimit => "concurrencyLimit",
         }
     }
 
@@ -138,6 +143,7 @@ impl FilterType {
                 | FilterType::ExternalAuth
                 | FilterType::IpAccess
                 | FilterType::RateLimit
+                | FilterType::ConcurrencyLimit
         )
     }
 }
@@ -159,7 +165,8 @@ impl FilterType {
     validation = Rule::new("self.type == 'ExternalAuth' ? has(self.externalAuth) : !has(self.externalAuth)").message("externalAuth must be set exactly when type is ExternalAuth"),
     validation = Rule::new("self.type == 'RequestMirror' ? has(self.requestMirror) : !has(self.requestMirror)").message("requestMirror must be set exactly when type is RequestMirror"),
     validation = Rule::new("self.type == 'BodyLimit' ? has(self.bodyLimit) : !has(self.bodyLimit)").message("bodyLimit must be set exactly when type is BodyLimit"),
-    validation = Rule::new("self.type == 'ErrorPages' ? has(self.errorPages) : !has(self.errorPages)").message("errorPages must be set exactly when type is ErrorPages")
+    validation = Rule::new("self.type == 'ErrorPages' ? has(self.errorPages) : !has(self.errorPages)").message("errorPages must be set exactly when type is ErrorPages"),
+    validation = Rule::new("self.type == 'ConcurrencyLimit' ? has(self.concurrencyLimit) : !has(self.concurrencyLimit)").message("concurrencyLimit must be set exactly when type is ConcurrencyLimit")
 )]
 pub struct FilterEntry {
     /// Which filter this is.
@@ -201,6 +208,9 @@ pub struct FilterEntry {
     /// Settings of `ErrorPages`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error_pages: Option<ErrorPagesFilter>,
+    /// Settings of `ConcurrencyLimit`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub concurrency_limit: Option<ConcurrencyLimitFilter>,
 }
 
 impl FilterEntry {
@@ -220,6 +230,7 @@ impl FilterEntry {
             request_mirror: None,
             body_limit: None,
             error_pages: None,
+            concurrency_limit: None,
         }
     }
 }
@@ -392,6 +403,27 @@ pub struct RateLimitFilter {
     pub key: Option<RateLimitKey>,
     /// The status of a refused request (default 429; ingress-nginx's `limit-req-status-code`
     /// is 503).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 400, max = 599))]
+    pub status_code: Option<i32>,
+    /// Client CIDRs (or addresses) the limit does not apply to (ingress-nginx's
+    /// `limit-whitelist`); the client is the connection's peer.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 1024))]
+    pub exempt: Vec<String>,
+}
+
+/// A limit on the requests of one client address in flight at once (ingress-nginx's
+/// `limit-connections`): a request counts from its request phase until its response has been
+/// sent (or abandoned); past `max` the request is answered `statusCode` at once.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ConcurrencyLimitFilter {
+    /// Requests of one client address in flight at once, at most.
+    #[schemars(range(min = 1), extend("format" = "int32"))]
+    pub max: u32,
+    /// The status of a refused request (default 503, ingress-nginx's
+    /// `limit-conn-status-code`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 400, max = 599))]
     pub status_code: Option<i32>,

@@ -430,6 +430,9 @@ pub(super) fn apply(spec: &BackendPolicySpec, cluster: &mut Cluster) -> Result<(
                 }
             }
         }
+        if let Some(t) = &retry.timeout {
+            r.timeout = Some(duration(&format!("{f}.timeout"), t)?);
+        }
         if let Some(p) = count(
             &format!("{f}.budgetPercent"),
             retry.budget_percent.map(i64::from),

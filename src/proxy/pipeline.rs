@@ -45,8 +45,8 @@ use super::affinity;
 use super::body::{Body, ResponseBody};
 use super::error::{Failure, LocalReply};
 use super::filter::{
-    self, FilterCluster, FilterContext, RequestFacts, RouteFilterState, body_limit, error_pages,
-    url_rewrite,
+    self, FilterCluster, FilterContext, RequestFacts, RouteFilterState, body_limit,
+    concurrency_limit, error_pages, url_rewrite,
 };
 use super::framing::{Findings, Flaw};
 use super::h2_conn::{self, Streams};
@@ -112,6 +112,9 @@ struct Ctx {
     head: bool,
     /// What the filters' response phase needs to know about the request.
     facts: RequestFacts,
+    /// The request's counts in concurrency limits: released when the request is done
+    /// (moved into the response body's [`Completion`] once the upstream answered).
+    held: concurrency_limit::Held,
 }
 
 impl Drop for Ctx {
@@ -174,6 +177,7 @@ pub(crate) async fn handle(
         armed: true,
         head,
         facts: RequestFacts::default(),
+        held: concurrency_limit::Held::default(),
     };
     if let Some(l) = ctx.log.as_deref_mut() {
         l.request_id = ctx.request_id.to_str().unwrap_or_default().to_string();
@@ -448,6 +452,9 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
     // limit on a streamed body (BodyLimit).
     let upstream_host = parts.extensions.remove::<url_rewrite::UpstreamHost>();
     let limit = parts.extensions.remove::<body_limit::Limit>();
+    if let Some(held) = parts.extensions.remove::<concurrency_limit::Held>() {
+        ctx.held = held;
+    }
     let body_ends = http_body::Body::is_end_stream(&body);
     let mut body = Body::incoming(body);
     let mut body_limit = None;
@@ -686,6 +693,8 @@ struct Retrying {
     after_processing: bool,
     /// Its place among the cluster's retries in flight, from its first retry on.
     guard: Option<ActiveRetry>,
+    /// When its first attempt began (the policy's `timeout` counts from here).
+    started: tokio::time::Instant,
 }
 
 impl Attempts<'_> {
@@ -712,7 +721,8 @@ impl Attempts<'_> {
     ///
     /// Every attempt that reached an endpoint is `observe`d, retried or not (passive health
     /// sees every answer). `deadline` (the whole-request timeout) bounds each attempt's wait
-    /// for headers, and no backoff runs past it.
+    /// for headers, and no backoff runs past it; nor does any backoff end past the policy's
+    /// retry `timeout` after the first attempt (no retry starts later than that).
     async fn run(
         &self,
         req: Request<Body>,
@@ -732,6 +742,7 @@ impl Attempts<'_> {
                 && idempotent
                 && retry::retries_after_sending(&cfg.retry),
             guard: None,
+            started: tokio::time::Instant::now(),
         };
         let mut last = Failure::NoEndpoint;
         let mut req = req;
@@ -996,7 +1007,15 @@ impl Attempts<'_> {
             return Decision::Stop;
         }
         let backoff = retry::backoff(policy, state.used + 1);
-        if deadline.is_some_and(|d| tokio::time::Instant::now() + backoff >= d) {
+        let now = tokio::time::Instant::now();
+        if deadline.is_some_and(|d| now + backoff >= d) {
+            return Decision::Stop;
+        }
+        // The retry would start at `now + backoff`: not past the retry timeout.
+        if policy
+            .timeout
+            .is_some_and(|t| now + backoff > state.started + t)
+        {
             return Decision::Stop;
         }
         // The budget and `max_retries` bound the extra work retries give the upstreams: a
@@ -1206,6 +1225,7 @@ fn respond(
         stats: ctx.stats.clone(),
         cluster: ctx.cluster.clone(),
         _in_flight: in_flight,
+        held: std::mem::take(&mut ctx.held),
         log: ctx.log.take(),
     };
     if ctx.head {
@@ -1231,11 +1251,13 @@ fn respond(
                 parts.headers.remove(h);
             }
         }
+        let mut completion = completion;
         tunnel(
             on_upgrade,
             upstream_io,
             &ctx.conn,
             ctx.inner.config.tunnel_idle_timeout,
+            std::mem::take(&mut completion.held),
         );
         drop(body);
         completion.finish(BodyEnd::Abandoned);
@@ -1246,12 +1268,14 @@ fn respond(
 
 /// Joins the client's and the upgraded upstream connection in a tunnel (`tunnel::run`): idle
 /// tunnels close, and at shutdown a tunnel is drained, not cut (its task holds the
-/// connection's `alive` handle, so the server's drain waits for it).
+/// connection's `alive` handle, so the server's drain waits for it). It holds the request's
+/// concurrency-limit counts until it ends.
 fn tunnel(
     downstream: Option<hyper::upgrade::OnUpgrade>,
     upstream: hyper::upgrade::OnUpgrade,
     conn: &ConnInfo,
     idle_timeout: std::time::Duration,
+    held: concurrency_limit::Held,
 ) {
     let Some(downstream) = downstream else { return };
     let alive = conn.alive.clone();
@@ -1261,6 +1285,7 @@ fn tunnel(
     tokio::spawn(async move {
         let _alive = alive;
         let _stream = stream;
+        let _held = held;
         let (down, up) = match tokio::try_join!(downstream, upstream) {
             Ok(both) => both,
             Err(error) => {
@@ -1355,6 +1380,9 @@ pub(crate) struct Completion {
     stats: Option<Arc<RouteStats>>,
     cluster: Option<Arc<ClusterState>>,
     _in_flight: InFlight,
+    /// Concurrency-limit counts, given back when the response is done (or, for an upgrade,
+    /// when the tunnel ends: nginx counts a WebSocket connection for as long as it lasts).
+    held: concurrency_limit::Held,
     log: Option<Box<LogRecord>>,
 }
 

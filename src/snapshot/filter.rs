@@ -55,6 +55,8 @@ pub enum Filter {
     /// Another cluster answers for a backend without endpoints, and instead of chosen
     /// upstream error statuses (the pipeline runs it, around phase 7).
     ErrorPages(Arc<ErrorPages>),
+    /// At most so many requests of one client address in flight.
+    ConcurrencyLimit(Arc<ConcurrencyLimit>),
     /// Every request is answered with this, before anything else runs: a referenced filter
     /// that is missing or invalid, failing closed.
     Deny(DirectResponse),
@@ -332,6 +334,19 @@ impl ErrorPages {
     pub fn replaces(&self, status: u16) -> bool {
         self.status_codes.binary_search(&status).is_ok()
     }
+}
+
+/// At most `max` requests of one client address (the connection's peer) in flight at once;
+/// the next is answered `status`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ConcurrencyLimit {
+    /// Requests in flight per client address, at most.
+    pub max: u32,
+    /// The status of a refused request.
+    pub status: u16,
+    /// Client networks the limit does not apply to.
+    #[serde(skip_serializing_if = "Vec::is_empty", serialize_with = "display_seq")]
+    pub exempt: Vec<Cidr>,
 }
 
 fn opt_value<S: Serializer>(v: &Option<HeaderValue>, s: S) -> Result<S::Ok, S::Error> {

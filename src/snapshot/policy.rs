@@ -229,6 +229,19 @@ pub struct RetryPolicy {
     pub budget_percent: u8,
     /// Retries always allowed in flight, whatever the budget.
     pub budget_min: u32,
+    /// No retry starts later than this after the first attempt (`None`: no limit).
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "opt_duration_ms"
+    )]
+    pub timeout: Option<Duration>,
+}
+
+fn opt_duration_ms<S: serde::Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+    match d {
+        Some(d) => duration_ms::serialize(d, s),
+        None => s.serialize_none(),
+    }
 }
 
 impl Default for RetryPolicy {
@@ -246,6 +259,7 @@ impl Default for RetryPolicy {
             backoff_max: Duration::from_millis(250),
             budget_percent: 20,
             budget_min: 3,
+            timeout: None,
         }
     }
 }

@@ -20,6 +20,7 @@ mod nginx_annotations;
 mod nginx_canary;
 mod nginx_errors;
 mod nginx_filters;
+mod nginx_limits;
 mod nginx_paths;
 mod nginx_upstream;
 mod observability;

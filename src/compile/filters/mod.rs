@@ -40,6 +40,7 @@ use super::status::Status;
 
 mod basic_auth;
 mod body_limit;
+mod concurrency_limit;
 mod cors;
 mod error_pages;
 mod external_auth;
@@ -310,6 +311,10 @@ pub(super) fn compile_entry(
             error_pages::compile(entry.error_pages.as_ref().ok_or_else(missing)?, ctx)
                 .map_err(within)?,
         )),
+        FilterType::ConcurrencyLimit => Filter::ConcurrencyLimit(Arc::new(
+            concurrency_limit::compile(entry.concurrency_limit.as_ref().ok_or_else(missing)?)
+                .map_err(within)?,
+        )),
     };
     Ok(f)
 }
@@ -330,6 +335,7 @@ fn set_fields(entry: &FilterEntry) -> Vec<FilterType> {
         request_mirror,
         body_limit,
         error_pages,
+        concurrency_limit,
     } = entry;
     [
         (
@@ -350,6 +356,7 @@ fn set_fields(entry: &FilterEntry) -> Vec<FilterType> {
         (request_mirror.is_some(), FilterType::RequestMirror),
         (body_limit.is_some(), FilterType::BodyLimit),
         (error_pages.is_some(), FilterType::ErrorPages),
+        (concurrency_limit.is_some(), FilterType::ConcurrencyLimit),
     ]
     .into_iter()
     .filter_map(|(set, t)| set.then_some(t))

@@ -15,8 +15,9 @@
 //! A request-phase filter that needs something of the upstream phase beyond the request head
 //! leaves a typed value in the request's extensions, which the pipeline takes once both
 //! request phases ran: [`url_rewrite::UpstreamHost`] (the host the upstream gets, whatever
-//! protocol it speaks) and [`body_limit::Limit`] (count the streamed body; past the limit
-//! the answer is 413). What the response phase needs to know about the request is captured
+//! protocol it speaks) [`body_limit::Limit`] (count the streamed body; past the limit
+//! the answer is 413) and [`concurrency_limit::Held`] (counts the request holds until its
+//! response was sent). What the response phase needs to know about the request is captured
 //! before the request phase in [`RequestFacts`].
 //!
 //! Each filter kind's behaviour lives in its own file; [`HttpFilter`] (implemented for the
@@ -42,6 +43,7 @@ mod basic_auth;
 #[doc(hidden)]
 pub mod bench;
 pub(crate) mod body_limit;
+pub(crate) mod concurrency_limit;
 mod cors;
 mod deny;
 pub(crate) mod error_pages;
@@ -152,6 +154,7 @@ impl HttpFilter for Filter {
             Filter::BodyLimit(b) => body_limit::on_request(b, req)?,
             Filter::RequestMirror(m) => request_mirror::start(m, ctx, req),
             Filter::RateLimit(rl) => rate_limit::request(rl, ctx, req)?,
+            Filter::ConcurrencyLimit(cl) => concurrency_limit::request(cl, ctx, req)?,
             Filter::IpAccess(ip) => ip_access::request(ip, ctx, req)?,
             Filter::BasicAuth(ba) => basic_auth::request(ba, ctx, req)?,
             // Awaited by `request`, not here; the response-only kind; run by the pipeline

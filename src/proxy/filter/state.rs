@@ -1,4 +1,5 @@
-//! Runtime state of the filters that keep some: rate-limit buckets and basic-auth caches.
+//! Runtime state of the filters that keep some: rate-limit buckets, concurrency-limit
+//! counters and basic-auth caches.
 //!
 //! The snapshot's filters are immutable configuration; their state lives beside the route in
 //! the proxy runtime ([`RouteFilterState`], one per route, rebuilt on every publish) and is
@@ -8,7 +9,9 @@
 //! State **survives snapshot swaps** while its filter is unchanged ([`StateCarry`], kept by
 //! the publisher): rate-limit buckets are carried over by route name and equal
 //! configuration — a new snapshot that keeps a route and its limit keeps its buckets, a
-//! changed limit starts with full buckets. Basic-auth caches are carried by equal user list
+//! changed limit starts with full buckets. Concurrency-limit counters are carried the same
+//! way (the requests in flight keep their counts across a swap; a changed limit starts
+//! counting from zero, as the old counts go with the old counters). Basic-auth caches are carried by equal user list
 //! alone and shared by every route using it (a credential verified on one route is verified
 //! for all; a changed list starts empty, so a changed password is never served from cache).
 
@@ -16,20 +19,33 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use super::basic_auth::AuthCache;
+use super::concurrency_limit::Counters;
 use super::rate_limit::Limiter;
-use crate::snapshot::{BasicAuth, Filter, RateLimit, Route, RouteAction};
+use crate::snapshot::{BasicAuth, ConcurrencyLimit, Filter, RateLimit, Route, RouteAction};
 
 /// A rate-limit filter and its buckets.
 type LimiterEntry = (Arc<RateLimit>, Arc<Limiter>);
+
+/// A concurrency-limit filter and its counters.
+type CountersEntry = (Arc<ConcurrencyLimit>, Arc<Counters>);
 
 /// The state of one route's filters (route and backend filters alike).
 #[derive(Debug, Default)]
 pub(crate) struct RouteFilterState {
     limiters: Vec<LimiterEntry>,
+    concurrency: Vec<CountersEntry>,
     auth: Vec<(Arc<BasicAuth>, Arc<AuthCache>)>,
 }
 
 impl RouteFilterState {
+    /// The counters of `cfg` on this route.
+    pub(crate) fn concurrency(&self, cfg: &Arc<ConcurrencyLimit>) -> Option<&Arc<Counters>> {
+        self.concurrency
+            .iter()
+            .find(|(c, _)| Arc::ptr_eq(c, cfg))
+            .map(|(_, c)| c)
+    }
+
     /// The buckets of `cfg` on this route.
     pub(crate) fn limiter(&self, cfg: &Arc<RateLimit>) -> Option<&Limiter> {
         self.limiters
@@ -52,6 +68,8 @@ impl RouteFilterState {
 pub(crate) struct StateCarry {
     /// By route name.
     limiters: HashMap<String, Vec<LimiterEntry>>,
+    /// By route name.
+    concurrency: HashMap<String, Vec<CountersEntry>>,
     auth: Vec<(Arc<BasicAuth>, Arc<AuthCache>)>,
 }
 
@@ -77,6 +95,18 @@ impl StateCarry {
                         .or_default()
                         .push((cfg.clone(), limiter.clone()));
                     state.limiters.push((cfg.clone(), limiter));
+                }
+                Filter::ConcurrencyLimit(cfg) if state.concurrency(cfg).is_none() => {
+                    let old = self.concurrency.get_mut(&route.name).and_then(|list| {
+                        let i = list.iter().position(|(c, _)| **c == **cfg)?;
+                        Some(list.swap_remove(i).1)
+                    });
+                    let counters = old.unwrap_or_default();
+                    next.concurrency
+                        .entry(route.name.clone())
+                        .or_default()
+                        .push((cfg.clone(), counters.clone()));
+                    state.concurrency.push((cfg.clone(), counters));
                 }
                 Filter::BasicAuth(cfg) if state.auth_cache(cfg).is_none() => {
                     let same = |(c, _): &&(Arc<BasicAuth>, Arc<AuthCache>)| {

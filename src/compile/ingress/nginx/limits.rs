@@ -9,13 +9,20 @@
 //! answers the same requests. The client is the connection's peer, as ingress-nginx's
 //! `$binary_remote_addr` without `use-forwarded-headers`.
 //!
+//! `limit-connections` (nginx's `limit_conn` on `$binary_remote_addr`, 503) → a
+//! `ConcurrencyLimit` entry, placed before the rates as ingress-nginx applies it first. nginx
+//! counts a connection only while a request of it is being processed, and every HTTP/2
+//! stream on its own, so its limit is one on the requests of an address in flight — what the
+//! filter counts. `limit-whitelist` exempts from it too.
+//!
 //! A limit that cannot be read fails closed (a limit must not be lifted by a typo), as does a
-//! `limit-whitelist` that cannot be read. `limit-connections` (concurrent connections per
-//! address) is not served: weir has no concurrency limit per client yet.
+//! `limit-whitelist` that cannot be read.
 
 use super::access::cidrs;
 use super::{Context, Phase, Translation, Verdict};
-use crate::api::httpfilter::{FilterEntry, FilterType, RateLimitFilter, RateLimitUnit};
+use crate::api::httpfilter::{
+    ConcurrencyLimitFilter, FilterEntry, FilterType, RateLimitFilter, RateLimitUnit,
+};
 
 const RPS: &str = "limit-rps";
 const RPM: &str = "limit-rpm";
@@ -29,13 +36,15 @@ const DEFAULT_MULTIPLIER: u32 = 5;
 /// ingress-nginx's `limit-req-status-code` default.
 const STATUS: i32 = 503;
 
+/// ingress-nginx's `limit-conn-status-code` default.
+const CONN_STATUS: i32 = 503;
+
+/// What a client's bucket or count is kept per, when the Ingress has several routes.
+const PER_ROUTE: &str = "weir keeps a client's bucket per path of the Ingress; ingress-nginx \
+                         keeps one per Ingress, shared by its paths";
+
 /// Annotations read but not served, and why.
-const NOT_SERVED: [(&str, &str); 3] = [
-    (
-        CONNECTIONS,
-        "weir has no limit on concurrent connections per client address; the Ingress is \
-         served without it",
-    ),
+const NOT_SERVED: [(&str, &str); 2] = [
     (
         "limit-rate",
         "weir does not throttle response bandwidth; the Ingress is served without it",
@@ -58,12 +67,19 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
             Some((name, value, parsed))
         })
         .collect();
-    let limited = rates.iter().any(|(_, _, r)| matches!(r, Ok(n) if *n > 0));
+    let connections = ctx.get(CONNECTIONS).map(|value| {
+        let parsed = value
+            .parse::<u32>()
+            .map_err(|_| format!("{value:?} is not a whole number of connections"));
+        (value, parsed)
+    });
+    let rate_limited = rates.iter().any(|(_, _, r)| matches!(r, Ok(n) if *n > 0));
+    let limited = rate_limited || matches!(connections, Some((_, Ok(n))) if n > 0);
     let multiplier = match ctx.get(MULTIPLIER) {
         None => DEFAULT_MULTIPLIER,
         Some(value) => match value.parse::<u32>() {
             Ok(m) => {
-                let verdict = if limited {
+                let verdict = if rate_limited {
                     Verdict::Translated(format!("RateLimit burst = rate × {m} + 1"))
                 } else {
                     Verdict::Translated("nothing: no limit-rps or limit-rpm".to_owned())
@@ -97,16 +113,65 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
                     why: why.clone(),
                     fails_closed: true,
                 },
-                Ok(_) if !limited => {
-                    Verdict::Translated("nothing: no limit-rps or limit-rpm".to_owned())
-                }
-                Ok(_) => Verdict::Translated("RateLimit exempt addresses".to_owned()),
+                Ok(_) if !limited => Verdict::Translated(
+                    "nothing: no limit-rps, limit-rpm or limit-connections".to_owned(),
+                ),
+                Ok(_) => Verdict::Translated("exempt addresses of the limits".to_owned()),
             };
             t.found(WHITELIST, value, verdict);
             parsed
         }
     };
     let several_routes = route_count(ctx) > 1;
+    let per_ingress = |to: String| {
+        if several_routes {
+            Verdict::Partial {
+                to,
+                differs: PER_ROUTE.replace("bucket", "count"),
+            }
+        } else {
+            Verdict::Translated(to)
+        }
+    };
+    match connections {
+        None => {}
+        Some((value, Ok(0))) => {
+            t.found(
+                CONNECTIONS,
+                value,
+                Verdict::Translated("no limit (0)".to_owned()),
+            );
+        }
+        Some((value, Err(why))) => t.found(
+            CONNECTIONS,
+            value,
+            Verdict::Invalid {
+                why,
+                fails_closed: true,
+            },
+        ),
+        Some((value, Ok(n))) => {
+            let to = format!(
+                "ConcurrencyLimit filter ({n} requests in flight per client address; \
+                 {CONN_STATUS})"
+            );
+            t.found(CONNECTIONS, value, per_ingress(to));
+            if let Ok(exempt) = &exempt {
+                t.entry(
+                    vec![CONNECTIONS, WHITELIST],
+                    Phase::Limit,
+                    FilterEntry {
+                        concurrency_limit: Some(ConcurrencyLimitFilter {
+                            max: n,
+                            status_code: Some(CONN_STATUS),
+                            exempt: exempt.clone(),
+                        }),
+                        ..FilterEntry::new(FilterType::ConcurrencyLimit)
+                    },
+                );
+            }
+        }
+    }
     for (name, value, parsed) in rates {
         let n = match parsed {
             Ok(0) => {
@@ -134,15 +199,12 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
         };
         let to =
             format!("RateLimit filter ({n} per {per} per client address, burst {burst}; {STATUS})");
-        let verdict = if several_routes {
-            Verdict::Partial {
+        let verdict = match per_ingress(to) {
+            Verdict::Partial { to, .. } => Verdict::Partial {
                 to,
-                differs: "weir keeps a client's bucket per path of the Ingress; ingress-nginx \
-                          keeps one per Ingress, shared by its paths"
-                    .to_owned(),
-            }
-        } else {
-            Verdict::Translated(to)
+                differs: PER_ROUTE.to_owned(),
+            },
+            v => v,
         };
         t.found(name, value, verdict);
         let Ok(exempt) = &exempt else {
@@ -259,11 +321,55 @@ mod tests {
             );
             assert!(limits(&t).is_empty(), "{annotations:?}");
         }
-        let t = translate_only(&[("limit-rps", "0"), ("limit-connections", "5")]);
+        let t = translate_only(&[("limit-rps", "0"), ("limit-connections", "0")]);
         assert!(t.entries.is_empty());
         assert!(matches!(
             verdict(&t, "limit-connections"),
-            Verdict::Unsupported(_)
+            Verdict::Translated(_)
+        ));
+        let t = translate_only(&[("limit-connections", "many")]);
+        assert!(t.entries.is_empty());
+        assert!(matches!(
+            verdict(&t, "limit-connections"),
+            Verdict::Invalid {
+                fails_closed: true,
+                ..
+            }
+        ));
+    }
+
+    #[test]
+    fn connections_become_a_concurrency_limit_before_the_rates_with_the_whitelist() {
+        let t = translate_only(&[
+            ("limit-rps", "5"),
+            ("limit-connections", "2"),
+            ("limit-whitelist", "127.0.0.1"),
+        ]);
+        assert!(matches!(
+            verdict(&t, "limit-connections"),
+            Verdict::Translated(_)
+        ));
+        let first = t.entries[0]
+            .entry
+            .concurrency_limit
+            .as_ref()
+            .expect("limit-connections is applied first");
+        assert_eq!(
+            (first.max, first.status_code, &first.exempt[..]),
+            (2, Some(503), &["127.0.0.1".to_owned()][..])
+        );
+        assert_eq!(t.entries[0].phase, Phase::Limit);
+        assert_eq!(limits(&t).len(), 1);
+        // A whitelist that cannot be read leaves no limit open: no entry, the finding fails
+        // closed.
+        let t = translate_only(&[("limit-connections", "2"), ("limit-whitelist", "x/99")]);
+        assert!(t.entries.is_empty());
+        assert!(matches!(
+            verdict(&t, "limit-whitelist"),
+            Verdict::Invalid {
+                fails_closed: true,
+                ..
+            }
         ));
     }
 }

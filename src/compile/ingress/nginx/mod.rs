@@ -28,7 +28,8 @@
 //! - `auth.rs`: basic auth (`auth-type`, `auth-secret`, `auth-secret-type`, `auth-realm`),
 //!   external auth (`auth-url` and its settings), `satisfy`.
 //! - `cors.rs`: `enable-cors` and the `cors-*` settings.
-//! - `limits.rs`: `limit-rps`, `limit-rpm`, `limit-burst-multiplier`, `limit-whitelist`.
+//! - `limits.rs`: `limit-rps`, `limit-rpm`, `limit-burst-multiplier`, `limit-connections`,
+//!   `limit-whitelist`.
 //! - `headers.rs`: `mirror-target` and its settings, `custom-headers`.
 //! - `canary.rs`: `canary*` (a canary Ingress joins its main Ingress's routes: header and
 //!   cookie routes, weighted backends); runs last, as it rewrites the others' findings.

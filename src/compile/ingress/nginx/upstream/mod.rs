@@ -14,7 +14,8 @@
 //! - `proxy-connect-timeout` → `timeout.tcp.connectTimeout`; `proxy-read-timeout` →
 //!   `timeout.http.responseHeadersTimeout`; `proxy-send-timeout` is not served;
 //! - `proxy-next-upstream`, `proxy-next-upstream-tries` → `retry` (triggers, statuses,
-//!   `numRetries` = tries − 1); `proxy-next-upstream-timeout` is served only as `0`;
+//!   `numRetries` = tries − 1); `proxy-next-upstream-timeout` → `retry.timeout` (no retry
+//!   starts later than that after the first attempt);
 //! - `backend-protocol` → the cluster's protocol (`GRPC` → h2c, `HTTPS`/`GRPCS` → TLS);
 //! - `service-upstream: "true"` → `forwardToClusterIP` (the Service's ClusterIP and port as
 //!   the one endpoint);

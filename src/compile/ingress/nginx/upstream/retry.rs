@@ -166,14 +166,20 @@ pub(super) fn retries(ctx: &Context<'_>, t: &mut Translation) {
             Verdict::Translated("nothing: proxy-next-upstream is off".to_owned()),
         );
     }
+    let mut retry_timeout = None;
     if let Some(v) = ctx.get(NEXT_TIMEOUT) {
         let verdict = match seconds(v) {
             Ok(0) => Verdict::Translated("no limit on the time spent retrying".to_owned()),
-            Ok(n) if n > 0 => Verdict::Unsupported(
-                "weir does not limit the time spent retrying; bound the whole request with a \
-                 BackendPolicy timeout.http.requestTimeout"
-                    .to_owned(),
-            ),
+            Ok(_) if retry.num_retries == Some(0) => {
+                Verdict::Translated("nothing: proxy-next-upstream is off".to_owned())
+            }
+            Ok(n) if n > 0 => {
+                retry_timeout = Some(format!("{n}s"));
+                Verdict::Translated(format!(
+                    "retry.timeout {n}s (no retry starts later than {n}s after the first \
+                     attempt)"
+                ))
+            }
             Ok(n) => ignored(format!("{n} is negative")),
             Err(why) => ignored(why),
         };
@@ -192,6 +198,10 @@ pub(super) fn retries(ctx: &Context<'_>, t: &mut Translation) {
     }
     if any {
         t.policy.retry = Some(retry);
+    }
+    if let Some(timeout) = retry_timeout {
+        // Alone, it bounds weir's own retries; with the others, ingress-nginx's.
+        t.policy.retry.get_or_insert_default().timeout = Some(timeout);
     }
 }
 
@@ -334,10 +344,41 @@ mod tests {
         let t = translate_only(&[("proxy-next-upstream", "error http_418")]);
         assert!(warned(verdict(&t, "proxy-next-upstream")));
         assert!(!t.has_variant());
+    }
+
+    #[test]
+    fn next_upstream_timeout_bounds_when_a_retry_may_start() {
         let t = translate_only(&[("proxy-next-upstream-timeout", "10")]);
         assert!(matches!(
             verdict(&t, "proxy-next-upstream-timeout"),
-            Verdict::Unsupported(_)
+            Verdict::Translated(_)
         ));
+        let c = cluster(&t);
+        assert_eq!(c.retry.timeout, Some(std::time::Duration::from_secs(10)));
+        // Alone it changes nothing else of weir's retries.
+        assert_eq!(c.retry.num_retries, 1);
+        let t = translate_only(&[
+            ("proxy-next-upstream", "error http_502"),
+            ("proxy-next-upstream-timeout", "3"),
+        ]);
+        let c = cluster(&t);
+        assert_eq!(c.retry.timeout, Some(std::time::Duration::from_secs(3)));
+        assert_eq!(
+            (c.retry.num_retries, &c.retry.statuses[..]),
+            (2, &[502][..])
+        );
+        for (value, limited) in [("0", false), ("-3", false), ("ten", false)] {
+            let t = translate_only(&[("proxy-next-upstream-timeout", value)]);
+            assert_eq!(t.policy.retry.is_some(), limited, "{value}");
+        }
+        assert!(warned(verdict(
+            &translate_only(&[("proxy-next-upstream-timeout", "-3")]),
+            "proxy-next-upstream-timeout"
+        )));
+        let t = translate_only(&[
+            ("proxy-next-upstream", "off"),
+            ("proxy-next-upstream-timeout", "3"),
+        ]);
+        assert_eq!(cluster(&t).retry.timeout, None);
     }
 }

@@ -1,0 +1,79 @@
+//! `ConcurrencyLimit`: at most `max` requests of one client address in flight (at least 1);
+//! `statusCode` is 400-599 (default 503, ingress-nginx's `limit-conn-status-code`); `exempt`
+//! holds CIDRs or addresses, parsed here. The counters are proxy runtime state
+//! (`crate::proxy::filter::concurrency_limit`).
+
+use super::{FieldError, at};
+use crate::api::httpfilter::ConcurrencyLimitFilter;
+use crate::net::Cidr;
+use crate::snapshot::ConcurrencyLimit;
+
+/// Compile the settings.
+pub(super) fn compile(spec: &ConcurrencyLimitFilter) -> Result<ConcurrencyLimit, FieldError> {
+    if spec.max == 0 {
+        return Err(FieldError::invalid("max", "must be at least 1"));
+    }
+    let status = match spec.status_code {
+        None => 503,
+        Some(s) => u16::try_from(s)
+            .ok()
+            .filter(|s| (400..=599).contains(s))
+            .ok_or_else(|| FieldError::invalid("statusCode", format!("{s} is not 400-599")))?,
+    };
+    let exempt = spec
+        .exempt
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.parse::<Cidr>()
+                .map_err(|e| FieldError::invalid(at("exempt", i), format!("{c:?}: {e}")))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(ConcurrencyLimit {
+        max: spec.max,
+        status,
+        exempt,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(max: u32) -> ConcurrencyLimitFilter {
+        ConcurrencyLimitFilter {
+            max,
+            status_code: None,
+            exempt: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn status_defaults_to_503_and_bad_fields_are_refused_with_their_name() {
+        let c = compile(&spec(3)).expect("valid");
+        assert_eq!((c.max, c.status), (3, 503));
+        let field = |s: ConcurrencyLimitFilter| compile(&s).expect_err("invalid").field;
+        assert_eq!(field(spec(0)), "max");
+        assert_eq!(
+            field(ConcurrencyLimitFilter {
+                status_code: Some(200),
+                ..spec(1)
+            }),
+            "statusCode"
+        );
+        assert_eq!(
+            field(ConcurrencyLimitFilter {
+                exempt: vec!["127.0.0.1".into(), "nope".into()],
+                ..spec(1)
+            }),
+            "exempt[1]"
+        );
+        let c = compile(&ConcurrencyLimitFilter {
+            status_code: Some(429),
+            exempt: vec!["10.0.0.0/8".into()],
+            ..spec(1)
+        })
+        .expect("valid");
+        assert_eq!((c.status, c.exempt.len()), (429, 1));
+    }
+}
