@@ -41,6 +41,8 @@ use crate::snapshot::{ActiveCheck, CheckKind};
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ProberKey {
     pub(crate) address: SocketAddr,
+    /// The TLS identity of the endpoint state it reports to (one prober per state).
+    pub(crate) identity: [u8; 32],
     pub(crate) check: ActiveCheck,
     pub(crate) tls: bool,
 }

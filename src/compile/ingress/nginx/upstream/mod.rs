@@ -18,14 +18,17 @@
 //! - `backend-protocol` → the cluster's protocol (`GRPC` → h2c, `HTTPS`/`GRPCS` → TLS);
 //! - `service-upstream: "true"` → `forwardToClusterIP` (the Service's ClusterIP and port as
 //!   the one endpoint);
-//! - `default-backend`, `custom-http-errors`, `proxy-ssl-*`: not served (each finding says
-//!   why).
+//! - `proxy-ssl-secret`, `-verify`, `-verify-depth`, `-name`, `-server-name` → `tls`
+//!   (the Secret's CA verifies the backend, its certificate is presented; see `tls.rs`);
+//! - `default-backend`, `custom-http-errors`, `proxy-ssl-protocols`, `proxy-ssl-ciphers`:
+//!   not served (each finding says why).
 //!
 //! None of these change who may access, so an unreadable value is ignored with a warning, as
 //! ingress-nginx ignores it (falling back to its default).
 //!
 //! Files: `affinity.rs` (`affinity`, cookies, `upstream-hash-by`), `retry.rs` (timeouts and
-//! `proxy-next-upstream*`); this file has the rest and the order they are read in.
+//! `proxy-next-upstream*`), `tls.rs` (`proxy-ssl-*`); this file has the rest and the order
+//! they are read in.
 
 use super::{Context, Translation, Verdict};
 use crate::api::backendpolicy::{LoadBalancerSpec, LoadBalancerType};
@@ -33,12 +36,13 @@ use crate::snapshot::UpstreamProtocol;
 
 mod affinity;
 mod retry;
+mod tls;
 
 const LOAD_BALANCE: &str = "load-balance";
 const BACKEND_PROTOCOL: &str = "backend-protocol";
 const SERVICE_UPSTREAM: &str = "service-upstream";
 /// Annotations not served, with why.
-const UNSERVED: [(&str, &str); 10] = [
+const UNSERVED: [(&str, &str); 5] = [
     (
         "default-backend",
         "weir has no fallback Service for a backend without ready endpoints; such requests \
@@ -48,28 +52,6 @@ const UNSERVED: [(&str, &str); 10] = [
         "custom-http-errors",
         "weir does not replace upstream error responses with another Service's answer; the \
          upstream's response is passed through",
-    ),
-    (
-        "proxy-ssl-secret",
-        "weir does not verify upstream certificates or present a client certificate to \
-         upstreams yet (upstream TLS is encrypted but unauthenticated)",
-    ),
-    (
-        "proxy-ssl-verify",
-        "weir does not verify upstream certificates yet (upstream TLS is encrypted but \
-         unauthenticated)",
-    ),
-    (
-        "proxy-ssl-verify-depth",
-        "weir does not verify upstream certificates yet",
-    ),
-    (
-        "proxy-ssl-name",
-        "weir sends no SNI name to upstreams (it connects to endpoint addresses)",
-    ),
-    (
-        "proxy-ssl-server-name",
-        "weir sends no SNI name to upstreams (it connects to endpoint addresses)",
     ),
     (
         "proxy-ssl-protocols",
@@ -98,6 +80,7 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
     retry::retries(ctx, t);
     backend_protocol(ctx, t);
     service_upstream(ctx, t);
+    tls::translate(ctx, t);
     for (name, why) in UNSERVED {
         if let Some(value) = ctx.get(name) {
             t.found(name, value, Verdict::Unsupported(why.to_owned()));
@@ -418,9 +401,9 @@ mod tests {
         let t = translate_only(&[
             ("default-backend", "fallback"),
             ("custom-http-errors", "404,503"),
-            ("proxy-ssl-verify", "on"),
+            ("proxy-ssl-ciphers", "HIGH"),
         ]);
-        for name in ["default-backend", "custom-http-errors", "proxy-ssl-verify"] {
+        for name in ["default-backend", "custom-http-errors", "proxy-ssl-ciphers"] {
             assert!(
                 matches!(verdict(&t, name), Verdict::Unsupported(_)),
                 "{name}"
