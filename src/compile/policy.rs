@@ -856,7 +856,7 @@ mod tests {
         assert_eq!(
             upstream_tls(&spec(true), "ns", "web", &Objects::default())
                 .map(|_| ())
-                .unwrap_err()
+                .expect_err("rejected")
                 .0,
             reasons::SECRET_NOT_FOUND
         );
@@ -883,7 +883,7 @@ mod tests {
             ),
         ] {
             let got = upstream_tls(&spec(verify), "ns", "web", &objects(&data));
-            assert_eq!(got.map(|_| ()).unwrap_err().0, reason, "{data:?}");
+            assert_eq!(got.map(|_| ()).expect_err("rejected").0, reason, "{data:?}");
         }
         // Without verification a client certificate alone is enough.
         let o = objects(&[("tls.crt", ca), ("tls.key", key)]);
@@ -892,12 +892,17 @@ mod tests {
 
     #[test]
     fn hostnames_must_be_dns_names() {
-        let mut s = BackendPolicySpec::default();
-        s.tls = Some(BackendTlsSpec {
-            hostname: Some("10.0.0.1".to_owned()),
-            ..spec(true)
-        });
+        let s = BackendPolicySpec {
+            tls: Some(BackendTlsSpec {
+                hostname: Some("10.0.0.1".to_owned()),
+                ..spec(true)
+            }),
+            ..Default::default()
+        };
         let mut c = Cluster::new(ClusterKey::new("", "", 0), "", UpstreamProtocol::Tls);
-        assert_eq!(apply(&s, &mut c).unwrap_err().field, "spec.tls.hostname");
+        assert_eq!(
+            apply(&s, &mut c).expect_err("rejected").field,
+            "spec.tls.hostname"
+        );
     }
 }

@@ -21,6 +21,7 @@ mod nginx_canary;
 mod nginx_filters;
 mod nginx_paths;
 mod nginx_upstream;
+mod nginx_upstream_tls;
 mod observability;
 mod paths;
 mod pools;

@@ -584,13 +584,13 @@ impl EndpointState {
     /// A new connection to it timed out unacknowledged after the request was sent
     /// ([`SendError::NotProcessed`] with a connect timeout): counted like a connect timeout.
     pub(crate) fn connect_timed_out(&self, cfg: &Cluster) {
-        self.pools[protocol_index(&cfg)].connect_failed(true, cfg.timeouts.connect);
+        self.pools[protocol_index(cfg)].connect_failed(true, cfg.timeouts.connect);
     }
 
     /// Whether it answered a response recently: a connect that times out means it is
     /// overloaded rather than gone.
     pub(crate) fn overloaded(&self, cfg: &Cluster) -> bool {
-        let h1 = lock(&self.pools[protocol_index(&cfg)].h1);
+        let h1 = lock(&self.pools[protocol_index(cfg)].h1);
         h1.answered.is_some_and(|t| t.elapsed() < ALIVE)
     }
 
@@ -603,7 +603,7 @@ impl EndpointState {
         cfg: &Cluster,
         wait: bool,
     ) -> Result<Option<Conn>, Failure> {
-        let pool = &self.pools[protocol_index(&cfg)];
+        let pool = &self.pools[protocol_index(cfg)];
         if cfg.protocol != UpstreamProtocol::Http1
             && let Some(stream) = pool.h2_stream()
         {
@@ -690,7 +690,7 @@ impl EndpointState {
     /// A new HTTP/1.1 connection for an upgrade (a WebSocket tunnel): never pooled, and not
     /// counted against the connection cap (a tunnel lives as long as its session).
     pub(crate) async fn connect_upgrade(&self, cfg: &Cluster) -> Result<Conn, Failure> {
-        let pool = &self.pools[protocol_index(&cfg)];
+        let pool = &self.pools[protocol_index(cfg)];
         self.connect(cfg, pool, None, true).await
     }
 
