@@ -320,3 +320,61 @@ async fn proxy_ssl_verifies_backends_and_presents_client_certificates() {
     web.task.abort();
     mtls.task.abort();
 }
+
+/// Active checks of a cluster with TLS settings use them: a backend that requires a client
+/// certificate sees the probes (its handler runs only after a handshake with the certificate)
+/// and the endpoint stays online.
+#[tokio::test]
+async fn active_checks_present_the_client_certificate() {
+    use rcgen::ExtendedKeyUsagePurpose::{ClientAuth, ServerAuth};
+    let ca = ca("ca");
+    let server = leaf(&ca, &["mtls.shop.svc"], ServerAuth);
+    let client = leaf(&ca, &["weir.client"], ClientAuth);
+    let mtls = tls_backend(&server, Some(&ca)).await;
+    let policy = r#"---
+apiVersion: weir.dev/v1alpha1
+kind: BackendPolicy
+metadata: {name: mtls, namespace: shop}
+spec:
+  targetRefs: [{group: "", kind: Service, name: mtls}]
+  healthCheck:
+    active: {type: HTTP, http: {path: /healthz}, interval: 50ms, timeout: 1s,
+             healthyThreshold: 1, unhealthyThreshold: 1}
+"#;
+    let manifests = [
+        CLASS.to_owned(),
+        service("mtls", mtls.addr),
+        policy.to_owned(),
+        secret(
+            "client",
+            &[
+                ("ca.crt", &ca.pem),
+                ("tls.crt", &client.cert_pem),
+                ("tls.key", &client.key_pem),
+            ],
+        ),
+        ingress(
+            "mtls",
+            "mtls",
+            &[
+                ("proxy-ssl-secret", "shop/client"),
+                ("proxy-ssl-verify", "on"),
+            ],
+        ),
+    ]
+    .concat();
+    let h = Harness::start(ProxyConfig::default()).await;
+    h.serve_manifests(&manifests, &["nginx"]);
+    // No request sent yet: only probes can reach the handler.
+    wait_until("probes pass the mTLS handshake", || {
+        mtls.hits.load(Ordering::Relaxed) >= 3
+    })
+    .await;
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        let r = c.get("mtls.example", "/").await;
+        assert_eq!(r.status, 200, "{proto:?}");
+        assert_eq!(r.header("x-client-cert"), Some("yes"), "{proto:?}");
+    }
+    mtls.task.abort();
+}

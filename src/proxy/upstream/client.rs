@@ -24,7 +24,7 @@
 //! with TLS settings (a `BackendPolicy`'s `tls`: [`UpstreamTls`]) gets its own client
 //! configurations, built once per snapshot: the certificate verified against its CAs and
 //! hostname (WebPKI), its client certificate presented, its hostname sent as SNI or not.
-//! Active health checks keep the shared unverified configuration.
+//! Active health checks of such a cluster use the same configurations.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -784,7 +784,7 @@ pub(super) fn tls_connector(http1_only: bool) -> tokio_rustls::TlsConnector {
 /// The connector of a cluster with TLS settings: its configurations are built on the first
 /// connection and cached in the snapshot's [`UpstreamTls`] (so once per snapshot, not per
 /// request or connection).
-fn cluster_connector(
+pub(super) fn cluster_connector(
     tls: &UpstreamTls,
     http1_only: bool,
 ) -> Result<tokio_rustls::TlsConnector, std::io::Error> {

@@ -57,7 +57,8 @@ use super::error::Failure;
 use super::metrics::ClusterStats;
 use crate::balance::{self, Balancer, EndpointLoad, Outcome, Target};
 use crate::snapshot::{
-    ActiveCheck, Cluster, ClusterKey, EndpointSet, EndpointSets, Limits, Snapshot, UpstreamProtocol,
+    ActiveCheck, Cluster, ClusterKey, EndpointSet, EndpointSets, Limits, Snapshot,
+    UpstreamProtocol, UpstreamTls,
 };
 
 /// Number of upstream protocols, one pool each per endpoint.
@@ -153,6 +154,7 @@ impl Registry {
         let cfg = cluster.config.load();
         let protocol = protocol_index(&cfg);
         let identity = tls_identity(&cfg);
+        let settings = cfg.tls.clone().filter(|_| identity != [0; 32]);
         let check = cfg
             .health
             .active
@@ -183,7 +185,7 @@ impl Registry {
                     .endpoints
                     .iter()
                     .find(|c| c.state.address == w.address);
-                let state = self.acquire(w.address, identity, protocol);
+                let state = self.acquire(w.address, (identity, &settings), protocol);
                 if let Some(check) = &check {
                     self.acquire_prober(&state, check);
                 }
@@ -255,18 +257,24 @@ impl Registry {
         self.probers.len()
     }
 
+    /// One more membership of `address` under the TLS identity and settings `tls`.
     fn acquire(
         &mut self,
         address: SocketAddr,
-        tls: [u8; 32],
+        tls: ([u8; 32], &Option<Arc<UpstreamTls>>),
         protocol: usize,
     ) -> Arc<EndpointState> {
         let h2_max_streams = self.h2_max_streams;
+        let (identity, settings) = tls;
         let shared = self
             .endpoints
-            .entry((address, tls))
+            .entry((address, identity))
             .or_insert_with(|| Shared {
-                state: Arc::new(EndpointState::new(address, tls, h2_max_streams)),
+                state: Arc::new(EndpointState::new(
+                    address,
+                    (identity, settings.clone()),
+                    h2_max_streams,
+                )),
                 uses: [0; PROTOCOLS],
             });
         shared.uses[protocol] += 1;
@@ -519,6 +527,8 @@ pub(crate) struct EndpointState {
     pub(crate) address: SocketAddr,
     /// The TLS identity of the clusters sharing it ([`tls_identity`]; zeros: none).
     pub(crate) tls: [u8; 32],
+    /// Their TLS settings (equal for one identity), for active checks.
+    pub(crate) upstream_tls: Option<Arc<UpstreamTls>>,
     pub(crate) load: Arc<EndpointLoad>,
     /// Active and passive health, one per address.
     pub(crate) health: health::Health,
@@ -531,7 +541,12 @@ pub(crate) struct EndpointState {
 }
 
 impl EndpointState {
-    fn new(address: SocketAddr, tls: [u8; 32], h2_max_streams: usize) -> Self {
+    fn new(
+        address: SocketAddr,
+        tls: ([u8; 32], Option<Arc<UpstreamTls>>),
+        h2_max_streams: usize,
+    ) -> Self {
+        let (tls, upstream_tls) = tls;
         let draining = Arc::new(AtomicBool::new(false));
         let pool = || {
             Arc::new(Pool {
@@ -547,6 +562,7 @@ impl EndpointState {
         EndpointState {
             address,
             tls,
+            upstream_tls,
             load: Arc::new(EndpointLoad::default()),
             health: health::Health::default(),
             total: AtomicU64::new(0),
