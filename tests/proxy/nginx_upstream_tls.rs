@@ -273,7 +273,19 @@ async fn proxy_ssl_verifies_backends_and_presents_client_certificates() {
     ]
     .concat();
     let h = Harness::start(ProxyConfig::default()).await;
-    h.serve_manifests(&manifests, &["nginx"]);
+    let compiled = h.serve_manifests(&manifests, &["nginx"]);
+    // The missing Secret is reported on the Ingress that names it.
+    let missing = compiled
+        .status
+        .conditions
+        .iter()
+        .find(|(object, _)| format!("{object:?}").contains("\"missing\""))
+        .map(|(_, conditions)| format!("{conditions:?}"))
+        .expect("conditions of the missing Ingress");
+    assert!(
+        missing.contains("SecretNotFound") && missing.contains("shop/nope"),
+        "{missing}"
+    );
 
     for proto in BOTH {
         let mut c = h.client(proto).await;
