@@ -111,9 +111,9 @@ pub fn same_spec<K: Resource, S: PartialEq>(old: &K, new: &K, spec: impl Fn(&K) 
 /// [`StoreKind::admit`] of Secrets: keep `kubernetes.io/tls` ones (certificates) and those of
 /// any other type that have an `auth` key (the htpasswd lines of `BasicAuth` filters),
 /// reduced to that key, or a `ca.crt` key (a `BackendPolicy`'s upstream TLS: the CA, and
-/// optionally the client certificate `tls.crt` + `tls.key`), reduced to those keys (and
-/// `auth`), so no other secret value is held; and those whose every value is a
-/// password hash (`$2y$`/`$2a$`/`$2b$` bcrypt, `{SHA}`, `$apr1$`): the user-per-key
+/// optionally the client certificate `tls.crt` + `tls.key`; not service-account tokens),
+/// reduced to those keys (and `auth`), so no other secret value is held; and those whose
+/// every value is a password hash (`$2y$`/`$2a$`/`$2b$` bcrypt, `{SHA}`, `$apr1$`): the user-per-key
 /// `auth-map` form of ingress-nginx's basic auth, which holds nothing but hashes. Drop the
 /// rest. `stringData` is merged into `data` first, as the API server would (manifest files
 /// may use either).
@@ -131,8 +131,12 @@ pub fn admit_secret(secret: &mut k8s_openapi::api::core::v1::Secret) -> bool {
         return true;
     }
     let has = |k: &str| secret.data.as_ref().is_some_and(|d| d.contains_key(k));
-    if has(values::SECRET_KEY_AUTH) || has(values::CA_CERT_KEY) {
-        let kept: &[&str] = if has(values::CA_CERT_KEY) {
+    // Service-account token Secrets carry the cluster's CA as `ca.crt` too: never an
+    // upstream's, and there are many of them.
+    let ca = has(values::CA_CERT_KEY)
+        && secret.type_.as_deref() != Some("kubernetes.io/service-account-token");
+    if has(values::SECRET_KEY_AUTH) || ca {
+        let kept: &[&str] = if ca {
             &[
                 values::SECRET_KEY_AUTH,
                 values::CA_CERT_KEY,

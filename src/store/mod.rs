@@ -406,6 +406,12 @@ mod tests {
             data.keys().collect::<Vec<_>>(),
             ["ca.crt", "tls.crt", "tls.key"]
         );
+        let KubeObject::Secret(mut token) = secret("kubernetes.io/service-account-token") else {
+            unreachable!("a Secret")
+        };
+        token.string_data = Some([("ca.crt".to_owned(), "CA".to_owned())].into());
+        let applied = objects.apply(KubeObject::Secret(token)).expect("valid");
+        assert!(matches!(applied, Applied::Ignored { .. }));
     }
 
     #[test]
