@@ -60,6 +60,37 @@ pub struct BackendPolicySpec {
         skip_serializing_if = "Option::is_none"
     )]
     pub forward_to_cluster_ip: Option<bool>,
+    /// How weir's TLS to the endpoints is authenticated (used when the port speaks TLS:
+    /// `appProtocol: https`, or an Ingress's `backend-protocol: HTTPS`). Without it, upstream
+    /// TLS is encrypted but the certificate is not verified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<BackendTlsSpec>,
+}
+
+/// Upstream TLS settings (the shape of Gateway API's `BackendTLSPolicy` validation, with the
+/// client certificate of Envoy Gateway's `backendTLS`, in one Secret as ingress-nginx's
+/// `proxy-ssl-secret`).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq, Default, schemars::JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct BackendTlsSpec {
+    /// A Secret in the policy's namespace: `ca.crt` (PEM: the CAs the endpoints'
+    /// certificates must chain to) and optionally `tls.crt` + `tls.key` (PEM: the client
+    /// certificate weir presents). A missing Secret or unreadable PEM makes the Service port
+    /// unavailable (its routes answer 503/500): serving it unverified would be a downgrade.
+    #[schemars(length(min = 1, max = 253))]
+    pub secret_name: String,
+    /// Verify the endpoint's certificate against `ca.crt` and `hostname` (default false: the
+    /// Secret then only supplies the client certificate).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub verify: Option<bool>,
+    /// The DNS name the endpoint's certificate is verified against (and sent as SNI when
+    /// `sni` is true); default `<service>.<namespace>.svc`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 253))]
+    pub hostname: Option<String>,
+    /// Send `hostname` as the TLS server name indication (default false: no SNI).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sni: Option<bool>,
 }
 
 /// Drop the `default` schemars derives from `#[serde(default)]` (the field is required).

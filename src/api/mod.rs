@@ -42,6 +42,8 @@ pub mod values {
     pub const TLS_CERT_KEY: &str = "tls.crt";
     /// Secret key of the PEM private key.
     pub const TLS_PRIVATE_KEY: &str = "tls.key";
+    /// Secret key of a CA bundle (PEM): the CAs an upstream's certificate must chain to.
+    pub const CA_CERT_KEY: &str = "ca.crt";
     /// Service type whose backends are DNS names.
     pub const SERVICE_TYPE_EXTERNAL_NAME: &str = "ExternalName";
 }

@@ -165,7 +165,9 @@ impl<'a> Resolver<'a> {
     ) -> Outcome<'a> {
         let mut outcome = resolve_service(self.objects, namespace, service, port);
         if let Outcome::Cluster { cluster, .. } = &mut outcome {
-            self.policies.apply_to(cluster, self.objects);
+            if let Err((reason, message)) = self.policies.apply_to(cluster, self.objects) {
+                return Outcome::Unavailable { reason, message };
+            }
             if let Some(variant) = variant {
                 cluster.key.variant.clone_from(&variant.name);
                 if let Some(protocol) = variant.protocol {
@@ -173,6 +175,14 @@ impl<'a> Resolver<'a> {
                 }
                 // Validated by the front end that made the variant.
                 let _ = super::policy::apply(&variant.policy, cluster);
+                if let Some(tls) = &variant.policy.tls {
+                    match super::policy::upstream_tls(tls, namespace, service, self.objects) {
+                        Ok(tls) => cluster.tls = Some(std::sync::Arc::new(tls)),
+                        Err((reason, message)) => {
+                            return Outcome::Unavailable { reason, message };
+                        }
+                    }
+                }
             }
             if cluster.via_cluster_ip {
                 let ip = self

@@ -21,15 +21,16 @@ use super::ir::Source;
 use super::parse_duration;
 use super::status::Status;
 use crate::api::backendpolicy::{
-    ActiveCheckType, BackendPolicy, BackendPolicySpec, ConsistentHashSpec, ConsistentHashType,
-    CookieSameSite, LoadBalancerType, RetryTrigger,
+    ActiveCheckType, BackendPolicy, BackendPolicySpec, BackendTlsSpec, ConsistentHashSpec,
+    ConsistentHashType, CookieSameSite, LoadBalancerType, RetryTrigger,
 };
-use crate::api::{condition_types, reasons};
+use crate::api::{condition_types, reasons, values};
 use crate::snapshot::{
     ActiveCheck, CheckKind, Cluster, ClusterKey, HashKey, LbPolicy, OutlierDetection, RetryOn,
-    UpstreamProtocol,
+    UpstreamProtocol, UpstreamTls,
 };
 use crate::store::{ObjectKey, Objects};
+use rustls::pki_types::{CertificateDer, ServerName};
 
 /// Kind name of `BackendPolicy` in conditions.
 pub(super) const BACKEND_POLICY: &str = "BackendPolicy";
@@ -179,7 +180,14 @@ impl<'a> Policies<'a> {
 
     /// Writes the winning policy of `cluster`'s Service port (port-specific first) and the
     /// Service's topology into it.
-    pub(super) fn apply_to(&self, cluster: &mut Cluster, objects: &Objects) {
+    ///
+    /// The policy's `tls` Secret is read here; when it cannot be used, the reason and message
+    /// (the cluster must not be served).
+    pub(super) fn apply_to(
+        &self,
+        cluster: &mut Cluster,
+        objects: &Objects,
+    ) -> Result<(), (&'static str, String)> {
         let ns = cluster.key.namespace.clone();
         let svc = cluster.key.service.clone();
         let service = objects
@@ -196,7 +204,12 @@ impl<'a> Policies<'a> {
         if let Some(policy) = policy {
             // Validated in `compile`: cannot fail here.
             let _ = apply(&policy.spec, cluster);
+            if let Some(tls) = &policy.spec.tls {
+                let (ns, svc) = (&cluster.key.namespace, &cluster.key.service);
+                cluster.tls = Some(std::sync::Arc::new(upstream_tls(tls, ns, svc, objects)?));
+            }
         }
+        Ok(())
     }
 }
 
@@ -254,6 +267,123 @@ fn status_code(field: &str, code: i32) -> Result<u16, FieldError> {
             format!("{code} is not an HTTP status (100..=599)"),
         ))
     }
+}
+
+/// A DNS name a certificate can be verified against.
+fn hostname(field: &str, name: &str) -> Result<ServerName<'static>, FieldError> {
+    match ServerName::try_from(name.to_owned()) {
+        Ok(n @ ServerName::DnsName(_)) => Ok(n),
+        _ => Err(bad(field, format!("{name:?} is not a DNS name"))),
+    }
+}
+
+/// The upstream TLS of a cluster of Service `namespace/service`: `spec`'s Secret (in
+/// `namespace`) read and parsed. Errors are a reason and a message for the routes that
+/// use the cluster, which is then unavailable: fail closed, since serving it without the
+/// requested verification or client certificate would be a silent downgrade.
+pub(super) fn upstream_tls(
+    spec: &BackendTlsSpec,
+    namespace: &str,
+    service: &str,
+    objects: &Objects,
+) -> Result<UpstreamTls, (&'static str, String)> {
+    let key = ObjectKey::new(namespace, spec.secret_name.as_str());
+    let secret = objects.secrets.get(&key).ok_or_else(|| {
+        (
+            reasons::SECRET_NOT_FOUND,
+            format!("upstream TLS Secret {key} not found (or it has no ca.crt)"),
+        )
+    })?;
+    let data = |k: &str| {
+        secret
+            .data
+            .as_ref()
+            .and_then(|d| d.get(k))
+            .map(|b| b.0.as_slice())
+    };
+    let invalid = |what: String| {
+        (
+            reasons::INVALID_CERTIFICATE,
+            format!("Secret {key}: {what}"),
+        )
+    };
+    let pem_certs = |k: &str, pem: &[u8]| -> Result<Vec<CertificateDer<'static>>, _> {
+        let certs: Vec<CertificateDer<'static>> = rustls_pemfile::certs(&mut &pem[..])
+            .collect::<Result<_, _>>()
+            .map_err(|e| invalid(format!("{k} is not valid PEM: {e}")))?;
+        if certs.is_empty() {
+            return Err(invalid(format!("{k} holds no CERTIFICATE block")));
+        }
+        Ok(certs)
+    };
+    let verify = spec.verify.unwrap_or(false);
+    let roots = match data(values::CA_CERT_KEY) {
+        Some(ca) => pem_certs(values::CA_CERT_KEY, ca)?,
+        None if verify => return Err(invalid("has no ca.crt to verify with".to_owned())),
+        None => Vec::new(),
+    };
+    let mut store = rustls::RootCertStore::empty();
+    for cert in &roots {
+        store
+            .add(cert.clone())
+            .map_err(|e| invalid(format!("ca.crt: a certificate is not a usable CA: {e}")))?;
+    }
+    let client = match (data(values::TLS_CERT_KEY), data(values::TLS_PRIVATE_KEY)) {
+        (None, None) => None,
+        (Some(_), None) | (None, Some(_)) => {
+            return Err(invalid("has only one of tls.crt and tls.key".to_owned()));
+        }
+        (Some(cert), Some(key_pem)) => {
+            let chain = pem_certs(values::TLS_CERT_KEY, cert)?;
+            let private = match rustls_pemfile::private_key(&mut &key_pem[..]) {
+                Ok(Some(k)) => k,
+                Ok(None) => return Err(invalid("tls.key holds no PRIVATE KEY block".to_owned())),
+                Err(e) => return Err(invalid(format!("tls.key is not valid PEM: {e}"))),
+            };
+            let signing =
+                rustls::crypto::ring::sign::any_supported_type(&private).map_err(|e| {
+                    (
+                        reasons::INVALID_PRIVATE_KEY,
+                        format!(
+                            "Secret {key}: tls.key is not a usable RSA, ECDSA or Ed25519 key: {e}"
+                        ),
+                    )
+                })?;
+            match rustls::sign::CertifiedKey::new(chain.clone(), signing).keys_match() {
+                Ok(())
+                | Err(rustls::Error::InconsistentKeys(rustls::InconsistentKeys::Unknown)) => {}
+                Err(e) => {
+                    return Err((
+                        reasons::CERTIFICATE_KEY_MISMATCH,
+                        format!("Secret {key}: tls.key does not match tls.crt: {e}"),
+                    ));
+                }
+            }
+            Some((chain, private))
+        }
+    };
+    if roots.is_empty() && client.is_none() {
+        return Err(invalid(
+            "has neither ca.crt nor tls.crt and tls.key".to_owned(),
+        ));
+    }
+    let default = format!("{service}.{namespace}.svc");
+    let name = spec.hostname.as_deref().unwrap_or(&default);
+    let hostname = hostname("spec.tls.hostname", name).map_err(|e| {
+        (
+            reasons::INVALID_POLICY,
+            format!("{}: {}", e.field, e.message),
+        )
+    })?;
+    Ok(UpstreamTls {
+        secret: key.to_string(),
+        verify,
+        hostname,
+        sni: spec.sni.unwrap_or(false),
+        roots,
+        client,
+        configs: std::sync::OnceLock::new(),
+    })
 }
 
 /// Writes `spec` over `cluster`'s settings, checking every value.
@@ -480,6 +610,11 @@ pub(super) fn apply(spec: &BackendPolicySpec, cluster: &mut Cluster) -> Result<(
     if let Some(via) = spec.forward_to_cluster_ip {
         cluster.via_cluster_ip = via;
     }
+    if let Some(tls) = &spec.tls
+        && let Some(h) = &tls.hostname
+    {
+        hostname("spec.tls.hostname", h)?;
+    }
     if let Some(t) = &spec.timeout {
         if let Some(c) = t.tcp.as_ref().and_then(|t| t.connect_timeout.as_deref()) {
             cluster.timeouts.connect = duration("spec.timeout.tcp.connectTimeout", c)?;
@@ -660,4 +795,117 @@ fn active_check(
         )?
         .unwrap_or(3),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use k8s_openapi::ByteString;
+    use k8s_openapi::api::core::v1::Secret;
+
+    fn objects(data: &[(&str, String)]) -> Objects {
+        let mut objects = Objects::default();
+        let secret = Secret {
+            data: Some(
+                data.iter()
+                    .map(|(k, v)| ((*k).to_owned(), ByteString(v.clone().into_bytes())))
+                    .collect(),
+            ),
+            ..Default::default()
+        };
+        objects.secrets.insert(ObjectKey::new("ns", "s"), secret);
+        objects
+    }
+
+    fn spec(verify: bool) -> BackendTlsSpec {
+        BackendTlsSpec {
+            secret_name: "s".to_owned(),
+            verify: Some(verify),
+            ..Default::default()
+        }
+    }
+
+    fn pem_pair() -> (String, String) {
+        let key = rcgen::KeyPair::generate().expect("key");
+        let cert = rcgen::CertificateParams::new(vec!["a.example".to_owned()])
+            .expect("params")
+            .self_signed(&key)
+            .expect("cert");
+        (cert.pem(), key.serialize_pem())
+    }
+
+    #[test]
+    fn upstream_tls_reads_the_secret() {
+        let (ca, _) = pem_pair();
+        let (cert, key) = pem_pair();
+        let o = objects(&[("ca.crt", ca), ("tls.crt", cert), ("tls.key", key)]);
+        let tls = upstream_tls(&spec(true), "ns", "web", &o).expect("valid");
+        assert!(tls.verify && !tls.sni);
+        assert_eq!(tls.roots.len(), 1);
+        assert!(tls.client.is_some());
+        // The default name is the Service's in-cluster name.
+        assert_eq!(tls.hostname.to_str(), "web.ns.svc");
+        let again = upstream_tls(&spec(true), "ns", "web", &o).expect("valid");
+        assert_eq!(tls, again);
+        assert_eq!(tls.identity(), again.identity());
+        let unverified = upstream_tls(&spec(false), "ns", "web", &o).expect("valid");
+        assert_ne!(tls.identity(), unverified.identity());
+    }
+
+    #[test]
+    fn unusable_secrets_are_errors() {
+        let (ca, key) = pem_pair();
+        let (_, other_key) = pem_pair();
+        assert_eq!(
+            upstream_tls(&spec(true), "ns", "web", &Objects::default())
+                .map(|_| ())
+                .expect_err("rejected")
+                .0,
+            reasons::SECRET_NOT_FOUND
+        );
+        for (verify, data, reason) in [
+            (
+                true,
+                vec![("ca.crt", "junk".to_owned())],
+                reasons::INVALID_CERTIFICATE,
+            ),
+            (
+                true,
+                vec![("tls.crt", ca.clone()), ("tls.key", key.clone())],
+                reasons::INVALID_CERTIFICATE,
+            ),
+            (
+                false,
+                vec![("ca.crt", ca.clone()), ("tls.crt", ca.clone())],
+                reasons::INVALID_CERTIFICATE,
+            ),
+            (
+                false,
+                vec![("tls.crt", ca.clone()), ("tls.key", other_key)],
+                reasons::CERTIFICATE_KEY_MISMATCH,
+            ),
+        ] {
+            let got = upstream_tls(&spec(verify), "ns", "web", &objects(&data));
+            assert_eq!(got.map(|_| ()).expect_err("rejected").0, reason, "{data:?}");
+        }
+        // Without verification a client certificate alone is enough.
+        let o = objects(&[("tls.crt", ca), ("tls.key", key)]);
+        assert!(upstream_tls(&spec(false), "ns", "web", &o).is_ok());
+    }
+
+    #[test]
+    fn hostnames_must_be_dns_names() {
+        let s = BackendPolicySpec {
+            tls: Some(BackendTlsSpec {
+                hostname: Some("10.0.0.1".to_owned()),
+                ..spec(true)
+            }),
+            ..Default::default()
+        };
+        let mut c = Cluster::new(ClusterKey::new("", "", 0), "", UpstreamProtocol::Tls);
+        assert_eq!(
+            apply(&s, &mut c).expect_err("rejected").field,
+            "spec.tls.hostname"
+        );
+    }
 }

@@ -531,6 +531,10 @@ pub struct Cluster {
     /// is this address and the Service port, whatever its EndpointSlices say.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub cluster_ip: Option<std::net::IpAddr>,
+    /// How TLS to the endpoints is authenticated (`BackendPolicy` `tls`; `None`: not
+    /// verified, no client certificate). Used only when [`Cluster::protocol`] is TLS.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tls: Option<std::sync::Arc<UpstreamTls>>,
 }
 
 impl Cluster {
@@ -551,6 +555,7 @@ impl Cluster {
             limits: Limits::default(),
             via_cluster_ip: false,
             cluster_ip: None,
+            tls: None,
         }
     }
 }

@@ -314,3 +314,115 @@ pub struct CircuitBreakers {
     /// applies as well).
     pub max_retries: u32,
 }
+
+/// How TLS to a cluster's endpoints is authenticated (a `BackendPolicy`'s `tls`): the PEMs of
+/// its Secret, already parsed. Used only when the cluster's protocol is TLS.
+///
+/// The proxy builds the rustls client configurations from it once (on the first connection,
+/// cached in [`UpstreamTls::configs`]), never per request; a new snapshot carries a new value.
+pub struct UpstreamTls {
+    /// The Secret (`namespace/name`), for display.
+    pub secret: String,
+    /// Verify the endpoint's certificate against [`UpstreamTls::roots`] and
+    /// [`UpstreamTls::hostname`]; otherwise any certificate is accepted (handshake signatures
+    /// are still checked).
+    pub verify: bool,
+    /// The DNS name the certificate is verified against (and sent as SNI with
+    /// [`UpstreamTls::sni`]).
+    pub hostname: rustls::pki_types::ServerName<'static>,
+    /// Send [`UpstreamTls::hostname`] as SNI.
+    pub sni: bool,
+    /// The trusted CAs (`ca.crt`).
+    pub roots: Vec<rustls::pki_types::CertificateDer<'static>>,
+    /// The client certificate chain and key (`tls.crt`, `tls.key`), when the Secret has them.
+    pub client: Option<(
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    )>,
+    /// The proxy's rustls configurations (ALPN h2 + http/1.1, and http/1.1 only), built once.
+    pub configs: std::sync::OnceLock<Result<UpstreamTlsConfigs, String>>,
+}
+
+/// The client configurations of an [`UpstreamTls`].
+#[derive(Clone)]
+pub struct UpstreamTlsConfigs {
+    /// ALPN `h2`, `http/1.1`.
+    pub both: std::sync::Arc<rustls::ClientConfig>,
+    /// ALPN `http/1.1` (upgrades, HTTP checks).
+    pub http1: std::sync::Arc<rustls::ClientConfig>,
+}
+
+impl UpstreamTls {
+    fn key_der(&self) -> Option<&[u8]> {
+        self.client.as_ref().map(|(_, k)| k.secret_der())
+    }
+
+    /// A SHA-256 digest of everything the connections depend on (settings, CAs, client
+    /// certificate and key): connections are shared only between clusters with the same
+    /// identity.
+    pub fn identity(&self) -> [u8; 32] {
+        let mut d = ring::digest::Context::new(&ring::digest::SHA256);
+        let mut field = |bytes: &[u8]| {
+            d.update(&(bytes.len() as u64).to_be_bytes());
+            d.update(bytes);
+        };
+        field(&[u8::from(self.verify), u8::from(self.sni)]);
+        field(self.hostname.to_str().as_bytes());
+        for cert in &self.roots {
+            field(cert);
+        }
+        field(b"client");
+        if let Some((chain, key)) = &self.client {
+            for cert in chain {
+                field(cert);
+            }
+            field(key.secret_der());
+        }
+        let mut out = [0; 32];
+        out.copy_from_slice(d.finish().as_ref());
+        out
+    }
+}
+
+impl PartialEq for UpstreamTls {
+    /// Equal when built from the same settings and PEMs (the cached configurations aside).
+    fn eq(&self, other: &Self) -> bool {
+        self.secret == other.secret
+            && self.verify == other.verify
+            && self.hostname == other.hostname
+            && self.sni == other.sni
+            && self.roots == other.roots
+            && self.client.as_ref().map(|(c, _)| c) == other.client.as_ref().map(|(c, _)| c)
+            && self.key_der() == other.key_der()
+    }
+}
+
+impl Eq for UpstreamTls {}
+
+impl std::fmt::Debug for UpstreamTls {
+    /// Never the private key.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpstreamTls")
+            .field("secret", &self.secret)
+            .field("verify", &self.verify)
+            .field("hostname", &self.hostname)
+            .field("sni", &self.sni)
+            .field("ca_certificates", &self.roots.len())
+            .field("client_certificate", &self.client.is_some())
+            .finish()
+    }
+}
+
+impl Serialize for UpstreamTls {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeStruct as _;
+        let mut st = s.serialize_struct("UpstreamTls", 6)?;
+        st.serialize_field("secret", &self.secret)?;
+        st.serialize_field("verify", &self.verify)?;
+        st.serialize_field("hostname", &self.hostname.to_str())?;
+        st.serialize_field("sni", &self.sni)?;
+        st.serialize_field("ca_certificates", &self.roots.len())?;
+        st.serialize_field("client_certificate", &self.client.is_some())?;
+        st.end()
+    }
+}

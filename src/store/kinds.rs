@@ -110,14 +110,16 @@ pub fn same_spec<K: Resource, S: PartialEq>(old: &K, new: &K, spec: impl Fn(&K) 
 
 /// [`StoreKind::admit`] of Secrets: keep `kubernetes.io/tls` ones (certificates) and those of
 /// any other type that have an `auth` key (the htpasswd lines of `BasicAuth` filters),
-/// reduced to that key so no other secret value is held; and those whose every value is a
-/// password hash (`$2y$`/`$2a$`/`$2b$` bcrypt, `{SHA}`, `$apr1$`): the user-per-key
+/// reduced to that key, or a `ca.crt` key (a `BackendPolicy`'s upstream TLS: the CA, and
+/// optionally the client certificate `tls.crt` + `tls.key`; not service-account tokens),
+/// reduced to those keys (and `auth`), so no other secret value is held; and those whose
+/// every value is a password hash (`$2y$`/`$2a$`/`$2b$` bcrypt, `{SHA}`, `$apr1$`): the user-per-key
 /// `auth-map` form of ingress-nginx's basic auth, which holds nothing but hashes. Drop the
 /// rest. `stringData` is merged into `data` first, as the API server would (manifest files
 /// may use either).
 ///
 /// Every Secret is listed and watched (no field selector: one selector cannot say "TLS, or
-/// has key `auth`"); those not kept are dropped on arrival.
+/// has key `auth` or `ca.crt`"); those not kept are dropped on arrival.
 pub fn admit_secret(secret: &mut k8s_openapi::api::core::v1::Secret) -> bool {
     if let Some(string_data) = secret.string_data.take() {
         let data = secret.data.get_or_insert_with(BTreeMap::new);
@@ -128,23 +130,37 @@ pub fn admit_secret(secret: &mut k8s_openapi::api::core::v1::Secret) -> bool {
     if secret.type_.as_deref() == Some(values::SECRET_TYPE_TLS) {
         return true;
     }
-    let auth = secret
-        .data
-        .as_mut()
-        .and_then(|d| d.remove(values::SECRET_KEY_AUTH));
-    match auth {
-        Some(auth) => {
-            secret.data = Some(BTreeMap::from([(values::SECRET_KEY_AUTH.to_owned(), auth)]));
-            true
+    let has = |k: &str| secret.data.as_ref().is_some_and(|d| d.contains_key(k));
+    // Service-account token Secrets carry the cluster's CA as `ca.crt` too: never an
+    // upstream's, and there are many of them.
+    let ca = has(values::CA_CERT_KEY)
+        && secret.type_.as_deref() != Some("kubernetes.io/service-account-token");
+    if has(values::SECRET_KEY_AUTH) || ca {
+        let kept: &[&str] = if ca {
+            &[
+                values::SECRET_KEY_AUTH,
+                values::CA_CERT_KEY,
+                values::TLS_CERT_KEY,
+                values::TLS_PRIVATE_KEY,
+            ]
+        } else {
+            &[values::SECRET_KEY_AUTH]
+        };
+        if let Some(d) = secret.data.as_mut() {
+            d.retain(|k, _| kept.contains(&k.as_str()));
         }
-        None => secret.data.as_ref().is_some_and(|d| {
+        return true;
+    }
+    match secret.data.as_ref() {
+        Some(d) => {
             !d.is_empty()
                 && d.values().all(|v| {
                     ["$2y$", "$2a$", "$2b$", "{SHA}", "$apr1$"]
                         .iter()
                         .any(|p| v.0.starts_with(p.as_bytes()))
                 })
-        }),
+        }
+        None => false,
     }
 }
 

@@ -382,6 +382,39 @@ mod tests {
     }
 
     #[test]
+    fn ca_secrets_are_kept_reduced_to_their_certificate_keys() {
+        let mut objects = Objects::default();
+        let KubeObject::Secret(mut s) = secret("Opaque") else {
+            unreachable!("a Secret")
+        };
+        s.string_data = Some(
+            [
+                ("ca.crt".to_owned(), "CA".to_owned()),
+                ("tls.crt".to_owned(), "CERT".to_owned()),
+                ("tls.key".to_owned(), "KEY".to_owned()),
+                ("password".to_owned(), "private".to_owned()),
+            ]
+            .into(),
+        );
+        let applied = objects.apply(KubeObject::Secret(s)).expect("valid");
+        assert!(matches!(applied, Applied::Stored { .. }));
+        let data = objects.secrets[&ObjectKey::new("default", "s")]
+            .data
+            .as_ref()
+            .expect("data");
+        assert_eq!(
+            data.keys().collect::<Vec<_>>(),
+            ["ca.crt", "tls.crt", "tls.key"]
+        );
+        let KubeObject::Secret(mut token) = secret("kubernetes.io/service-account-token") else {
+            unreachable!("a Secret")
+        };
+        token.string_data = Some([("ca.crt".to_owned(), "CA".to_owned())].into());
+        let applied = objects.apply(KubeObject::Secret(token)).expect("valid");
+        assert!(matches!(applied, Applied::Ignored { .. }));
+    }
+
+    #[test]
     fn only_config_maps_of_headers_are_kept() {
         let kept = |pairs: &[(&str, &str)]| {
             let mut objects = Objects::default();

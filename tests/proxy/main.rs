@@ -23,6 +23,7 @@ mod nginx_filters;
 mod nginx_limits;
 mod nginx_paths;
 mod nginx_upstream;
+mod nginx_upstream_tls;
 mod observability;
 mod paths;
 mod pools;

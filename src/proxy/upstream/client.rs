@@ -20,7 +20,11 @@
 //!
 //! Upstream TLS (`appProtocol: https`) does not verify the server certificate, as Envoy and
 //! Contour do by default: in-cluster backends mostly have self-signed certificates. The
-//! handshake signature is still verified, and ALPN offers `h2` then `http/1.1`.
+//! handshake signature is still verified, and ALPN offers `h2` then `http/1.1`. A cluster
+//! with TLS settings (a `BackendPolicy`'s `tls`: [`UpstreamTls`]) gets its own client
+//! configurations, built once per snapshot: the certificate verified against its CAs and
+//! hostname (WebPKI), its client certificate presented, its hostname sent as SNI or not.
+//! Active health checks of such a cluster use the same configurations.
 
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -40,7 +44,7 @@ use tokio::net::TcpStream;
 use super::{Pool, Slot};
 use crate::proxy::body::{Body, BodyError};
 use crate::proxy::error::Failure;
-use crate::snapshot::UpstreamProtocol;
+use crate::snapshot::{UpstreamProtocol, UpstreamTls, UpstreamTlsConfigs};
 
 /// Largest response head accepted from an HTTP/2 upstream (hyper's default is 16 KiB; this
 /// matches the downstream default).
@@ -548,6 +552,8 @@ pub(crate) struct ConnectOptions {
     /// How long sent data may stay unacknowledged before the peer has answered anything (the
     /// connect timeout; zero: the system's default).
     pub(crate) ack_timeout: Duration,
+    /// The cluster's upstream TLS settings (`None`: TLS unverified, no client certificate).
+    pub(crate) tls: Option<Arc<UpstreamTls>>,
 }
 
 /// Opens a TCP (and maybe TLS) connection to `address` and does the HTTP handshake.
@@ -570,8 +576,16 @@ pub(crate) async fn connect(
             h1_handshake(TokioIo::new(tcp), opts.upgrade, slot, heard).await
         }
         UpstreamProtocol::Tls => {
-            let connector = tls_connector(opts.upgrade);
-            let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+            let (connector, name) = match &opts.tls {
+                None => (
+                    tls_connector(opts.upgrade),
+                    rustls::pki_types::ServerName::IpAddress(address.ip().into()),
+                ),
+                Some(tls) => (
+                    cluster_connector(tls, opts.upgrade).map_err(Failure::Connect)?,
+                    tls.hostname.clone(),
+                ),
+            };
             let tls = connector
                 .connect(name, tcp)
                 .await
@@ -767,6 +781,66 @@ pub(super) fn tls_connector(http1_only: bool) -> tokio_rustls::TlsConnector {
     });
     tokio_rustls::TlsConnector::from(config.clone())
 }
+/// The connector of a cluster with TLS settings: its configurations are built on the first
+/// connection and cached in the snapshot's [`UpstreamTls`] (so once per snapshot, not per
+/// request or connection).
+pub(super) fn cluster_connector(
+    tls: &UpstreamTls,
+    http1_only: bool,
+) -> Result<tokio_rustls::TlsConnector, std::io::Error> {
+    let configs = tls
+        .configs
+        .get_or_init(|| cluster_configs(tls).map_err(|e| e.to_string()));
+    match configs {
+        Ok(c) => Ok(tokio_rustls::TlsConnector::from(if http1_only {
+            c.http1.clone()
+        } else {
+            c.both.clone()
+        })),
+        Err(e) => Err(std::io::Error::other(format!(
+            "upstream TLS settings of Secret {} unusable: {e}",
+            tls.secret
+        ))),
+    }
+}
+
+/// The rustls configurations of `tls`: a WebPKI verifier over its CAs (or, unverified,
+/// [`AnyServerCert`]), its client certificate, SNI on or off.
+pub(crate) fn cluster_configs(tls: &UpstreamTls) -> Result<UpstreamTlsConfigs, rustls::Error> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let verifier: Arc<dyn rustls::client::danger::ServerCertVerifier> = if tls.verify {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in &tls.roots {
+            roots.add(cert.clone())?;
+        }
+        rustls::client::WebPkiServerVerifier::builder_with_provider(
+            Arc::new(roots),
+            provider.clone(),
+        )
+        .build()
+        .map_err(|e| rustls::Error::General(e.to_string()))?
+    } else {
+        Arc::new(AnyServerCert(provider.clone()))
+    };
+    let build = |alpn: Vec<Vec<u8>>| -> Result<Arc<rustls::ClientConfig>, rustls::Error> {
+        let builder = rustls::ClientConfig::builder_with_provider(provider.clone())
+            .with_safe_default_protocol_versions()?
+            .dangerous()
+            .with_custom_certificate_verifier(verifier.clone());
+        let mut cfg = match &tls.client {
+            Some((chain, key)) => builder.with_client_auth_cert(chain.clone(), key.clone_key())?,
+            None => builder.with_no_client_auth(),
+        };
+        cfg.enable_sni = tls.sni;
+        cfg.alpn_protocols = alpn;
+        Ok(Arc::new(cfg))
+    };
+    Ok(UpstreamTlsConfigs {
+        both: build(vec![b"h2".to_vec(), b"http/1.1".to_vec()])?,
+        http1: build(vec![b"http/1.1".to_vec()])?,
+    })
+}
+
 /// Accepts any upstream certificate (see the module docs) but checks handshake signatures.
 #[derive(Debug)]
 struct AnyServerCert(Arc<rustls::crypto::CryptoProvider>);

@@ -10,6 +10,9 @@
 //! health checks run one prober per (address, check), counted like the memberships: the
 //! first cluster that probes an address with a check starts it, the last one stops it
 //! ([`health::active`]).
+//! Clusters with upstream TLS settings (a CA to verify, a client certificate) share endpoint
+//! state only with clusters of the same settings (the address and [`UpstreamTls::identity`](crate::snapshot::UpstreamTls::identity)
+//! key it), so a connection is never reused under settings it was not made with.
 //! Each endpoint has one pool per upstream protocol; a pool no cluster uses any more is
 //! emptied, and an address no cluster uses any more is marked draining: requests already
 //! holding its connections finish normally, nothing is pooled again.
@@ -54,17 +57,29 @@ use super::error::Failure;
 use super::metrics::ClusterStats;
 use crate::balance::{self, Balancer, EndpointLoad, Outcome, Target};
 use crate::snapshot::{
-    ActiveCheck, Cluster, ClusterKey, EndpointSet, EndpointSets, Limits, Snapshot, UpstreamProtocol,
+    ActiveCheck, Cluster, ClusterKey, EndpointSet, EndpointSets, Limits, Snapshot,
+    UpstreamProtocol, UpstreamTls,
 };
 
 /// Number of upstream protocols, one pool each per endpoint.
 const PROTOCOLS: usize = 3;
 
-fn protocol_index(p: UpstreamProtocol) -> usize {
-    match p {
+/// The pool of an endpoint a cluster uses: one per protocol.
+fn protocol_index(cfg: &Cluster) -> usize {
+    match cfg.protocol {
         UpstreamProtocol::Http1 => 0,
         UpstreamProtocol::H2c => 1,
         UpstreamProtocol::Tls => 2,
+    }
+}
+
+/// Which endpoint state a cluster's members share: zero, or the identity of the cluster's
+/// upstream TLS settings ([`UpstreamTls::identity`](crate::snapshot::UpstreamTls::identity)), so that a connection made under other
+/// TLS settings (unverified, another CA, client certificate or name) is never reused.
+fn tls_identity(cfg: &Cluster) -> [u8; 32] {
+    match &cfg.tls {
+        Some(tls) if cfg.protocol == UpstreamProtocol::Tls => tls.identity(),
+        _ => [0; 32],
     }
 }
 
@@ -73,8 +88,9 @@ fn protocol_index(p: UpstreamProtocol) -> usize {
 #[derive(Default)]
 pub(crate) struct Registry {
     clusters: HashMap<ClusterKey, Arc<ClusterState>>,
-    /// Endpoint state by address, with how many cluster memberships use each protocol.
-    endpoints: HashMap<SocketAddr, Shared>,
+    /// Endpoint state by address and TLS identity ([`tls_identity`]), with how many cluster
+    /// memberships use each protocol.
+    endpoints: HashMap<(SocketAddr, [u8; 32]), Shared>,
     /// Active-check probers, one per (address, check), with how many memberships use each.
     probers: HashMap<ProberKey, (usize, Prober)>,
     h2_max_streams: usize,
@@ -136,7 +152,9 @@ impl Registry {
     /// the state other clusters have for that address, and removed ones are released.
     fn set_members(&mut self, cluster: &ClusterState, set: Option<&EndpointSet>) {
         let cfg = cluster.config.load();
-        let protocol = protocol_index(cfg.protocol);
+        let protocol = protocol_index(&cfg);
+        let identity = tls_identity(&cfg);
+        let settings = cfg.tls.clone().filter(|_| identity != [0; 32]);
         let check = cfg
             .health
             .active
@@ -147,10 +165,9 @@ impl Registry {
         let unchanged = current.protocol == protocol
             && current.check == check
             && wanted.len() == current.endpoints.len()
-            && wanted
-                .iter()
-                .zip(&current.endpoints)
-                .all(|(w, c)| w.address == c.state.address && w.weight == c.weight);
+            && wanted.iter().zip(&current.endpoints).all(|(w, c)| {
+                w.address == c.state.address && w.weight == c.weight && c.state.tls == identity
+            });
         if unchanged {
             return;
         }
@@ -168,7 +185,7 @@ impl Registry {
                     .endpoints
                     .iter()
                     .find(|c| c.state.address == w.address);
-                let state = self.acquire(w.address, protocol);
+                let state = self.acquire(w.address, (identity, &settings), protocol);
                 if let Some(check) = &check {
                     self.acquire_prober(&state, check);
                 }
@@ -186,9 +203,9 @@ impl Registry {
         // Release after acquiring, so an address that stays is never drained in between.
         for old in &current.endpoints {
             if let Some(check) = &current.check {
-                self.release_prober(old.state.address, check);
+                self.release_prober(&old.state, check);
             }
-            self.release(old.state.address, current.protocol);
+            self.release(old.state.address, old.state.tls, current.protocol);
         }
         cluster
             .stats
@@ -207,6 +224,7 @@ impl Registry {
     fn acquire_prober(&mut self, state: &Arc<EndpointState>, check: &(ActiveCheck, bool)) {
         let key = ProberKey {
             address: state.address,
+            identity: state.tls,
             check: check.0.clone(),
             tls: check.1,
         };
@@ -217,9 +235,10 @@ impl Registry {
     }
 
     /// One membership less probed with `check`: the last one stops its prober.
-    fn release_prober(&mut self, address: SocketAddr, check: &(ActiveCheck, bool)) {
+    fn release_prober(&mut self, state: &EndpointState, check: &(ActiveCheck, bool)) {
         let key = ProberKey {
-            address,
+            address: state.address,
+            identity: state.tls,
             check: check.0.clone(),
             tls: check.1,
         };
@@ -238,18 +257,32 @@ impl Registry {
         self.probers.len()
     }
 
-    fn acquire(&mut self, address: SocketAddr, protocol: usize) -> Arc<EndpointState> {
+    /// One more membership of `address` under the TLS identity and settings `tls`.
+    fn acquire(
+        &mut self,
+        address: SocketAddr,
+        tls: ([u8; 32], &Option<Arc<UpstreamTls>>),
+        protocol: usize,
+    ) -> Arc<EndpointState> {
         let h2_max_streams = self.h2_max_streams;
-        let shared = self.endpoints.entry(address).or_insert_with(|| Shared {
-            state: Arc::new(EndpointState::new(address, h2_max_streams)),
-            uses: [0; PROTOCOLS],
-        });
+        let (identity, settings) = tls;
+        let shared = self
+            .endpoints
+            .entry((address, identity))
+            .or_insert_with(|| Shared {
+                state: Arc::new(EndpointState::new(
+                    address,
+                    (identity, settings.clone()),
+                    h2_max_streams,
+                )),
+                uses: [0; PROTOCOLS],
+            });
         shared.uses[protocol] += 1;
         shared.state.clone()
     }
 
-    fn release(&mut self, address: SocketAddr, protocol: usize) {
-        let Some(shared) = self.endpoints.get_mut(&address) else {
+    fn release(&mut self, address: SocketAddr, tls: [u8; 32], protocol: usize) {
+        let Some(shared) = self.endpoints.get_mut(&(address, tls)) else {
             return;
         };
         shared.uses[protocol] = shared.uses[protocol].saturating_sub(1);
@@ -260,7 +293,7 @@ impl Registry {
         }
         if shared.uses.iter().all(|&n| n == 0) {
             shared.state.drain();
-            self.endpoints.remove(&address);
+            self.endpoints.remove(&(address, tls));
         }
     }
 
@@ -448,7 +481,7 @@ impl ClusterState {
         let members = Members::new(
             &config,
             Vec::new(),
-            protocol_index(config.protocol),
+            protocol_index(&config),
             None,
             stats.outlier_ejections.clone(),
         );
@@ -492,6 +525,10 @@ impl ClusterState {
 /// Survives reconfiguration while any cluster keeps the address.
 pub(crate) struct EndpointState {
     pub(crate) address: SocketAddr,
+    /// The TLS identity of the clusters sharing it ([`tls_identity`]; zeros: none).
+    pub(crate) tls: [u8; 32],
+    /// Their TLS settings (equal for one identity), for active checks.
+    pub(crate) upstream_tls: Option<Arc<UpstreamTls>>,
     pub(crate) load: Arc<EndpointLoad>,
     /// Active and passive health, one per address.
     pub(crate) health: health::Health,
@@ -504,7 +541,12 @@ pub(crate) struct EndpointState {
 }
 
 impl EndpointState {
-    fn new(address: SocketAddr, h2_max_streams: usize) -> Self {
+    fn new(
+        address: SocketAddr,
+        tls: ([u8; 32], Option<Arc<UpstreamTls>>),
+        h2_max_streams: usize,
+    ) -> Self {
+        let (tls, upstream_tls) = tls;
         let draining = Arc::new(AtomicBool::new(false));
         let pool = || {
             Arc::new(Pool {
@@ -519,6 +561,8 @@ impl EndpointState {
         };
         EndpointState {
             address,
+            tls,
+            upstream_tls,
             load: Arc::new(EndpointLoad::default()),
             health: health::Health::default(),
             total: AtomicU64::new(0),
@@ -556,13 +600,13 @@ impl EndpointState {
     /// A new connection to it timed out unacknowledged after the request was sent
     /// ([`SendError::NotProcessed`] with a connect timeout): counted like a connect timeout.
     pub(crate) fn connect_timed_out(&self, cfg: &Cluster) {
-        self.pools[protocol_index(cfg.protocol)].connect_failed(true, cfg.timeouts.connect);
+        self.pools[protocol_index(cfg)].connect_failed(true, cfg.timeouts.connect);
     }
 
     /// Whether it answered a response recently: a connect that times out means it is
     /// overloaded rather than gone.
     pub(crate) fn overloaded(&self, cfg: &Cluster) -> bool {
-        let h1 = lock(&self.pools[protocol_index(cfg.protocol)].h1);
+        let h1 = lock(&self.pools[protocol_index(cfg)].h1);
         h1.answered.is_some_and(|t| t.elapsed() < ALIVE)
     }
 
@@ -575,7 +619,7 @@ impl EndpointState {
         cfg: &Cluster,
         wait: bool,
     ) -> Result<Option<Conn>, Failure> {
-        let pool = &self.pools[protocol_index(cfg.protocol)];
+        let pool = &self.pools[protocol_index(cfg)];
         if cfg.protocol != UpstreamProtocol::Http1
             && let Some(stream) = pool.h2_stream()
         {
@@ -662,7 +706,7 @@ impl EndpointState {
     /// A new HTTP/1.1 connection for an upgrade (a WebSocket tunnel): never pooled, and not
     /// counted against the connection cap (a tunnel lives as long as its session).
     pub(crate) async fn connect_upgrade(&self, cfg: &Cluster) -> Result<Conn, Failure> {
-        let pool = &self.pools[protocol_index(cfg.protocol)];
+        let pool = &self.pools[protocol_index(cfg)];
         self.connect(cfg, pool, None, true).await
     }
 
@@ -679,6 +723,7 @@ impl EndpointState {
             slot,
             h2_streams_hint: pool.h2_limit_hint.load(Ordering::Relaxed),
             ack_timeout: cfg.timeouts.connect,
+            tls: cfg.tls.clone(),
         };
         // Boxed: the handshake futures (TLS, HTTP/2) are kilobytes, and an unboxed one would
         // make every request's future that large — tokio and hyper move it several times per
@@ -1087,7 +1132,7 @@ mod tests {
         let after = state_of(&reg, &a.key, 0);
         assert!(Arc::ptr_eq(&before, &after));
         assert!(!after.is_draining());
-        let shared = &reg.endpoints[&after.address];
+        let shared = &reg.endpoints[&(after.address, [0; 32])];
         assert_eq!(shared.uses, [0, 1, 0]);
     }
 

@@ -18,7 +18,7 @@
 //! - **Protocols**: probes go to the endpoint address directly. HTTP checks are HTTP/1.1
 //!   `GET` (`Host`: the check's host, else the address; `Connection: close`); gRPC checks are
 //!   `grpc.health.v1.Health/Check` over HTTP/2 (h2c). For a TLS cluster both are sent over
-//!   TLS (certificates not verified, as for its requests); TCP checks only connect.
+//!   TLS with the cluster's own settings (verified only when its BackendPolicy `tls` says so, as for its requests); TCP checks only connect.
 //! - Probes are not requests: they do not count in `/clusters` totals, in-flight load or
 //!   passive outlier detection.
 
@@ -34,13 +34,15 @@ use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
 use super::super::EndpointState;
-use super::super::client::tls_connector;
-use crate::snapshot::{ActiveCheck, CheckKind};
+use super::super::client::{cluster_connector, tls_connector};
+use crate::snapshot::{ActiveCheck, CheckKind, UpstreamTls};
 
 /// What one prober probes: an address, a check, and whether the cluster speaks TLS.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub(crate) struct ProberKey {
     pub(crate) address: SocketAddr,
+    /// The TLS identity of the endpoint state it reports to (one prober per state).
+    pub(crate) identity: [u8; 32],
     pub(crate) check: ActiveCheck,
     pub(crate) tls: bool,
 }
@@ -121,7 +123,7 @@ async fn run(key: ProberKey, verdict: Arc<Verdict>) {
     let unhealthy = key.check.unhealthy_threshold.max(1);
     let (mut passes, mut failures) = (0u32, 0u32);
     loop {
-        let passed = probe_within(&key).await;
+        let passed = probe_within(&key, verdict.endpoint.upstream_tls.as_deref()).await;
         verdict.endpoint.health.probed(passed);
         if passed {
             passes = passes.saturating_add(1);
@@ -141,13 +143,14 @@ async fn run(key: ProberKey, verdict: Arc<Verdict>) {
 }
 
 /// One probe within the check's timeout.
-async fn probe_within(key: &ProberKey) -> bool {
+async fn probe_within(key: &ProberKey, settings: Option<&UpstreamTls>) -> bool {
     let timeout = if key.check.timeout.is_zero() {
         key.check.interval.max(Duration::from_millis(1))
     } else {
         key.check.timeout
     };
-    let passed = tokio::time::timeout(timeout, probe(key.address, &key.check.kind, key.tls))
+    let probe = probe_with(key.address, &key.check.kind, key.tls, settings);
+    let passed = tokio::time::timeout(timeout, probe)
         .await
         .unwrap_or(Err(ProbeError::Timeout));
     match passed {
@@ -178,11 +181,24 @@ fn protocol(e: impl std::fmt::Display) -> ProbeError {
     ProbeError::Protocol(e.to_string())
 }
 
-/// One probe of `kind` to `address` (over TLS when `tls`), without a timeout.
+/// One probe of `kind` to `address` (over TLS when `tls`, unverified), without a timeout.
+#[cfg(test)]
 pub(crate) async fn probe(
     address: SocketAddr,
     kind: &CheckKind,
     tls: bool,
+) -> Result<(), ProbeError> {
+    probe_with(address, kind, tls, None).await
+}
+
+/// One probe of `kind` to `address` (over TLS when `tls`, with the cluster's TLS `settings`
+/// when it has them: the same verification and client certificate as its requests), without
+/// a timeout.
+pub(crate) async fn probe_with(
+    address: SocketAddr,
+    kind: &CheckKind,
+    tls: bool,
+    settings: Option<&UpstreamTls>,
 ) -> Result<(), ProbeError> {
     let tcp = TcpStream::connect(address)
         .await
@@ -195,8 +211,17 @@ pub(crate) async fn probe(
         return probe_over(tcp, address, kind).await;
     }
     // HTTP checks offer only `http/1.1`; gRPC ones offer `h2` as well.
-    let connector = tls_connector(matches!(kind, CheckKind::Http { .. }));
-    let name = rustls::pki_types::ServerName::IpAddress(address.ip().into());
+    let http1 = matches!(kind, CheckKind::Http { .. });
+    let (connector, name) = match settings {
+        Some(settings) => (
+            cluster_connector(settings, http1).map_err(ProbeError::Connect)?,
+            settings.hostname.clone(),
+        ),
+        None => (
+            tls_connector(http1),
+            rustls::pki_types::ServerName::IpAddress(address.ip().into()),
+        ),
+    };
     let stream = connector
         .connect(name, tcp)
         .await

@@ -22,13 +22,16 @@
 //! - `default-backend` (a Service of the namespace, its first port), `custom-http-errors` →
 //!   one `ErrorPages` entry (`errors.rs`): the Service answers for route Services without
 //!   endpoints and instead of the listed upstream statuses;
-//! - `proxy-ssl-*`: not served (each finding says why).
+//! - `proxy-ssl-secret`, `-verify`, `-verify-depth`, `-name`, `-server-name` → `tls`
+//!   (the Secret's CA verifies the backend, its certificate is presented; see `tls.rs`);
+//! - `proxy-ssl-protocols`, `proxy-ssl-ciphers`: not served (each finding says why).
 //!
 //! None of these change who may access, so an unreadable value is ignored with a warning, as
 //! ingress-nginx ignores it (falling back to its default).
 //!
 //! Files: `affinity.rs` (`affinity`, cookies, `upstream-hash-by`), `retry.rs` (timeouts and
-//! `proxy-next-upstream*`); this file has the rest and the order they are read in.
+//! `proxy-next-upstream*`), `tls.rs` (`proxy-ssl-*`); this file has the rest and the order
+//! they are read in.
 
 use super::{Context, Translation, Verdict};
 use crate::api::backendpolicy::{LoadBalancerSpec, LoadBalancerType};
@@ -37,34 +40,13 @@ use crate::snapshot::UpstreamProtocol;
 mod affinity;
 mod errors;
 mod retry;
+mod tls;
 
 const LOAD_BALANCE: &str = "load-balance";
 const BACKEND_PROTOCOL: &str = "backend-protocol";
 const SERVICE_UPSTREAM: &str = "service-upstream";
 /// Annotations not served, with why.
-const UNSERVED: [(&str, &str); 8] = [
-    (
-        "proxy-ssl-secret",
-        "weir does not verify upstream certificates or present a client certificate to \
-         upstreams yet (upstream TLS is encrypted but unauthenticated)",
-    ),
-    (
-        "proxy-ssl-verify",
-        "weir does not verify upstream certificates yet (upstream TLS is encrypted but \
-         unauthenticated)",
-    ),
-    (
-        "proxy-ssl-verify-depth",
-        "weir does not verify upstream certificates yet",
-    ),
-    (
-        "proxy-ssl-name",
-        "weir sends no SNI name to upstreams (it connects to endpoint addresses)",
-    ),
-    (
-        "proxy-ssl-server-name",
-        "weir sends no SNI name to upstreams (it connects to endpoint addresses)",
-    ),
+const UNSERVED: [(&str, &str); 3] = [
     (
         "proxy-ssl-protocols",
         "weir's upstream TLS versions are fixed (TLS 1.2 and 1.3)",
@@ -93,6 +75,7 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
     backend_protocol(ctx, t);
     service_upstream(ctx, t);
     errors::translate(ctx, t);
+    tls::translate(ctx, t);
     for (name, why) in UNSERVED {
         if let Some(value) = ctx.get(name) {
             t.found(name, value, Verdict::Unsupported(why.to_owned()));
@@ -260,7 +243,7 @@ fn backend_protocol(ctx: &Context<'_>, t: &mut Translation) {
         "HTTPS" => (
             Some(UpstreamProtocol::Tls),
             Verdict::Partial {
-                to: "TLS to the endpoints (certificates not verified, as nginx's default)"
+                to: "TLS to the endpoints (certificates verified only with proxy-ssl-verify: on, as nginx)"
                     .to_owned(),
                 differs: "weir offers h2 and http/1.1 by ALPN and speaks HTTP/2 when the \
                           backend picks it; nginx speaks HTTP/1.1"
@@ -283,7 +266,7 @@ fn backend_protocol(ctx: &Context<'_>, t: &mut Translation) {
         "GRPCS" => (
             Some(UpstreamProtocol::Tls),
             Verdict::Partial {
-                to: "TLS to the endpoints, HTTP/2 by ALPN (certificates not verified)".to_owned(),
+                to: "TLS to the endpoints, HTTP/2 by ALPN (certificates verified only with proxy-ssl-verify: on)".to_owned(),
                 differs: "weir speaks HTTP/2 when the backend's TLS picks h2 by ALPN (gRPC \
                           servers do) and HTTP/1.1 otherwise; nginx always speaks HTTP/2"
                     .to_owned(),
@@ -410,8 +393,11 @@ mod tests {
 
     #[test]
     fn unserved_annotations_say_why() {
-        let t = translate_only(&[("proxy-ssl-verify", "on"), ("proxy-ssl-name", "x")]);
-        for name in ["proxy-ssl-verify", "proxy-ssl-name"] {
+        let t = translate_only(&[
+            ("proxy-ssl-ciphers", "HIGH"),
+            ("proxy-ssl-protocols", "TLSv1.2"),
+        ]);
+        for name in ["proxy-ssl-ciphers", "proxy-ssl-protocols"] {
             assert!(
                 matches!(verdict(&t, name), Verdict::Unsupported(_)),
                 "{name}"
