@@ -78,7 +78,7 @@ fn the_httpfilter_crd_has_its_schema_rules_and_columns() {
     // path-modifier type (three types; two places use them) and for the rate-limit key.
     assert_eq!(
         schema.matches("must be set exactly when type is").count(),
-        12 + 2 * 3 + 1
+        13 + 2 * 3 + 1
     );
 }
 
