@@ -79,102 +79,38 @@ async fn error_backend() -> SocketAddr {
 }
 
 fn manifests(web: u16, missing: u16, errors: u16) -> String {
-    let service = |name: &str, port: Option<u16>| {
-        let mut s = format!(
-            r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
-"#
-        );
-        if let Some(port) = port {
-            s.push_str(&format!(
-                r#"---
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}-1, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {port}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-"#
-            ));
-        }
-        s
+    let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+    let ingress = |name: &str, svc: &str, annotations: &[(&str, &str)]| {
+        nginx_ingress(name, &format!("{name}.example"), svc, annotations)
     };
-    let ingress = |name: &str, svc: &str, annotations: &str| {
-        format!(
-            r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{{annotations}}}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: {name}.example
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: {svc}, port: {{number: 80}}}}}}}}
-"#
-        )
-    };
-    let p = "nginx.ingress.kubernetes.io";
-    let both = format!("{p}/default-backend: errors, {p}/custom-http-errors: \"404,503\"");
-    let mut out = r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: nginx}
-spec: {controller: k8s.io/ingress-nginx}
-"#
-    .to_owned();
-    out.push_str(&service("web", Some(web)));
-    out.push_str(&service("missing", Some(missing)));
-    out.push_str(&service("empty", None));
-    out.push_str(&service("errors", Some(errors)));
+    let both = [
+        ("default-backend", "errors"),
+        ("custom-http-errors", "404,503"),
+    ];
+    let mut out = NGINX_CLASS.to_owned();
+    out.push_str(&loopback_service_yaml("web", web));
+    out.push_str(&loopback_service_yaml("missing", missing));
+    out.push_str(&service_yaml("empty", &[]));
+    out.push_str(&loopback_service_yaml("errors", errors));
     out.push_str(&ingress("ok", "web", &both));
     out.push_str(&ingress("gone", "missing", &both));
-    out.push_str(&ingress(
-        "down",
-        "empty",
-        &format!("{p}/default-backend: errors"),
-    ));
+    out.push_str(&ingress("down", "empty", &[("default-backend", "errors")]));
     // Two endpoints, one answering 404: retried on http_404 before anything is replaced.
-    out.push_str(&format!(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: mixed, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: mixed-1, namespace: shop, labels: {{kubernetes.io/service-name: mixed}}}}
-addressType: IPv4
-ports: [{{name: http, port: {web}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: mixed-2, namespace: shop, labels: {{kubernetes.io/service-name: mixed}}}}
-addressType: IPv4
-ports: [{{name: http, port: {missing}}}]
-endpoints: [{{addresses: [127.0.0.1]}}]
-"#
-    ));
+    out.push_str(&service_yaml("mixed", &[loopback(web), loopback(missing)]));
     out.push_str(&ingress(
         "retried",
         "mixed",
-        &format!(
-            "{both}, {p}/proxy-next-upstream: \"error timeout http_404\", \
-             {p}/proxy-next-upstream-tries: \"2\""
-        ),
+        &[
+            both[0],
+            both[1],
+            ("proxy-next-upstream", "error timeout http_404"),
+            ("proxy-next-upstream-tries", "2"),
+        ],
     ));
     out.push_str(&ingress(
         "bare",
         "missing",
-        &format!("{p}/custom-http-errors: \"404\""),
+        &[("custom-http-errors", "404")],
     ));
     out
 }

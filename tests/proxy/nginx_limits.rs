@@ -18,59 +18,14 @@ use weir::proxy::ProxyConfig;
 
 use crate::support::*;
 
-const P: &str = "nginx.ingress.kubernetes.io";
-
-const CLASS: &str = r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: nginx}
-spec: {controller: k8s.io/ingress-nginx}
-"#;
-
 /// An Ingress `name` (host `<name>.example`, path `/`) to the Service `service`.
 fn ingress(name: &str, service: &str, annotations: &[(&str, &str)]) -> String {
-    let annotations = annotations
-        .iter()
-        .map(|(k, v)| format!("{P}/{k}: {v:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{{annotations}}}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: {name}.example
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: {service}, port: {{number: 80}}}}}}}}
-"#
-    )
+    nginx_ingress(name, &format!("{name}.example"), service, annotations)
 }
 
 /// A Service `name` (port 80) with the one endpoint `addr`.
 fn service(name: &str, addr: SocketAddr) -> String {
-    format!(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: http, port: {}}}]
-endpoints: [{{addresses: ["{}"]}}]
-"#,
-        addr.port(),
-        addr.ip()
-    )
+    service_yaml(name, &[addr])
 }
 
 /// A backend whose requests are counted as they arrive and answered `status` once `hold`
@@ -180,7 +135,7 @@ impl InFlight {
 async fn limit_connections_refuses_past_the_requests_in_flight_except_whitelisted() {
     for proto in BOTH {
         let slow = Slow::start(200, None).await;
-        let mut yaml = CLASS.to_owned();
+        let mut yaml = NGINX_CLASS.to_owned();
         yaml.push_str(&service("slow", slow.addr));
         yaml.push_str(&ingress("conn", "slow", &[("limit-connections", "2")]));
         yaml.push_str(&ingress(
@@ -249,7 +204,7 @@ async fn next_upstream_timeout_stops_a_retry_that_would_start_after_it() {
             ("proxy-next-upstream", "http_502"),
             ("proxy-next-upstream-tries", "2"),
         ];
-        let mut yaml = CLASS.to_owned();
+        let mut yaml = NGINX_CLASS.to_owned();
         yaml.push_str(&service("late", late.addr));
         yaml.push_str(&service("early", early.addr));
         let mut late_annotations = retry.to_vec();

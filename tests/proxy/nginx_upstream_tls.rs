@@ -16,8 +16,6 @@ use weir::proxy::ProxyConfig;
 
 use crate::support::*;
 
-const P: &str = "nginx.ingress.kubernetes.io";
-
 /// A test CA.
 struct Ca {
     issuer: rcgen::Issuer<'static, rcgen::KeyPair>,
@@ -138,50 +136,22 @@ async fn tls_backend(cert: &Leaf, client_ca: Option<&Ca>) -> TlsBackend {
     TlsBackend { addr, hits, task }
 }
 
+/// An Ingress `name` (host `<name>.example`) to `service:443` over TLS
+/// (`backend-protocol: HTTPS`) with these annotations.
 fn ingress(name: &str, service: &str, annotations: &[(&str, &str)]) -> String {
-    let annotations = annotations
-        .iter()
-        .chain(&[("backend-protocol", "HTTPS")])
-        .map(|(k, v)| format!("{P}/{k}: {v:?}"))
-        .collect::<Vec<_>>()
-        .join(", ");
-    format!(
-        r#"---
-apiVersion: networking.k8s.io/v1
-kind: Ingress
-metadata:
-  name: {name}
-  namespace: shop
-  annotations: {{{annotations}}}
-spec:
-  ingressClassName: nginx
-  rules:
-  - host: {name}.example
-    http:
-      paths:
-      - {{path: /, pathType: Prefix, backend: {{service: {{name: {service}, port: {{number: 443}}}}}}}}
-"#
-    )
+    let host = format!("{name}.example");
+    let mut all = annotations.to_vec();
+    all.push(("backend-protocol", "HTTPS"));
+    IngressYaml::nginx(name, &host)
+        .service(service)
+        .port(443)
+        .nginx_annotations(&all)
+        .yaml()
 }
 
+/// A Service `name` (port 443, `https`) with the one endpoint `addr`.
 fn service(name: &str, addr: SocketAddr) -> String {
-    format!(
-        r#"---
-apiVersion: v1
-kind: Service
-metadata: {{name: {name}, namespace: shop}}
-spec: {{ports: [{{name: https, port: 443}}]}}
----
-apiVersion: discovery.k8s.io/v1
-kind: EndpointSlice
-metadata: {{name: {name}, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}
-addressType: IPv4
-ports: [{{name: https, port: {}}}]
-endpoints: [{{addresses: ["{}"]}}]
-"#,
-        addr.port(),
-        addr.ip()
-    )
+    service_port_yaml(name, ("https", 443), &[addr])
 }
 
 /// An Opaque Secret with these PEM values.
@@ -194,12 +164,6 @@ fn secret(name: &str, data: &[(&str, &str)]) -> String {
         "---\napiVersion: v1\nkind: Secret\nmetadata: {{name: {name}, namespace: shop}}\ntype: Opaque\nstringData:\n{data}"
     )
 }
-
-const CLASS: &str = r#"apiVersion: networking.k8s.io/v1
-kind: IngressClass
-metadata: {name: nginx}
-spec: {controller: k8s.io/ingress-nginx}
-"#;
 
 #[tokio::test]
 async fn proxy_ssl_verifies_backends_and_presents_client_certificates() {
@@ -215,7 +179,7 @@ async fn proxy_ssl_verifies_backends_and_presents_client_certificates() {
 
     let verify = ("proxy-ssl-verify", "on");
     let manifests = [
-        CLASS.to_owned(),
+        NGINX_CLASS.to_owned(),
         service("web", web.addr),
         service("mtls", mtls.addr),
         secret("good", &[("ca.crt", &good_ca.pem)]),
@@ -354,7 +318,7 @@ spec:
              healthyThreshold: 1, unhealthyThreshold: 1}
 "#;
     let manifests = [
-        CLASS.to_owned(),
+        NGINX_CLASS.to_owned(),
         service("mtls", mtls.addr),
         policy.to_owned(),
         secret(

@@ -23,12 +23,22 @@ spec: {controller: weir.dev/ingress-controller}
 /// A Service `name` in `shop` (port 80, named `http`) whose endpoints are `addrs`, one
 /// EndpointSlice each (`name-1`, `name-2`, …: their ports may differ).
 pub fn service_yaml(name: &str, addrs: &[SocketAddr]) -> String {
+    service_port_yaml(name, ("http", 80), addrs)
+}
+
+/// [`service_yaml`] on another port: `(name, number)` (e.g. `("https", 443)`); no `addrs`:
+/// a Service without endpoints.
+pub fn service_port_yaml(
+    name: &str,
+    (port_name, port): (&str, u16),
+    addrs: &[SocketAddr],
+) -> String {
     let mut out = format!(
         r#"---
 apiVersion: v1
 kind: Service
 metadata: {{name: {name}, namespace: shop}}
-spec: {{ports: [{{name: http, port: 80}}]}}
+spec: {{ports: [{{name: {port_name}, port: {port}}}]}}
 "#
     );
     for (i, a) in addrs.iter().enumerate() {
@@ -38,11 +48,11 @@ apiVersion: discovery.k8s.io/v1
 kind: EndpointSlice
 metadata: {{name: {name}-{n}, namespace: shop, labels: {{kubernetes.io/service-name: {name}}}}}
 addressType: IPv4
-ports: [{{name: http, port: {port}}}]
+ports: [{{name: {port_name}, port: {endpoint_port}}}]
 endpoints: [{{addresses: ["{ip}"]}}]
 "#,
             n = i + 1,
-            port = a.port(),
+            endpoint_port = a.port(),
             ip = a.ip()
         ));
     }
