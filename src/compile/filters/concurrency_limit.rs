@@ -3,9 +3,8 @@
 //! holds CIDRs or addresses, parsed here. The counters are proxy runtime state
 //! (`crate::proxy::filter::concurrency_limit`).
 
-use super::{FieldError, at};
+use super::FieldError;
 use crate::api::httpfilter::ConcurrencyLimitFilter;
-use crate::net::Cidr;
 use crate::snapshot::ConcurrencyLimit;
 
 /// Compile the settings.
@@ -13,22 +12,8 @@ pub(super) fn compile(spec: &ConcurrencyLimitFilter) -> Result<ConcurrencyLimit,
     if spec.max == 0 {
         return Err(FieldError::invalid("max", "must be at least 1"));
     }
-    let status = match spec.status_code {
-        None => 503,
-        Some(s) => u16::try_from(s)
-            .ok()
-            .filter(|s| (400..=599).contains(s))
-            .ok_or_else(|| FieldError::invalid("statusCode", format!("{s} is not 400-599")))?,
-    };
-    let exempt = spec
-        .exempt
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            c.parse::<Cidr>()
-                .map_err(|e| FieldError::invalid(at("exempt", i), format!("{c:?}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let status = super::status_code(spec.status_code, 503)?;
+    let exempt = super::exempt(&spec.exempt)?;
     Ok(ConcurrencyLimit {
         max: spec.max,
         status,

@@ -319,6 +319,28 @@ pub(super) fn compile_entry(
     Ok(f)
 }
 
+/// A limit filter's `statusCode`: 400-599, `default` when unset.
+pub(super) fn status_code(code: Option<i32>, default: u16) -> Result<u16, FieldError> {
+    match code {
+        None => Ok(default),
+        Some(s) => u16::try_from(s)
+            .ok()
+            .filter(|s| (400..=599).contains(s))
+            .ok_or_else(|| FieldError::invalid("statusCode", format!("{s} is not 400-599"))),
+    }
+}
+
+/// A limit filter's `exempt` CIDRs (or addresses).
+pub(super) fn exempt(list: &[String]) -> Result<Vec<crate::net::Cidr>, FieldError> {
+    list.iter()
+        .enumerate()
+        .map(|(i, c)| {
+            c.parse()
+                .map_err(|e| FieldError::invalid(at("exempt", i), format!("{c:?}: {e}")))
+        })
+        .collect()
+}
+
 /// The types whose settings field is set on `entry`.
 fn set_fields(entry: &FilterEntry) -> Vec<FilterType> {
     let FilterEntry {

@@ -8,9 +8,8 @@ use std::time::Duration;
 
 use http::HeaderName;
 
-use super::{FieldError, at};
+use super::FieldError;
 use crate::api::httpfilter::{RateLimitFilter, RateLimitKeyType, RateLimitUnit};
-use crate::net::Cidr;
 use crate::snapshot::{RateLimit, RateLimitKey};
 
 /// Compile the settings.
@@ -55,22 +54,8 @@ pub(super) fn compile(spec: &RateLimitFilter) -> Result<RateLimit, FieldError> {
             (RateLimitKeyType::Route, None) => RateLimitKey::Route,
         },
     };
-    let status = match spec.status_code {
-        None => 429,
-        Some(s) => u16::try_from(s)
-            .ok()
-            .filter(|s| (400..=599).contains(s))
-            .ok_or_else(|| FieldError::invalid("statusCode", format!("{s} is not 400-599")))?,
-    };
-    let exempt = spec
-        .exempt
-        .iter()
-        .enumerate()
-        .map(|(i, c)| {
-            c.parse::<Cidr>()
-                .map_err(|e| FieldError::invalid(at("exempt", i), format!("{c:?}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let status = super::status_code(spec.status_code, 429)?;
+    let exempt = super::exempt(&spec.exempt)?;
     Ok(RateLimit {
         requests: spec.requests,
         period,
