@@ -204,20 +204,6 @@ async fn cookie_affinity_sets_its_cookie_and_sticks_and_hash_by_keeps_a_key_on_o
     }
 }
 
-/// A listener whose accept queue is full and never drained: new connects never complete.
-fn black_hole() -> (std::net::TcpListener, std::net::TcpStream) {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .expect("bind");
-    socket.listen(0).expect("listen");
-    let listener: std::net::TcpListener = socket.into();
-    // The one connection a backlog of 0 admits, held so the queue stays full.
-    let filler = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("fill");
-    (listener, filler)
-}
-
 #[tokio::test]
 async fn connect_timeout_fails_over_and_next_upstream_retries_502_unless_off() {
     for proto in BOTH {

@@ -129,20 +129,6 @@ async fn a_burst_behind_one_slow_backend_completes_or_fails_within_the_timeouts(
     assert!(ok >= 400, "{ok} of 500 completed");
 }
 
-/// A listener whose accept queue is full and never drained: new connects never complete.
-fn black_hole() -> (std::net::TcpListener, std::net::TcpStream) {
-    let socket =
-        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
-    socket
-        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
-        .expect("bind");
-    socket.listen(0).expect("listen");
-    let listener: std::net::TcpListener = socket.into();
-    // The one connection a backlog of 0 admits, held so the queue stays full.
-    let filler = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("fill");
-    (listener, filler)
-}
-
 #[tokio::test]
 async fn a_black_holed_endpoint_is_failed_over_within_the_connect_timeout() {
     for protocol in [UpstreamProtocol::Http1, UpstreamProtocol::H2c] {

@@ -1012,3 +1012,17 @@ impl Drop for GrpcBackend {
         self.task.abort();
     }
 }
+
+/// A listener whose accept queue is full and never drained: new connects never complete.
+pub fn black_hole() -> (std::net::TcpListener, std::net::TcpStream) {
+    let socket =
+        socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket
+        .bind(&SocketAddr::from(([127, 0, 0, 1], 0)).into())
+        .expect("bind");
+    socket.listen(0).expect("listen");
+    let listener: std::net::TcpListener = socket.into();
+    // The one connection a backlog of 0 admits, held so the queue stays full.
+    let filler = std::net::TcpStream::connect(listener.local_addr().expect("addr")).expect("fill");
+    (listener, filler)
+}

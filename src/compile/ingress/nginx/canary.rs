@@ -198,22 +198,8 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
     let exact = ctx.get(BY_HEADER_VALUE).filter(|v| !v.is_empty());
     let mut header_rule = None;
     if let Some(value) = ctx.get(BY_HEADER_VALUE) {
-        if value.is_empty() {
-            // balancer.lua tests `#headerValue > 0` (and the same for the pattern).
-            t.found(
-                BY_HEADER_VALUE,
-                value,
-                Verdict::Unsupported("empty: no effect (as in ingress-nginx)".to_owned()),
-            );
-        } else if header_name.is_none() {
-            t.found(
-                BY_HEADER_VALUE,
-                value,
-                Verdict::Unsupported(
-                    "has no effect without canary-by-header (as in ingress-nginx); ignored"
-                        .to_owned(),
-                ),
-            );
+        if let Some(why) = no_effect(value, header_name.is_some()) {
+            t.found(BY_HEADER_VALUE, value, Verdict::Unsupported(why.to_owned()));
         } else if !basic_chars(&value.replace(' ', "")) {
             invalid(
                 t,
@@ -239,20 +225,11 @@ pub(super) fn translate(ctx: &Context<'_>, t: &mut Translation) {
         }
     }
     if let Some(value) = ctx.get(BY_HEADER_PATTERN) {
-        if value.is_empty() {
+        if let Some(why) = no_effect(value, header_name.is_some()) {
             t.found(
                 BY_HEADER_PATTERN,
                 value,
-                Verdict::Unsupported("empty: no effect (as in ingress-nginx)".to_owned()),
-            );
-        } else if header_name.is_none() {
-            t.found(
-                BY_HEADER_PATTERN,
-                value,
-                Verdict::Unsupported(
-                    "has no effect without canary-by-header (as in ingress-nginx); ignored"
-                        .to_owned(),
-                ),
+                Verdict::Unsupported(why.to_owned()),
             );
         } else if exact.is_some() {
             t.found(
@@ -427,6 +404,19 @@ fn ignore_the_rest(t: &mut Translation) {
         }
     }
     t.entries.clear();
+}
+
+/// Why a `canary-by-header-value` or `-pattern` has no effect, if it has none: empty
+/// (balancer.lua tests `#headerValue > 0`, the same for the pattern), or without
+/// `canary-by-header`.
+fn no_effect(value: &str, has_header: bool) -> Option<&'static str> {
+    if value.is_empty() {
+        Some("empty: no effect (as in ingress-nginx)")
+    } else if !has_header {
+        Some("has no effect without canary-by-header (as in ingress-nginx); ignored")
+    } else {
+        None
+    }
 }
 
 /// The verdict of a header value or pattern whose `canary-by-header` is invalid.
