@@ -17,6 +17,7 @@ fn main() {
             now_unix: 1_893_456_000,
             ingress_classes: Vec::new(),
             annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
+            gateway: Default::default(),
         };
         let compiled = weir::compile::compile(&objects, &config);
         let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);

@@ -166,6 +166,12 @@ struct RunArgs {
     /// `--annotations-prefix`).
     #[arg(long, default_value = weir::compile::nginx::DEFAULT_PREFIX)]
     annotations_prefix: String,
+    /// `GatewayClass.spec.controllerName` of weir's Gateway API classes.
+    #[arg(long, default_value = weir::compile::gateway::DEFAULT_CONTROLLER_NAME)]
+    gateway_controller_name: String,
+    /// Address Gateway API listeners bind (each on its own port).
+    #[arg(long, default_value = "0.0.0.0")]
+    gateway_bind_address: std::net::IpAddr,
     /// Quiet period before a configuration change is compiled.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     debounce_quiet: Duration,
@@ -322,6 +328,10 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         now_unix: 0,
         ingress_classes: args.ingress_classes.clone(),
         annotations_prefix: args.annotations_prefix.clone(),
+        gateway: weir::compile::gateway::GatewayConfig {
+            controller_name: args.gateway_controller_name.clone(),
+            bind: args.gateway_bind_address,
+        },
     };
     let mut cfg = ReconcileConfig::new(compile);
     cfg.quiet = args.debounce_quiet;
@@ -654,6 +664,8 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         default_backend: None,
         ingress_classes: Vec::new(),
         annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
+        gateway_controller_name: weir::compile::gateway::DEFAULT_CONTROLLER_NAME.to_owned(),
+        gateway_bind_address: std::net::IpAddr::from([127, 0, 0, 1]),
         debounce_quiet: Duration::from_millis(100),
         debounce_max: Duration::from_secs(1),
         zone: None,

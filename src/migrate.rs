@@ -208,6 +208,7 @@ pub fn compile_config(args: &MigrateArgs) -> CompileConfig {
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX)),
         ingress_classes: args.ingress_classes.clone(),
         annotations_prefix: args.annotations_prefix.clone(),
+        gateway: Default::default(),
     }
 }
 

@@ -853,8 +853,9 @@ mod tests {
                 "metadata": {"namespace": "default", "name": "x", "uid": "u-1"},
                 // CustomResource types require a spec; Secrets are kept only with this type,
                 // ConfigMaps only with data (valid base64, so a Secret decodes it too); the
-                // other kinds ignore or default these fields.
-                "spec": {},
+                // other kinds ignore or default these fields (the two spec fields are what
+                // GatewayClass and Gateway require).
+                "spec": {"controllerName": "x", "gatewayClassName": "x"},
                 "type": "kubernetes.io/tls",
                 "data": {"a": "YQ=="},
             });

@@ -251,6 +251,7 @@ pub fn compile_config(args: &ValidateArgs, now_unix: i64) -> CompileConfig {
         now_unix,
         ingress_classes: args.ingress_classes.clone(),
         annotations_prefix: args.annotations_prefix.clone(),
+        gateway: Default::default(),
     }
 }
 

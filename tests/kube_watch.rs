@@ -323,6 +323,7 @@ async fn every_kind_is_watched_in_its_scope_with_its_field_selector() {
     let scope = WatchScope {
         namespace: Some("apps".to_owned()),
         publish_service: Some(ObjectKey::new("weir", "weir")),
+        absent: Vec::new(),
     };
     let (tx, _rx) = mpsc::channel(16);
     let watchers = spawn_watchers(&client, &scope, tx, Arc::new(WatchMetrics::default()));

@@ -120,6 +120,7 @@ async fn endpoint_slice_changes_reach_the_proxy_without_a_compile() {
         now_unix: 0,
         ingress_classes: Vec::new(),
         annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
+        gateway: Default::default(),
     });
     let metrics = cfg.metrics.clone();
     let proxy = Proxy::new(ProxyConfig::default());

@@ -163,6 +163,7 @@ fn config() -> ReconcileConfig {
         now_unix: 0,
         ingress_classes: Vec::new(),
         annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
+        gateway: Default::default(),
     });
     cfg.quiet = Duration::from_millis(20);
     cfg.max_delay = Duration::from_millis(200);

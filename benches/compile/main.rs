@@ -20,6 +20,7 @@ fn config() -> CompileConfig {
         now_unix: 1_893_456_000,
         ingress_classes: Vec::new(),
         annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
+        gateway: Default::default(),
     }
 }
 

@@ -6,6 +6,7 @@
 
 pub mod backendpolicy;
 pub mod crds;
+pub mod gateway;
 pub mod httpfilter;
 
 /// Annotation and label keys weir reads.
@@ -145,4 +146,20 @@ pub mod reasons {
     pub const PARTIAL_ANNOTATION: &str = "PartiallySupportedAnnotation";
     /// A canary Ingress's path joins no main route (none, or it already has a canary).
     pub const CANARY_NOT_APPLIED: &str = "CanaryNotApplied";
+    /// Gateway API: a route's parentRef names no Gateway (listener) of weir's.
+    pub const NO_MATCHING_PARENT: &str = "NoMatchingParent";
+    /// Gateway API: a listener's `allowedRoutes` does not admit the route.
+    pub const NOT_ALLOWED_BY_LISTENERS: &str = "NotAllowedByListeners";
+    /// Gateway API: no route hostname intersects the listener's.
+    pub const NO_MATCHING_LISTENER_HOSTNAME: &str = "NoMatchingListenerHostname";
+    /// Gateway API: a cross-namespace reference without a ReferenceGrant.
+    pub const REF_NOT_PERMITTED: &str = "RefNotPermitted";
+    /// Gateway API: a listener protocol weir does not serve.
+    pub const UNSUPPORTED_PROTOCOL: &str = "UnsupportedProtocol";
+    /// Gateway API: two listeners on one port with different protocols.
+    pub const PROTOCOL_CONFLICT: &str = "ProtocolConflict";
+    /// Gateway API: a reference to a kind weir does not serve.
+    pub const INVALID_KIND: &str = "InvalidKind";
+    /// Gateway API: a value weir does not support (a filter type, a TLS mode).
+    pub const UNSUPPORTED_VALUE: &str = "UnsupportedValue";
 }

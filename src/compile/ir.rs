@@ -221,7 +221,7 @@ pub enum IrAction<'a> {
 /// Weighted backend references.
 #[derive(Debug)]
 pub struct IrForward<'a> {
-    /// At least one.
+    /// None: every request gets `unresolved` (unless a filter answers first).
     pub backends: Vec<BackendRef<'a>>,
     /// What requests sent to a backend that did not resolve get (Ingress: 503).
     pub unresolved: Unresolved,

@@ -72,6 +72,7 @@ mod assemble;
 mod backends;
 mod conflicts;
 mod filters;
+pub mod gateway;
 mod ingress;
 mod ir;
 mod policy;
@@ -109,6 +110,8 @@ pub struct CompileConfig {
     /// Prefix of the ingress-nginx annotations weir reads (`--annotations-prefix`, default
     /// [`nginx::DEFAULT_PREFIX`]).
     pub annotations_prefix: String,
+    /// The Gateway API front end's settings.
+    pub gateway: gateway::GatewayConfig,
 }
 
 /// A controller-wide default backend: a Service port.
@@ -265,7 +268,8 @@ pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
     let mut status = status::Status::default();
     let mut filters = filters::FilterSet::compile(objects, &mut status);
     let policies = policy::Policies::compile(objects, &mut status);
-    let ir = ingress::front_end(objects, config, &mut filters, &mut status);
+    let mut ir = ingress::front_end(objects, config, &mut filters, &mut status);
+    gateway::front_end(objects, config, &mut filters, &mut ir, &mut status);
     let snapshot = passes(ir, objects, &policies, config.now_unix, &mut status);
     let mut users = filters.into_users();
     for key in objects.http_filters.keys() {

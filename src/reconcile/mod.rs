@@ -115,6 +115,9 @@ pub struct KubeOptions {
 /// Errors of the reconcile loop.
 #[derive(Debug, thiserror::Error)]
 pub enum ReconcileError {
+    /// API discovery (which optional kinds the cluster serves) failed at start-up.
+    #[error("asking the API server which optional APIs it serves")]
+    Discovery(#[source] ::kube::Error),
     /// The manifests directory could not be loaded at start-up.
     #[error("loading manifests from {dir}")]
     Load {
@@ -233,9 +236,19 @@ pub async fn run_kube(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ReconcileError> {
     let metrics = cfg.metrics.clone();
+    let absent = crate::store::kube::absent_kinds(&client)
+        .await
+        .map_err(ReconcileError::Discovery)?;
+    if !absent.is_empty() {
+        tracing::info!(
+            kinds = ?absent.iter().map(|k| k.as_str()).collect::<Vec<_>>(),
+            "the API server does not serve these optional kinds (Gateway API CRDs not installed): not watched"
+        );
+    }
     let scope = WatchScope {
         namespace: opts.watch_namespace.clone(),
         publish_service: opts.publish_service.clone(),
+        absent,
     };
     let (stop_lease, lease_stopped) = tokio::sync::oneshot::channel::<()>();
     let (leadership, election) = lease::elect(

@@ -23,6 +23,7 @@ fn config() -> ReconcileConfig {
         now_unix: 0,
         ingress_classes: Vec::new(),
         annotations_prefix: crate::compile::nginx::DEFAULT_PREFIX.to_owned(),
+        gateway: Default::default(),
     })
 }
 

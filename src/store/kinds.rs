@@ -45,6 +45,10 @@ pub trait StoreKind:
     /// Server-side field selector of its watcher in Kubernetes mode (`None`: every object).
     /// The file source has no server to ask, so [`StoreKind::admit`] must enforce the same.
     const FIELD_SELECTOR: Option<&'static str> = None;
+    /// Whether the kind's API may be absent from a cluster (CRDs weir does not ship: the
+    /// Gateway API). In Kubernetes mode such a kind is watched only when the API server
+    /// serves its API version at start, and is otherwise empty.
+    const OPTIONAL: bool = false;
 
     /// Wrap it in the enum of every kind.
     fn into_object(self) -> KubeObject;
@@ -207,6 +211,13 @@ macro_rules! kinds {
             pub fn api_version(self) -> ::std::borrow::Cow<'static, str> {
                 match self {
                     $(Kind::$variant => <$ty as ::kube::Resource>::api_version(&()),)*
+                }
+            }
+
+            /// Whether the kind's API may be absent from a cluster ([`StoreKind::OPTIONAL`]).
+            pub fn is_optional(self) -> bool {
+                match self {
+                    $(Kind::$variant => <$ty as $crate::store::StoreKind>::OPTIONAL,)*
                 }
             }
 

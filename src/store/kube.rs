@@ -71,14 +71,43 @@ pub struct WatchScope {
     pub namespace: Option<String>,
     /// Also watch this one Service, for the addresses written into Ingress status.
     pub publish_service: Option<ObjectKey>,
+    /// Optional kinds whose API the cluster does not serve ([`absent_kinds`]): not watched,
+    /// and empty.
+    pub absent: Vec<Kind>,
 }
 
 impl WatchScope {
-    /// The sources that must list before anything is compiled: every kind of the table (the
+    /// The kinds watched: the table's, less the absent ones.
+    pub fn kinds(&self) -> impl Iterator<Item = Kind> + '_ {
+        Kind::ALL
+            .iter()
+            .copied()
+            .filter(|k| !self.absent.contains(k))
+    }
+
+    /// The sources that must list before anything is compiled: every watched kind (the
     /// publish Service only delays status, which waits for it on its own).
     pub fn required_kinds(&self) -> Vec<Source> {
-        Kind::ALL.iter().copied().map(Source::Kind).collect()
+        self.kinds().map(Source::Kind).collect()
     }
+}
+
+/// The optional kinds of the table ([`crate::store::StoreKind::OPTIONAL`]: the Gateway API)
+/// whose API version the API server does not serve, asked once at start: a cluster without
+/// the Gateway API's CRDs runs weir for Ingress alone (install the CRDs, then restart weir).
+/// A discovery error other than "not found" is returned.
+pub async fn absent_kinds(client: &Client) -> Result<Vec<Kind>, ::kube::Error> {
+    let mut absent = Vec::new();
+    for kind in Kind::ALL.iter().copied().filter(|k| k.is_optional()) {
+        let api_version = kind.api_version();
+        match client.list_api_group_resources(&api_version).await {
+            Ok(list) if list.resources.iter().any(|r| r.kind == kind.as_str()) => {}
+            Ok(_) => absent.push(kind),
+            Err(::kube::Error::Api(e)) if e.code == 404 => absent.push(kind),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(absent)
 }
 
 /// Start one watcher task per kind of the table (in the scope's namespace unless the kind is
@@ -91,7 +120,7 @@ pub fn spawn_watchers(
     metrics: Arc<WatchMetrics>,
 ) -> JoinSet<()> {
     let mut tasks = JoinSet::new();
-    for kind in Kind::ALL {
+    for kind in scope.kinds() {
         kind.visit(SpawnWatcher {
             client,
             namespace: scope.namespace.as_deref(),

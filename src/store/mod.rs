@@ -41,6 +41,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::api::backendpolicy::BackendPolicy;
+use crate::api::gateway::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
 use crate::api::httpfilter::HTTPFilter;
 
 use crate::api::annotations;
@@ -74,6 +75,34 @@ kinds! {
     }
     /// weir.dev/v1alpha1 BackendPolicy.
     BackendPolicy(BackendPolicy) in backend_policies, label "backendpolicy" {
+        fn same_compile_input(old: &Self, new: &Self) -> bool {
+            same_spec(old, new, |o| &o.spec)
+        }
+    }
+    /// gateway.networking.k8s.io/v1 GatewayClass (cluster-scoped; optional API).
+    GatewayClass(GatewayClass) in gateway_classes, label "gatewayclass" {
+        const OPTIONAL: bool = true;
+        fn same_compile_input(old: &Self, new: &Self) -> bool {
+            same_spec(old, new, |o| &o.spec)
+        }
+    }
+    /// gateway.networking.k8s.io/v1 Gateway (optional API).
+    Gateway(Gateway) in gateways, label "gateway" {
+        const OPTIONAL: bool = true;
+        fn same_compile_input(old: &Self, new: &Self) -> bool {
+            same_spec(old, new, |o| &o.spec)
+        }
+    }
+    /// gateway.networking.k8s.io/v1 HTTPRoute (optional API).
+    HTTPRoute(HTTPRoute) in http_routes, label "httproute" {
+        const OPTIONAL: bool = true;
+        fn same_compile_input(old: &Self, new: &Self) -> bool {
+            same_spec(old, new, |o| &o.spec)
+        }
+    }
+    /// gateway.networking.k8s.io/v1beta1 ReferenceGrant (optional API).
+    ReferenceGrant(ReferenceGrant) in reference_grants, label "referencegrant" {
+        const OPTIONAL: bool = true;
         fn same_compile_input(old: &Self, new: &Self) -> bool {
             same_spec(old, new, |o| &o.spec)
         }

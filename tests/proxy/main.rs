@@ -11,6 +11,7 @@ mod fanout;
 mod filters_access;
 mod filters_edge;
 mod filters_extauth;
+mod gateway;
 mod h2_frames;
 mod health;
 mod http1_probes;

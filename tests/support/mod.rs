@@ -623,6 +623,10 @@ pub fn compile_manifests(
         now_unix: 1_893_456_000,
         ingress_classes: ingress_classes.iter().map(|c| (*c).to_owned()).collect(),
         annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
+        gateway: weir::compile::gateway::GatewayConfig {
+            bind: [127, 0, 0, 1].into(),
+            ..Default::default()
+        },
     };
     let compiled = weir::compile::compile(&objects, &config);
     (objects, compiled)

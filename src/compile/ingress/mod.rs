@@ -613,7 +613,7 @@ fn action<'a>(
 }
 
 /// Validate and classify a rule host.
-fn parse_host(host: &str) -> Result<HostMatch, &'static str> {
+pub(super) fn parse_host(host: &str) -> Result<HostMatch, &'static str> {
     let host = host.to_ascii_lowercase();
     let (wildcard, name) = match host.strip_prefix("*.") {
         Some(rest) => (true, rest),

@@ -1002,6 +1002,7 @@ mod tests {
                     now_unix: 0,
                     ingress_classes: vec!["nginx".to_owned()],
                     annotations_prefix: super::super::super::DEFAULT_PREFIX.to_owned(),
+                    gateway: Default::default(),
                 },
             )
         }

@@ -1,0 +1,824 @@
+//! The Gateway API front end: weir's GatewayClasses, their Gateways and the HTTPRoutes
+//! attached to them → the same [`Ir`] the Ingress front end writes (its listeners and route
+//! tables sit beside Ingress's).
+//!
+//! - **Classes**: a GatewayClass is weir's when its `controllerName` is
+//!   [`GatewayConfig::controller_name`] (`--gateway-controller-name`).
+//! - **Gateways** of weir's classes, in precedence order (oldest `creationTimestamp`, then
+//!   namespace/name). Each listener port is one socket on [`GatewayConfig::bind`]
+//!   (`--gateway-bind-address`) serving the route table `gateway-<port>`; Gateways that share
+//!   a port share that socket and table (hosts keep their routes apart; equal matches are
+//!   settled by the conflicts pass, oldest route first). `HTTP` and `HTTPS` (`tls.mode`
+//!   `Terminate`, certificates from `certificateRefs`) are served; a listener of another
+//!   protocol, on a port another listener serves with another protocol, or on a port of the
+//!   Ingress listeners is rejected with a condition on its Gateway, and the others serve.
+//! - **HTTPRoutes** attach through `parentRefs` (Gateway name and namespace, optionally
+//!   `sectionName` and `port`) to every listener that admits them (`allowedRoutes`:
+//!   namespaces `Same`/`All`, kinds) and whose hostname intersects theirs. Each rule's matches
+//!   become routes (path `Exact`/`PathPrefix`/`RegularExpression`, headers, query parameters,
+//!   method; Gateway API precedence is the snapshot's own order); filters
+//!   `RequestHeaderModifier`, `ResponseHeaderModifier`, `RequestRedirect`, `URLRewrite`,
+//!   `RequestMirror`, `CORS` compile with the `HTTPFilter` code, `ExtensionRef` names a weir
+//!   `HTTPFilter`. Weighted `backendRefs` are Service ports, in the route's namespace or, with
+//!   a ReferenceGrant, another; a backend that does not resolve answers **500** for its share.
+//!
+//! Conditions go on the Gateway and the HTTPRoute in the flat report (`weir validate`,
+//! Events); the Gateway API's structured status (per listener, per parent) is not written yet.
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, SocketAddr};
+
+use super::filters::{self, EntryContext, FilterSet};
+use super::ingress::parse_host;
+use super::ir::{
+    BackendRef, CertificateRef, FieldPath, HostMatch, IrAction, IrForward, IrListener, IrRoute,
+    PortRef, Source, SourceOrder, Unresolved,
+};
+use super::status::Status;
+use super::{CompileConfig, Ir};
+use crate::api::gateway::{
+    GROUP, Gateway, GatewayListener, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule,
+    ParentReference,
+};
+use crate::api::httpfilter::{self, FilterEntry, FilterType};
+use crate::api::{condition_types, reasons};
+use crate::snapshot::{
+    Filter, HeaderMatch, ListenerProtocol, PathMatch, Pattern, QueryMatch, RouteMatch, StringMatch,
+};
+use crate::store::{ObjectKey, Objects};
+
+/// The Gateway API settings of compile.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GatewayConfig {
+    /// `GatewayClass.spec.controllerName` that marks weir's classes.
+    pub controller_name: String,
+    /// The address Gateway listeners bind, on their own ports.
+    pub bind: IpAddr,
+}
+
+/// The default `--gateway-controller-name`.
+pub const DEFAULT_CONTROLLER_NAME: &str = "weir.dev/gateway-controller";
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            controller_name: DEFAULT_CONTROLLER_NAME.to_owned(),
+            bind: IpAddr::from([0, 0, 0, 0]),
+        }
+    }
+}
+
+const GATEWAY: &str = "Gateway";
+const HTTP_ROUTE: &str = "HTTPRoute";
+
+/// What requests sent to a backend that does not resolve get (the Gateway API says 500).
+const UNRESOLVED: Unresolved = Unresolved {
+    status: 500,
+    body: "backend not resolved\n",
+};
+
+/// The rule of an HTTPRoute without rules: every path, no backends.
+static DEFAULT_RULE: [HTTPRouteRule; 1] = [HTTPRouteRule {
+    name: None,
+    matches: Vec::new(),
+    filters: Vec::new(),
+    backend_refs: Vec::new(),
+    timeouts: None,
+}];
+
+/// One Gateway listener that serves: where routes can attach.
+struct Attach<'a> {
+    gateway: &'a ObjectKey,
+    listener: &'a GatewayListener,
+    table: String,
+}
+
+/// Add weir's Gateways and their HTTPRoutes to `ir`.
+pub(super) fn front_end<'a>(
+    objects: &'a Objects,
+    config: &'a CompileConfig,
+    filter_set: &mut FilterSet,
+    ir: &mut Ir<'a>,
+    status: &mut Status,
+) {
+    let gw = &config.gateway;
+    let classes: Vec<&str> = objects
+        .gateway_classes
+        .iter()
+        .filter(|(_, c)| c.spec.controller_name == gw.controller_name)
+        .map(|(k, _)| k.name.as_str())
+        .collect();
+    let mut gateways: Vec<(&ObjectKey, &Gateway)> = objects
+        .gateways
+        .iter()
+        .filter(|(_, g)| classes.contains(&g.spec.gateway_class_name.as_str()))
+        .collect();
+    gateways.sort_by(|a, b| {
+        (a.1.metadata.creation_timestamp.as_ref(), a.0)
+            .cmp(&(b.1.metadata.creation_timestamp.as_ref(), b.0))
+    });
+    if gateways.is_empty() {
+        return;
+    }
+    // Ports the Ingress listeners hold.
+    let taken: Vec<u16> = ir.listeners.iter().map(|l| l.address.port()).collect();
+    let mut sockets: BTreeMap<u16, ListenerProtocol> = BTreeMap::new();
+    let mut attach: Vec<Attach<'a>> = Vec::new();
+    for (key, gateway) in &gateways {
+        let source = Source {
+            kind: GATEWAY,
+            key,
+            generation: gateway.metadata.generation,
+        };
+        let id = ir.add_source(source);
+        for (index, listener) in gateway.spec.listeners.iter().enumerate() {
+            let field = format!("spec.listeners[{index}] ({:?})", listener.name);
+            let protocol = match listener.protocol.as_str() {
+                "HTTP" => ListenerProtocol::Http,
+                "HTTPS" => ListenerProtocol::Https,
+                other => {
+                    status.error(
+                        &source,
+                        condition_types::ACCEPTED,
+                        reasons::UNSUPPORTED_PROTOCOL,
+                        format!("{field}: protocol {other:?} is not served (HTTP, HTTPS)"),
+                    );
+                    continue;
+                }
+            };
+            let Some(port) = u16::try_from(listener.port).ok().filter(|p| *p > 0) else {
+                status.error(
+                    &source,
+                    condition_types::ACCEPTED,
+                    reasons::UNSUPPORTED_VALUE,
+                    format!("{field}: port {} is not 1-65535", listener.port),
+                );
+                continue;
+            };
+            if taken.contains(&port) {
+                status.error(
+                    &source,
+                    condition_types::ACCEPTED,
+                    reasons::PROTOCOL_CONFLICT,
+                    format!("{field}: port {port} is an Ingress listener's; listener not served"),
+                );
+                continue;
+            }
+            if let Some(host) = listener.hostname.as_deref()
+                && let Err(why) = parse_host(host)
+            {
+                status.error(
+                    &source,
+                    condition_types::ACCEPTED,
+                    reasons::INVALID_HOST,
+                    format!("{field}: hostname {host:?} {why}; listener not served"),
+                );
+                continue;
+            }
+            match sockets.get(&port) {
+                Some(p) if *p != protocol => {
+                    status.error(
+                        &source,
+                        condition_types::ACCEPTED,
+                        reasons::PROTOCOL_CONFLICT,
+                        format!(
+                            "{field}: port {port} is served as {} by an older listener; \
+                             listener not served",
+                            if *p == ListenerProtocol::Http {
+                                "HTTP"
+                            } else {
+                                "HTTPS"
+                            }
+                        ),
+                    );
+                    continue;
+                }
+                Some(_) => {}
+                None => {
+                    sockets.insert(port, protocol);
+                }
+            }
+            let table = format!("gateway-{port}");
+            if protocol == ListenerProtocol::Https {
+                let tls = listener.tls.as_ref();
+                if let Some(mode) = tls.and_then(|t| t.mode.as_deref())
+                    && mode != "Terminate"
+                {
+                    status.error(
+                        &source,
+                        condition_types::ACCEPTED,
+                        reasons::UNSUPPORTED_VALUE,
+                        format!("{field}: tls.mode {mode:?} is not served (Terminate)"),
+                    );
+                    continue;
+                }
+                let certificates = ir.certificate_sets.entry(table.clone()).or_default();
+                for (c, cert) in tls
+                    .into_iter()
+                    .flat_map(|t| &t.certificate_refs)
+                    .enumerate()
+                {
+                    let namespace = cert.namespace.as_deref().unwrap_or(&key.namespace);
+                    let kind_ok = cert.group.as_deref().unwrap_or("").is_empty()
+                        && cert.kind.as_deref().unwrap_or("Secret") == "Secret";
+                    if !kind_ok {
+                        status.error(
+                            &source,
+                            condition_types::RESOLVED_REFS,
+                            reasons::INVALID_KIND,
+                            format!("{field}: certificateRefs[{c}] is not a core Secret"),
+                        );
+                        continue;
+                    }
+                    if namespace != key.namespace
+                        && !granted(
+                            objects,
+                            GATEWAY,
+                            &key.namespace,
+                            namespace,
+                            "Secret",
+                            &cert.name,
+                        )
+                    {
+                        status.error(
+                            &source,
+                            condition_types::RESOLVED_REFS,
+                            reasons::REF_NOT_PERMITTED,
+                            format!(
+                                "{field}: certificateRefs[{c}] Secret {namespace}/{} needs a \
+                                 ReferenceGrant in {namespace}",
+                                cert.name
+                            ),
+                        );
+                        continue;
+                    }
+                    certificates.push(CertificateRef {
+                        source: id,
+                        field: FieldPath::indexed(
+                            "spec.listeners[{}].tls.certificateRefs[{}]",
+                            [index, c],
+                        ),
+                        namespace,
+                        name: &cert.name,
+                        hosts: listener.hostname.as_slice(),
+                    });
+                }
+            }
+            attach.push(Attach {
+                gateway: key,
+                listener,
+                table,
+            });
+        }
+    }
+    for (&port, &protocol) in &sockets {
+        let table = format!("gateway-{port}");
+        ir.listeners.push(IrListener {
+            name: table.clone(),
+            address: SocketAddr::new(gw.bind, port),
+            protocol,
+            route_table: table.clone(),
+            certificates: (protocol == ListenerProtocol::Https).then(|| table.clone()),
+        });
+        ir.route_tables.entry(table).or_default();
+    }
+
+    let mut routes: Vec<(&ObjectKey, &HTTPRoute)> = objects.http_routes.iter().collect();
+    routes.sort_by(|a, b| {
+        (a.1.metadata.creation_timestamp.as_ref(), a.0)
+            .cmp(&(b.1.metadata.creation_timestamp.as_ref(), b.0))
+    });
+    for (key, route) in routes {
+        http_route(objects, key, route, &attach, filter_set, ir, status);
+    }
+}
+
+/// Whether a ReferenceGrant in `to_namespace` lets `from_kind` objects of `from_namespace`
+/// refer to the `to_kind` named `name`.
+fn granted(
+    objects: &Objects,
+    from_kind: &str,
+    from_namespace: &str,
+    to_namespace: &str,
+    to_kind: &str,
+    name: &str,
+) -> bool {
+    objects
+        .reference_grants
+        .iter()
+        .filter(|(k, _)| k.namespace == to_namespace)
+        .any(|(_, g)| g.spec.allows(from_kind, from_namespace, to_kind, name))
+}
+
+/// Whether `parent` names the listener `at`.
+fn names(parent: &ParentReference, route_namespace: &str, at: &Attach<'_>) -> bool {
+    parent.group.as_deref().unwrap_or(GROUP) == GROUP
+        && parent.kind.as_deref().unwrap_or(GATEWAY) == GATEWAY
+        && parent.namespace.as_deref().unwrap_or(route_namespace) == at.gateway.namespace
+        && parent.name == at.gateway.name
+        && parent
+            .section_name
+            .as_deref()
+            .is_none_or(|s| s == at.listener.name)
+        && parent.port.is_none_or(|p| p == at.listener.port)
+}
+
+/// Why the listener `at` does not admit a route of `namespace`, if it does not.
+fn refuses(at: &Attach<'_>, namespace: &str) -> Option<String> {
+    let allowed = at.listener.allowed_routes.as_ref();
+    let from = allowed
+        .and_then(|a| a.namespaces.as_ref())
+        .and_then(|n| n.from.as_deref())
+        .unwrap_or("Same");
+    let ns_ok = match from {
+        "All" => true,
+        "Same" => namespace == at.gateway.namespace,
+        _ => {
+            return Some(format!(
+                "allowedRoutes.namespaces.from {from:?} is not served (Same, All)"
+            ));
+        }
+    };
+    if !ns_ok {
+        return Some(format!(
+            "listener {:?} of Gateway {} admits routes of its own namespace only",
+            at.listener.name, at.gateway
+        ));
+    }
+    let kinds = allowed.map(|a| a.kinds.as_slice()).unwrap_or_default();
+    let kind_ok = kinds.is_empty()
+        || kinds
+            .iter()
+            .any(|k| k.kind == HTTP_ROUTE && k.group.as_deref().unwrap_or(GROUP) == GROUP);
+    (!kind_ok).then(|| {
+        format!(
+            "listener {:?} of Gateway {} does not admit HTTPRoutes",
+            at.listener.name, at.gateway
+        )
+    })
+}
+
+/// The hosts a route serves on a listener: the intersection of its hostnames with the
+/// listener's (empty: none intersect).
+fn intersect(listener: Option<&str>, route: &[HostMatch]) -> Vec<HostMatch> {
+    let listener = match listener.map(parse_host) {
+        Some(Ok(h)) => h,
+        Some(Err(_)) => return Vec::new(),
+        None => HostMatch::Any,
+    };
+    if route.is_empty() {
+        return vec![listener];
+    }
+    let covers = |suffix: &str, host: &str| host.ends_with(suffix) && host.len() > suffix.len();
+    route
+        .iter()
+        .filter_map(|r| match (&listener, r) {
+            (HostMatch::Any, r) => Some(r.clone()),
+            (l, HostMatch::Any) => Some(l.clone()),
+            (HostMatch::Exact(l), HostMatch::Exact(h)) => (l == h).then(|| r.clone()),
+            (HostMatch::Wildcard(s), HostMatch::Exact(h)) => covers(s, h).then(|| r.clone()),
+            (HostMatch::Exact(h), HostMatch::Wildcard(s)) => {
+                covers(s, h).then(|| HostMatch::Exact(h.clone()))
+            }
+            (HostMatch::Wildcard(l), HostMatch::Wildcard(r)) => {
+                if r.ends_with(l.as_str()) {
+                    Some(HostMatch::Wildcard(r.clone()))
+                } else if l.ends_with(r.as_str()) {
+                    Some(HostMatch::Wildcard(l.clone()))
+                } else {
+                    None
+                }
+            }
+        })
+        .collect()
+}
+
+/// One HTTPRoute into the route tables of the listeners it attaches to.
+fn http_route<'a>(
+    objects: &'a Objects,
+    key: &'a ObjectKey,
+    route: &'a HTTPRoute,
+    attach: &[Attach<'a>],
+    filter_set: &mut FilterSet,
+    ir: &mut Ir<'a>,
+    status: &mut Status,
+) {
+    let source = Source {
+        kind: HTTP_ROUTE,
+        key,
+        generation: route.metadata.generation,
+    };
+    let spec = &route.spec;
+    let mut hostnames = Vec::new();
+    for (i, host) in spec.hostnames.iter().enumerate() {
+        match parse_host(host) {
+            Ok(h) => hostnames.push(h),
+            Err(why) => status.error(
+                &source,
+                condition_types::ACCEPTED,
+                reasons::INVALID_HOST,
+                format!("spec.hostnames[{i}] {host:?} {why}; hostname skipped"),
+            ),
+        }
+    }
+    // Where it attaches: (table, host) pairs, once each.
+    let mut targets: Vec<(String, HostMatch)> = Vec::new();
+    for (p, parent) in spec.parent_refs.iter().enumerate() {
+        let named: Vec<&Attach<'a>> = attach
+            .iter()
+            .filter(|at| names(parent, &key.namespace, at))
+            .collect();
+        if named.is_empty() {
+            status.error(
+                &source,
+                condition_types::ACCEPTED,
+                reasons::NO_MATCHING_PARENT,
+                format!(
+                    "spec.parentRefs[{p}]: no listener of weir's Gateway {}/{} matches",
+                    parent.namespace.as_deref().unwrap_or(&key.namespace),
+                    parent.name
+                ),
+            );
+            continue;
+        }
+        let mut admitted = false;
+        let mut why = None;
+        for at in named {
+            if let Some(reason) = refuses(at, &key.namespace) {
+                why.get_or_insert((reasons::NOT_ALLOWED_BY_LISTENERS, reason));
+                continue;
+            }
+            let hosts = intersect(at.listener.hostname.as_deref(), &hostnames);
+            if hosts.is_empty() {
+                why.get_or_insert((
+                    reasons::NO_MATCHING_LISTENER_HOSTNAME,
+                    format!(
+                        "no hostname intersects listener {:?}'s {:?}",
+                        at.listener.name,
+                        at.listener.hostname.as_deref().unwrap_or("*")
+                    ),
+                ));
+                continue;
+            }
+            admitted = true;
+            for host in hosts {
+                let target = (at.table.clone(), host);
+                if !targets.contains(&target) {
+                    targets.push(target);
+                }
+            }
+        }
+        if !admitted && let Some((reason, message)) = why {
+            status.error(
+                &source,
+                condition_types::ACCEPTED,
+                reason,
+                format!("spec.parentRefs[{p}]: {message}"),
+            );
+        }
+    }
+    if targets.is_empty() {
+        return;
+    }
+    let id = ir.add_source(source);
+    let ctx = EntryContext { key, objects };
+    let rules = if spec.rules.is_empty() {
+        &DEFAULT_RULE[..]
+    } else {
+        &spec.rules
+    };
+    for (r, rule) in rules.iter().enumerate() {
+        let Some(rule_filters) = chain(&rule.filters, &source, &ctx, filter_set, r, status) else {
+            continue;
+        };
+        let mut backends = Vec::new();
+        for (b, backend) in rule.backend_refs.iter().enumerate() {
+            let reference = &backend.backend;
+            let field = format!("spec.rules[{r}].backendRefs[{b}]");
+            let namespace = reference.namespace.as_deref().unwrap_or(&key.namespace);
+            if !reference.group.as_deref().unwrap_or("").is_empty()
+                || reference.kind.as_deref().unwrap_or("Service") != "Service"
+            {
+                status.error(
+                    &source,
+                    condition_types::RESOLVED_REFS,
+                    reasons::INVALID_KIND,
+                    format!("{field}: only core Services are served as backends; answers 500"),
+                );
+                continue;
+            }
+            if namespace != key.namespace
+                && !granted(
+                    objects,
+                    HTTP_ROUTE,
+                    &key.namespace,
+                    namespace,
+                    "Service",
+                    &reference.name,
+                )
+            {
+                status.error(
+                    &source,
+                    condition_types::RESOLVED_REFS,
+                    reasons::REF_NOT_PERMITTED,
+                    format!(
+                        "{field}: Service {namespace}/{} needs a ReferenceGrant in {namespace}; \
+                         answers 500",
+                        reference.name
+                    ),
+                );
+                continue;
+            }
+            let Some(port) = reference.port else {
+                status.error(
+                    &source,
+                    condition_types::RESOLVED_REFS,
+                    reasons::INVALID_BACKEND,
+                    format!("{field}: port is required for a Service; answers 500"),
+                );
+                continue;
+            };
+            let weight = backend.weight.unwrap_or(1).max(0) as u32;
+            let Some(filters) = chain(&backend.filters, &source, &ctx, filter_set, r, status)
+            else {
+                continue;
+            };
+            let mut backend_ref =
+                BackendRef::new(namespace, &reference.name, PortRef::Number(port));
+            backend_ref.weight = weight;
+            backend_ref.filters = filters;
+            backends.push(backend_ref);
+        }
+        let default_match = [HTTPRouteMatch::default()];
+        let matches = if rule.matches.is_empty() {
+            &default_match[..]
+        } else {
+            &rule.matches
+        };
+        for (m, route_match) in matches.iter().enumerate() {
+            let matches = match route_match_of(route_match) {
+                Ok(matches) => matches,
+                Err(why) => {
+                    status.error(
+                        &source,
+                        condition_types::ACCEPTED,
+                        reasons::INVALID_PATH,
+                        format!("spec.rules[{r}].matches[{m}]: {why}; match skipped"),
+                    );
+                    continue;
+                }
+            };
+            for (table, host) in &targets {
+                let backends = backends
+                    .iter()
+                    .map(|b| {
+                        let mut copy = BackendRef::new(b.namespace, b.service, b.port);
+                        copy.weight = b.weight;
+                        copy.filters = b.filters.clone();
+                        copy
+                    })
+                    .collect::<Vec<_>>();
+                // No backend (none given, or none valid): 500, unless a filter (a redirect)
+                // answers first.
+                let action = IrAction::Forward(IrForward {
+                    backends,
+                    unresolved: UNRESOLVED,
+                });
+                let routes = ir
+                    .route_tables
+                    .get_mut(table)
+                    .expect("invariant: every attach point's table exists");
+                routes.hosts.entry(host.clone()).or_default().push(IrRoute {
+                    name: format!("{}/{}/{r}/{m}", key.namespace, key.name),
+                    matches: matches.clone(),
+                    filters: rule_filters.clone(),
+                    action,
+                    field: FieldPath::indexed("spec.rules[{}].matches[{}]", [r, m]),
+                    order: SourceOrder {
+                        source: id,
+                        rule: r,
+                        index: m,
+                    },
+                });
+            }
+        }
+    }
+}
+
+/// A rule's (or backend's) filters; `None` when one is invalid (the rule is not served).
+fn chain(
+    filters: &[HTTPRouteFilter],
+    source: &Source<'_>,
+    ctx: &EntryContext<'_>,
+    filter_set: &mut FilterSet,
+    rule: usize,
+    status: &mut Status,
+) -> Option<Vec<Filter>> {
+    let mut out = Vec::new();
+    for (f, filter) in filters.iter().enumerate() {
+        let field = format!("spec.rules[{rule}].filters[{f}]");
+        if filter.type_ == "ExtensionRef" {
+            match filter.extension_ref.as_ref() {
+                Some(ext) if ext.group == "weir.dev" && ext.kind == "HTTPFilter" => {
+                    out.extend(filter_set.chain(source, &ctx.key.namespace, &ext.name, status));
+                }
+                _ => {
+                    status.error(
+                        source,
+                        condition_types::RESOLVED_REFS,
+                        reasons::INVALID_KIND,
+                        format!(
+                            "{field}: extensionRef must name a weir.dev HTTPFilter; rule not served"
+                        ),
+                    );
+                    return None;
+                }
+            }
+            continue;
+        }
+        let entry = match entry_of(filter) {
+            Ok(entry) => entry,
+            Err(why) => {
+                status.error(
+                    source,
+                    condition_types::ACCEPTED,
+                    reasons::UNSUPPORTED_VALUE,
+                    format!("{field}: {why}; rule not served"),
+                );
+                return None;
+            }
+        };
+        match filters::compile_entry(&entry, ctx) {
+            Ok(compiled) => out.push(compiled),
+            Err(e) => {
+                status.error(
+                    source,
+                    condition_types::ACCEPTED,
+                    reasons::INVALID_FILTER,
+                    format!("{field}.{}: {}; rule not served", e.field, e.message),
+                );
+                return None;
+            }
+        }
+    }
+    Some(out)
+}
+
+/// An HTTPRoute filter as the `HTTPFilter` entry of the same type.
+fn entry_of(filter: &HTTPRouteFilter) -> Result<FilterEntry, String> {
+    let type_ = match filter.type_.as_str() {
+        "RequestHeaderModifier" => FilterType::RequestHeaderModifier,
+        "ResponseHeaderModifier" => FilterType::ResponseHeaderModifier,
+        "RequestRedirect" => FilterType::RequestRedirect,
+        "URLRewrite" => FilterType::UrlRewrite,
+        "RequestMirror" => FilterType::RequestMirror,
+        "CORS" => FilterType::Cors,
+        other => return Err(format!("filter type {other:?} is not served")),
+    };
+    let mut entry = FilterEntry::new(type_);
+    entry.request_header_modifier = filter.request_header_modifier.clone();
+    entry.response_header_modifier = filter.response_header_modifier.clone();
+    entry.request_redirect = filter.request_redirect.clone();
+    entry.url_rewrite = filter.url_rewrite.clone();
+    entry.cors = filter.cors.clone();
+    if let Some(mirror) = &filter.request_mirror {
+        let b = &mirror.backend_ref;
+        if b.namespace.is_some() {
+            return Err("requestMirror.backendRef in another namespace is not served".to_owned());
+        }
+        entry.request_mirror = Some(httpfilter::RequestMirrorFilter {
+            backend_ref: httpfilter::BackendRef {
+                name: b.name.clone(),
+                port: b.port.ok_or("requestMirror.backendRef.port is required")?,
+            },
+            percent: mirror.percent,
+            hostname: None,
+        });
+    }
+    Ok(entry)
+}
+
+/// One `HTTPRouteMatch` as the snapshot's match.
+fn route_match_of(m: &HTTPRouteMatch) -> Result<RouteMatch, String> {
+    let (type_, value) = match &m.path {
+        Some(p) => (
+            p.type_.as_deref().unwrap_or("PathPrefix"),
+            p.value.as_deref().unwrap_or("/"),
+        ),
+        None => ("PathPrefix", "/"),
+    };
+    if type_ != "RegularExpression" && !value.starts_with('/') {
+        return Err(format!("path {value:?} is not absolute"));
+    }
+    let path = match type_ {
+        "Exact" => PathMatch::Exact(value.to_owned()),
+        "PathPrefix" => {
+            let trimmed = value.trim_end_matches('/');
+            PathMatch::Prefix(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+        }
+        "RegularExpression" => PathMatch::Regex(
+            Pattern::new(&format!("^(?:{value})$"))
+                .map_err(|e| format!("path regular expression {value:?}: {e}"))?,
+        ),
+        other => {
+            return Err(format!(
+                "path type {other:?} is not Exact, PathPrefix or RegularExpression"
+            ));
+        }
+    };
+    let value_match = |type_: Option<&str>, value: &str| -> Result<StringMatch, String> {
+        match type_.unwrap_or("Exact") {
+            "Exact" => Ok(StringMatch::Exact(value.to_owned())),
+            "RegularExpression" => Pattern::new(&format!("^(?:{value})$"))
+                .map(StringMatch::Regex)
+                .map_err(|e| format!("regular expression {value:?}: {e}")),
+            other => Err(format!(
+                "match type {other:?} is not Exact or RegularExpression"
+            )),
+        }
+    };
+    let mut headers = Vec::new();
+    for h in &m.headers {
+        headers.push(HeaderMatch {
+            name: http::HeaderName::from_bytes(h.name.as_bytes())
+                .map_err(|_| format!("header name {:?} is not valid", h.name))?,
+            value: value_match(h.type_.as_deref(), &h.value)?,
+        });
+    }
+    let mut query = Vec::new();
+    for q in &m.query_params {
+        query.push(QueryMatch {
+            name: q.name.clone(),
+            value: value_match(q.type_.as_deref(), &q.value)?,
+        });
+    }
+    let method = match m.method.as_deref() {
+        Some(method) => Some(
+            http::Method::from_bytes(method.as_bytes())
+                .map_err(|_| format!("method {method:?} is not valid"))?,
+        ),
+        None => None,
+    };
+    Ok(RouteMatch {
+        path,
+        method,
+        headers,
+        query,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hosts(list: &[&str]) -> Vec<HostMatch> {
+        list.iter().map(|h| parse_host(h).expect("host")).collect()
+    }
+
+    #[test]
+    fn route_hostnames_intersect_the_listeners() {
+        assert_eq!(intersect(None, &[]), vec![HostMatch::Any]);
+        assert_eq!(
+            intersect(Some("a.example.com"), &[]),
+            hosts(&["a.example.com"])
+        );
+        assert_eq!(
+            intersect(
+                Some("*.example.com"),
+                &hosts(&["a.example.com", "b.other.org"])
+            ),
+            hosts(&["a.example.com"])
+        );
+        assert_eq!(
+            intersect(Some("a.example.com"), &hosts(&["*.example.com"])),
+            hosts(&["a.example.com"])
+        );
+        assert_eq!(
+            intersect(Some("*.example.com"), &hosts(&["*.a.example.com"])),
+            hosts(&["*.a.example.com"])
+        );
+        assert!(intersect(Some("a.example.com"), &hosts(&["b.example.com"])).is_empty());
+        assert!(intersect(Some("*.example.com"), &hosts(&["example.com"])).is_empty());
+    }
+
+    #[test]
+    fn matches_follow_the_gateway_api_defaults() {
+        let m = route_match_of(&HTTPRouteMatch::default()).expect("default");
+        assert_eq!(m.path, PathMatch::Prefix("/".to_owned()));
+        let m: HTTPRouteMatch = serde_json::from_value(serde_json::json!({
+            "path": {"type": "PathPrefix", "value": "/v2/"},
+            "headers": [{"name": "Version", "value": "two"}],
+            "queryParams": [{"type": "RegularExpression", "name": "q", "value": "a+"}],
+            "method": "POST"
+        }))
+        .expect("decode");
+        let m = route_match_of(&m).expect("match");
+        assert_eq!(m.path, PathMatch::Prefix("/v2".to_owned()));
+        assert_eq!(m.headers[0].name, "version");
+        assert!(m.query[0].value.matches("aaa") && !m.query[0].value.matches("baaa"));
+        assert_eq!(m.method, Some(http::Method::POST));
+        let bad: HTTPRouteMatch =
+            serde_json::from_value(serde_json::json!({"path": {"value": "nope"}})).expect("decode");
+        assert!(route_match_of(&bad).is_err());
+    }
+}

@@ -1,0 +1,219 @@
+//! The Gateway API front end through the real proxy, over HTTP/1.1 and HTTP/2: a Gateway of
+//! weir's class gets its own listener socket; an HTTPRoute's hostnames intersect the
+//! listener's, its matches (path, header, query, method) follow Gateway API precedence, its
+//! weighted backends split, its filters run; a route whose hostname the listener does not
+//! serve, or whose parent is not weir's, is reported and not served.
+
+use std::net::SocketAddr;
+
+use http::StatusCode;
+use weir::proxy::ProxyConfig;
+
+use crate::support::*;
+
+/// A GET of `path` on the route's host.
+fn get(c: &Client, path: &str) -> http::Request<Body> {
+    c.request("GET", "shop.example.com", path, empty())
+}
+
+/// A free loopback port for the Gateway's listener.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port()
+}
+
+fn manifests(port: u16, v1: u16, v2: u16) -> String {
+    let mut out = loopback_service_yaml("v1", v1);
+    out.push_str(&loopback_service_yaml("v2", v2));
+    out.push_str(&format!(
+        r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: weir}}
+spec: {{controllerName: weir.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: other}}
+spec: {{controllerName: example.com/other}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: edge, namespace: shop}}
+spec:
+  gatewayClassName: weir
+  listeners:
+  - {{name: web, port: {port}, protocol: HTTP, hostname: "*.example.com"}}
+  - {{name: tcp, port: 9, protocol: TCP}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: theirs, namespace: shop}}
+spec:
+  gatewayClassName: other
+  listeners: [{{name: web, port: 1, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: shop, namespace: shop}}
+spec:
+  parentRefs: [{{name: edge, sectionName: web}}]
+  hostnames: [shop.example.com, shop.other.org]
+  rules:
+  - matches:
+    - path: {{type: PathPrefix, value: /api}}
+      headers: [{{name: X-Version, value: "2"}}]
+    - path: {{type: PathPrefix, value: /api}}
+      queryParams: [{{name: v, value: "2"}}]
+    backendRefs: [{{name: v2, port: 80}}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {{set: [{{name: X-Route, value: api-v2}}]}}
+  - matches: [{{path: {{type: PathPrefix, value: /api}}}}]
+    backendRefs: [{{name: v1, port: 80, weight: 1}}, {{name: v2, port: 80, weight: 1}}]
+  - matches: [{{path: {{type: Exact, value: /old}}, method: GET}}]
+    filters:
+    - type: RequestRedirect
+      requestRedirect: {{path: {{type: ReplaceFullPath, replaceFullPath: /new}}, statusCode: 301}}
+  - matches: [{{path: {{type: RegularExpression, value: "/items/[0-9]+"}}}}]
+    backendRefs: [{{name: v1, port: 80}}]
+    filters:
+    - type: RequestHeaderModifier
+      requestHeaderModifier: {{set: [{{name: X-Hop, value: gateway}}]}}
+  - matches: [{{path: {{type: Exact, value: /missing}}}}]
+    backendRefs: [{{name: nowhere, port: 80}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: elsewhere, namespace: shop}}
+spec:
+  parentRefs: [{{name: edge}}]
+  hostnames: [www.other.org]
+  rules: [{{backendRefs: [{{name: v1, port: 80}}]}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {{name: stray, namespace: shop}}
+spec:
+  parentRefs: [{{name: theirs}}]
+  rules: [{{backendRefs: [{{name: v1, port: 80}}]}}]
+"#
+    ));
+    out
+}
+
+#[tokio::test]
+async fn gateways_and_http_routes_serve_on_their_own_listener() {
+    let v1 = Backend::start("v1").await;
+    let v2 = Backend::start("v2").await;
+    let port = free_port();
+    let h = Harness::start(ProxyConfig::default()).await;
+    let compiled = h.serve_manifests(&manifests(port, v1.addr.port(), v2.addr.port()), &[]);
+
+    // What is not served is reported, on the object that says it.
+    let mut reasons: Vec<(String, &str)> = compiled
+        .status
+        .conditions
+        .iter()
+        .flat_map(|(o, cs)| {
+            cs.iter()
+                .map(move |c| (format!("{} {}", o.kind, o.key), c.reason))
+        })
+        .collect();
+    reasons.sort();
+    assert_eq!(
+        reasons,
+        [
+            ("Gateway shop/edge".to_owned(), "UnsupportedProtocol"),
+            (
+                "HTTPRoute shop/elsewhere".to_owned(),
+                "NoMatchingListenerHostname"
+            ),
+            ("HTTPRoute shop/shop".to_owned(), "ServiceNotFound"),
+            ("HTTPRoute shop/stray".to_owned(), "NoMatchingParent"),
+        ],
+        "{:#?}",
+        compiled.status.conditions
+    );
+    let listener = compiled
+        .snapshot
+        .listeners
+        .iter()
+        .find(|l| l.name == format!("gateway-{port}"))
+        .expect("the Gateway's listener");
+    assert_eq!(listener.address, SocketAddr::from(([127, 0, 0, 1], port)));
+    assert!(
+        compiled
+            .snapshot
+            .listeners
+            .iter()
+            .all(|l| l.address.port() != 1)
+    );
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    // The proxy binds a new listener right after the publish; wait for it (bounded).
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    for proto in BOTH {
+        let mut c = Client::connect(addr, proto).await;
+        // Header match, then query match, both to v2 with the response filter.
+        let mut req = get(&c, "/api/x");
+        req.headers_mut()
+            .insert("x-version", http::HeaderValue::from_static("2"));
+        let a = c.answer(req).await;
+        assert_eq!(
+            (a.status, a.backend()),
+            (StatusCode::OK, Some("v2")),
+            "{proto:?}"
+        );
+        assert_eq!(a.header("x-route"), Some("api-v2"));
+        let a = c.answer(get(&c, "/api/x?v=2")).await;
+        assert_eq!(
+            (a.backend(), a.header("x-route")),
+            (Some("v2"), Some("api-v2"))
+        );
+        // Without them: split 1:1 over v1 and v2, no filter.
+        let mut v1_hits = 0;
+        for _ in 0..200 {
+            let a = c.answer(get(&c, "/api/y")).await;
+            assert_eq!(a.status, StatusCode::OK);
+            assert_eq!(a.header("x-route"), None);
+            v1_hits += usize::from(a.backend() == Some("v1"));
+        }
+        assert!((80..=120).contains(&v1_hits), "v1 got {v1_hits} of 200");
+        // Redirect on GET only; other methods fall through to no route (404).
+        let a = c.answer(get(&c, "/old")).await;
+        assert_eq!(a.status, StatusCode::MOVED_PERMANENTLY);
+        assert!(
+            a.header("location").is_some_and(|l| l.ends_with("/new")),
+            "{:?}",
+            a.header("location")
+        );
+        let a = c
+            .answer(c.request("POST", "shop.example.com", "/old", empty()))
+            .await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND);
+        // Regular expressions match the whole path; the request filter reaches the backend.
+        let a = c.answer(get(&c, "/items/42")).await;
+        assert_eq!((a.status, a.backend()), (StatusCode::OK, Some("v1")));
+        assert_eq!(a.header("x-seen-x-hop"), Some("gateway"));
+        assert_eq!(
+            c.answer(get(&c, "/items/42/more")).await.status,
+            StatusCode::NOT_FOUND
+        );
+        // A backend that does not resolve answers 500 (the Gateway API's rule).
+        let a = c.answer(get(&c, "/missing")).await;
+        assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);
+        // Hosts outside the listener's hostname are not served.
+        let a = c
+            .answer(c.request("GET", "shop.other.org", "/api/y", empty()))
+            .await;
+        assert_eq!(a.status, StatusCode::NOT_FOUND);
+    }
+}
