@@ -367,3 +367,89 @@ async fn every_kind_is_watched_in_its_scope_with_its_field_selector() {
     assert_eq!(seen, expected);
     drop(watchers);
 }
+
+/// Answers discovery requests for the Gateway API's group versions: `served` lists the kinds
+/// each version serves; a version not in it is 404.
+async fn discovery(mut handle: Handle, served: Vec<(&'static str, Vec<&'static str>)>) {
+    while let Some((request, respond)) = handle.next_request().await {
+        let path = request.uri().path().to_owned();
+        let version = path.strip_prefix("/apis/").unwrap_or(&path);
+        let response = match served.iter().find(|(v, _)| *v == version) {
+            Some((v, kinds)) => complete(
+                StatusCode::OK,
+                &json!({
+                    "kind": "APIResourceList",
+                    "apiVersion": "v1",
+                    "groupVersion": v,
+                    "resources": kinds.iter().map(|k| json!({
+                        "name": format!("{}s", k.to_lowercase()),
+                        "singularName": k.to_lowercase(),
+                        "namespaced": true,
+                        "kind": k,
+                        "verbs": ["list", "watch"],
+                    })).collect::<Vec<_>>(),
+                }),
+            ),
+            None => complete(
+                StatusCode::NOT_FOUND,
+                &json!({
+                    "kind": "Status", "apiVersion": "v1", "status": "Failure",
+                    "message": "the server could not find the requested resource",
+                    "reason": "NotFound", "code": 404,
+                }),
+            ),
+        };
+        respond.send_response(response);
+    }
+}
+
+#[tokio::test]
+async fn optional_kinds_are_absent_exactly_when_the_api_server_does_not_serve_them() {
+    let gateway_kinds = [
+        Kind::GatewayClass,
+        Kind::Gateway,
+        Kind::HTTPRoute,
+        Kind::ReferenceGrant,
+    ];
+    assert!(gateway_kinds.iter().all(|k| k.is_optional()));
+    assert!(!Kind::Ingress.is_optional() && !Kind::Service.is_optional());
+
+    // No Gateway API CRDs: all four absent (not watched, not waited for).
+    let (service, handle) = mock::pair::<Request<kube::client::Body>, Response<Body>>();
+    let server = tokio::spawn(discovery(handle, Vec::new()));
+    let client = kube::Client::new(service, "default");
+    let absent = weir::store::kube::absent_kinds(&client)
+        .await
+        .expect("discovery");
+    assert_eq!(absent, gateway_kinds);
+    let scope = WatchScope {
+        absent: absent.clone(),
+        ..WatchScope::default()
+    };
+    assert_eq!(scope.required_kinds().len(), Kind::ALL.len() - 4);
+    assert!(
+        !scope
+            .required_kinds()
+            .contains(&Source::Kind(Kind::Gateway))
+    );
+    server.abort();
+
+    // The standard channel installed, but an older one without ReferenceGrant in v1beta1.
+    let (service, handle) = mock::pair::<Request<kube::client::Body>, Response<Body>>();
+    let server = tokio::spawn(discovery(
+        handle,
+        vec![
+            (
+                "gateway.networking.k8s.io/v1",
+                vec!["GatewayClass", "Gateway", "HTTPRoute", "GRPCRoute"],
+            ),
+            ("gateway.networking.k8s.io/v1beta1", vec!["HTTPRoute"]),
+        ],
+    ));
+    let client = kube::Client::new(service, "default");
+    let absent = weir::store::kube::absent_kinds(&client)
+        .await
+        .expect("discovery");
+    assert_eq!(absent, [Kind::ReferenceGrant]);
+    server.abort();
+}
