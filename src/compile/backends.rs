@@ -138,6 +138,12 @@ pub(super) fn service_cluster(
 
 impl<'a> Resolver<'a> {
     fn resolve(&mut self, backend: &BackendRef<'a>) -> usize {
+        if let Some((reason, message)) = &backend.refused {
+            return self.push(Outcome::Unavailable {
+                reason,
+                message: message.clone(),
+            });
+        }
         let variant = backend.variant.as_deref();
         let key = (
             backend.namespace,

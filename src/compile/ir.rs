@@ -264,6 +264,11 @@ pub struct BackendRef<'a> {
     /// on top of its Service port's `BackendPolicy`: it resolves to a cluster of its own
     /// variant. `None`: the Service port's default cluster.
     pub variant: Option<Arc<Variant>>,
+    /// Set when the front end already knows the reference cannot resolve (Gateway API: a
+    /// kind weir does not serve, another namespace without a ReferenceGrant): reason and
+    /// message. The backends pass records it as this reference's outcome without a lookup,
+    /// so its share answers `unresolved` and assemble reports it with the route's others.
+    pub refused: Option<(&'static str, String)>,
     /// Filled in by the backends pass: index of the resolution of this reference.
     pub(super) outcome: Option<usize>,
 }
@@ -278,6 +283,7 @@ impl<'a> BackendRef<'a> {
             weight: 1,
             filters: Vec::new(),
             variant: None,
+            refused: None,
             outcome: None,
         }
     }

@@ -494,20 +494,15 @@ fn http_route<'a>(
         let mut backends = Vec::new();
         for (b, backend) in rule.backend_refs.iter().enumerate() {
             let reference = &backend.backend;
-            let field = format!("spec.rules[{r}].backendRefs[{b}]");
             let namespace = reference.namespace.as_deref().unwrap_or(&key.namespace);
-            if !reference.group.as_deref().unwrap_or("").is_empty()
+            let refused = if !reference.group.as_deref().unwrap_or("").is_empty()
                 || reference.kind.as_deref().unwrap_or("Service") != "Service"
             {
-                status.error(
-                    &source,
-                    condition_types::RESOLVED_REFS,
+                Some((
                     reasons::INVALID_KIND,
-                    format!("{field}: only core Services are served as backends; answers 500"),
-                );
-                continue;
-            }
-            if namespace != key.namespace
+                    format!("backendRefs[{b}]: only core Services are served as backends"),
+                ))
+            } else if namespace != key.namespace
                 && !granted(
                     objects,
                     HTTP_ROUTE,
@@ -517,36 +512,31 @@ fn http_route<'a>(
                     &reference.name,
                 )
             {
-                status.error(
-                    &source,
-                    condition_types::RESOLVED_REFS,
+                Some((
                     reasons::REF_NOT_PERMITTED,
                     format!(
-                        "{field}: Service {namespace}/{} needs a ReferenceGrant in {namespace}; \
-                         answers 500",
+                        "backendRefs[{b}]: Service {namespace}/{} needs a ReferenceGrant in \
+                         {namespace}",
                         reference.name
                     ),
-                );
-                continue;
-            }
-            let Some(port) = reference.port else {
-                status.error(
-                    &source,
-                    condition_types::RESOLVED_REFS,
+                ))
+            } else if reference.port.is_none() {
+                Some((
                     reasons::INVALID_BACKEND,
-                    format!("{field}: port is required for a Service; answers 500"),
-                );
-                continue;
+                    format!("backendRefs[{b}]: port is required for a Service"),
+                ))
+            } else {
+                None
             };
-            let weight = backend.weight.unwrap_or(1).max(0) as u32;
             let Some(filters) = chain(&backend.filters, &source, &ctx, filter_set, r, status)
             else {
                 continue;
             };
-            let mut backend_ref =
-                BackendRef::new(namespace, &reference.name, PortRef::Number(port));
-            backend_ref.weight = weight;
+            let port = PortRef::Number(reference.port.unwrap_or(0));
+            let mut backend_ref = BackendRef::new(namespace, &reference.name, port);
+            backend_ref.weight = backend.weight.unwrap_or(1).max(0) as u32;
             backend_ref.filters = filters;
+            backend_ref.refused = refused;
             backends.push(backend_ref);
         }
         let default_match = [HTTPRouteMatch::default()];
@@ -575,6 +565,7 @@ fn http_route<'a>(
                         let mut copy = BackendRef::new(b.namespace, b.service, b.port);
                         copy.weight = b.weight;
                         copy.filters = b.filters.clone();
+                        copy.refused = b.refused.clone();
                         copy
                     })
                     .collect::<Vec<_>>();
