@@ -248,7 +248,7 @@ impl Unresolved {
 }
 
 /// A reference to a Service port, resolved by the backends pass.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct BackendRef<'a> {
     /// Namespace of the Service (not necessarily the referencing object's).
     pub namespace: &'a str,

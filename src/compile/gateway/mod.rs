@@ -113,10 +113,7 @@ pub(super) fn front_end<'a>(
         .iter()
         .filter(|(_, g)| classes.contains(&g.spec.gateway_class_name.as_str()))
         .collect();
-    gateways.sort_by(|a, b| {
-        (a.1.metadata.creation_timestamp.as_ref(), a.0)
-            .cmp(&(b.1.metadata.creation_timestamp.as_ref(), b.0))
-    });
+    gateways.sort_by_key(|(key, g)| (g.metadata.creation_timestamp.clone(), *key));
     if gateways.is_empty() {
         return;
     }
@@ -284,10 +281,7 @@ pub(super) fn front_end<'a>(
     }
 
     let mut routes: Vec<(&ObjectKey, &HTTPRoute)> = objects.http_routes.iter().collect();
-    routes.sort_by(|a, b| {
-        (a.1.metadata.creation_timestamp.as_ref(), a.0)
-            .cmp(&(b.1.metadata.creation_timestamp.as_ref(), b.0))
-    });
+    routes.sort_by_key(|(key, r)| (r.metadata.creation_timestamp.clone(), *key));
     for (key, route) in routes {
         http_route(objects, key, route, &attach, filter_set, ir, status);
     }
@@ -559,20 +553,10 @@ fn http_route<'a>(
                 }
             };
             for (table, host) in &targets {
-                let backends = backends
-                    .iter()
-                    .map(|b| {
-                        let mut copy = BackendRef::new(b.namespace, b.service, b.port);
-                        copy.weight = b.weight;
-                        copy.filters = b.filters.clone();
-                        copy.refused = b.refused.clone();
-                        copy
-                    })
-                    .collect::<Vec<_>>();
                 // No backend (none given, or none valid): 500, unless a filter (a redirect)
                 // answers first.
                 let action = IrAction::Forward(IrForward {
-                    backends,
+                    backends: backends.clone(),
                     unresolved: UNRESOLVED,
                 });
                 let routes = ir
