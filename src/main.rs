@@ -172,6 +172,12 @@ struct RunArgs {
     /// Address Gateway API listeners bind (each on its own port).
     #[arg(long, default_value = "0.0.0.0")]
     gateway_bind_address: std::net::IpAddr,
+    /// Give each Gateway an address of its own from this network (e.g. `10.244.200.0/24`):
+    /// its listeners bind it and its `status.addresses` names it. The addresses must be
+    /// local to weir's host or network namespace. Without it, Gateways share
+    /// `--gateway-bind-address` and publish weir's published addresses.
+    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
+    gateway_address_pool: Option<Cidr>,
     /// Quiet period before a configuration change is compiled.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     debounce_quiet: Duration,
@@ -331,6 +337,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         gateway: weir::compile::gateway::GatewayConfig {
             controller_name: args.gateway_controller_name.clone(),
             bind: args.gateway_bind_address,
+            address_pool: args.gateway_address_pool,
         },
     };
     let mut cfg = ReconcileConfig::new(compile);
@@ -666,6 +673,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
         gateway_controller_name: weir::compile::gateway::DEFAULT_CONTROLLER_NAME.to_owned(),
         gateway_bind_address: std::net::IpAddr::from([127, 0, 0, 1]),
+        gateway_address_pool: None,
         debounce_quiet: Duration::from_millis(100),
         debounce_max: Duration::from_secs(1),
         zone: None,

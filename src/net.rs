@@ -42,6 +42,27 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.network.is_ipv4() == ip.is_ipv4() && mask(ip, self.prefix) == self.network
     }
+
+    /// The `n`th host address of the network, counting from 0: the addresses after the
+    /// network address, and before the broadcast address of an IPv4 network of more than
+    /// two addresses (`10.0.0.0/30` has hosts `.1` and `.2`); `None` past the end.
+    pub fn host(&self, n: u128) -> Option<IpAddr> {
+        let bits = u32::from(address_bits(self.network) - self.prefix);
+        let size = 1u128.checked_shl(bits).unwrap_or(u128::MAX);
+        let (first, count) = match (self.network, size) {
+            (_, 1) => (0, 1),
+            (IpAddr::V4(_), 2) => (0, 2),
+            (IpAddr::V4(_), size) => (1, size - 2),
+            (IpAddr::V6(_), size) => (1, size - 1),
+        };
+        if n >= count {
+            return None;
+        }
+        Some(match self.network {
+            IpAddr::V4(v4) => IpAddr::V4(Ipv4Addr::from(u32::from(v4) + (first + n) as u32)),
+            IpAddr::V6(v6) => IpAddr::V6(Ipv6Addr::from(u128::from(v6) + first + n)),
+        })
+    }
 }
 
 fn address_bits(ip: IpAddr) -> u8 {
@@ -108,6 +129,20 @@ mod tests {
 
     fn cidr(s: &str) -> Cidr {
         s.parse().expect("cidr")
+    }
+
+    #[test]
+    fn hosts_skip_the_network_and_broadcast_addresses() {
+        let net = cidr("10.244.200.0/24");
+        assert_eq!(net.host(0), Some(ip("10.244.200.1")));
+        assert_eq!(net.host(253), Some(ip("10.244.200.254")));
+        assert_eq!(net.host(254), None);
+        assert_eq!(cidr("192.0.2.7").host(0), Some(ip("192.0.2.7")));
+        assert_eq!(cidr("192.0.2.7").host(1), None);
+        assert_eq!(cidr("192.0.2.6/31").host(1), Some(ip("192.0.2.7")));
+        assert_eq!(cidr("2001:db8::/126").host(2), Some(ip("2001:db8::3")));
+        assert_eq!(cidr("2001:db8::/126").host(3), None);
+        assert_eq!(cidr("0.0.0.0/0").host(0), Some(ip("0.0.0.1")));
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! The reconcile loop, which owns the objects, computes a [`StatusPlan`] after each compile
 //! (and whenever an Ingress status or the published address changes): a list of
 //! [`StatusPatch`]es, one per object whose status must change, each with a per-kind
-//! [`StatusBody`] (today: which Ingresses need `status.loadBalancer.ingress` set or cleared;
-//! the Gateway API kinds and weir's CRDs add their `status.conditions` as more variants), and
+//! [`StatusBody`] (which Ingresses need `status.loadBalancer.ingress` set or cleared; the
+//! conditions of weir's CRDs; the Gateway API's GatewayClass, Gateway and HTTPRoute status), and
 //! which rejections deserve an Event. The plan is computed against the statuses in the store,
 //! so an object whose status already matches is never patched. [`run_writer`] applies the latest plan while this replica holds
 //! the Lease, checking leadership before every single write.
@@ -34,6 +34,10 @@ use crate::api::{condition_types, reasons};
 use crate::compile::{ConditionStatus, ObjectRef, Severity, StatusReport};
 use crate::lease::Leadership;
 use crate::store::{Kind, ObjectKey, Objects};
+
+mod gateway_api;
+
+pub use gateway_api::{GatewayApiBody, GatewayBody};
 
 /// Minimum time between two Events for the same object and reason.
 pub const EVENT_INTERVAL: Duration = Duration::from_secs(5 * 60);
@@ -69,7 +73,7 @@ impl StatusMetrics {
         for (name, help, value) in [
             (
                 "weir_status_writes_total",
-                "Ingress status patches accepted by the API server.",
+                "Status patches accepted by the API server.",
                 &self.status_writes,
             ),
             (
@@ -174,8 +178,7 @@ pub struct StatusPatch {
     pub body: StatusBody,
 }
 
-/// The status one [`StatusPatch`] sets, per kind (Gateway API kinds will add their
-/// `status.conditions` here).
+/// The status one [`StatusPatch`] sets, per kind.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StatusBody {
     /// An Ingress's `status.loadBalancer.ingress`; empty clears it.
@@ -184,6 +187,8 @@ pub enum StatusBody {
     HttpFilter(CrdStatus),
     /// A `BackendPolicy`'s `status`: conditions.
     BackendPolicy(CrdStatus),
+    /// A GatewayClass's, Gateway's or HTTPRoute's `status`.
+    GatewayApi(GatewayApiBody),
 }
 
 /// The `status` of one of weir's CRDs: one condition per type, and who uses the object.
@@ -288,6 +293,7 @@ impl StatusBody {
                 };
                 serde_json::json!({ "status": body })
             }
+            StatusBody::GatewayApi(body) => body.merge_patch(),
         }
     }
 
@@ -297,6 +303,7 @@ impl StatusBody {
             StatusBody::IngressLoadBalancer(_) => ::kube::api::ApiResource::erase::<Ingress>(&()),
             StatusBody::HttpFilter(_) => ::kube::api::ApiResource::erase::<HTTPFilter>(&()),
             StatusBody::BackendPolicy(_) => ::kube::api::ApiResource::erase::<BackendPolicy>(&()),
+            StatusBody::GatewayApi(body) => body.api_resource(),
         }
     }
 }
@@ -413,6 +420,7 @@ pub fn plan(
             });
         }
     }
+    gateway_api::plan(objects, &report.gateway_api, addresses, &mut out.patches);
     for (object, conditions) in &report.conditions {
         let Some(reference) = reference(objects, object) else {
             continue;

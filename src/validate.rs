@@ -88,6 +88,9 @@ pub struct Report {
     pub owned_ingresses: Vec<String>,
     /// Every diagnostic: skipped manifest documents, then object conditions.
     pub diagnostics: Vec<Diagnostic>,
+    /// The Gateway API status weir would write (when a GatewayClass is weir's).
+    #[serde(skip_serializing_if = "crate::compile::gateway::GatewayApiReport::is_empty")]
+    pub gateway_api: crate::compile::gateway::GatewayApiReport,
 }
 
 /// One route table.
@@ -230,6 +233,7 @@ impl Report {
                 .map(ToString::to_string)
                 .collect(),
             diagnostics,
+            gateway_api: compiled.status.gateway_api.clone(),
         }
     }
 

@@ -57,6 +57,10 @@ pub mod condition_types {
     pub const RESOLVED_REFS: &str = "ResolvedRefs";
     /// Whether its TLS configuration (Secret, certificate, key) is usable.
     pub const TLS: &str = "TLSValid";
+    /// Gateway API: whether a Gateway or listener is served.
+    pub const PROGRAMMED: &str = "Programmed";
+    /// Gateway API: whether a listener conflicts with another on its port.
+    pub const CONFLICTED: &str = "Conflicted";
 }
 
 /// Reason constants (the `reason` of a [`crate::compile::Condition`]), CamelCase.
@@ -162,4 +166,24 @@ pub mod reasons {
     pub const INVALID_KIND: &str = "InvalidKind";
     /// Gateway API: a value weir does not support (a filter type, a TLS mode).
     pub const UNSUPPORTED_VALUE: &str = "UnsupportedValue";
+    /// Gateway API: a Gateway or listener is served (`Programmed` `True`).
+    pub const PROGRAMMED: &str = "Programmed";
+    /// Gateway API: a listener is not served (`Programmed` `False`).
+    pub const INVALID: &str = "Invalid";
+    /// Gateway API: a listener shares its port with no incompatible listener.
+    pub const NO_CONFLICTS: &str = "NoConflicts";
+    /// Gateway API: some listeners of a Gateway are not served.
+    pub const LISTENERS_NOT_VALID: &str = "ListenersNotValid";
+    /// Gateway API: a listener's certificateRefs name no usable certificate.
+    pub const INVALID_CERTIFICATE_REF: &str = "InvalidCertificateRef";
+    /// Gateway API: a listener's allowedRoutes.kinds names a kind weir does not serve.
+    pub const INVALID_ROUTE_KINDS: &str = "InvalidRouteKinds";
+    /// Gateway API: a listener's port is held by something else (an Ingress listener).
+    pub const PORT_UNAVAILABLE: &str = "PortUnavailable";
+    /// Gateway API: a Gateway's spec.addresses asks for an address weir cannot give it.
+    pub const UNSUPPORTED_ADDRESS: &str = "UnsupportedAddress";
+    /// Gateway API: no address is free for the Gateway.
+    pub const ADDRESS_NOT_ASSIGNED: &str = "AddressNotAssigned";
+    /// Gateway API: a backendRef's Service (or port) does not exist.
+    pub const BACKEND_NOT_FOUND: &str = "BackendNotFound";
 }

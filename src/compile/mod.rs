@@ -143,6 +143,9 @@ pub struct StatusReport {
     /// Per `HTTPFilter` (every one in the input), the objects whose routes name it, sorted
     /// (its `status.usedBy`).
     pub filter_users: BTreeMap<ObjectKey, Vec<ObjectRef>>,
+    /// The Gateway API's structured status (GatewayClasses, Gateways and their listeners,
+    /// HTTPRoute parents).
+    pub gateway_api: gateway::GatewayApiReport,
 }
 
 impl StatusReport {
@@ -276,6 +279,7 @@ pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
         users.entry(key.clone()).or_default();
     }
     status.report.filter_users = users;
+    gateway::finish(&mut status.report);
     Compiled {
         snapshot,
         status: status.report,

@@ -133,7 +133,11 @@ fn certificate_set(
 }
 
 /// Parse and check a TLS Secret.
-fn check_secret(source: String, secret: &Secret, now_unix: i64) -> Result<Certificate, Rejection> {
+pub(super) fn check_secret(
+    source: String,
+    secret: &Secret,
+    now_unix: i64,
+) -> Result<Certificate, Rejection> {
     if secret.type_.as_deref() != Some(values::SECRET_TYPE_TLS) {
         return Err((
             reasons::INVALID_SECRET_TYPE,

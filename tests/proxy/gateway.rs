@@ -132,16 +132,97 @@ async fn gateways_and_http_routes_serve_on_their_own_listener() {
                 "NoMatchingListenerHostname"
             ),
             ("HTTPRoute shop/shop".to_owned(), "ServiceNotFound"),
-            ("HTTPRoute shop/stray".to_owned(), "NoMatchingParent"),
+            // shop/stray's parent is another controller's Gateway: not weir's to report on.
         ],
         "{:#?}",
         compiled.status.conditions
+    );
+    // The structured status the writer publishes: per listener, per route parent.
+    let api = &compiled.status.gateway_api;
+    assert_eq!(api.classes.keys().collect::<Vec<_>>(), ["weir"]);
+    let brief = |conditions: &[weir::compile::Condition]| -> Vec<String> {
+        conditions
+            .iter()
+            .map(|c| format!("{}={:?}/{}", c.type_, c.status, c.reason))
+            .collect()
+    };
+    let edge = &api.gateways[&weir::store::ObjectKey::new("shop", "edge")];
+    assert_eq!(
+        brief(&edge.conditions),
+        [
+            "Accepted=True/ListenersNotValid",
+            "Programmed=True/Programmed"
+        ]
+    );
+    let listeners: Vec<_> = edge
+        .listeners
+        .iter()
+        .map(|l| {
+            (
+                l.name.as_str(),
+                l.supported_kinds.len(),
+                l.attached_routes,
+                brief(&l.conditions),
+            )
+        })
+        .collect();
+    assert_eq!(
+        listeners,
+        [
+            (
+                "web",
+                1,
+                1,
+                vec![
+                    "Accepted=True/Accepted".to_owned(),
+                    "Conflicted=False/NoConflicts".to_owned(),
+                    "Programmed=True/Programmed".to_owned(),
+                    "ResolvedRefs=True/ResolvedRefs".to_owned(),
+                ]
+            ),
+            (
+                "tcp",
+                0,
+                0,
+                vec![
+                    "Accepted=False/UnsupportedProtocol".to_owned(),
+                    "Conflicted=False/NoConflicts".to_owned(),
+                    "Programmed=False/Invalid".to_owned(),
+                    "ResolvedRefs=True/ResolvedRefs".to_owned(),
+                ]
+            ),
+        ]
+    );
+    let parents = |name: &str| -> Vec<Vec<String>> {
+        api.routes[&weir::store::ObjectKey::new("shop", name)]
+            .parents
+            .iter()
+            .map(|p| brief(&p.conditions))
+            .collect()
+    };
+    assert_eq!(
+        parents("shop"),
+        [[
+            "Accepted=True/Accepted",
+            "ResolvedRefs=False/BackendNotFound"
+        ]]
+    );
+    assert_eq!(
+        parents("elsewhere"),
+        [[
+            "Accepted=False/NoMatchingListenerHostname",
+            "ResolvedRefs=True/ResolvedRefs"
+        ]]
+    );
+    assert!(
+        !api.routes
+            .contains_key(&weir::store::ObjectKey::new("shop", "stray"))
     );
     let listener = compiled
         .snapshot
         .listeners
         .iter()
-        .find(|l| l.name == format!("gateway-{port}"))
+        .find(|l| l.name == format!("gateway-127.0.0.1:{port}"))
         .expect("the Gateway's listener");
     assert_eq!(listener.address, SocketAddr::from(([127, 0, 0, 1], port)));
     assert!(

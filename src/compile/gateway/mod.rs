@@ -37,23 +37,35 @@ use super::ir::{
 use super::status::Status;
 use super::{CompileConfig, Ir};
 use crate::api::gateway::{
-    GROUP, Gateway, GatewayListener, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule,
-    ParentReference,
+    GROUP, Gateway, GatewayAddress, GatewayListener, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch,
+    HTTPRouteRule, ParentReference, RouteGroupKind,
 };
 use crate::api::httpfilter::{self, FilterEntry, FilterType};
 use crate::api::{condition_types, reasons};
+use crate::net::Cidr;
 use crate::snapshot::{
     Filter, HeaderMatch, ListenerProtocol, PathMatch, Pattern, QueryMatch, RouteMatch, StringMatch,
 };
 use crate::store::{ObjectKey, Objects};
+
+mod report;
+
+pub(super) use report::finish;
+pub use report::{
+    GatewayApiReport, GatewayReport, ListenerReport, RouteParent, RouteReport, SUPPORTED_FEATURES,
+};
+use report::{ListenerCheck, condition};
 
 /// The Gateway API settings of compile.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GatewayConfig {
     /// `GatewayClass.spec.controllerName` that marks weir's classes.
     pub controller_name: String,
-    /// The address Gateway listeners bind, on their own ports.
+    /// The address Gateway listeners bind, on their own ports, without a pool.
     pub bind: IpAddr,
+    /// `--gateway-address-pool`: each Gateway gets an address of its own from it (binds its
+    /// listeners there and publishes it in `status.addresses`).
+    pub address_pool: Option<Cidr>,
 }
 
 /// The default `--gateway-controller-name`.
@@ -64,6 +76,7 @@ impl Default for GatewayConfig {
         GatewayConfig {
             controller_name: DEFAULT_CONTROLLER_NAME.to_owned(),
             bind: IpAddr::from([0, 0, 0, 0]),
+            address_pool: None,
         }
     }
 }
@@ -91,9 +104,20 @@ struct Attach<'a> {
     gateway: &'a ObjectKey,
     listener: &'a GatewayListener,
     table: String,
+    /// Index of its Gateway in the front end's list, and of the listener in the Gateway.
+    slot: (usize, usize),
 }
 
-/// Add weir's Gateways and their HTTPRoutes to `ir`.
+/// The route kinds weir serves on HTTP and HTTPS listeners.
+fn http_route_kind() -> RouteGroupKind {
+    RouteGroupKind {
+        group: Some(GROUP.to_owned()),
+        kind: HTTP_ROUTE.to_owned(),
+    }
+}
+
+/// Add weir's Gateways and their HTTPRoutes to `ir`, and their structured status to the
+/// report.
 pub(super) fn front_end<'a>(
     objects: &'a Objects,
     config: &'a CompileConfig,
@@ -102,12 +126,18 @@ pub(super) fn front_end<'a>(
     status: &mut Status,
 ) {
     let gw = &config.gateway;
-    let classes: Vec<&str> = objects
-        .gateway_classes
-        .iter()
-        .filter(|(_, c)| c.spec.controller_name == gw.controller_name)
-        .map(|(k, _)| k.name.as_str())
-        .collect();
+    status.report.gateway_api.controller_name = gw.controller_name.clone();
+    let mut classes: Vec<&str> = Vec::new();
+    for (key, class) in &objects.gateway_classes {
+        if class.spec.controller_name == gw.controller_name {
+            classes.push(&key.name);
+            status
+                .report
+                .gateway_api
+                .classes
+                .insert(key.name.clone(), class.metadata.generation);
+        }
+    }
     let mut gateways: Vec<(&ObjectKey, &Gateway)> = objects
         .gateways
         .iter()
@@ -117,117 +147,181 @@ pub(super) fn front_end<'a>(
     if gateways.is_empty() {
         return;
     }
-    // Ports the Ingress listeners hold.
-    let taken: Vec<u16> = ir.listeners.iter().map(|l| l.address.port()).collect();
-    let mut sockets: BTreeMap<u16, ListenerProtocol> = BTreeMap::new();
+    let addresses = assign_addresses(&gateways, gw.address_pool);
+    // Addresses the Ingress listeners hold.
+    let taken: Vec<SocketAddr> = ir.listeners.iter().map(|l| l.address).collect();
+    let mut sockets: BTreeMap<SocketAddr, ListenerProtocol> = BTreeMap::new();
     let mut attach: Vec<Attach<'a>> = Vec::new();
-    for (key, gateway) in &gateways {
+    let mut reports: Vec<GatewayReport> = Vec::with_capacity(gateways.len());
+    for (g, ((key, gateway), address)) in gateways.iter().zip(addresses).enumerate() {
+        let generation = gateway.metadata.generation;
         let source = Source {
             kind: GATEWAY,
             key,
-            generation: gateway.metadata.generation,
+            generation,
         };
         let id = ir.add_source(source);
+        let mut report = GatewayReport {
+            generation,
+            addresses: None,
+            ..GatewayReport::default()
+        };
+        let bind = match address {
+            Ok(Some(ip)) => {
+                report.addresses = Some(vec![GatewayAddress {
+                    type_: Some("IPAddress".to_owned()),
+                    value: ip.to_string(),
+                }]);
+                Some(ip)
+            }
+            Ok(None) => Some(gw.bind),
+            Err((reason, message)) => {
+                status.error(&source, condition_types::ACCEPTED, reason, message.clone());
+                report.conditions = vec![
+                    condition(
+                        condition_types::ACCEPTED,
+                        false,
+                        reason,
+                        &message,
+                        generation,
+                    ),
+                    condition(
+                        condition_types::PROGRAMMED,
+                        false,
+                        reason,
+                        message,
+                        generation,
+                    ),
+                ];
+                None
+            }
+        };
+        let mut served = 0;
         for (index, listener) in gateway.spec.listeners.iter().enumerate() {
+            let mut check = ListenerCheck::default();
             let field = format!("spec.listeners[{index}] ({:?})", listener.name);
+            let mut refuse = |check: &mut ListenerCheck,
+                              type_: &'static str,
+                              reason: &'static str,
+                              message: String| {
+                let message = format!("{field}: {message}");
+                status.error(&source, type_, reason, message.clone());
+                let slot = match type_ {
+                    condition_types::RESOLVED_REFS => &mut check.unresolved,
+                    condition_types::CONFLICTED => &mut check.conflicted,
+                    _ => &mut check.refused,
+                };
+                slot.get_or_insert((reason, message));
+            };
+            let mut supported_kinds = Vec::new();
+            match listener.allowed_routes.as_ref().map(|a| a.kinds.as_slice()) {
+                None | Some([]) => supported_kinds.push(http_route_kind()),
+                Some(kinds) => {
+                    for k in kinds {
+                        if k.kind == HTTP_ROUTE && k.group.as_deref().unwrap_or(GROUP) == GROUP {
+                            if !supported_kinds.contains(&http_route_kind()) {
+                                supported_kinds.push(http_route_kind());
+                            }
+                        } else {
+                            refuse(
+                                &mut check,
+                                condition_types::RESOLVED_REFS,
+                                reasons::INVALID_ROUTE_KINDS,
+                                format!(
+                                    "allowedRoutes.kinds: {}/{} is not a route kind weir serves \
+                                     (HTTPRoute)",
+                                    k.group.as_deref().unwrap_or(GROUP),
+                                    k.kind
+                                ),
+                            );
+                        }
+                    }
+                }
+            }
             let protocol = match listener.protocol.as_str() {
-                "HTTP" => ListenerProtocol::Http,
-                "HTTPS" => ListenerProtocol::Https,
+                "HTTP" => Some(ListenerProtocol::Http),
+                "HTTPS" => Some(ListenerProtocol::Https),
                 other => {
-                    status.error(
-                        &source,
+                    refuse(
+                        &mut check,
                         condition_types::ACCEPTED,
                         reasons::UNSUPPORTED_PROTOCOL,
-                        format!("{field}: protocol {other:?} is not served (HTTP, HTTPS)"),
+                        format!("protocol {other:?} is not served (HTTP, HTTPS)"),
                     );
-                    continue;
+                    supported_kinds.clear();
+                    None
                 }
             };
-            let Some(port) = u16::try_from(listener.port).ok().filter(|p| *p > 0) else {
-                status.error(
-                    &source,
+            let port = u16::try_from(listener.port).ok().filter(|p| *p > 0);
+            if port.is_none() {
+                refuse(
+                    &mut check,
                     condition_types::ACCEPTED,
                     reasons::UNSUPPORTED_VALUE,
-                    format!("{field}: port {} is not 1-65535", listener.port),
+                    format!("port {} is not 1-65535", listener.port),
                 );
-                continue;
-            };
-            if taken.contains(&port) {
-                status.error(
-                    &source,
-                    condition_types::ACCEPTED,
-                    reasons::PROTOCOL_CONFLICT,
-                    format!("{field}: port {port} is an Ingress listener's; listener not served"),
-                );
-                continue;
             }
             if let Some(host) = listener.hostname.as_deref()
                 && let Err(why) = parse_host(host)
             {
-                status.error(
-                    &source,
+                refuse(
+                    &mut check,
                     condition_types::ACCEPTED,
-                    reasons::INVALID_HOST,
-                    format!("{field}: hostname {host:?} {why}; listener not served"),
+                    reasons::UNSUPPORTED_VALUE,
+                    format!("hostname {host:?} {why}; listener not served"),
                 );
-                continue;
             }
-            match sockets.get(&port) {
-                Some(p) if *p != protocol => {
-                    status.error(
-                        &source,
+            let address = bind.zip(port).map(|(ip, port)| SocketAddr::new(ip, port));
+            if let Some(address) = address {
+                if let Some(t) = taken.iter().find(|t| overlaps(**t, address)) {
+                    refuse(
+                        &mut check,
                         condition_types::ACCEPTED,
+                        reasons::PORT_UNAVAILABLE,
+                        format!("{address} overlaps the Ingress listener {t}; listener not served"),
+                    );
+                }
+                if let (Some(protocol), Some(other)) = (protocol, sockets.get(&address))
+                    && *other != protocol
+                {
+                    refuse(
+                        &mut check,
+                        condition_types::CONFLICTED,
                         reasons::PROTOCOL_CONFLICT,
                         format!(
-                            "{field}: port {port} is served as {} by an older listener; \
-                             listener not served",
-                            if *p == ListenerProtocol::Http {
-                                "HTTP"
-                            } else {
-                                "HTTPS"
-                            }
+                            "{address} is served as {} by an older listener; listener not served",
+                            protocol_name(*other)
                         ),
                     );
-                    continue;
-                }
-                Some(_) => {}
-                None => {
-                    sockets.insert(port, protocol);
                 }
             }
-            let table = format!("gateway-{port}");
-            if protocol == ListenerProtocol::Https {
+            if protocol == Some(ListenerProtocol::Https) {
                 let tls = listener.tls.as_ref();
                 if let Some(mode) = tls.and_then(|t| t.mode.as_deref())
                     && mode != "Terminate"
                 {
-                    status.error(
-                        &source,
+                    refuse(
+                        &mut check,
                         condition_types::ACCEPTED,
                         reasons::UNSUPPORTED_VALUE,
-                        format!("{field}: tls.mode {mode:?} is not served (Terminate)"),
+                        format!("tls.mode {mode:?} is not served (Terminate)"),
                     );
-                    continue;
                 }
-                let certificates = ir.certificate_sets.entry(table.clone()).or_default();
+                let mut certificates = Vec::new();
                 for (c, cert) in tls
                     .into_iter()
                     .flat_map(|t| &t.certificate_refs)
                     .enumerate()
                 {
                     let namespace = cert.namespace.as_deref().unwrap_or(&key.namespace);
-                    let kind_ok = cert.group.as_deref().unwrap_or("").is_empty()
-                        && cert.kind.as_deref().unwrap_or("Secret") == "Secret";
-                    if !kind_ok {
-                        status.error(
-                            &source,
-                            condition_types::RESOLVED_REFS,
-                            reasons::INVALID_KIND,
-                            format!("{field}: certificateRefs[{c}] is not a core Secret"),
-                        );
-                        continue;
-                    }
-                    if namespace != key.namespace
+                    let problem = if !cert.group.as_deref().unwrap_or("").is_empty()
+                        || cert.kind.as_deref().unwrap_or("Secret") != "Secret"
+                    {
+                        Some((
+                            reasons::INVALID_CERTIFICATE_REF,
+                            format!("certificateRefs[{c}] is not a core Secret"),
+                        ))
+                    } else if namespace != key.namespace
                         && !granted(
                             objects,
                             GATEWAY,
@@ -237,42 +331,135 @@ pub(super) fn front_end<'a>(
                             &cert.name,
                         )
                     {
-                        status.error(
-                            &source,
-                            condition_types::RESOLVED_REFS,
+                        Some((
                             reasons::REF_NOT_PERMITTED,
                             format!(
-                                "{field}: certificateRefs[{c}] Secret {namespace}/{} needs a \
+                                "certificateRefs[{c}] Secret {namespace}/{} needs a \
                                  ReferenceGrant in {namespace}",
                                 cert.name
                             ),
-                        );
-                        continue;
+                        ))
+                    } else if let Err(why) =
+                        usable_certificate(objects, namespace, &cert.name, config.now_unix)
+                    {
+                        Some((
+                            reasons::INVALID_CERTIFICATE_REF,
+                            format!(
+                                "certificateRefs[{c}] Secret {namespace}/{}: {why}",
+                                cert.name
+                            ),
+                        ))
+                    } else {
+                        None
+                    };
+                    match problem {
+                        Some((reason, message)) => {
+                            refuse(&mut check, condition_types::RESOLVED_REFS, reason, message)
+                        }
+                        None => certificates.push(CertificateRef {
+                            source: id,
+                            field: FieldPath::indexed(
+                                "spec.listeners[{}].tls.certificateRefs[{}]",
+                                [index, c],
+                            ),
+                            namespace,
+                            name: &cert.name,
+                            hosts: listener.hostname.as_slice(),
+                        }),
                     }
-                    certificates.push(CertificateRef {
-                        source: id,
-                        field: FieldPath::indexed(
-                            "spec.listeners[{}].tls.certificateRefs[{}]",
-                            [index, c],
-                        ),
-                        namespace,
-                        name: &cert.name,
-                        hosts: listener.hostname.as_slice(),
-                    });
+                }
+                if certificates.is_empty() {
+                    check.unserved = true;
+                    if check.unresolved.is_none() {
+                        refuse(
+                            &mut check,
+                            condition_types::RESOLVED_REFS,
+                            reasons::INVALID_CERTIFICATE_REF,
+                            "an HTTPS listener needs a certificateRef".to_owned(),
+                        );
+                    }
+                }
+                if check.serves()
+                    && let Some(address) = address
+                {
+                    ir.certificate_sets
+                        .entry(table_name(address))
+                        .or_default()
+                        .extend(certificates);
                 }
             }
-            attach.push(Attach {
-                gateway: key,
-                listener,
-                table,
+            if let (true, Some(address), Some(protocol)) = (check.serves(), address, protocol) {
+                served += 1;
+                sockets.entry(address).or_insert(protocol);
+                attach.push(Attach {
+                    gateway: key,
+                    listener,
+                    table: table_name(address),
+                    slot: (g, index),
+                });
+            }
+            report.listeners.push(ListenerReport {
+                name: listener.name.clone(),
+                supported_kinds,
+                attached_routes: 0,
+                conditions: check.conditions(generation),
             });
         }
+        if report.conditions.is_empty() {
+            let all = gateway.spec.listeners.len();
+            let (accepted, reason, message) = if served == all {
+                (
+                    true,
+                    reasons::ACCEPTED,
+                    "every listener is served".to_owned(),
+                )
+            } else if served > 0 {
+                (
+                    true,
+                    reasons::LISTENERS_NOT_VALID,
+                    format!("{served} of {all} listeners are served"),
+                )
+            } else {
+                (
+                    false,
+                    reasons::LISTENERS_NOT_VALID,
+                    "no listener is served".to_owned(),
+                )
+            };
+            report.conditions = vec![
+                condition(
+                    condition_types::ACCEPTED,
+                    accepted,
+                    reason,
+                    &message,
+                    generation,
+                ),
+                if served > 0 {
+                    condition(
+                        condition_types::PROGRAMMED,
+                        true,
+                        reasons::PROGRAMMED,
+                        message,
+                        generation,
+                    )
+                } else {
+                    condition(
+                        condition_types::PROGRAMMED,
+                        false,
+                        reasons::INVALID,
+                        message,
+                        generation,
+                    )
+                },
+            ];
+        }
+        reports.push(report);
     }
-    for (&port, &protocol) in &sockets {
-        let table = format!("gateway-{port}");
+    for (&address, &protocol) in &sockets {
+        let table = table_name(address);
         ir.listeners.push(IrListener {
             name: table.clone(),
-            address: SocketAddr::new(gw.bind, port),
+            address,
             protocol,
             route_table: table.clone(),
             certificates: (protocol == ListenerProtocol::Https).then(|| table.clone()),
@@ -283,8 +470,144 @@ pub(super) fn front_end<'a>(
     let mut routes: Vec<(&ObjectKey, &HTTPRoute)> = objects.http_routes.iter().collect();
     routes.sort_by_key(|(key, r)| (r.metadata.creation_timestamp.clone(), *key));
     for (key, route) in routes {
-        http_route(objects, key, route, &attach, filter_set, ir, status);
+        let parents = Parents {
+            gateways: &gateways,
+            attach: &attach,
+        };
+        let (report, attached) = http_route(objects, key, route, &parents, filter_set, ir, status);
+        for a in attached {
+            let (g, l) = attach[a].slot;
+            reports[g].listeners[l].attached_routes += 1;
+        }
+        if !report.parents.is_empty() {
+            status.report.gateway_api.routes.insert(key.clone(), report);
+        }
     }
+    for ((key, _), report) in gateways.iter().zip(reports) {
+        status
+            .report
+            .gateway_api
+            .gateways
+            .insert((*key).clone(), report);
+    }
+}
+
+/// The route table (and listener) name of a Gateway socket.
+fn table_name(address: SocketAddr) -> String {
+    format!("gateway-{address}")
+}
+
+fn protocol_name(protocol: ListenerProtocol) -> &'static str {
+    match protocol {
+        ListenerProtocol::Http => "HTTP",
+        ListenerProtocol::Https => "HTTPS",
+    }
+}
+
+/// Whether two listening sockets cannot both bind: the same port, and the same address or
+/// either one unspecified.
+fn overlaps(a: SocketAddr, b: SocketAddr) -> bool {
+    a.port() == b.port() && (a.ip() == b.ip() || a.ip().is_unspecified() || b.ip().is_unspecified())
+}
+
+/// Whether the Secret exists and holds a valid certificate and key (the tls pass checks the
+/// same again, once per Secret, and reports on the Gateway).
+fn usable_certificate(
+    objects: &Objects,
+    namespace: &str,
+    name: &str,
+    now_unix: i64,
+) -> Result<(), String> {
+    let secret = objects
+        .secrets
+        .get(&ObjectKey::new(namespace, name))
+        .ok_or("not found")?;
+    super::tls::check_secret(format!("{namespace}/{name}"), secret, now_unix)
+        .map(drop)
+        .map_err(|(_, why)| why)
+}
+
+/// The address a Gateway binds (`None`: the shared bind address), or why it has none.
+type Assigned = Result<Option<IpAddr>, (&'static str, String)>;
+
+/// The address each Gateway (in precedence order) binds: `Ok(None)` without a pool (the
+/// shared `--gateway-bind-address`); with one, the address it asks for in `spec.addresses`
+/// (which must be a free pool address), else the pool address its status already names
+/// (addresses stay put when older Gateways go), else the first free one.
+fn assign_addresses(gateways: &[(&ObjectKey, &Gateway)], pool: Option<Cidr>) -> Vec<Assigned> {
+    let Some(pool) = pool else {
+        return gateways.iter().map(|_| Ok(None)).collect();
+    };
+    let mut used: Vec<IpAddr> = Vec::new();
+    let mut out: Vec<Option<Assigned>> = vec![None; gateways.len()];
+    // Asked-for addresses first, then sticky ones, then the rest.
+    for (i, (_, gateway)) in gateways.iter().enumerate() {
+        let Some(asked) = gateway.spec.addresses.first() else {
+            continue;
+        };
+        let ip = asked.value.parse::<IpAddr>().ok();
+        out[i] = Some(match ip {
+            _ if asked.type_.as_deref().unwrap_or("IPAddress") != "IPAddress" => Err((
+                reasons::UNSUPPORTED_ADDRESS,
+                format!(
+                    "spec.addresses: type {:?} is not served (IPAddress)",
+                    asked.type_
+                ),
+            )),
+            _ if gateway.spec.addresses.len() > 1 => Err((
+                reasons::UNSUPPORTED_ADDRESS,
+                "spec.addresses: weir gives a Gateway one address".to_owned(),
+            )),
+            Some(ip) if pool.contains(ip) && !used.contains(&ip) => {
+                used.push(ip);
+                Ok(Some(ip))
+            }
+            _ => Err((
+                reasons::UNSUPPORTED_ADDRESS,
+                format!(
+                    "spec.addresses: {:?} is not a free address of the pool {pool}",
+                    asked.value
+                ),
+            )),
+        });
+    }
+    for (i, (_, gateway)) in gateways.iter().enumerate() {
+        if out[i].is_some() {
+            continue;
+        }
+        let current = gateway
+            .status
+            .iter()
+            .flat_map(|s| &s.addresses)
+            .filter_map(|a| a.value.parse::<IpAddr>().ok())
+            .find(|ip| pool.contains(*ip) && !used.contains(ip));
+        if let Some(ip) = current {
+            used.push(ip);
+            out[i] = Some(Ok(Some(ip)));
+        }
+    }
+    let mut next = 0u128;
+    for slot in out.iter_mut().filter(|s| s.is_none()) {
+        let free = loop {
+            match pool.host(next) {
+                Some(ip) if used.contains(&ip) => next += 1,
+                other => break other,
+            }
+        };
+        *slot = Some(match free {
+            Some(ip) => {
+                used.push(ip);
+                Ok(Some(ip))
+            }
+            None => Err((
+                reasons::ADDRESS_NOT_ASSIGNED,
+                format!("the address pool {pool} has no free address"),
+            )),
+        });
+    }
+    out.into_iter()
+        .map(|a| a.expect("invariant: every Gateway got an outcome"))
+        .collect()
 }
 
 /// Whether a ReferenceGrant in `to_namespace` lets `from_kind` objects of `from_namespace`
@@ -387,22 +710,32 @@ fn intersect(listener: Option<&str>, route: &[HostMatch]) -> Vec<HostMatch> {
         .collect()
 }
 
-/// One HTTPRoute into the route tables of the listeners it attaches to.
+/// Where routes can attach: weir's Gateways and their served listeners.
+struct Parents<'p, 'a> {
+    gateways: &'p [(&'a ObjectKey, &'a Gateway)],
+    attach: &'p [Attach<'a>],
+}
+
+/// One HTTPRoute into the route tables of the listeners it attaches to; returns its parent
+/// entries and the attach points (indexes into `parents.attach`) it attached to.
 fn http_route<'a>(
     objects: &'a Objects,
     key: &'a ObjectKey,
     route: &'a HTTPRoute,
-    attach: &[Attach<'a>],
+    parents: &Parents<'_, 'a>,
     filter_set: &mut FilterSet,
     ir: &mut Ir<'a>,
     status: &mut Status,
-) {
+) -> (RouteReport, Vec<usize>) {
+    let generation = route.metadata.generation;
     let source = Source {
         kind: HTTP_ROUTE,
         key,
-        generation: route.metadata.generation,
+        generation,
     };
     let spec = &route.spec;
+    let mut report = RouteReport::default();
+    let mut attached: Vec<usize> = Vec::new();
     let mut hostnames = Vec::new();
     for (i, host) in spec.hostnames.iter().enumerate() {
         match parse_host(host) {
@@ -418,26 +751,40 @@ fn http_route<'a>(
     // Where it attaches: (table, host) pairs, once each.
     let mut targets: Vec<(String, HostMatch)> = Vec::new();
     for (p, parent) in spec.parent_refs.iter().enumerate() {
-        let named: Vec<&Attach<'a>> = attach
-            .iter()
-            .filter(|at| names(parent, &key.namespace, at))
-            .collect();
-        if named.is_empty() {
-            status.error(
-                &source,
-                condition_types::ACCEPTED,
-                reasons::NO_MATCHING_PARENT,
-                format!(
-                    "spec.parentRefs[{p}]: no listener of weir's Gateway {}/{} matches",
-                    parent.namespace.as_deref().unwrap_or(&key.namespace),
-                    parent.name
-                ),
-            );
+        let namespace = parent.namespace.as_deref().unwrap_or(&key.namespace);
+        let is_gateway = parent.group.as_deref().unwrap_or(GROUP) == GROUP
+            && parent.kind.as_deref().unwrap_or(GATEWAY) == GATEWAY;
+        let ours = is_gateway
+            && parents
+                .gateways
+                .iter()
+                .any(|(g, _)| g.namespace == namespace && g.name == parent.name);
+        if !ours {
+            // Another controller's Gateway, or none: not weir's to report on, unless no
+            // Gateway by that name exists at all.
+            let exists = is_gateway
+                && objects
+                    .gateways
+                    .contains_key(&ObjectKey::new(namespace, &parent.name));
+            if !exists {
+                status.error(
+                    &source,
+                    condition_types::ACCEPTED,
+                    reasons::NO_MATCHING_PARENT,
+                    format!(
+                        "spec.parentRefs[{p}]: no Gateway {namespace}/{} exists",
+                        parent.name
+                    ),
+                );
+            }
             continue;
         }
-        let mut admitted = false;
+        let mut accepted = None;
         let mut why = None;
-        for at in named {
+        for (a, at) in parents.attach.iter().enumerate() {
+            if !names(parent, &key.namespace, at) {
+                continue;
+            }
             if let Some(reason) = refuses(at, &key.namespace) {
                 why.get_or_insert((reasons::NOT_ALLOWED_BY_LISTENERS, reason));
                 continue;
@@ -454,7 +801,10 @@ fn http_route<'a>(
                 ));
                 continue;
             }
-            admitted = true;
+            accepted = Some(());
+            if !attached.contains(&a) {
+                attached.push(a);
+            }
             for host in hosts {
                 let target = (at.table.clone(), host);
                 if !targets.contains(&target) {
@@ -462,17 +812,53 @@ fn http_route<'a>(
                 }
             }
         }
-        if !admitted && let Some((reason, message)) = why {
-            status.error(
-                &source,
+        let condition = match (accepted, why) {
+            (Some(()), _) => condition(
                 condition_types::ACCEPTED,
-                reason,
-                format!("spec.parentRefs[{p}]: {message}"),
-            );
+                true,
+                reasons::ACCEPTED,
+                "accepted",
+                generation,
+            ),
+            (None, why) => {
+                let (reason, message) = why.unwrap_or_else(|| {
+                    (
+                        reasons::NO_MATCHING_PARENT,
+                        format!(
+                            "no served listener of Gateway {namespace}/{} matches{}{}",
+                            parent.name,
+                            parent
+                                .section_name
+                                .as_deref()
+                                .map(|s| format!(" sectionName {s:?}"))
+                                .unwrap_or_default(),
+                            parent
+                                .port
+                                .map(|p| format!(" port {p}"))
+                                .unwrap_or_default(),
+                        ),
+                    )
+                });
+                let message = format!("spec.parentRefs[{p}]: {message}");
+                status.error(&source, condition_types::ACCEPTED, reason, message.clone());
+                condition(
+                    condition_types::ACCEPTED,
+                    false,
+                    reason,
+                    message,
+                    generation,
+                )
+            }
+        };
+        if !report.parents.iter().any(|r| r.parent_ref == *parent) {
+            report.parents.push(RouteParent {
+                parent_ref: parent.clone(),
+                conditions: vec![condition],
+            });
         }
     }
     if targets.is_empty() {
-        return;
+        return (report, attached);
     }
     let id = ir.add_source(source);
     let ctx = EntryContext { key, objects };
@@ -578,6 +964,7 @@ fn http_route<'a>(
             }
         }
     }
+    (report, attached)
 }
 
 /// A rule's (or backend's) filters; `None` when one is invalid (the rule is not served).

@@ -1,0 +1,292 @@
+//! The Gateway API's structured status as compile computes it: one condition per type for
+//! each of weir's GatewayClasses, Gateways (and each listener) and each HTTPRoute parent weir
+//! manages. It sits beside the flat report (every diagnostic, for `weir validate`, logs and
+//! Events); the status writer (`crate::status`) turns it into patches, keeping transition
+//! times of conditions that did not change.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::super::{Condition, ConditionStatus, ObjectRef, Severity, StatusReport};
+use crate::api::gateway::{GatewayAddress, ParentReference, RouteGroupKind};
+use crate::api::{condition_types, reasons};
+use crate::store::ObjectKey;
+
+/// The features weir's GatewayClasses list in `status.supportedFeatures`: the ones the
+/// conformance suite (`e2e/gateway`) passes.
+pub const SUPPORTED_FEATURES: &[&str] = &[
+    "Gateway",
+    "HTTPRoute",
+    "ReferenceGrant",
+    "HTTPRouteQueryParamMatching",
+    "HTTPRouteMethodMatching",
+    "HTTPRouteResponseHeaderModification",
+    "HTTPRouteHostRewrite",
+    "HTTPRoutePathRewrite",
+    "HTTPRouteSchemeRedirect",
+    "HTTPRoutePathRedirect",
+    "HTTPRoutePortRedirect",
+    "HTTPRoute303RedirectStatusCode",
+    "HTTPRoute307RedirectStatusCode",
+    "HTTPRoute308RedirectStatusCode",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteParentRefPort",
+    "GatewayPort8080",
+];
+
+/// The Gateway API status compile computed.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayApiReport {
+    /// `--gateway-controller-name`: the `controllerName` of weir's route parent entries.
+    #[serde(skip)]
+    pub controller_name: String,
+    /// weir's GatewayClasses by name, with their generation (each one is Accepted).
+    pub classes: BTreeMap<String, Option<i64>>,
+    /// Every Gateway of weir's classes.
+    #[serde(serialize_with = "by_name")]
+    pub gateways: BTreeMap<ObjectKey, GatewayReport>,
+    /// Every HTTPRoute with a parentRef to one of those Gateways.
+    #[serde(serialize_with = "by_name")]
+    pub routes: BTreeMap<ObjectKey, RouteReport>,
+}
+
+impl GatewayApiReport {
+    /// Whether there is nothing to report (no class of weir's).
+    pub fn is_empty(&self) -> bool {
+        self.classes.is_empty()
+    }
+}
+
+/// A map by object, keyed `namespace/name`.
+fn by_name<V: Serialize, S: serde::Serializer>(
+    map: &BTreeMap<ObjectKey, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(map.iter().map(|(k, v)| (k.to_string(), v)))
+}
+
+/// One Gateway's status.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct GatewayReport {
+    /// Its `metadata.generation`.
+    pub generation: Option<i64>,
+    /// The address it got from `--gateway-address-pool`; `None`: weir's published addresses
+    /// (`--publish-service` / `--publish-address`), which only the status writer knows.
+    pub addresses: Option<Vec<GatewayAddress>>,
+    /// `Accepted` and `Programmed`.
+    pub conditions: Vec<Condition>,
+    /// One per listener, in spec order.
+    pub listeners: Vec<ListenerReport>,
+}
+
+/// One listener's status.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ListenerReport {
+    /// The listener's name.
+    pub name: String,
+    /// The route kinds it admits that weir serves.
+    pub supported_kinds: Vec<RouteGroupKind>,
+    /// How many routes attached to it.
+    pub attached_routes: i32,
+    /// `Accepted`, `Conflicted`, `Programmed`, `ResolvedRefs`.
+    pub conditions: Vec<Condition>,
+}
+
+/// One HTTPRoute's parent entries (weir's only).
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteReport {
+    /// One per distinct parentRef naming a Gateway of weir's classes, in spec order.
+    pub parents: Vec<RouteParent>,
+}
+
+/// One route parent entry.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RouteParent {
+    /// The parentRef as the route spells it.
+    pub parent_ref: ParentReference,
+    /// `Accepted` and `ResolvedRefs`.
+    pub conditions: Vec<Condition>,
+}
+
+/// A condition of the structured status.
+pub(super) fn condition(
+    type_: &'static str,
+    ok: bool,
+    reason: &'static str,
+    message: impl Into<String>,
+    generation: Option<i64>,
+) -> Condition {
+    Condition {
+        type_,
+        status: if ok {
+            ConditionStatus::True
+        } else {
+            ConditionStatus::False
+        },
+        severity: if ok {
+            Severity::Warning
+        } else {
+            Severity::Error
+        },
+        reason,
+        message: message.into(),
+        observed_generation: generation,
+    }
+}
+
+/// What one listener's checks found: the first problem of each condition type.
+#[derive(Debug, Default)]
+pub(super) struct ListenerCheck {
+    /// Why it is not accepted.
+    pub(super) refused: Option<(&'static str, String)>,
+    /// Why a reference does not resolve.
+    pub(super) unresolved: Option<(&'static str, String)>,
+    /// Why it conflicts with another listener.
+    pub(super) conflicted: Option<(&'static str, String)>,
+    /// Whether it serves nothing although accepted (an HTTPS listener without a usable
+    /// certificate).
+    pub(super) unserved: bool,
+}
+
+impl ListenerCheck {
+    /// Whether the listener is served.
+    pub(super) fn serves(&self) -> bool {
+        self.refused.is_none() && self.conflicted.is_none() && !self.unserved
+    }
+
+    /// The listener's conditions.
+    pub(super) fn conditions(&self, generation: Option<i64>) -> Vec<Condition> {
+        let mut out = Vec::with_capacity(4);
+        out.push(match &self.refused {
+            Some((reason, message)) => condition(
+                condition_types::ACCEPTED,
+                false,
+                reason,
+                message.clone(),
+                generation,
+            ),
+            None => condition(
+                condition_types::ACCEPTED,
+                true,
+                reasons::ACCEPTED,
+                "listener accepted",
+                generation,
+            ),
+        });
+        out.push(match &self.conflicted {
+            Some((reason, message)) => Condition {
+                // Conflicted is the one condition whose bad state is True.
+                status: ConditionStatus::True,
+                ..condition(
+                    condition_types::CONFLICTED,
+                    false,
+                    reason,
+                    message.clone(),
+                    generation,
+                )
+            },
+            None => Condition {
+                status: ConditionStatus::False,
+                ..condition(
+                    condition_types::CONFLICTED,
+                    true,
+                    reasons::NO_CONFLICTS,
+                    "no conflicts",
+                    generation,
+                )
+            },
+        });
+        out.push(if self.serves() {
+            condition(
+                condition_types::PROGRAMMED,
+                true,
+                reasons::PROGRAMMED,
+                "listener served",
+                generation,
+            )
+        } else {
+            condition(
+                condition_types::PROGRAMMED,
+                false,
+                reasons::INVALID,
+                "listener not served",
+                generation,
+            )
+        });
+        out.push(match &self.unresolved {
+            Some((reason, message)) => condition(
+                condition_types::RESOLVED_REFS,
+                false,
+                reason,
+                message.clone(),
+                generation,
+            ),
+            None => condition(
+                condition_types::RESOLVED_REFS,
+                true,
+                reasons::RESOLVED_REFS,
+                "every reference resolved",
+                generation,
+            ),
+        });
+        out
+    }
+}
+
+/// Complete the route parents with `ResolvedRefs`, from the route's diagnostics of that type
+/// in the flat report (the shared backends pass writes them), in the Gateway API's reasons.
+pub(in crate::compile) fn finish(report: &mut StatusReport) {
+    let mut routes = std::mem::take(&mut report.gateway_api.routes);
+    for (key, route) in &mut routes {
+        let object = ObjectRef {
+            kind: "HTTPRoute",
+            key: key.clone(),
+        };
+        let summary = report.summary(&object);
+        let resolved = summary.iter().find(|c| {
+            c.type_ == condition_types::RESOLVED_REFS && c.status != ConditionStatus::True
+        });
+        for parent in &mut route.parents {
+            let generation = parent
+                .conditions
+                .first()
+                .and_then(|c| c.observed_generation);
+            parent.conditions.push(match resolved {
+                Some(c) => condition(
+                    condition_types::RESOLVED_REFS,
+                    false,
+                    route_reason(c.reason),
+                    c.message.clone(),
+                    generation,
+                ),
+                None => condition(
+                    condition_types::RESOLVED_REFS,
+                    true,
+                    reasons::RESOLVED_REFS,
+                    "every reference resolved",
+                    generation,
+                ),
+            });
+        }
+    }
+    report.gateway_api.routes = routes;
+}
+
+/// A flat `ResolvedRefs` reason as a route's: the Gateway API knows `BackendNotFound` for
+/// every way a Service reference fails.
+fn route_reason(reason: &'static str) -> &'static str {
+    match reason {
+        reasons::SERVICE_NOT_FOUND
+        | reasons::SERVICE_PORT_NOT_FOUND
+        | reasons::EXTERNAL_NAME_NOT_SUPPORTED
+        | reasons::NO_CLUSTER_IP
+        | reasons::INVALID_BACKEND => reasons::BACKEND_NOT_FOUND,
+        other => other,
+    }
+}
