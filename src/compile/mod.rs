@@ -78,7 +78,7 @@ mod ir;
 mod policy;
 mod status;
 #[cfg(test)]
-mod testing;
+pub(crate) mod testing;
 mod tls;
 
 use crate::snapshot::Snapshot;

@@ -16,6 +16,21 @@ use super::status::Status;
 use crate::snapshot::{ListenerProtocol, PathMatch, RouteMatch};
 use crate::store::{KubeObject, ObjectKey, Objects};
 
+/// A compile configuration for tests: weir's default controller names, the Ingress
+/// listeners on 127.0.0.1:8080 (no HTTPS), Gateways on 0.0.0.0 without a pool.
+pub(crate) fn config() -> super::CompileConfig {
+    super::CompileConfig {
+        controller_name: crate::api::values::DEFAULT_CONTROLLER_NAME.to_owned(),
+        http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+        https_addr: None,
+        default_backend: None,
+        now_unix: 0,
+        ingress_classes: Vec::new(),
+        annotations_prefix: super::nginx::DEFAULT_PREFIX.to_owned(),
+        gateway: super::gateway::GatewayConfig::default(),
+    }
+}
+
 /// The route table the test listener serves.
 pub(super) const TABLE: &str = "test";
 

@@ -317,7 +317,6 @@ impl GatewayApiBody {
 #[cfg(test)]
 mod tests {
     use std::collections::BTreeSet;
-    use std::net::SocketAddr;
 
     use super::*;
     use crate::api::gateway::{Gateway, GatewayClass, HTTPRoute};
@@ -325,19 +324,9 @@ mod tests {
     use crate::status::StatusPlan;
 
     fn config() -> CompileConfig {
-        CompileConfig {
-            controller_name: "weir.dev/ingress-controller".to_owned(),
-            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
-            https_addr: None,
-            default_backend: None,
-            now_unix: 0,
-            ingress_classes: Vec::new(),
-            annotations_prefix: crate::compile::nginx::DEFAULT_PREFIX.to_owned(),
-            gateway: crate::compile::gateway::GatewayConfig {
-                address_pool: Some("10.0.0.0/30".parse().expect("cidr")),
-                ..Default::default()
-            },
-        }
+        let mut config = crate::compile::testing::config();
+        config.gateway.address_pool = Some("10.0.0.0/30".parse().expect("cidr"));
+        config
     }
 
     fn objects() -> Objects {

@@ -34,7 +34,7 @@ pub mod metrics;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
 use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -105,6 +105,17 @@ kinds! {
         const OPTIONAL: bool = true;
         fn same_compile_input(old: &Self, new: &Self) -> bool {
             same_spec(old, new, |o| &o.spec)
+        }
+    }
+    /// v1 Namespace, kept as its name and labels (a Gateway listener's `allowedRoutes`
+    /// selects namespaces by label).
+    Namespace(Namespace) in namespaces, label "namespace" {
+        fn admit(&mut self) -> bool {
+            self.spec = None;
+            self.status = None;
+            self.metadata.annotations = None;
+            self.metadata.managed_fields = None;
+            true
         }
     }
     /// v1 Secret: of type `kubernetes.io/tls`, or any other with an `auth` key (htpasswd

@@ -641,18 +641,36 @@ fn names(parent: &ParentReference, route_namespace: &str, at: &Attach<'_>) -> bo
 }
 
 /// Why the listener `at` does not admit a route of `namespace`, if it does not.
-fn refuses(at: &Attach<'_>, namespace: &str) -> Option<String> {
+fn refuses(at: &Attach<'_>, namespace: &str, objects: &Objects) -> Option<String> {
     let allowed = at.listener.allowed_routes.as_ref();
-    let from = allowed
-        .and_then(|a| a.namespaces.as_ref())
-        .and_then(|n| n.from.as_deref())
-        .unwrap_or("Same");
+    let namespaces = allowed.and_then(|a| a.namespaces.as_ref());
+    let from = namespaces.and_then(|n| n.from.as_deref()).unwrap_or("Same");
     let ns_ok = match from {
         "All" => true,
         "Same" => namespace == at.gateway.namespace,
+        "Selector" => {
+            // The API server labels every Namespace with its name.
+            let mut labels = objects
+                .namespaces
+                .get(&ObjectKey::new("", namespace))
+                .and_then(|n| n.metadata.labels.clone())
+                .unwrap_or_default();
+            labels
+                .entry("kubernetes.io/metadata.name".to_owned())
+                .or_insert_with(|| namespace.to_owned());
+            let selector = namespaces.and_then(|n| n.selector.as_ref());
+            if !selector.is_some_and(|s| s.matches(&labels)) {
+                return Some(format!(
+                    "listener {:?} of Gateway {} admits routes of the namespaces its selector \
+                     selects, and {namespace} is not one",
+                    at.listener.name, at.gateway
+                ));
+            }
+            true
+        }
         _ => {
             return Some(format!(
-                "allowedRoutes.namespaces.from {from:?} is not served (Same, All)"
+                "allowedRoutes.namespaces.from {from:?} is not served (Same, All, Selector)"
             ));
         }
     };
@@ -785,7 +803,7 @@ fn http_route<'a>(
             if !names(parent, &key.namespace, at) {
                 continue;
             }
-            if let Some(reason) = refuses(at, &key.namespace) {
+            if let Some(reason) = refuses(at, &key.namespace, objects) {
                 why.get_or_insert((reasons::NOT_ALLOWED_BY_LISTENERS, reason));
                 continue;
             }
@@ -1182,5 +1200,63 @@ mod tests {
         let bad: HTTPRouteMatch =
             serde_json::from_value(serde_json::json!({"path": {"value": "nope"}})).expect("decode");
         assert!(route_match_of(&bad).is_err());
+    }
+
+    #[test]
+    fn a_namespace_selector_admits_routes_of_the_labelled_namespaces() {
+        use crate::api::gateway::GatewayClass;
+        use k8s_openapi::api::core::v1::Namespace;
+        let mut objects = Objects::default();
+        let class: GatewayClass = serde_yaml::from_str(
+            "metadata: {name: weir}\nspec: {controllerName: weir.dev/gateway-controller}",
+        )
+        .expect("class");
+        objects
+            .gateway_classes
+            .insert(ObjectKey::new("", "weir"), class);
+        let gateway: Gateway = serde_yaml::from_str(
+            "metadata: {name: gw, namespace: infra}\n\
+             spec:\n  gatewayClassName: weir\n  listeners:\n  \
+             - name: web\n    port: 80\n    protocol: HTTP\n    allowedRoutes:\n      \
+             namespaces: {from: Selector, selector: {matchLabels: {team: shop}}}",
+        )
+        .expect("gateway");
+        objects
+            .gateways
+            .insert(ObjectKey::new("infra", "gw"), gateway);
+        let labelled: Namespace =
+            serde_yaml::from_str("metadata: {name: shop, labels: {team: shop}}").expect("ns");
+        objects
+            .namespaces
+            .insert(ObjectKey::new("", "shop"), labelled);
+        for namespace in ["shop", "other"] {
+            let route: HTTPRoute = serde_yaml::from_str(&format!(
+                "metadata: {{name: r, namespace: {namespace}}}\n\
+                 spec: {{parentRefs: [{{name: gw, namespace: infra}}]}}"
+            ))
+            .expect("route");
+            objects
+                .http_routes
+                .insert(ObjectKey::new(namespace, "r"), route);
+        }
+        let compiled = super::super::compile(&objects, &super::super::testing::config());
+        let accepted = |namespace: &str| {
+            let c = &compiled.status.gateway_api.routes[&ObjectKey::new(namespace, "r")].parents[0]
+                .conditions[0];
+            (c.status, c.reason)
+        };
+        assert_eq!(
+            accepted("shop"),
+            (super::super::ConditionStatus::True, reasons::ACCEPTED)
+        );
+        assert_eq!(
+            accepted("other"),
+            (
+                super::super::ConditionStatus::False,
+                reasons::NOT_ALLOWED_BY_LISTENERS
+            )
+        );
+        let gw = &compiled.status.gateway_api.gateways[&ObjectKey::new("infra", "gw")];
+        assert_eq!(gw.listeners[0].attached_routes, 1);
     }
 }
