@@ -3,8 +3,10 @@
 
 kwok makes the suite's echo Deployments Running and Ready with IPs in 10.244.0.0/24 but runs
 no container; inside the cluster's network namespace every pod IP is routed to `lo`. This one
-process binds 0.0.0.0 on the ports the suite's manifests give echo-basic (3000 HTTP, 3001 h2c,
-8443 HTTPS) and answers as the pod the connection was addressed to: the local address of the
+process binds every address of the node's pod range (--bind-cidr, 10.244.0.0/24: one socket per
+address and port, not 0.0.0.0, so that weir's Gateway listeners can bind the same ports on their
+own addresses) on the ports the suite's manifests give echo-basic (3000 HTTP, 3001 h2c, 8443
+HTTPS) and answers as the pod the connection was addressed to: the local address of the
 connection is looked up among the pods (kept from `kubectl get pods -A --watch`), and the
 answer is exactly echo-basic's (sigs.k8s.io/gateway-api/conformance/echo-basic/echo-basic.go
 v1.6.3): the JSON of path (request URI), host, method, proto, headers (Go's canonical keys,
@@ -23,7 +25,11 @@ only, with echo-basic's 400 "Expected h2c request" unless the request asks for a
 upgrade, which is then answered as HTTP/1.1), websockets on /ws, client-certificate checks
 (TLS_CLIENT_CACERTS).
 
-    echo.py --kubectl PATH [--kubeconfig FILE] [--ports 3000,3001] [--tls-port 8443]
+    echo.py --kubectl PATH [--kubeconfig FILE] [--bind-cidr 10.244.0.0/24] [--http-ports 3000]
+            [--h2c-ports 3001] [--tls-ports 8443] [--verbose]
+
+A connection to an address no pod has, or to a pod that is not an HTTP echo-basic, is reset
+(as a connection to a pod that does not listen there would be refused).
 
 Standard library only. Prints "ready" on stdout once the first pod list is in.
 """
@@ -264,12 +270,20 @@ def go_duration(s):
 
 RETRY_LOCK = threading.Lock()
 RETRY_ATTEMPTS = {}
+HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+
+
+def reset(sock):
+    """Abort a connection with a TCP RST (SO_LINGER 0, then close)."""
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    except OSError:
+        pass
+    sock.close()
 
 
 class Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
-    server_version = "echo-basic-standin"
-    sys_version = ""
 
     def log_message(self, fmt, *args):
         if ARGS.verbose:
@@ -278,6 +292,13 @@ class Handler(http.server.BaseHTTPRequestHandler):
     def setup(self):
         super().setup()
         self.local_ip, self.local_port = self.connection.getsockname()[:2]
+        self.aborted = False
+
+    def send_response(self, code, message=None):
+        # As Go's net/http: a Date header, no Server header.
+        self.log_request(code)
+        self.send_response_only(code, message)
+        self.send_header("Date", self.date_time_string())
 
     def query(self):
         q = {}
@@ -327,38 +348,45 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 return
             if not self.parse_request():
                 return
+            # parse_request collapses a leading "//" (an open-redirect guard of http.server);
+            # echo-basic reports the request-target exactly as it came (r.RequestURI).
+            words = self.raw_requestline.decode("iso-8859-1").rstrip("\r\n").split()
+            if len(words) >= 2:
+                self.path = words[1]
             self.dispatch()
+            if self.aborted:
+                self.close_connection = True
+                return
             self.wfile.flush()
-        except (TimeoutError, ConnectionError, ssl.SSLError) as e:
+        except (TimeoutError, ConnectionError, ssl.SSLError, ValueError) as e:
             self.log_error("%r", e)
             self.close_connection = True
 
     def dispatch(self):
-        pod = PODS.get(self.local_ip)
-        if pod is None:
-            self.read_body()
-            self.error_json(502, "echo stand-in: no pod has IP %s" % self.local_ip)
-            return
-        env = pod_env(pod)
-        if not is_http_echo(env):
-            self.close_connection = True
-            return
+        self.pod, self.env = self.server.pod_of(self.local_ip)
         self.read_body()
-        self.pod, self.env = pod, env
         if self.server.h2c:  # runH2CServer's handler: no mux
             if self.headers.get("Upgrade") != "h2c":
-                self.send(400, b"Expected h2c request")
+                self.send(400, b"Expected h2c request", [("Content-Type", "text/plain; charset=utf-8")])
                 return
             self.echo()
             return
         path = self.path.split("?", 1)[0].replace("//", "/")  # preserveSlashes
-        if path == "/health":
-            self.send(200, b"OK")
+        query = self.path.split("?", 1)[1] if "?" in self.path else ""
+        if path in ("/status", "/retry"):
+            # ServeMux: a subtree root named without its trailing slash is redirected.
+            loc = path + "/" + ("?" + query if query else "")
+            body = ('<a href="%s">Moved Permanently</a>.\n\n' % loc).encode()
+            self.send(301, body, [("Location", loc), ("Content-Type", "text/html; charset=utf-8")])
+        elif path == "/health":
+            self.send(200, b"OK", [("Content-Type", "text/plain; charset=utf-8")])
         elif path.startswith("/status/"):
             m = re.fullmatch(r"/status/(\d\d\d)", self.path)
             self.send(int(m.group(1)) if m else 400)
         elif path.startswith("/retry/"):
             self.retry()
+        elif path == "/ws" and self.headers.get("Upgrade", "").lower() != "websocket":
+            self.send(400, b"", [])  # x/net/websocket refuses a plain request
         else:
             self.echo()
 
@@ -393,10 +421,15 @@ class Handler(http.server.BaseHTTPRequestHandler):
                 if code is not None:
                     self.send(code)
                     return
-                # TCP failure mode: abort the connection with a RST (SO_LINGER 0).
-                self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
-                self.close_connection = True
-                self.connection.close()
+                # TCP failure mode: abort the connection with a RST. The file objects of the
+                # socket hold the descriptor open, so they are closed first.
+                self.aborted = True
+                for f in (self.rfile, self.wfile):
+                    try:
+                        f.close()
+                    except (OSError, ValueError):
+                        pass
+                reset(self.connection)
                 return
         self.echo()
 
@@ -408,9 +441,11 @@ class Handler(http.server.BaseHTTPRequestHandler):
             return
         headers = {}
         for k, v in self.headers.items():
-            if k.lower() == "host":
+            # Go's server keeps Host in r.Host and Transfer-Encoding in r.TransferEncoding,
+            # not in r.Header; textproto trims values.
+            if k.lower() in ("host", "transfer-encoding"):
                 continue
-            headers.setdefault(canonical(k), []).append(v)
+            headers.setdefault(canonical(k), []).append(v.strip(" \t"))
         out = {
             "path": self.path,
             "host": self.headers.get("Host", ""),
@@ -428,16 +463,21 @@ class Handler(http.server.BaseHTTPRequestHandler):
             name = c.cipher()[0] if c.cipher() else ""
             out["tls"] = {
                 "version": {"TLSv1.3": "TLSv1.3", "TLSv1.2": "TLSv1.2"}.get(c.version(), c.version() or ""),
-                "serverName": getattr(c._sslobj, "weir_sni", "") if hasattr(c, "_sslobj") else "",
+                "serverName": getattr(c, "weir_sni", None) or getattr(getattr(c, "_sslobj", None), "weir_sni", ""),
                 "negotiatedProtocol": c.selected_alpn_protocol() or "",
                 "cipherSuite": GO_CIPHERS.get(name, name),
             }
             if not out["tls"]["negotiatedProtocol"]:
                 del out["tls"]["negotiatedProtocol"]
+        # writeEchoResponseHeaders: "name:value[,name:value...]" per X-Echo-Set-Header value;
+        # the suite always sends the header, usually empty: an empty or invalid name is not a
+        # header (Go's server does not write it), so it is left out.
         resp = []
         for line in self.headers.get_all("X-Echo-Set-Header") or []:
             for kv in line.split(","):
                 name, _, value = kv.strip().partition(":")
+                if not HEADER_NAME.fullmatch(name):
+                    continue
                 for i, (n, v) in enumerate(resp):
                     if n == name:
                         resp[i] = (n, v + "," + value.strip())
@@ -454,24 +494,38 @@ def urlunquote(s):
 
 
 class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
+    """One per kind (HTTP, h2c, TLS): never bound itself; Acceptor hands it the connections
+    accepted on every (pod address, port) of its kind, each served in its own thread."""
+
     daemon_threads = True
-    allow_reuse_address = True
-    request_queue_size = 256
 
-    def __init__(self, port, h2c=False, tls=False):
+    def __init__(self, h2c=False, tls=False):
         self.h2c, self.tls = h2c, tls
-        super().__init__(("0.0.0.0", port), Handler)
+        super().__init__(("0.0.0.0", 0), Handler, bind_and_activate=False)
+        self.socket.close()
 
-    def server_bind(self):
-        socketserver.TCPServer.server_bind(self)  # no getfqdn: no DNS in the namespace
+    @staticmethod
+    def pod_of(ip):
+        """(pod, env) of the HTTP echo-basic pod at IP, or (None, None)."""
+        pod = PODS.get(ip)
+        if pod is None:
+            return None, None
+        env = pod_env(pod)
+        return (pod, env) if is_http_echo(env) else (None, None)
 
     def finish_request(self, request, client_address):
-        if self.tls:  # in the connection's own thread: the certificate is the addressed pod's
-            ip = request.getsockname()[0]
-            pod = PODS.get(ip)
-            ctx = tls_context(pod, pod_env(pod)) if pod else None
+        # In the connection's own thread.
+        ip = request.getsockname()[0]
+        pod, env = self.pod_of(ip)
+        if pod is None:
+            if ARGS.verbose:
+                log("%s:%s: no echo-basic pod; reset" % (ip, request.getsockname()[1]))
+            reset(request)
+            return
+        if self.tls:  # the certificate is the addressed pod's
+            ctx = tls_context(pod, env)
             if ctx is None:
-                request.close()
+                reset(request)
                 return
             request.settimeout(10)
             try:
@@ -483,12 +537,52 @@ class Server(socketserver.ThreadingMixIn, http.server.HTTPServer):
             request.settimeout(None)
         super().finish_request(request, client_address)
 
+    def shutdown_request(self, request):
+        try:
+            super().shutdown_request(request)
+        except OSError:
+            pass
+
+
+def listen_all(cidr, ports, server):
+    """Listening sockets on every host address of CIDR for each port: [(sock, server)]."""
+    import ipaddress
+    out = []
+    for ip in ipaddress.ip_network(cidr).hosts():
+        for p in ports:
+            s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            s.bind((str(ip), p))
+            s.listen(128)
+            s.setblocking(False)
+            out.append((s, server))
+    return out
+
+
+def accept_forever(listeners):
+    import selectors
+    sel = selectors.DefaultSelector()
+    for s, srv in listeners:
+        sel.register(s, selectors.EVENT_READ, srv)
+    while True:
+        for key, _ in sel.select():
+            try:
+                conn, addr = key.fileobj.accept()
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError as e:
+                log("accept:", e)
+                continue
+            conn.setblocking(True)
+            key.data.process_request(conn, addr)
+
 
 def main():
     global ARGS
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--kubectl", default="kubectl")
     ap.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG", ""))
+    ap.add_argument("--bind-cidr", default="10.244.0.0/24", help="the pod addresses to listen on")
     ap.add_argument("--http-ports", default="3000")
     ap.add_argument("--h2c-ports", default="3001")
     ap.add_argument("--tls-ports", default="8443")
@@ -498,13 +592,14 @@ def main():
     if not PODS.ready.wait(30):
         log("no pod list from the API after 30 s")
         sys.exit(1)
-    servers = []
-    for ports, kw in ((ARGS.http_ports, {}), (ARGS.h2c_ports, {"h2c": True}), (ARGS.tls_ports, {"tls": True})):
-        for p in filter(None, ports.split(",")):
-            servers.append(Server(int(p), **kw))
-    for s in servers:
-        threading.Thread(target=s.serve_forever, daemon=True).start()
-    print("ready", " ".join(str(s.server_address[1]) for s in servers), flush=True)
+    listeners, ports = [], []
+    for spec, kw in ((ARGS.http_ports, {}), (ARGS.h2c_ports, {"h2c": True}), (ARGS.tls_ports, {"tls": True})):
+        ps = [int(p) for p in spec.split(",") if p]
+        if ps:
+            listeners += listen_all(ARGS.bind_cidr, ps, Server(**kw))
+            ports += ps
+    threading.Thread(target=accept_forever, args=(listeners,), daemon=True).start()
+    print("ready", ARGS.bind_cidr, " ".join(map(str, ports)), flush=True)
     try:
         threading.Event().wait()
     except KeyboardInterrupt:

@@ -33,6 +33,8 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRoute307RedirectStatusCode",
     "HTTPRoute308RedirectStatusCode",
     "HTTPRouteParentRefPort",
+    "HTTPRouteBackendRequestHeaderModification",
+    "HTTPRouteNamedRouteRule",
     "GatewayPort8080",
 ];
 
