@@ -61,7 +61,10 @@ pub(super) fn snapshot<'a>(
     };
     let mut tables = BTreeMap::new();
     for (name, table) in route_tables {
-        let mut virtual_hosts = VirtualHosts::default();
+        let mut virtual_hosts = VirtualHosts {
+            deep_wildcards: table.deep_wildcards,
+            ..VirtualHosts::default()
+        };
         for (host, routes) in table.hosts {
             debug_assert!(
                 routes

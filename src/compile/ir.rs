@@ -155,6 +155,8 @@ pub struct IrRouteTable<'a> {
     pub hosts: BTreeMap<HostMatch, Vec<IrRoute<'a>>>,
     /// What serves requests no route matches.
     pub default_route: IrDefaultRoute<'a>,
+    /// Wildcard hosts match one or more labels (the Gateway API), not exactly one (Ingress).
+    pub deep_wildcards: bool,
 }
 
 /// Which requests a group of routes serves, by host. Ordered as the router looks hosts up

@@ -142,10 +142,15 @@ pub struct VirtualHosts {
     /// Exact hosts, lower-cased, without port.
     pub exact: BTreeMap<String, VirtualHost>,
     /// Wildcard hosts keyed by their suffix including the dot (`*.example.com` →
-    /// `.example.com`); a wildcard matches exactly one extra DNS label.
+    /// `.example.com`); a wildcard matches exactly one extra DNS label, or with
+    /// [`VirtualHosts::deep_wildcards`] one or more.
     pub wildcard: BTreeMap<String, VirtualHost>,
     /// Routes that match every host.
     pub any: Option<VirtualHost>,
+    /// Wildcards match one or more extra labels, the longest suffix first (the Gateway
+    /// API's `*.example.com` matches `a.b.example.com`); otherwise exactly one (Ingress).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub deep_wildcards: bool,
 }
 
 /// The routes of one host, in precedence order (best first).

@@ -5,6 +5,8 @@
 //! 1. the exact virtual host (host lower-cased, port and one trailing dot stripped);
 //! 2. the wildcard virtual host whose suffix follows the request host's first label
 //!    (`*.example.com` matches `a.example.com`, never `a.b.example.com` nor `example.com`);
+//!    in a table with deep wildcards (the Gateway API's), then each shorter suffix in turn
+//!    (`a.b.example.com` tries `*.b.example.com`, then `*.example.com`, then `*.com`);
 //! 3. the virtual host that matches every host (`any`).
 //!
 //! The first of these that has a route matching the request serves it; otherwise the table's
@@ -95,9 +97,16 @@ impl RouteTable {
             .get(host.as_ref())
             .and_then(|vhost| vhost.find(req))
             .or_else(|| {
-                wildcard_suffix(&host)
-                    .and_then(|suffix| vhosts.wildcard.get(suffix))
-                    .and_then(|vhost| vhost.find(req))
+                let mut suffix = wildcard_suffix(&host)?;
+                loop {
+                    if let Some(route) = vhosts.wildcard.get(suffix).and_then(|v| v.find(req)) {
+                        return Some(route);
+                    }
+                    if !vhosts.deep_wildcards {
+                        return None;
+                    }
+                    suffix = wildcard_suffix(&suffix[1..])?;
+                }
             })
             .or_else(|| vhosts.any.as_ref().and_then(|vhost| vhost.find(req)))
             .or(self.default_route.as_ref())
@@ -355,6 +364,7 @@ mod tests {
                     .map(|v| (v.host.trim_start_matches('*').to_owned(), v.clone()))
                     .collect(),
                 any,
+                deep_wildcards: false,
             },
             default_route: None,
         }
@@ -419,6 +429,25 @@ mod tests {
         );
         assert_eq!(name(&t, "a.example.com", "/"), Some("wild"));
         assert_eq!(name(&t, "a.b.example.com", "/"), None);
+        assert_eq!(name(&t, "example.com", "/"), None);
+        assert_eq!(name(&t, ".example.com", "/"), None);
+    }
+
+    #[test]
+    fn deep_wildcards_match_more_labels_most_specific_first() {
+        let mut t = table(
+            &[],
+            &[
+                vhost("*.example.com", &[(prefix("/"), "wide")]),
+                vhost("*.b.example.com", &[(prefix("/b"), "narrow")]),
+            ],
+            None,
+        );
+        t.virtual_hosts.deep_wildcards = true;
+        assert_eq!(name(&t, "a.example.com", "/"), Some("wide"));
+        assert_eq!(name(&t, "x.y.b.example.com", "/b"), Some("narrow"));
+        // No route of the narrower wildcard matches: the wider one serves.
+        assert_eq!(name(&t, "a.b.example.com", "/c"), Some("wide"));
         assert_eq!(name(&t, "example.com", "/"), None);
         assert_eq!(name(&t, ".example.com", "/"), None);
     }

@@ -464,7 +464,7 @@ pub(super) fn front_end<'a>(
             route_table: table.clone(),
             certificates: (protocol == ListenerProtocol::Https).then(|| table.clone()),
         });
-        ir.route_tables.entry(table).or_default();
+        ir.route_tables.entry(table).or_default().deep_wildcards = true;
     }
 
     let mut routes: Vec<(&ObjectKey, &HTTPRoute)> = objects.http_routes.iter().collect();
