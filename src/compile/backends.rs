@@ -284,6 +284,20 @@ impl<'a> Resolver<'a> {
     }
 }
 
+/// Why a reference to a Service port does not resolve, if it does not (the reason and a
+/// message naming the Service).
+pub(super) fn unavailable(
+    objects: &Objects,
+    namespace: &str,
+    service: &str,
+    port: PortRef<'_>,
+) -> Option<(&'static str, String)> {
+    match resolve_service(objects, namespace, service, port) {
+        Outcome::Unavailable { reason, message } => Some((reason, message)),
+        Outcome::Cluster { .. } => None,
+    }
+}
+
 /// Resolves a reference to a Service port (uncached).
 fn resolve_service<'o>(
     objects: &'o Objects,

@@ -37,8 +37,8 @@ use super::ir::{
 use super::status::Status;
 use super::{CompileConfig, Ir};
 use crate::api::gateway::{
-    GROUP, Gateway, GatewayAddress, GatewayListener, HTTPRoute, HTTPRouteFilter, HTTPRouteMatch,
-    HTTPRouteRule, ParentReference, RouteGroupKind,
+    BackendObjectReference, GROUP, Gateway, GatewayAddress, GatewayListener, HTTPRoute,
+    HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, ParentReference, RouteGroupKind,
 };
 use crate::api::httpfilter::{self, FilterEntry, FilterType};
 use crate::api::{condition_types, reasons};
@@ -99,11 +99,12 @@ static DEFAULT_RULE: [HTTPRouteRule; 1] = [HTTPRouteRule {
     timeouts: None,
 }];
 
-/// One Gateway listener that serves: where routes can attach.
+/// One accepted Gateway listener: where routes can attach.
 struct Attach<'a> {
     gateway: &'a ObjectKey,
     listener: &'a GatewayListener,
-    table: String,
+    /// The route table it serves; `None` while it cannot serve (no usable certificate).
+    table: Option<String>,
     /// Index of its Gateway in the front end's list, and of the listener in the Gateway.
     slot: (usize, usize),
 }
@@ -388,13 +389,21 @@ pub(super) fn front_end<'a>(
                         .extend(certificates);
                 }
             }
-            if let (true, Some(address), Some(protocol)) = (check.serves(), address, protocol) {
-                served += 1;
-                sockets.entry(address).or_insert(protocol);
+            if let (Some(address), Some(protocol)) = (address, protocol)
+                && check.refused.is_none()
+                && check.conflicted.is_none()
+            {
+                // An accepted listener that cannot serve (no usable certificate) still takes
+                // routes: they count in attachedRoutes, and serve once it can.
+                let table = check.serves().then(|| {
+                    served += 1;
+                    sockets.entry(address).or_insert(protocol);
+                    table_name(address)
+                });
                 attach.push(Attach {
                     gateway: key,
                     listener,
-                    table: table_name(address),
+                    table,
                     slot: (g, index),
                 });
             }
@@ -823,8 +832,9 @@ fn http_route<'a>(
             if !attached.contains(&a) {
                 attached.push(a);
             }
+            let Some(table) = &at.table else { continue };
             for host in hosts {
-                let target = (at.table.clone(), host);
+                let target = (table.clone(), host);
                 if !targets.contains(&target) {
                     targets.push(target);
                 }
@@ -876,6 +886,9 @@ fn http_route<'a>(
         }
     }
     if targets.is_empty() {
+        if !attached.is_empty() {
+            check_unserved_backends(objects, key, &spec.rules, &source, status);
+        }
         return (report, attached);
     }
     let id = ir.add_source(source);
@@ -893,39 +906,7 @@ fn http_route<'a>(
         for (b, backend) in rule.backend_refs.iter().enumerate() {
             let reference = &backend.backend;
             let namespace = reference.namespace.as_deref().unwrap_or(&key.namespace);
-            let refused = if !reference.group.as_deref().unwrap_or("").is_empty()
-                || reference.kind.as_deref().unwrap_or("Service") != "Service"
-            {
-                Some((
-                    reasons::INVALID_KIND,
-                    format!("backendRefs[{b}]: only core Services are served as backends"),
-                ))
-            } else if namespace != key.namespace
-                && !granted(
-                    objects,
-                    HTTP_ROUTE,
-                    &key.namespace,
-                    namespace,
-                    "Service",
-                    &reference.name,
-                )
-            {
-                Some((
-                    reasons::REF_NOT_PERMITTED,
-                    format!(
-                        "backendRefs[{b}]: Service {namespace}/{} needs a ReferenceGrant in \
-                         {namespace}",
-                        reference.name
-                    ),
-                ))
-            } else if reference.port.is_none() {
-                Some((
-                    reasons::INVALID_BACKEND,
-                    format!("backendRefs[{b}]: port is required for a Service"),
-                ))
-            } else {
-                None
-            };
+            let refused = refusal(objects, key, b, reference);
             let Some(filters) = chain(&backend.filters, &source, &ctx, filter_set, r, status)
             else {
                 continue;
@@ -983,6 +964,81 @@ fn http_route<'a>(
         }
     }
     (report, attached)
+}
+
+/// Why a backendRef of the route `key` cannot resolve, when that is known without looking
+/// the Service up: not a core Service, in another namespace without a ReferenceGrant, or no
+/// port.
+fn refusal(
+    objects: &Objects,
+    key: &ObjectKey,
+    b: usize,
+    reference: &BackendObjectReference,
+) -> Option<(&'static str, String)> {
+    let namespace = reference.namespace.as_deref().unwrap_or(&key.namespace);
+    if !reference.group.as_deref().unwrap_or("").is_empty()
+        || reference.kind.as_deref().unwrap_or("Service") != "Service"
+    {
+        Some((
+            reasons::INVALID_KIND,
+            format!("backendRefs[{b}]: only core Services are served as backends"),
+        ))
+    } else if namespace != key.namespace
+        && !granted(
+            objects,
+            HTTP_ROUTE,
+            &key.namespace,
+            namespace,
+            "Service",
+            &reference.name,
+        )
+    {
+        Some((
+            reasons::REF_NOT_PERMITTED,
+            format!(
+                "backendRefs[{b}]: Service {namespace}/{} needs a ReferenceGrant in {namespace}",
+                reference.name
+            ),
+        ))
+    } else if reference.port.is_none() {
+        Some((
+            reasons::INVALID_BACKEND,
+            format!("backendRefs[{b}]: port is required for a Service"),
+        ))
+    } else {
+        None
+    }
+}
+
+/// The backend references of a route that attached only to listeners that cannot serve
+/// yet: nothing enters the IR, so they are checked here (with the backends pass's rules) for
+/// the route's `ResolvedRefs`.
+fn check_unserved_backends(
+    objects: &Objects,
+    key: &ObjectKey,
+    rules: &[HTTPRouteRule],
+    source: &Source<'_>,
+    status: &mut Status,
+) {
+    for (r, rule) in rules.iter().enumerate() {
+        for (b, backend) in rule.backend_refs.iter().enumerate() {
+            let reference = &backend.backend;
+            let namespace = reference.namespace.as_deref().unwrap_or(&key.namespace);
+            let problem = refusal(objects, key, b, reference).or_else(|| {
+                let port = PortRef::Number(reference.port.unwrap_or(0));
+                super::backends::unavailable(objects, namespace, &reference.name, port)
+                    .map(|(reason, message)| (reason, format!("backendRefs[{b}]: {message}")))
+            });
+            if let Some((reason, message)) = problem {
+                status.error(
+                    source,
+                    condition_types::RESOLVED_REFS,
+                    reason,
+                    format!("spec.rules[{r}].{message}"),
+                );
+            }
+        }
+    }
 }
 
 /// A rule's (or backend's) filters; `None` when one is invalid (the rule is not served).
@@ -1258,5 +1314,70 @@ mod tests {
         );
         let gw = &compiled.status.gateway_api.gateways[&ObjectKey::new("infra", "gw")];
         assert_eq!(gw.listeners[0].attached_routes, 1);
+    }
+
+    #[test]
+    fn routes_attach_to_a_listener_that_cannot_serve_yet() {
+        use crate::api::gateway::GatewayClass;
+        let mut objects = Objects::default();
+        let class: GatewayClass = serde_yaml::from_str(
+            "metadata: {name: weir}\nspec: {controllerName: weir.dev/gateway-controller}",
+        )
+        .expect("class");
+        objects
+            .gateway_classes
+            .insert(ObjectKey::new("", "weir"), class);
+        let gateway: Gateway = serde_yaml::from_str(
+            "metadata: {name: gw, namespace: infra}\n\
+             spec:\n  gatewayClassName: weir\n  listeners:\n  \
+             - {name: tls, port: 443, protocol: HTTPS, tls: {certificateRefs: [{name: nope}]}}",
+        )
+        .expect("gateway");
+        objects
+            .gateways
+            .insert(ObjectKey::new("infra", "gw"), gateway);
+        let route: HTTPRoute = serde_yaml::from_str(
+            "metadata: {name: r, namespace: infra}\n\
+             spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: gone, port: 80}]}]}",
+        )
+        .expect("route");
+        objects
+            .http_routes
+            .insert(ObjectKey::new("infra", "r"), route);
+        let compiled = super::super::compile(&objects, &super::super::testing::config());
+        let api = &compiled.status.gateway_api;
+        let listener = &api.gateways[&ObjectKey::new("infra", "gw")].listeners[0];
+        assert_eq!(listener.attached_routes, 1);
+        let brief =
+            |c: &super::super::Condition| format!("{}={:?}/{}", c.type_, c.status, c.reason);
+        let conditions: Vec<_> = listener.conditions.iter().map(brief).collect();
+        assert_eq!(
+            conditions,
+            [
+                "Accepted=True/Accepted",
+                "Conflicted=False/NoConflicts",
+                "Programmed=False/Invalid",
+                "ResolvedRefs=False/InvalidCertificateRef"
+            ]
+        );
+        let parent: Vec<_> = api.routes[&ObjectKey::new("infra", "r")].parents[0]
+            .conditions
+            .iter()
+            .map(brief)
+            .collect();
+        assert_eq!(
+            parent,
+            [
+                "Accepted=True/Accepted",
+                "ResolvedRefs=False/BackendNotFound"
+            ]
+        );
+        assert!(
+            compiled
+                .snapshot
+                .listeners
+                .iter()
+                .all(|l| !l.name.starts_with("gateway-"))
+        );
     }
 }
