@@ -3,10 +3,10 @@
 #
 #   ./test.sh            format, lint, unit/integration/golden/proxy tests, then the black-box
 #                        e2e tests of the built binary: manifests mode, the real Kubernetes
-#                        control plane (built from Go modules on first use, cached), and weir
-#                        in Kubernetes mode against it.
+#                        control plane (built from Go modules on first use, cached), weir
+#                        in Kubernetes mode against it, and the Gateway API's conformance suite.
 #
-# Environment: WEIR_SKIP_CLUSTER=1 skips the two control-plane suites (e.g. on a laptop
+# Environment: WEIR_SKIP_CLUSTER=1 skips the three control-plane suites (e.g. on a laptop
 # without Go); WEIR_CACHE is the Go build cache of e2e/cluster (default ~/.cache/weir-e2e).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")"
@@ -30,9 +30,9 @@ cargo build --profile ci --bin weir
 export WEIR_BIN="$PWD/target/ci/weir"
 
 failed=()
-for suite in e2e/manifests/test.sh e2e/h2spec/test.sh e2e/helm/test.sh e2e/cluster/test.sh e2e/kube/test.sh; do
+for suite in e2e/manifests/test.sh e2e/h2spec/test.sh e2e/helm/test.sh e2e/cluster/test.sh e2e/kube/test.sh e2e/gateway/test.sh; do
     [[ -x $suite ]] || continue
-    if [[ ${WEIR_SKIP_CLUSTER:-0} == 1 && ($suite == e2e/cluster/* || $suite == e2e/kube/*) ]]; then
+    if [[ ${WEIR_SKIP_CLUSTER:-0} == 1 && ($suite == e2e/cluster/* || $suite == e2e/kube/* || $suite == e2e/gateway/*) ]]; then
         echo "skipping $suite (WEIR_SKIP_CLUSTER=1)"
         continue
     fi
