@@ -480,6 +480,74 @@ pub struct RouteParentStatus {
     pub conditions: Vec<Condition>,
 }
 
+/// `GRPCRoute.spec`.
+#[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+#[kube(
+    group = "gateway.networking.k8s.io",
+    version = "v1",
+    kind = "GRPCRoute",
+    plural = "grpcroutes",
+    namespaced,
+    status = "RouteStatus"
+)]
+#[serde(rename_all = "camelCase")]
+pub struct GRPCRouteSpec {
+    /// The Gateways (and listeners) it attaches to.
+    #[serde(default)]
+    pub parent_refs: Vec<ParentReference>,
+    /// Hostnames it serves (none: the listeners').
+    #[serde(default)]
+    pub hostnames: Vec<String>,
+    /// Its rules (default: one rule matching every call, no backends).
+    #[serde(default)]
+    pub rules: Vec<GRPCRouteRule>,
+}
+
+/// `GRPCRouteRule`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GRPCRouteRule {
+    /// Optional rule name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Matches, ORed (default: every call).
+    #[serde(default)]
+    pub matches: Vec<GRPCRouteMatch>,
+    /// Filters of the rule (`RequestHeaderModifier`, `ResponseHeaderModifier`,
+    /// `RequestMirror`, `ExtensionRef`).
+    #[serde(default)]
+    pub filters: Vec<HTTPRouteFilter>,
+    /// Weighted backends.
+    #[serde(default)]
+    pub backend_refs: Vec<HTTPBackendRef>,
+}
+
+/// `GRPCRouteMatch`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct GRPCRouteMatch {
+    /// The service and method called (default: any).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<GRPCMethodMatch>,
+    /// Headers (metadata), ANDed.
+    #[serde(default)]
+    pub headers: Vec<HTTPValueMatch>,
+}
+
+/// `GRPCMethodMatch`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, JsonSchema)]
+pub struct GRPCMethodMatch {
+    /// `Exact` (default) or `RegularExpression`.
+    #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
+    pub type_: Option<String>,
+    /// The fully qualified service (`package.Service`); none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub service: Option<String>,
+    /// The method; none: any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub method: Option<String>,
+}
+
 /// `ReferenceGrant.spec` (gateway.networking.k8s.io/v1beta1).
 #[derive(CustomResource, Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
 #[kube(

@@ -271,8 +271,9 @@ pub fn compile(objects: &Objects, config: &CompileConfig) -> Compiled {
     let mut status = status::Status::default();
     let mut filters = filters::FilterSet::compile(objects, &mut status);
     let policies = policy::Policies::compile(objects, &mut status);
+    let grpc = gateway::as_http_routes(objects);
     let mut ir = ingress::front_end(objects, config, &mut filters, &mut status);
-    gateway::front_end(objects, config, &mut filters, &mut ir, &mut status);
+    gateway::front_end(objects, &grpc, config, &mut filters, &mut ir, &mut status);
     let snapshot = passes(ir, objects, &policies, config.now_unix, &mut status);
     let mut users = filters.into_users();
     for key in objects.http_filters.keys() {

@@ -1,7 +1,7 @@
 //! The Gateway API's status, planned from compile's [`GatewayApiReport`]: GatewayClass
 //! `Accepted` and `supportedFeatures`, Gateway `addresses`, conditions and listeners, and
-//! weir's entries of HTTPRoute `status.parents` (other controllers' entries are kept as
-//! they are).
+//! weir's entries of HTTPRoute and GRPCRoute `status.parents` (other controllers' entries
+//! are kept as they are).
 
 use k8s_openapi::api::networking::v1::IngressLoadBalancerIngress;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
@@ -23,8 +23,11 @@ pub enum GatewayApiBody {
     GatewayClass(Vec<PlannedCondition>),
     /// A Gateway.
     Gateway(GatewayBody),
-    /// An HTTPRoute's parents: the other controllers' entries as they are, then weir's.
-    HttpRoute {
+    /// An HTTPRoute's or GRPCRoute's parents: the other controllers' entries as they are,
+    /// then weir's.
+    Route {
+        /// A GRPCRoute (else an HTTPRoute).
+        grpc: bool,
         /// Entries other controllers wrote.
         theirs: Vec<RouteParentStatus>,
         /// weir's entries.
@@ -203,15 +206,29 @@ pub(super) fn plan(
         }
     }
     let controller = &report.controller_name;
-    for (key, route) in &objects.http_routes {
-        let current = route.status.clone().unwrap_or_default();
+    let routes = objects
+        .http_routes
+        .iter()
+        .map(|(key, r)| ("HTTPRoute", key, &r.metadata, &r.status))
+        .chain(
+            objects
+                .grpc_routes
+                .iter()
+                .map(|(key, r)| ("GRPCRoute", key, &r.metadata, &r.status)),
+        );
+    for (kind, key, metadata, status) in routes {
+        let object = ObjectRef {
+            kind,
+            key: key.clone(),
+        };
+        let current = status.clone().unwrap_or_default();
         let (mine, theirs): (Vec<_>, Vec<_>) = current
             .parents
             .into_iter()
             .partition(|p| p.controller_name == *controller);
         let ours: Vec<(ParentReference, Vec<PlannedCondition>)> = report
             .routes
-            .get(key)
+            .get(&object)
             .into_iter()
             .flat_map(|r| &r.parents)
             .map(|p| {
@@ -229,12 +246,10 @@ pub(super) fn plan(
             });
         if !unchanged {
             out.push(StatusPatch {
-                object: ObjectRef {
-                    kind: "HTTPRoute",
-                    key: key.clone(),
-                },
-                resource_version: route.metadata.resource_version.clone(),
-                body: StatusBody::GatewayApi(GatewayApiBody::HttpRoute {
+                object,
+                resource_version: metadata.resource_version.clone(),
+                body: StatusBody::GatewayApi(GatewayApiBody::Route {
+                    grpc: kind == "GRPCRoute",
                     theirs,
                     ours,
                     controller_name: controller.clone(),
@@ -284,10 +299,11 @@ impl GatewayApiBody {
                     v
                 })
             }
-            GatewayApiBody::HttpRoute {
+            GatewayApiBody::Route {
                 theirs,
                 ours,
                 controller_name,
+                ..
             } => serde_json::to_value(RouteStatus {
                 parents: theirs
                     .iter()
@@ -305,11 +321,16 @@ impl GatewayApiBody {
 
     /// The API resource the patch is sent to.
     pub(super) fn api_resource(&self) -> ::kube::api::ApiResource {
-        use crate::api::gateway::{Gateway, GatewayClass, HTTPRoute};
+        use crate::api::gateway::{GRPCRoute, Gateway, GatewayClass, HTTPRoute};
         match self {
             GatewayApiBody::GatewayClass(_) => ::kube::api::ApiResource::erase::<GatewayClass>(&()),
             GatewayApiBody::Gateway(_) => ::kube::api::ApiResource::erase::<Gateway>(&()),
-            GatewayApiBody::HttpRoute { .. } => ::kube::api::ApiResource::erase::<HTTPRoute>(&()),
+            GatewayApiBody::Route { grpc: false, .. } => {
+                ::kube::api::ApiResource::erase::<HTTPRoute>(&())
+            }
+            GatewayApiBody::Route { grpc: true, .. } => {
+                ::kube::api::ApiResource::erase::<GRPCRoute>(&())
+            }
         }
     }
 }

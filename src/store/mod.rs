@@ -41,7 +41,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::api::backendpolicy::BackendPolicy;
-use crate::api::gateway::{Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
+use crate::api::gateway::{GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
 use crate::api::httpfilter::HTTPFilter;
 
 use crate::api::annotations;
@@ -95,6 +95,13 @@ kinds! {
     }
     /// gateway.networking.k8s.io/v1 HTTPRoute (optional API).
     HTTPRoute(HTTPRoute) in http_routes, label "httproute" {
+        const OPTIONAL: bool = true;
+        fn same_compile_input(old: &Self, new: &Self) -> bool {
+            same_spec(old, new, |o| &o.spec)
+        }
+    }
+    /// gateway.networking.k8s.io/v1 GRPCRoute (optional API).
+    GRPCRoute(GRPCRoute) in grpc_routes, label "grpcroute" {
         const OPTIONAL: bool = true;
         fn same_compile_input(old: &Self, new: &Self) -> bool {
             same_spec(old, new, |o| &o.spec)

@@ -171,7 +171,7 @@ async fn gateways_and_http_routes_serve_on_their_own_listener() {
         [
             (
                 "web",
-                1,
+                2, // HTTPRoute, GRPCRoute
                 1,
                 vec![
                     "Accepted=True/Accepted".to_owned(),
@@ -194,7 +194,10 @@ async fn gateways_and_http_routes_serve_on_their_own_listener() {
         ]
     );
     let parents = |name: &str| -> Vec<Vec<String>> {
-        api.routes[&weir::store::ObjectKey::new("shop", name)]
+        api.routes[&weir::compile::ObjectRef {
+            kind: "HTTPRoute",
+            key: weir::store::ObjectKey::new("shop", name),
+        }]
             .parents
             .iter()
             .map(|p| brief(&p.conditions))
@@ -214,10 +217,7 @@ async fn gateways_and_http_routes_serve_on_their_own_listener() {
             "ResolvedRefs=True/ResolvedRefs"
         ]]
     );
-    assert!(
-        !api.routes
-            .contains_key(&weir::store::ObjectKey::new("shop", "stray"))
-    );
+    assert!(!api.routes.keys().any(|r| r.key.name == "stray"));
     let listener = compiled
         .snapshot
         .listeners
@@ -297,4 +297,115 @@ async fn gateways_and_http_routes_serve_on_their_own_listener() {
             .await;
         assert_eq!(a.status, StatusCode::NOT_FOUND);
     }
+}
+
+#[tokio::test]
+async fn grpc_routes_match_service_and_method_and_reach_h2c_backends() {
+    let v1 = Backend::start("v1").await;
+    let v2 = Backend::start("v2").await;
+    let port = free_port();
+    let h = Harness::start(ProxyConfig::default()).await;
+    // v2 speaks h2c (appProtocol), as gRPC backends do.
+    let mut yaml = loopback_service_yaml("v1", v1.addr.port());
+    yaml.push_str(&loopback_service_yaml("v2", v2.addr.port()).replace(
+        "ports: [{name: http, port: 80}]",
+        "ports: [{name: http, port: 80, appProtocol: kubernetes.io/h2c}]",
+    ));
+    yaml.push_str(&format!(
+        r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {{name: weir}}
+spec: {{controllerName: weir.dev/gateway-controller}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {{name: edge, namespace: shop}}
+spec:
+  gatewayClassName: weir
+  listeners: [{{name: web, port: {port}, protocol: HTTP}}]
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GRPCRoute
+metadata: {{name: echo, namespace: shop}}
+spec:
+  parentRefs: [{{name: edge}}]
+  hostnames: [grpc.example.com]
+  rules:
+  - matches: [{{method: {{service: echo.Echo, method: Say}}}}]
+    backendRefs: [{{name: v2, port: 80}}]
+    filters:
+    - type: ResponseHeaderModifier
+      responseHeaderModifier: {{set: [{{name: X-Route, value: say}}]}}
+  - matches:
+    - method: {{service: echo.Echo}}
+    - method: {{type: RegularExpression, service: "echo\\.v[0-9]+\\.Echo"}}
+      headers: [{{name: x-tenant, value: a}}]
+    backendRefs: [{{name: v1, port: 80}}]
+"#
+    ));
+    let compiled = h.serve_manifests(&yaml, &[]);
+    assert!(
+        compiled.status.conditions.is_empty(),
+        "{:#?}",
+        compiled.status.conditions
+    );
+    let parents = &compiled.status.gateway_api.routes[&weir::compile::ObjectRef {
+        kind: "GRPCRoute",
+        key: weir::store::ObjectKey::new("shop", "echo"),
+    }]
+        .parents;
+    assert_eq!(parents.len(), 1);
+    assert!(
+        parents[0]
+            .conditions
+            .iter()
+            .all(|c| c.status == weir::compile::ConditionStatus::True)
+    );
+    let listener = &compiled.status.gateway_api.gateways
+        [&weir::store::ObjectKey::new("shop", "edge")]
+        .listeners[0];
+    assert_eq!(listener.attached_routes, 1);
+    assert!(
+        listener
+            .supported_kinds
+            .iter()
+            .any(|k| k.kind == "GRPCRoute")
+    );
+
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    let mut c = Client::connect(addr, Proto::H2).await;
+    let call = |c: &Client, path: &str| {
+        let mut req = c.request("POST", "grpc.example.com", path, empty());
+        req.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/grpc"),
+        );
+        req
+    };
+    let a = c.answer(call(&c, "/echo.Echo/Say")).await;
+    assert_eq!((a.status, a.backend()), (StatusCode::OK, Some("v2")));
+    assert_eq!(a.header("x-route"), Some("say"));
+    assert_eq!(a.header("x-seen-version"), Some("HTTP/2.0"), "h2c upstream");
+    let a = c.answer(call(&c, "/echo.Echo/Other")).await;
+    assert_eq!((a.status, a.backend()), (StatusCode::OK, Some("v1")));
+    // The regular-expression service needs its header too.
+    let mut req = call(&c, "/echo.v2.Echo/Say");
+    req.headers_mut()
+        .insert("x-tenant", http::HeaderValue::from_static("a"));
+    assert_eq!(c.answer(req).await.backend(), Some("v1"));
+    assert_eq!(
+        c.answer(call(&c, "/echo.v2.Echo/Say")).await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        c.answer(call(&c, "/other.Service/Say")).await.status,
+        StatusCode::NOT_FOUND
+    );
 }

@@ -35,7 +35,7 @@ use super::ir::{
     PortRef, Source, SourceOrder, Unresolved,
 };
 use super::status::Status;
-use super::{CompileConfig, Ir};
+use super::{CompileConfig, Ir, ObjectRef};
 use crate::api::gateway::{
     BackendObjectReference, GROUP, Gateway, GatewayAddress, GatewayListener, HTTPRoute,
     HTTPRouteFilter, HTTPRouteMatch, HTTPRouteRule, ParentReference, RouteGroupKind,
@@ -48,7 +48,10 @@ use crate::snapshot::{
 };
 use crate::store::{ObjectKey, Objects};
 
+mod grpc;
 mod report;
+
+pub(super) use grpc::as_http_routes;
 
 pub(super) use report::finish;
 pub use report::{
@@ -83,6 +86,9 @@ impl Default for GatewayConfig {
 
 const GATEWAY: &str = "Gateway";
 const HTTP_ROUTE: &str = "HTTPRoute";
+const GRPC_ROUTE: &str = "GRPCRoute";
+/// The route kinds HTTP and HTTPS listeners admit.
+const ROUTE_KINDS: [&str; 2] = [HTTP_ROUTE, GRPC_ROUTE];
 
 /// What requests sent to a backend that does not resolve get (the Gateway API says 500).
 const UNRESOLVED: Unresolved = Unresolved {
@@ -109,18 +115,24 @@ struct Attach<'a> {
     slot: (usize, usize),
 }
 
-/// The route kinds weir serves on HTTP and HTTPS listeners.
-fn http_route_kind() -> RouteGroupKind {
+/// A route kind of the Gateway API group.
+fn route_kind(kind: &str) -> RouteGroupKind {
     RouteGroupKind {
         group: Some(GROUP.to_owned()),
-        kind: HTTP_ROUTE.to_owned(),
+        kind: kind.to_owned(),
     }
+}
+
+/// Whether `k` names the route kind `kind`.
+fn is_kind(k: &RouteGroupKind, kind: &str) -> bool {
+    k.kind == kind && k.group.as_deref().unwrap_or(GROUP) == GROUP
 }
 
 /// Add weir's Gateways and their HTTPRoutes to `ir`, and their structured status to the
 /// report.
 pub(super) fn front_end<'a>(
     objects: &'a Objects,
+    grpc: &'a [(ObjectKey, HTTPRoute)],
     config: &'a CompileConfig,
     filter_set: &mut FilterSet,
     ir: &mut Ir<'a>,
@@ -216,12 +228,12 @@ pub(super) fn front_end<'a>(
             };
             let mut supported_kinds = Vec::new();
             match listener.allowed_routes.as_ref().map(|a| a.kinds.as_slice()) {
-                None | Some([]) => supported_kinds.push(http_route_kind()),
+                None | Some([]) => supported_kinds.extend(ROUTE_KINDS.map(route_kind)),
                 Some(kinds) => {
                     for k in kinds {
-                        if k.kind == HTTP_ROUTE && k.group.as_deref().unwrap_or(GROUP) == GROUP {
-                            if !supported_kinds.contains(&http_route_kind()) {
-                                supported_kinds.push(http_route_kind());
+                        if let Some(kind) = ROUTE_KINDS.into_iter().find(|kind| is_kind(k, kind)) {
+                            if !supported_kinds.iter().any(|s| is_kind(s, kind)) {
+                                supported_kinds.push(route_kind(kind));
                             }
                         } else {
                             refuse(
@@ -230,7 +242,7 @@ pub(super) fn front_end<'a>(
                                 reasons::INVALID_ROUTE_KINDS,
                                 format!(
                                     "allowedRoutes.kinds: {}/{} is not a route kind weir serves \
-                                     (HTTPRoute)",
+                                     (HTTPRoute, GRPCRoute)",
                                     k.group.as_deref().unwrap_or(GROUP),
                                     k.kind
                                 ),
@@ -476,20 +488,31 @@ pub(super) fn front_end<'a>(
         ir.route_tables.entry(table).or_default().deep_wildcards = true;
     }
 
-    let mut routes: Vec<(&ObjectKey, &HTTPRoute)> = objects.http_routes.iter().collect();
-    routes.sort_by_key(|(key, r)| (r.metadata.creation_timestamp.clone(), *key));
-    for (key, route) in routes {
+    // HTTPRoutes and GRPCRoutes (in their HTTPRoute form), oldest first.
+    let mut routes: Vec<(&'static str, &ObjectKey, &HTTPRoute)> = objects
+        .http_routes
+        .iter()
+        .map(|(key, route)| (HTTP_ROUTE, key, route))
+        .chain(grpc.iter().map(|(key, route)| (GRPC_ROUTE, key, route)))
+        .collect();
+    routes.sort_by_key(|(kind, key, r)| (r.metadata.creation_timestamp.clone(), *key, *kind));
+    for (kind, key, route) in routes {
         let parents = Parents {
             gateways: &gateways,
             attach: &attach,
         };
-        let (report, attached) = http_route(objects, key, route, &parents, filter_set, ir, status);
+        let (report, attached) =
+            http_route(objects, kind, key, route, &parents, filter_set, ir, status);
         for a in attached {
             let (g, l) = attach[a].slot;
             reports[g].listeners[l].attached_routes += 1;
         }
         if !report.parents.is_empty() {
-            status.report.gateway_api.routes.insert(key.clone(), report);
+            let object = ObjectRef {
+                kind,
+                key: key.clone(),
+            };
+            status.report.gateway_api.routes.insert(object, report);
         }
     }
     for ((key, _), report) in gateways.iter().zip(reports) {
@@ -650,7 +673,7 @@ fn names(parent: &ParentReference, route_namespace: &str, at: &Attach<'_>) -> bo
 }
 
 /// Why the listener `at` does not admit a route of `namespace`, if it does not.
-fn refuses(at: &Attach<'_>, namespace: &str, objects: &Objects) -> Option<String> {
+fn refuses(at: &Attach<'_>, kind: &str, namespace: &str, objects: &Objects) -> Option<String> {
     let allowed = at.listener.allowed_routes.as_ref();
     let namespaces = allowed.and_then(|a| a.namespaces.as_ref());
     let from = namespaces.and_then(|n| n.from.as_deref()).unwrap_or("Same");
@@ -690,13 +713,10 @@ fn refuses(at: &Attach<'_>, namespace: &str, objects: &Objects) -> Option<String
         ));
     }
     let kinds = allowed.map(|a| a.kinds.as_slice()).unwrap_or_default();
-    let kind_ok = kinds.is_empty()
-        || kinds
-            .iter()
-            .any(|k| k.kind == HTTP_ROUTE && k.group.as_deref().unwrap_or(GROUP) == GROUP);
+    let kind_ok = kinds.is_empty() || kinds.iter().any(|k| is_kind(k, kind));
     (!kind_ok).then(|| {
         format!(
-            "listener {:?} of Gateway {} does not admit HTTPRoutes",
+            "listener {:?} of Gateway {} does not admit {kind}s",
             at.listener.name, at.gateway
         )
     })
@@ -745,8 +765,10 @@ struct Parents<'p, 'a> {
 
 /// One HTTPRoute into the route tables of the listeners it attaches to; returns its parent
 /// entries and the attach points (indexes into `parents.attach`) it attached to.
+#[allow(clippy::too_many_arguments)]
 fn http_route<'a>(
     objects: &'a Objects,
+    kind: &'static str,
     key: &'a ObjectKey,
     route: &'a HTTPRoute,
     parents: &Parents<'_, 'a>,
@@ -756,7 +778,7 @@ fn http_route<'a>(
 ) -> (RouteReport, Vec<usize>) {
     let generation = route.metadata.generation;
     let source = Source {
-        kind: HTTP_ROUTE,
+        kind,
         key,
         generation,
     };
@@ -812,7 +834,7 @@ fn http_route<'a>(
             if !names(parent, &key.namespace, at) {
                 continue;
             }
-            if let Some(reason) = refuses(at, &key.namespace, objects) {
+            if let Some(reason) = refuses(at, kind, &key.namespace, objects) {
                 why.get_or_insert((reasons::NOT_ALLOWED_BY_LISTENERS, reason));
                 continue;
             }
@@ -887,7 +909,7 @@ fn http_route<'a>(
     }
     if targets.is_empty() {
         if !attached.is_empty() {
-            check_unserved_backends(objects, key, &spec.rules, &source, status);
+            check_unserved_backends(objects, &source, &spec.rules, status);
         }
         return (report, attached);
     }
@@ -906,7 +928,7 @@ fn http_route<'a>(
         for (b, backend) in rule.backend_refs.iter().enumerate() {
             let reference = &backend.backend;
             let namespace = reference.namespace.as_deref().unwrap_or(&key.namespace);
-            let refused = refusal(objects, key, b, reference);
+            let refused = refusal(objects, &source, b, reference);
             let Some(filters) = chain(&backend.filters, &source, &ctx, filter_set, r, status)
             else {
                 continue;
@@ -971,10 +993,11 @@ fn http_route<'a>(
 /// port.
 fn refusal(
     objects: &Objects,
-    key: &ObjectKey,
+    route: &Source<'_>,
     b: usize,
     reference: &BackendObjectReference,
 ) -> Option<(&'static str, String)> {
+    let key = route.key;
     let namespace = reference.namespace.as_deref().unwrap_or(&key.namespace);
     if !reference.group.as_deref().unwrap_or("").is_empty()
         || reference.kind.as_deref().unwrap_or("Service") != "Service"
@@ -986,7 +1009,7 @@ fn refusal(
     } else if namespace != key.namespace
         && !granted(
             objects,
-            HTTP_ROUTE,
+            route.kind,
             &key.namespace,
             namespace,
             "Service",
@@ -1015,16 +1038,16 @@ fn refusal(
 /// the route's `ResolvedRefs`.
 fn check_unserved_backends(
     objects: &Objects,
-    key: &ObjectKey,
-    rules: &[HTTPRouteRule],
     source: &Source<'_>,
+    rules: &[HTTPRouteRule],
     status: &mut Status,
 ) {
+    let key = source.key;
     for (r, rule) in rules.iter().enumerate() {
         for (b, backend) in rule.backend_refs.iter().enumerate() {
             let reference = &backend.backend;
             let namespace = reference.namespace.as_deref().unwrap_or(&key.namespace);
-            let problem = refusal(objects, key, b, reference).or_else(|| {
+            let problem = refusal(objects, source, b, reference).or_else(|| {
                 let port = PortRef::Number(reference.port.unwrap_or(0));
                 super::backends::unavailable(objects, namespace, &reference.name, port)
                     .map(|(reason, message)| (reason, format!("backendRefs[{b}]: {message}")))
@@ -1297,7 +1320,11 @@ mod tests {
         }
         let compiled = super::super::compile(&objects, &super::super::testing::config());
         let accepted = |namespace: &str| {
-            let c = &compiled.status.gateway_api.routes[&ObjectKey::new(namespace, "r")].parents[0]
+            let c = &compiled.status.gateway_api.routes[&ObjectRef {
+                kind: HTTP_ROUTE,
+                key: ObjectKey::new(namespace, "r"),
+            }]
+                .parents[0]
                 .conditions[0];
             (c.status, c.reason)
         };
@@ -1360,7 +1387,11 @@ mod tests {
                 "ResolvedRefs=False/InvalidCertificateRef"
             ]
         );
-        let parent: Vec<_> = api.routes[&ObjectKey::new("infra", "r")].parents[0]
+        let parent: Vec<_> = api.routes[&ObjectRef {
+            kind: HTTP_ROUTE,
+            key: ObjectKey::new("infra", "r"),
+        }]
+            .parents[0]
             .conditions
             .iter()
             .map(brief)

@@ -50,9 +50,9 @@ pub struct GatewayApiReport {
     /// Every Gateway of weir's classes.
     #[serde(serialize_with = "by_name")]
     pub gateways: BTreeMap<ObjectKey, GatewayReport>,
-    /// Every HTTPRoute with a parentRef to one of those Gateways.
-    #[serde(serialize_with = "by_name")]
-    pub routes: BTreeMap<ObjectKey, RouteReport>,
+    /// Every HTTPRoute and GRPCRoute with a parentRef to one of those Gateways.
+    #[serde(serialize_with = "by_object")]
+    pub routes: BTreeMap<ObjectRef, RouteReport>,
 }
 
 impl GatewayApiReport {
@@ -60,6 +60,17 @@ impl GatewayApiReport {
     pub fn is_empty(&self) -> bool {
         self.classes.is_empty()
     }
+}
+
+/// A map by object, keyed `Kind namespace/name`.
+fn by_object<V: Serialize, S: serde::Serializer>(
+    map: &BTreeMap<ObjectRef, V>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    serializer.collect_map(
+        map.iter()
+            .map(|(k, v)| (format!("{} {}", k.kind, k.key), v)),
+    )
 }
 
 /// A map by object, keyed `namespace/name`.
@@ -246,12 +257,8 @@ impl ListenerCheck {
 /// in the flat report (the shared backends pass writes them), in the Gateway API's reasons.
 pub(in crate::compile) fn finish(report: &mut StatusReport) {
     let mut routes = std::mem::take(&mut report.gateway_api.routes);
-    for (key, route) in &mut routes {
-        let object = ObjectRef {
-            kind: "HTTPRoute",
-            key: key.clone(),
-        };
-        let summary = report.summary(&object);
+    for (object, route) in &mut routes {
+        let summary = report.summary(object);
         let resolved = summary.iter().find(|c| {
             c.type_ == condition_types::RESOLVED_REFS && c.status != ConditionStatus::True
         });
