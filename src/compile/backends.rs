@@ -416,7 +416,10 @@ impl<'a> Resolver<'a> {
             });
         }
         Some(if resolved {
-            RouteAction::Forward(Forward { backends })
+            RouteAction::Forward(Forward {
+                backends,
+                timeouts: forward.timeouts,
+            })
         } else {
             // Nothing to forward to: answer directly, without a pick among dead backends.
             RouteAction::Respond(forward.unresolved.response())

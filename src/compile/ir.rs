@@ -227,6 +227,8 @@ pub struct IrForward<'a> {
     pub backends: Vec<BackendRef<'a>>,
     /// What requests sent to a backend that did not resolve get (Ingress: 503).
     pub unresolved: Unresolved,
+    /// The route's own timeouts (HTTPRoute `timeouts`).
+    pub timeouts: crate::snapshot::RouteTimeouts,
 }
 
 /// The answer for requests sent to a backend that did not resolve. A static body, so that

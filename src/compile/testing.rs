@@ -112,6 +112,7 @@ pub(super) fn route<'a>(
                 status: 500,
                 body: "unresolved\n",
             },
+            timeouts: Default::default(),
         }),
         field: FieldPath::indexed("spec.rules[0].http.paths[{}]", [index, 0]),
         order: SourceOrder {

@@ -483,6 +483,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         cluster,
         body_limit,
         errors,
+        timeouts: forward.timeouts,
     };
     // Not boxed again: `handle` boxed the whole request future once.
     forward_upstream(ctx, req, fwd).await
@@ -498,6 +499,8 @@ struct Forwarding<'a> {
     body_limit: Option<Arc<AtomicBool>>,
     /// The route's `ErrorPages`, if it has one.
     errors: Option<error_pages::Plan<'a>>,
+    /// The route's own timeouts.
+    timeouts: crate::snapshot::RouteTimeouts,
 }
 
 /// The route's `ErrorPages` filter and its cluster's runtime state, if it has one and the
@@ -528,6 +531,7 @@ async fn forward_upstream(
         mut cluster,
         body_limit,
         mut errors,
+        timeouts,
     } = fwd;
     // 6. pick endpoint (per attempt, in `Attempts::run`)
     let mut members = cluster.members();
@@ -578,8 +582,17 @@ async fn forward_upstream(
         hash: affinity.hash,
         after_sending: true,
         body_limit: body_limit.as_deref(),
+        // A route's own timeouts (HTTPRoute `timeouts`) replace the cluster's.
+        per_try: match timeouts.backend_request {
+            t if t.is_zero() => per_try_timeout(&cfg),
+            t => t,
+        },
     };
-    let total = effective_total(cfg.timeouts.total, ctx.inner.config.max_request_duration);
+    let total = match timeouts.request {
+        t if t.is_zero() => cfg.timeouts.total,
+        t => t,
+    };
+    let total = effective_total(total, ctx.inner.config.max_request_duration);
     let deadline = (!total.is_zero()).then(|| tokio::time::Instant::from_std(ctx.start) + total);
     let sent = match deadline {
         None => attempts.run(req, None).await,
@@ -666,6 +679,8 @@ struct Attempts<'a> {
     after_sending: bool,
     /// Set when the request body passed its `BodyLimit`: never sent again.
     body_limit: Option<&'a AtomicBool>,
+    /// One attempt's wait for the response headers.
+    per_try: std::time::Duration,
 }
 
 /// A response head from an endpoint, with what accounts for it.
@@ -851,7 +866,7 @@ impl Attempts<'_> {
             let mut in_flight = InFlight::start(ep);
             ep.total.fetch_add(1, Ordering::Relaxed);
             let sent_at = Instant::now();
-            let timeout = attempt_timeout(per_try_timeout(cfg), deadline);
+            let timeout = attempt_timeout(self.per_try, deadline);
             let (reason, failure) = match conn.send(req, timeout).await {
                 Ok(response) => {
                     let latency = sent_at.elapsed();
@@ -1113,6 +1128,7 @@ pub(crate) async fn subrequest(
             hash: None,
             after_sending: false,
             body_limit: None,
+            per_try: per_try_timeout(&cfg),
         };
         match timeout {
             None => attempts.run(req, None).await,

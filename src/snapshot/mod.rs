@@ -348,6 +348,7 @@ impl RouteAction {
     pub fn forward(cluster: ClusterKey) -> RouteAction {
         RouteAction::Forward(Forward {
             backends: vec![Backend::cluster(cluster, 1)],
+            timeouts: RouteTimeouts::default(),
         })
     }
 
@@ -366,6 +367,29 @@ impl RouteAction {
 pub struct Forward {
     /// The backends, at least one.
     pub backends: Vec<Backend>,
+    /// The route's own timeouts (an HTTPRoute's `timeouts`), over its clusters'.
+    #[serde(skip_serializing_if = "RouteTimeouts::is_unset")]
+    pub timeouts: RouteTimeouts,
+}
+
+/// A route's own timeouts (the Gateway API's HTTPRoute `timeouts`); zero: the cluster's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct RouteTimeouts {
+    /// The whole request, every attempt included (`timeouts.request`): replaces the
+    /// cluster's total timeout.
+    #[serde(with = "duration_ms")]
+    pub request: Duration,
+    /// One attempt's wait for the response headers (`timeouts.backendRequest`): replaces
+    /// the cluster's request (per-try) timeout.
+    #[serde(with = "duration_ms")]
+    pub backend_request: Duration,
+}
+
+impl RouteTimeouts {
+    /// Neither is set.
+    pub fn is_unset(&self) -> bool {
+        self.request.is_zero() && self.backend_request.is_zero()
+    }
 }
 
 /// One backend of a route.

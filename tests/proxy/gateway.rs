@@ -84,6 +84,9 @@ spec:
       requestHeaderModifier: {{set: [{{name: X-Hop, value: gateway}}]}}
   - matches: [{{path: {{type: Exact, value: /missing}}}}]
     backendRefs: [{{name: nowhere, port: 80}}]
+  - matches: [{{path: {{type: PathPrefix, value: /slow}}}}]
+    backendRefs: [{{name: v1, port: 80}}]
+    timeouts: {{request: 250ms}}
 ---
 apiVersion: gateway.networking.k8s.io/v1
 kind: HTTPRoute
@@ -288,6 +291,12 @@ async fn gateways_and_http_routes_serve_on_their_own_listener() {
             c.answer(get(&c, "/items/42/more")).await.status,
             StatusCode::NOT_FOUND
         );
+        // The rule's request timeout: a backend slower than it gets 504, a quick one serves.
+        assert_eq!(
+            c.answer(get(&c, "/slow/5000")).await.status,
+            StatusCode::GATEWAY_TIMEOUT
+        );
+        assert_eq!(c.answer(get(&c, "/slow/0")).await.status, StatusCode::OK);
         // A backend that does not resolve answers 500 (the Gateway API's rule).
         let a = c.answer(get(&c, "/missing")).await;
         assert_eq!(a.status, StatusCode::INTERNAL_SERVER_ERROR);

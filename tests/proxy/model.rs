@@ -59,6 +59,7 @@ fn weighted(backends: &[(&str, u32)]) -> RouteAction {
             .iter()
             .map(|(svc, w)| ModelBackend::cluster(key(svc), *w))
             .collect(),
+        timeouts: Default::default(),
     })
 }
 
@@ -228,6 +229,7 @@ async fn zero_weights_answer_500_and_an_unresolved_backend_answers_for_its_share
                 filters: vec![],
             },
         ],
+        timeouts: Default::default(),
     });
     h.publish(
         snapshot()
@@ -285,6 +287,7 @@ async fn header_filters_run_on_requests_and_on_every_response() {
                 filters.clone(),
                 RouteAction::Forward(Forward {
                     backends: vec![with_backend_filter],
+                    timeouts: Default::default(),
                 }),
             )
             .route_with(

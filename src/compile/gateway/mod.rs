@@ -44,7 +44,8 @@ use crate::api::httpfilter::{self, FilterEntry, FilterType};
 use crate::api::{condition_types, reasons};
 use crate::net::Cidr;
 use crate::snapshot::{
-    Filter, HeaderMatch, ListenerProtocol, PathMatch, Pattern, QueryMatch, RouteMatch, StringMatch,
+    Filter, HeaderMatch, ListenerProtocol, PathMatch, Pattern, QueryMatch, RouteMatch,
+    RouteTimeouts, StringMatch,
 };
 use crate::store::{ObjectKey, Objects};
 
@@ -940,6 +941,18 @@ fn http_route<'a>(
             backend_ref.refused = refused;
             backends.push(backend_ref);
         }
+        let timeouts = match route_timeouts(rule) {
+            Ok(timeouts) => timeouts,
+            Err(why) => {
+                status.error(
+                    &source,
+                    condition_types::ACCEPTED,
+                    reasons::UNSUPPORTED_VALUE,
+                    format!("spec.rules[{r}].timeouts: {why}; rule not served"),
+                );
+                continue;
+            }
+        };
         let default_match = [HTTPRouteMatch::default()];
         let matches = if rule.matches.is_empty() {
             &default_match[..]
@@ -965,6 +978,7 @@ fn http_route<'a>(
                 let action = IrAction::Forward(IrForward {
                     backends: backends.clone(),
                     unresolved: UNRESOLVED,
+                    timeouts,
                 });
                 let routes = ir
                     .route_tables
@@ -1062,6 +1076,28 @@ fn check_unserved_backends(
             }
         }
     }
+}
+
+/// A rule's `timeouts` (Gateway API durations; `0s` or none: the cluster's).
+fn route_timeouts(rule: &HTTPRouteRule) -> Result<RouteTimeouts, String> {
+    let mut out = RouteTimeouts::default();
+    let Some(t) = &rule.timeouts else {
+        return Ok(out);
+    };
+    for (value, slot, field) in [
+        (&t.request, &mut out.request, "request"),
+        (
+            &t.backend_request,
+            &mut out.backend_request,
+            "backendRequest",
+        ),
+    ] {
+        if let Some(value) = value {
+            *slot = super::parse_duration(value)
+                .ok_or_else(|| format!("{field} {value:?} is not a duration like 10s or 500ms"))?;
+        }
+    }
+    Ok(out)
 }
 
 /// A rule's (or backend's) filters; `None` when one is invalid (the rule is not served).

@@ -35,6 +35,8 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteParentRefPort",
     "HTTPRouteBackendRequestHeaderModification",
     "HTTPRouteNamedRouteRule",
+    "HTTPRouteRequestTimeout",
+    "HTTPRouteBackendTimeout",
     "GatewayPort8080",
 ];
 

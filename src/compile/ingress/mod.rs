@@ -213,6 +213,7 @@ pub(super) fn front_end<'a>(
                     port,
                 )],
                 unresolved: UNAVAILABLE,
+                timeouts: Default::default(),
             }),
             field: FieldPath::new("controller default backend"),
             order: SourceOrder {
@@ -609,6 +610,7 @@ fn action<'a>(
     IrAction::Forward(IrForward {
         backends: vec![backend],
         unresolved: UNAVAILABLE,
+        timeouts: Default::default(),
     })
 }
 

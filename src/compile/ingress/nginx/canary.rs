@@ -682,6 +682,7 @@ fn apply<'a>(
         action: IrAction::Forward(IrForward {
             backends,
             unresolved,
+            timeouts: Default::default(),
         }),
         field: main.field,
         order: SourceOrder { ..main.order },
