@@ -409,12 +409,13 @@ async fn optional_kinds_are_absent_exactly_when_the_api_server_does_not_serve_th
         Kind::GatewayClass,
         Kind::Gateway,
         Kind::HTTPRoute,
+        Kind::GRPCRoute,
         Kind::ReferenceGrant,
     ];
     assert!(gateway_kinds.iter().all(|k| k.is_optional()));
     assert!(!Kind::Ingress.is_optional() && !Kind::Service.is_optional());
 
-    // No Gateway API CRDs: all four absent (not watched, not waited for).
+    // No Gateway API CRDs: all five absent (not watched, not waited for).
     let (service, handle) = mock::pair::<Request<kube::client::Body>, Response<Body>>();
     let server = tokio::spawn(discovery(handle, Vec::new()));
     let client = kube::Client::new(service, "default");
@@ -426,7 +427,7 @@ async fn optional_kinds_are_absent_exactly_when_the_api_server_does_not_serve_th
         absent: absent.clone(),
         ..WatchScope::default()
     };
-    assert_eq!(scope.required_kinds().len(), Kind::ALL.len() - 4);
+    assert_eq!(scope.required_kinds().len(), Kind::ALL.len() - 5);
     assert!(
         !scope
             .required_kinds()
