@@ -6,9 +6,14 @@
 #
 #   e2e/gateway/build.sh   -> ${WEIR_CACHE:-~/.cache/weir-e2e}/gateway-conformance-v1.6.3
 #                             bin/conformance.test   the suite (flags: see README.md)
+#                             bin/echo-basic         the suite's own echo server
+#                                                    (sigs.k8s.io/gateway-api/conformance/echo-basic,
+#                                                    same module and version), run by kubelet.py
 #                             crd/standard/*.yaml    config/crd/standard of sigs.k8s.io/gateway-api
 #
-# Rebuilt when gomod/go.sum or gomod/*_test.go change (a stamp records what it was built from).
+# Rebuilt when gomod/go.sum or gomod/*_test.go change (a stamp records what it was built from);
+# echo-basic has its own stamp (.echo-basic.stamp.sha256, from go.mod + go.sum), so a cache
+# with the suite but no echo-basic builds only echo-basic.
 # Environment: WEIR_CACHE, WEIR_E2E_GO_P (go test -c -p, default 2).
 set -euo pipefail
 
@@ -57,6 +62,35 @@ if ! built; then
     echo "$want" >"$STAMP"
     log "built gateway-conformance-$VERSION in $((SECONDS - t0)) s"
     echo "gateway-conformance-$VERSION $((SECONDS - t0))" >>"$CACHE/logs/build-times.txt"
+  fi
+  flock -u 9
+  exec 9>&-
+fi
+
+# echo-basic: `package main` of the conformance module, built from the same go.mod/go.sum
+# (-mod=readonly: everything it imports is already in go.sum).
+ECHO_STAMP="$DIR/.echo-basic.stamp.sha256"
+echo_want="$(cat "$HERE/gomod/go.sum" "$HERE/gomod/go.mod" | sha256sum | cut -d' ' -f1)"
+echo_built() { [[ -x "$DIR/bin/echo-basic" && "$(cat "$ECHO_STAMP" 2>/dev/null)" == "$echo_want" ]]; }
+if ! echo_built; then
+  command -v go >/dev/null || die "step 'build echo-basic': go not found on PATH (Go >= 1.26)"
+  mkdir -p "$CACHE/logs" "$DIR/bin"
+  exec 9>"$CACHE/.gateway-conformance-build.lock"
+  flock -n 9 || { log "waiting for another build to finish ($CACHE/.gateway-conformance-build.lock)"; flock 9; }
+  if ! echo_built; then
+    logf="$CACHE/logs/echo-basic-$VERSION.log" t0=$SECONDS
+    log "build echo-basic $VERSION (go build; log: $logf)"
+    if ! (cd "$HERE/gomod" &&
+      CGO_ENABLED=0 GOFLAGS="-trimpath -mod=readonly -buildvcs=false" GOTOOLCHAIN=local \
+        nice -n 10 go build -p "${WEIR_E2E_GO_P:-2}" -ldflags "-s -w" \
+        -o "$DIR/bin/echo-basic.tmp" sigs.k8s.io/gateway-api/conformance/echo-basic) >"$logf" 2>&1; then
+      tail -n 30 "$logf" >&2
+      die "step 'build echo-basic' failed (command: cd e2e/gateway/gomod && go build sigs.k8s.io/gateway-api/conformance/echo-basic); full log: $logf"
+    fi
+    mv -f "$DIR/bin/echo-basic.tmp" "$DIR/bin/echo-basic"
+    echo "$echo_want" >"$ECHO_STAMP"
+    log "built echo-basic $VERSION in $((SECONDS - t0)) s"
+    echo "echo-basic-$VERSION $((SECONDS - t0))" >>"$CACHE/logs/build-times.txt"
   fi
   flock -u 9
   exec 9>&-

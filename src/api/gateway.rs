@@ -410,6 +410,19 @@ pub struct HTTPRequestMirror {
     /// Share of requests mirrored (default 100).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub percent: Option<i32>,
+    /// Share of requests mirrored, as a fraction (instead of `percent`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fraction: Option<Fraction>,
+}
+
+/// A `Fraction` (`numerator` / `denominator`, default denominator 100).
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, JsonSchema)]
+pub struct Fraction {
+    /// Numerator.
+    pub numerator: i32,
+    /// Denominator (default 100).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub denominator: Option<i32>,
 }
 
 /// `LocalObjectReference` (group, kind, name).

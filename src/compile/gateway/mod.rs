@@ -1131,7 +1131,7 @@ fn chain(
             }
             continue;
         }
-        let entry = match entry_of(filter) {
+        let entry = match entry_of(filter, &ctx.key.namespace) {
             Ok(entry) => entry,
             Err(why) => {
                 status.error(
@@ -1159,8 +1159,9 @@ fn chain(
     Some(out)
 }
 
-/// An HTTPRoute filter as the `HTTPFilter` entry of the same type.
-fn entry_of(filter: &HTTPRouteFilter) -> Result<FilterEntry, String> {
+/// An HTTPRoute filter (of a route in `namespace`) as the `HTTPFilter` entry of the same
+/// type.
+fn entry_of(filter: &HTTPRouteFilter, namespace: &str) -> Result<FilterEntry, String> {
     let type_ = match filter.type_.as_str() {
         "RequestHeaderModifier" => FilterType::RequestHeaderModifier,
         "ResponseHeaderModifier" => FilterType::ResponseHeaderModifier,
@@ -1178,15 +1179,24 @@ fn entry_of(filter: &HTTPRouteFilter) -> Result<FilterEntry, String> {
     entry.cors = filter.cors.clone();
     if let Some(mirror) = &filter.request_mirror {
         let b = &mirror.backend_ref;
-        if b.namespace.is_some() {
+        if b.namespace.as_deref().is_some_and(|n| n != namespace) {
             return Err("requestMirror.backendRef in another namespace is not served".to_owned());
         }
+        // A fraction is a share like percent (rounded down to whole percent).
+        let percent = match (&mirror.percent, &mirror.fraction) {
+            (Some(p), _) => Some(*p),
+            (None, Some(f)) if f.denominator.unwrap_or(100) > 0 => Some(
+                (i64::from(f.numerator) * 100 / i64::from(f.denominator.unwrap_or(100))) as i32,
+            ),
+            (None, Some(_)) => return Err("requestMirror.fraction.denominator is 0".to_owned()),
+            (None, None) => None,
+        };
         entry.request_mirror = Some(httpfilter::RequestMirrorFilter {
             backend_ref: httpfilter::BackendRef {
                 name: b.name.clone(),
                 port: b.port.ok_or("requestMirror.backendRef.port is required")?,
             },
-            percent: mirror.percent,
+            percent,
             hostname: None,
         });
     }
@@ -1446,5 +1456,24 @@ mod tests {
                 .iter()
                 .all(|l| !l.name.starts_with("gateway-"))
         );
+    }
+
+    #[test]
+    fn mirrors_name_their_own_namespace_and_fractions_are_percentages() {
+        let filter: HTTPRouteFilter = serde_json::from_value(serde_json::json!({
+            "type": "RequestMirror",
+            "requestMirror": {
+                "backendRef": {"name": "copy", "namespace": "shop", "port": 80},
+                "fraction": {"numerator": 25, "denominator": 50}
+            }
+        }))
+        .expect("filter");
+        let entry = entry_of(&filter, "shop").expect("same namespace");
+        let mirror = entry.request_mirror.expect("mirror");
+        assert_eq!(
+            (mirror.backend_ref.name.as_str(), mirror.percent),
+            ("copy", Some(50))
+        );
+        assert!(entry_of(&filter, "other").is_err(), "another namespace");
     }
 }

@@ -14,9 +14,7 @@ use crate::api::{condition_types, reasons};
 use crate::store::ObjectKey;
 
 /// The features weir's GatewayClasses list in `status.supportedFeatures`: the ones the
-/// conformance suite (`e2e/gateway`) passes. `HTTPRouteRequestMirror` is served but not
-/// claimed: the suite checks mirrored requests in the backend pods' logs, which the e2e
-/// stand-in pods (kwok) do not have.
+/// conformance suite (`e2e/gateway`) passes.
 pub const SUPPORTED_FEATURES: &[&str] = &[
     "Gateway",
     "HTTPRoute",
@@ -37,6 +35,14 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteNamedRouteRule",
     "HTTPRouteRequestTimeout",
     "HTTPRouteBackendTimeout",
+    "HTTPRouteRequestMirror",
+    "HTTPRouteRequestMultipleMirrors",
+    "HTTPRouteRequestPercentageMirror",
+    "HTTPRouteBackendProtocolH2C",
+    "HTTPRouteBackendProtocolWebSocket",
+    "HTTPRouteDestinationPortMatching",
+    "GRPCRoute",
+    "GRPCRouteNamedRouteRule",
     "GatewayPort8080",
 ];
 
