@@ -91,6 +91,12 @@ nsenter_args
 pass "cluster up"
 phase cluster
 
+# The chart's copy (gatewayAPI.installCRDs) must be the suite's own release, file for file.
+if diff -r "$SUITE_DIR/crd/standard" "$REPO/helm/weir/gateway-api-crds" >"$OUT/crds-diff.log" 2>&1; then
+  pass "helm/weir/gateway-api-crds/ is the suite's $(basename "$SUITE_DIR" | sed 's/.*-//') standard channel, unchanged"
+else
+  fail "helm/weir/gateway-api-crds/ differs from the suite's standard CRDs (copy $SUITE_DIR/crd/standard/*): $(head -3 "$OUT/crds-diff.log")"
+fi
 if k apply --server-side -f "$SUITE_DIR/crd/standard/" >"$OUT/crds.log" 2>&1 &&
   k apply -f "$REPO/crds/" >>"$OUT/crds.log" 2>&1 &&
   k wait --for condition=Established crd --all --timeout 60s >>"$OUT/crds.log" 2>&1; then
@@ -375,3 +381,51 @@ for n in names:
     print("  %s: %s" % (n, msg[:300]))
 PY
 fi
+
+# ---------------------------------------------------------------- examples/gateway in the cluster
+# The example routes with their cluster backends (echo-basic Deployments; kubelet.py runs them),
+# served by the same weir: the header canary, the 90/10 split, and a gRPC call over the
+# GRPCRoute to the h2c gRPC echo.
+phase_examples() {
+  k apply -f "$REPO/examples/gateway/gateway.yaml" -f "$REPO/examples/gateway/httproute.yaml" \
+    -f "$REPO/examples/gateway/grpcroute.yaml" -f "$REPO/examples/gateway-cluster/backends.yaml" >/dev/null ||
+    { fail "kubectl apply examples/gateway"; return; }
+  local addr="" i
+  for i in $(seq 60); do
+    addr="$(k -n default get gateway web -o jsonpath='{.status.addresses[0].value}' 2>/dev/null)"
+    [[ -n $addr ]] && k -n default wait --for condition=Available deployment --all --timeout 1s >/dev/null 2>&1 &&
+      [[ "$(x curl -s -o /dev/null -w '%{http_code}' --max-time 2 -H 'Host: shop.localhost' "http://$addr:8000/")" == 200 ]] && break
+    sleep 1
+  done
+  [[ -n $addr ]] || { fail "examples: Gateway default/web got no address"; return; }
+  local canary
+  canary="$(x curl -s --max-time 5 -H 'Host: shop.localhost' -H 'X-Canary: always' -D - "http://$addr:8000/")"
+  if [[ $canary == *'"pod": "echo-b-'* || $canary == *'"pod":"echo-b-'* ]] && grep -qi '^x-route: canary' <<<"$canary"; then
+    pass "examples: X-Canary: always reaches echo-b (HTTPRoute header match) at $addr:8000"
+  else
+    fail "examples: the canary request did not reach echo-b: ${canary:0:300}"
+  fi
+  local a=0 b=0 pod
+  for i in $(seq 100); do
+    pod="$(x curl -s --max-time 5 -H 'Host: shop.localhost' "http://$addr:8000/" | python3 -c 'import json,sys; print(json.load(sys.stdin).get("pod",""))' 2>/dev/null)"
+    case $pod in echo-a-*) a=$((a + 1)) ;; echo-b-*) b=$((b + 1)) ;; esac
+  done
+  # 90/10 over 100 requests: echo-b's share is binomial(100, 0.1); 1..30 is far outside chance.
+  if ((a + b == 100 && b >= 1 && b <= 30)); then
+    pass "examples: the 90/10 split sent $a requests to echo-a and $b to echo-b"
+  else
+    fail "examples: the 90/10 split sent $a to echo-a and $b to echo-b (of 100)"
+  fi
+  # A unary gRPC call (an empty EchoRequest frame) through the GRPCRoute to the h2c echo.
+  local grpc
+  grpc="$(printf '\0\0\0\0\0' | x curl -s -v --max-time 5 --http2-prior-knowledge -H 'Host: grpc.localhost' \
+    -H 'content-type: application/grpc' -H 'te: trailers' --data-binary @- --output /dev/null \
+    "http://$addr:8000/gateway_api_conformance.echo_basic.grpcecho.GrpcEcho/Echo" 2>&1)"
+  if grep -qi '^< grpc-status: 0' <<<"$grpc"; then
+    pass "examples: gRPC GrpcEcho/Echo through the GRPCRoute answers grpc-status 0"
+  else
+    fail "examples: the gRPC call through the GRPCRoute failed: $(grep '^<' <<<"$grpc" | head -5 | tr '\n' ' ')"
+  fi
+}
+phase_examples
+phase examples

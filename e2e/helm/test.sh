@@ -33,6 +33,10 @@ done
 t "the chart ships weir's CRDs, identical to crds/" diff -r "$REPO/crds" "$CHART/crds"
 t "rendered CRDs (--include-crds) valid for Kubernetes 1.33 (strict)" \
     bash -c "'$HELM' template weir '$CHART' --include-crds | '$VENV/bin/kubernetes-validate' -k 1.33.0 --strict --quiet -"
+t "no Gateway API CRDs by default" not grep -rq "name: gateways.gateway.networking.k8s.io" "$TMP/default"
+t "gatewayAPI.installCRDs renders the Gateway API standard CRDs, valid for Kubernetes 1.33 (strict)" \
+    bash -c "'$HELM' template weir '$CHART' --set gatewayAPI.installCRDs=true --show-only templates/gateway-api-crds.yaml > '$TMP/gw-crds.yaml' && grep -q 'name: gateways.gateway.networking.k8s.io' '$TMP/gw-crds.yaml' && grep -q 'name: grpcroutes.gateway.networking.k8s.io' '$TMP/gw-crds.yaml' && '$VENV/bin/kubernetes-validate' -k 1.33.0 --strict --quiet - < '$TMP/gw-crds.yaml'"
+t "schema refuses gatewayAPI.installCRDs=yes" not "$HELM" template weir "$CHART" --set gatewayAPI.installCRDs=yes
 t "schema refuses replicas=0" not "$HELM" template weir "$CHART" --set replicas=0
 t "schema refuses an unknown value" not "$HELM" template weir "$CHART" --set replica=3
 t "schema refuses accessLog=syslog" not "$HELM" template weir "$CHART" --set accessLog=syslog

@@ -115,3 +115,34 @@ check "validate: unreadable directory exits 2" 2 "$?"
 kill -TERM $WEIR_PID
 wait $WEIR_PID
 check "SIGTERM exits 0" 0 "$?"
+
+# examples/gateway in manifests mode: a Gateway (its own listener), the HTTPRoute's header
+# canary and 90/10 split, the GRPCRoute accepted (a gRPC call needs an h2c server: e2e/gateway
+# makes that call in the cluster). Endpoints moved to this test's backends, the listener to 18800.
+"$WEIR" validate --manifests "$REPO/examples/gateway" >"$TMP/validate-gw.out" 2>&1
+check "validate: examples/gateway is valid (exit 0)" 0 "$?"
+check "validate: the GRPCRoute's parent is accepted" "GRPCRoute default/echo" "$(cat "$TMP/validate-gw.out")"
+mkdir -p "$TMP/gw"
+for f in "$REPO"/examples/gateway/*.yaml; do
+    sed 's/18101/18211/; s/18102/18212/; s/18103/18213/; s/port: 8000/port: 18800/' "$f" >"$TMP/gw/$(basename "$f")"
+done
+"$WEIR" run --manifests "$TMP/gw" --http-addr 127.0.0.1:18281 --https-addr 127.0.0.1:18644 \
+    --admin-addr 127.0.0.1:18903 --debug-addr off --gateway-bind-address 127.0.0.1 >"$TMP/weir-gw.log" 2>&1 &
+GW_PID=$!
+PIDS+=($GW_PID)
+for _ in $(seq 100); do
+    [[ $(c -o /dev/null -w '%{http_code}' -H 'Host: shop.localhost' http://127.0.0.1:18800/) == 200 ]] && break
+    sleep 0.1
+done
+out="$(c -D - -H 'Host: shop.localhost' -H 'X-Canary: always' http://127.0.0.1:18800/)"
+check "examples/gateway: X-Canary: always reaches echo-b" "b1 GET /" "$out"
+check "examples/gateway: the canary rule's response header" "x-route: canary" "$(tr 'A-Z' 'a-z' <<<"$out")"
+b=0
+for _ in $(seq 100); do
+    [[ "$(c -H 'Host: shop.localhost' http://127.0.0.1:18800/ | head -1 | cut -c1)" == b ]] && b=$((b + 1))
+done
+# echo-b's share of 100 requests at weight 10 of 100: 1..30 is far outside chance.
+check "examples/gateway: the 90/10 split gives echo-b a minority ($b of 100)" yes "$( ((b >= 1 && b <= 30)) && echo yes)"
+kill -TERM $GW_PID
+wait $GW_PID
+check "examples/gateway: SIGTERM exits 0" 0 "$?"
