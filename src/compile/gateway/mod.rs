@@ -456,23 +456,17 @@ pub(super) fn front_end<'a>(
                     &message,
                     generation,
                 ),
-                if served > 0 {
-                    condition(
-                        condition_types::PROGRAMMED,
-                        true,
-                        reasons::PROGRAMMED,
-                        message,
-                        generation,
-                    )
-                } else {
-                    condition(
-                        condition_types::PROGRAMMED,
-                        false,
-                        reasons::INVALID,
-                        message,
-                        generation,
-                    )
-                },
+                condition(
+                    condition_types::PROGRAMMED,
+                    served > 0,
+                    if served > 0 {
+                        reasons::PROGRAMMED
+                    } else {
+                        reasons::INVALID
+                    },
+                    message,
+                    generation,
+                ),
             ];
         }
         reports.push(report);
@@ -1276,6 +1270,19 @@ fn route_match_of(m: &HTTPRouteMatch) -> Result<RouteMatch, String> {
 mod tests {
     use super::*;
 
+    /// Objects holding weir's GatewayClass `weir`.
+    fn with_weir_class() -> Objects {
+        let mut objects = Objects::default();
+        let class: crate::api::gateway::GatewayClass = serde_yaml::from_str(
+            "metadata: {name: weir}\nspec: {controllerName: weir.dev/gateway-controller}",
+        )
+        .expect("class");
+        objects
+            .gateway_classes
+            .insert(ObjectKey::new("", "weir"), class);
+        objects
+    }
+
     fn hosts(list: &[&str]) -> Vec<HostMatch> {
         list.iter().map(|h| parse_host(h).expect("host")).collect()
     }
@@ -1329,16 +1336,8 @@ mod tests {
 
     #[test]
     fn a_namespace_selector_admits_routes_of_the_labelled_namespaces() {
-        use crate::api::gateway::GatewayClass;
         use k8s_openapi::api::core::v1::Namespace;
-        let mut objects = Objects::default();
-        let class: GatewayClass = serde_yaml::from_str(
-            "metadata: {name: weir}\nspec: {controllerName: weir.dev/gateway-controller}",
-        )
-        .expect("class");
-        objects
-            .gateway_classes
-            .insert(ObjectKey::new("", "weir"), class);
+        let mut objects = with_weir_class();
         let gateway: Gateway = serde_yaml::from_str(
             "metadata: {name: gw, namespace: infra}\n\
              spec:\n  gatewayClassName: weir\n  listeners:\n  \
@@ -1391,15 +1390,7 @@ mod tests {
 
     #[test]
     fn routes_attach_to_a_listener_that_cannot_serve_yet() {
-        use crate::api::gateway::GatewayClass;
-        let mut objects = Objects::default();
-        let class: GatewayClass = serde_yaml::from_str(
-            "metadata: {name: weir}\nspec: {controllerName: weir.dev/gateway-controller}",
-        )
-        .expect("class");
-        objects
-            .gateway_classes
-            .insert(ObjectKey::new("", "weir"), class);
+        let mut objects = with_weir_class();
         let gateway: Gateway = serde_yaml::from_str(
             "metadata: {name: gw, namespace: infra}\n\
              spec:\n  gatewayClassName: weir\n  listeners:\n  \

@@ -184,80 +184,55 @@ impl ListenerCheck {
 
     /// The listener's conditions.
     pub(super) fn conditions(&self, generation: Option<i64>) -> Vec<Condition> {
-        let mut out = Vec::with_capacity(4);
-        out.push(match &self.refused {
-            Some((reason, message)) => condition(
+        let g = generation;
+        let programmed =
+            (!self.serves()).then(|| (reasons::INVALID, "listener not served".to_owned()));
+        let mut conflicted = verdict(
+            condition_types::CONFLICTED,
+            self.conflicted.as_ref(),
+            (reasons::NO_CONFLICTS, "no conflicts"),
+            g,
+        );
+        // Conflicted is the one condition whose bad state is True.
+        conflicted.status = match conflicted.status {
+            ConditionStatus::True => ConditionStatus::False,
+            _ => ConditionStatus::True,
+        };
+        vec![
+            verdict(
                 condition_types::ACCEPTED,
-                false,
-                reason,
-                message.clone(),
-                generation,
+                self.refused.as_ref(),
+                (reasons::ACCEPTED, "listener accepted"),
+                g,
             ),
-            None => condition(
-                condition_types::ACCEPTED,
-                true,
-                reasons::ACCEPTED,
-                "listener accepted",
-                generation,
-            ),
-        });
-        out.push(match &self.conflicted {
-            Some((reason, message)) => Condition {
-                // Conflicted is the one condition whose bad state is True.
-                status: ConditionStatus::True,
-                ..condition(
-                    condition_types::CONFLICTED,
-                    false,
-                    reason,
-                    message.clone(),
-                    generation,
-                )
-            },
-            None => Condition {
-                status: ConditionStatus::False,
-                ..condition(
-                    condition_types::CONFLICTED,
-                    true,
-                    reasons::NO_CONFLICTS,
-                    "no conflicts",
-                    generation,
-                )
-            },
-        });
-        out.push(if self.serves() {
-            condition(
+            conflicted,
+            verdict(
                 condition_types::PROGRAMMED,
-                true,
-                reasons::PROGRAMMED,
-                "listener served",
-                generation,
-            )
-        } else {
-            condition(
-                condition_types::PROGRAMMED,
-                false,
-                reasons::INVALID,
-                "listener not served",
-                generation,
-            )
-        });
-        out.push(match &self.unresolved {
-            Some((reason, message)) => condition(
-                condition_types::RESOLVED_REFS,
-                false,
-                reason,
-                message.clone(),
-                generation,
+                programmed.as_ref(),
+                (reasons::PROGRAMMED, "listener served"),
+                g,
             ),
-            None => condition(
+            verdict(
                 condition_types::RESOLVED_REFS,
-                true,
-                reasons::RESOLVED_REFS,
-                "every reference resolved",
-                generation,
+                self.unresolved.as_ref(),
+                (reasons::RESOLVED_REFS, "every reference resolved"),
+                g,
             ),
-        });
-        out
+        ]
+    }
+}
+
+/// A condition that is `False` with the problem's reason and message when there is one, else
+/// `True` with `ok`.
+fn verdict(
+    type_: &'static str,
+    problem: Option<&(&'static str, String)>,
+    ok: (&'static str, &str),
+    generation: Option<i64>,
+) -> Condition {
+    match problem {
+        Some((reason, message)) => condition(type_, false, reason, message.clone(), generation),
+        None => condition(type_, true, ok.0, ok.1, generation),
     }
 }
 
@@ -275,22 +250,13 @@ pub(in crate::compile) fn finish(report: &mut StatusReport) {
                 .conditions
                 .first()
                 .and_then(|c| c.observed_generation);
-            parent.conditions.push(match resolved {
-                Some(c) => condition(
-                    condition_types::RESOLVED_REFS,
-                    false,
-                    route_reason(c.reason),
-                    c.message.clone(),
-                    generation,
-                ),
-                None => condition(
-                    condition_types::RESOLVED_REFS,
-                    true,
-                    reasons::RESOLVED_REFS,
-                    "every reference resolved",
-                    generation,
-                ),
-            });
+            let problem = resolved.map(|c| (route_reason(c.reason), c.message.clone()));
+            parent.conditions.push(verdict(
+                condition_types::RESOLVED_REFS,
+                problem.as_ref(),
+                (reasons::RESOLVED_REFS, "every reference resolved"),
+                generation,
+            ));
         }
     }
     report.gateway_api.routes = routes;
