@@ -41,6 +41,7 @@ pub const SUPPORTED_FEATURES: &[&str] = &[
     "HTTPRouteBackendProtocolH2C",
     "HTTPRouteBackendProtocolWebSocket",
     "HTTPRouteDestinationPortMatching",
+    "HTTPRouteCORS",
     "GRPCRoute",
     "GRPCRouteNamedRouteRule",
     "GatewayPort8080",

@@ -3,8 +3,9 @@
 //!
 //! - A **preflight** (`OPTIONS` with `Origin` and `Access-Control-Request-Method`) is
 //!   answered here with 204 and never forwarded. An allowed origin gets
-//!   `Access-Control-Allow-Origin`, `-Allow-Methods`, `-Allow-Headers`, `-Max-Age` and, when
-//!   credentials are allowed, `-Allow-Credentials: true`; a disallowed one gets a 204 without
+//!   `Access-Control-Allow-Origin`, `-Allow-Methods`, `-Allow-Headers`, `-Max-Age`,
+//!   `-Expose-Headers` and, when credentials are allowed, `-Allow-Credentials: true`; a
+//!   disallowed one gets a 204 without
 //!   any of them, which the browser treats as a refusal.
 //! - An **actual request** is forwarded as it is; in the response phase an allowed origin
 //!   gets `Access-Control-Allow-Origin` (with `Vary: Origin` when it is echoed),
@@ -69,6 +70,11 @@ pub(crate) fn on_request(
             h.insert(ACCESS_CONTROL_ALLOW_HEADERS, v);
         }
         h.insert(ACCESS_CONTROL_MAX_AGE, HeaderValue::from(c.max_age));
+        // Browsers read it from actual responses only; the preflight carries it too, as
+        // Envoy's does and the Gateway API conformance suite expects.
+        if let Some(expose) = &c.expose_headers {
+            h.insert(ACCESS_CONTROL_EXPOSE_HEADERS, expose.clone());
+        }
     }
     Err(Box::new(reply))
 }
