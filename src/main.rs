@@ -40,7 +40,7 @@ enum Command {
     /// Serve traffic: from a manifests directory (`--manifests`) or the Kubernetes API.
     Run(Box<RunArgs>),
     /// Compile a manifests directory and print the result (exit 0 ok, 1 rejected, 2 unreadable).
-    Validate(weir::validate::ValidateArgs),
+    Validate(Box<weir::validate::ValidateArgs>),
     /// Report what becomes of every ingress-nginx annotation (exit 0 when all translate, 1
     /// otherwise), or write weir-native manifests that leave them behind.
     Migrate(Box<weir::migrate::MigrateArgs>),
@@ -166,18 +166,8 @@ struct RunArgs {
     /// `--annotations-prefix`).
     #[arg(long, default_value = weir::compile::nginx::DEFAULT_PREFIX)]
     annotations_prefix: String,
-    /// `GatewayClass.spec.controllerName` of weir's Gateway API classes.
-    #[arg(long, default_value = weir::compile::gateway::DEFAULT_CONTROLLER_NAME)]
-    gateway_controller_name: String,
-    /// Address Gateway API listeners bind (each on its own port).
-    #[arg(long, default_value = "0.0.0.0")]
-    gateway_bind_address: std::net::IpAddr,
-    /// Give each Gateway an address of its own from this network (e.g. `10.244.200.0/24`):
-    /// its listeners bind it and its `status.addresses` names it. The addresses must be
-    /// local to weir's host or network namespace. Without it, Gateways share
-    /// `--gateway-bind-address` and publish weir's published addresses.
-    #[arg(long, value_name = "CIDR", value_parser = parse_cidr)]
-    gateway_address_pool: Option<Cidr>,
+    #[command(flatten)]
+    gateway: weir::compile::gateway::GatewayArgs,
     /// Quiet period before a configuration change is compiled.
     #[arg(long, default_value = "100ms", value_parser = parse_duration)]
     debounce_quiet: Duration,
@@ -334,11 +324,7 @@ async fn run(args: RunArgs) -> anyhow::Result<()> {
         now_unix: 0,
         ingress_classes: args.ingress_classes.clone(),
         annotations_prefix: args.annotations_prefix.clone(),
-        gateway: weir::compile::gateway::GatewayConfig {
-            controller_name: args.gateway_controller_name.clone(),
-            bind: args.gateway_bind_address,
-            address_pool: args.gateway_address_pool,
-        },
+        gateway: args.gateway.config(),
     };
     let mut cfg = ReconcileConfig::new(compile);
     cfg.quiet = args.debounce_quiet;
@@ -671,9 +657,10 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         default_backend: None,
         ingress_classes: Vec::new(),
         annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
-        gateway_controller_name: weir::compile::gateway::DEFAULT_CONTROLLER_NAME.to_owned(),
-        gateway_bind_address: std::net::IpAddr::from([127, 0, 0, 1]),
-        gateway_address_pool: None,
+        gateway: weir::compile::gateway::GatewayArgs {
+            gateway_bind_address: std::net::IpAddr::from([127, 0, 0, 1]),
+            ..Default::default()
+        },
         debounce_quiet: Duration::from_millis(100),
         debounce_max: Duration::from_secs(1),
         zone: None,

@@ -50,6 +50,9 @@ pub struct ValidateArgs {
     /// `--annotations-prefix`).
     #[arg(long, default_value = crate::compile::nginx::DEFAULT_PREFIX)]
     pub annotations_prefix: String,
+    /// The Gateway API settings, as `weir run` takes them.
+    #[command(flatten)]
+    pub gateway: crate::compile::gateway::GatewayArgs,
 }
 
 /// Output format of `weir validate`.
@@ -255,7 +258,7 @@ pub fn compile_config(args: &ValidateArgs, now_unix: i64) -> CompileConfig {
         now_unix,
         ingress_classes: args.ingress_classes.clone(),
         annotations_prefix: args.annotations_prefix.clone(),
-        gateway: Default::default(),
+        gateway: args.gateway.config(),
     }
 }
 

@@ -122,6 +122,8 @@ check "SIGTERM exits 0" 0 "$?"
 "$WEIR" validate --manifests "$REPO/examples/gateway" >"$TMP/validate-gw.out" 2>&1
 check "validate: examples/gateway is valid (exit 0)" 0 "$?"
 check "validate: the GRPCRoute's parent is accepted" "GRPCRoute default/echo" "$(cat "$TMP/validate-gw.out")"
+check "validate: --gateway-address-pool gives the Gateway its address" "value: 10.0.0.1" \
+    "$("$WEIR" validate --manifests "$REPO/examples/gateway" --gateway-address-pool 10.0.0.0/30 2>&1)"
 mkdir -p "$TMP/gw"
 for f in "$REPO"/examples/gateway/*.yaml; do
     sed 's/18101/18211/; s/18102/18212/; s/18103/18213/; s/port: 8000/port: 18800/' "$f" >"$TMP/gw/$(basename "$f")"

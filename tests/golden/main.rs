@@ -43,6 +43,7 @@ fn render(case: &Path) -> String {
             .map(|s| s.lines().map(str::to_owned).collect())
             .unwrap_or_default(),
         annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
+        gateway: Default::default(),
     };
     let (objects, diagnostics) = load_dir(&input).expect("input is readable");
     let compiled = compile(&objects, &compile_config(&args, NOW_UNIX));

@@ -72,6 +72,45 @@ pub struct GatewayConfig {
     pub address_pool: Option<Cidr>,
 }
 
+/// The Gateway API flags of `weir run` and `weir validate`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct GatewayArgs {
+    /// `GatewayClass.spec.controllerName` of weir's Gateway API classes.
+    #[arg(long, default_value = DEFAULT_CONTROLLER_NAME)]
+    pub gateway_controller_name: String,
+    /// Address Gateway API listeners bind (each on its own port).
+    #[arg(long, default_value = "0.0.0.0")]
+    pub gateway_bind_address: IpAddr,
+    /// Give each Gateway an address of its own from this network (e.g. `10.244.200.0/24`):
+    /// its listeners bind it and its `status.addresses` names it. The addresses must be
+    /// local to weir's host or network namespace. Without it, Gateways share
+    /// `--gateway-bind-address` and publish weir's published addresses.
+    #[arg(long, value_name = "CIDR")]
+    pub gateway_address_pool: Option<Cidr>,
+}
+
+impl Default for GatewayArgs {
+    fn default() -> Self {
+        let config = GatewayConfig::default();
+        GatewayArgs {
+            gateway_controller_name: config.controller_name,
+            gateway_bind_address: config.bind,
+            gateway_address_pool: config.address_pool,
+        }
+    }
+}
+
+impl GatewayArgs {
+    /// The compile settings these flags give.
+    pub fn config(&self) -> GatewayConfig {
+        GatewayConfig {
+            controller_name: self.gateway_controller_name.clone(),
+            bind: self.gateway_bind_address,
+            address_pool: self.gateway_address_pool,
+        }
+    }
+}
+
 /// The default `--gateway-controller-name`.
 pub const DEFAULT_CONTROLLER_NAME: &str = "weir.dev/gateway-controller";
 
