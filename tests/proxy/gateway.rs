@@ -24,16 +24,33 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// The Gateway listener on 127.0.0.1:`port`, once it accepts connections: the proxy binds a
+/// new listener right after the publish (bounded wait).
+async fn gateway_listener(port: u16) -> SocketAddr {
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    for _ in 0..400 {
+        if tokio::net::TcpStream::connect(addr).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+    }
+    addr
+}
+
+/// weir's GatewayClass `weir`.
+const WEIR_CLASS: &str = r#"---
+apiVersion: gateway.networking.k8s.io/v1
+kind: GatewayClass
+metadata: {name: weir}
+spec: {controllerName: weir.dev/gateway-controller}
+"#;
+
 fn manifests(port: u16, v1: u16, v2: u16) -> String {
     let mut out = loopback_service_yaml("v1", v1);
     out.push_str(&loopback_service_yaml("v2", v2));
+    out.push_str(WEIR_CLASS);
     out.push_str(&format!(
         r#"---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: weir}}
-spec: {{controllerName: weir.dev/gateway-controller}}
----
 apiVersion: gateway.networking.k8s.io/v1
 kind: GatewayClass
 metadata: {{name: other}}
@@ -236,14 +253,7 @@ async fn gateways_and_http_routes_serve_on_their_own_listener() {
             .all(|l| l.address.port() != 1)
     );
 
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    // The proxy binds a new listener right after the publish; wait for it (bounded).
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    let addr = gateway_listener(port).await;
     for proto in BOTH {
         let mut c = Client::connect(addr, proto).await;
         // Header match, then query match, both to v2 with the response filter.
@@ -320,13 +330,9 @@ async fn grpc_routes_match_service_and_method_and_reach_h2c_backends() {
         "ports: [{name: http, port: 80}]",
         "ports: [{name: http, port: 80, appProtocol: kubernetes.io/h2c}]",
     ));
+    yaml.push_str(WEIR_CLASS);
     yaml.push_str(&format!(
         r#"---
-apiVersion: gateway.networking.k8s.io/v1
-kind: GatewayClass
-metadata: {{name: weir}}
-spec: {{controllerName: weir.dev/gateway-controller}}
----
 apiVersion: gateway.networking.k8s.io/v1
 kind: Gateway
 metadata: {{name: edge, namespace: shop}}
@@ -382,13 +388,7 @@ spec:
             .any(|k| k.kind == "GRPCRoute")
     );
 
-    let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    for _ in 0..400 {
-        if tokio::net::TcpStream::connect(addr).await.is_ok() {
-            break;
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-    }
+    let addr = gateway_listener(port).await;
     let mut c = Client::connect(addr, Proto::H2).await;
     let call = |c: &Client, path: &str| {
         let mut req = c.request("POST", "grpc.example.com", path, empty());
