@@ -27,6 +27,7 @@ fn route(filters: Vec<Filter>) -> Route {
         matches: RouteMatch::path(PathMatch::Prefix("/".into())),
         filters,
         action: RouteAction::forward(ClusterKey::new("bench", "svc", 80)),
+        metrics_per_route: false,
     }
 }
 

@@ -29,6 +29,10 @@ pub mod annotations {
     /// Annotation on an Ingress: `"false"` turns off the redirect of plain-HTTP requests to
     /// HTTPS for its TLS hosts.
     pub const SSL_REDIRECT: &str = "weir.dev/ssl-redirect";
+    /// Annotation on an Ingress, HTTPRoute or GRPCRoute: `"true"` counts its routes' requests
+    /// in the per-route metric series (`weir_route_requests_total{route,cluster,code_class}`
+    /// and its latency histogram), which `--metrics-per-route` turns on for every route.
+    pub const METRICS_PER_ROUTE: &str = "weir.dev/metrics-per-route";
 }
 
 /// Well-known values of Kubernetes fields.

@@ -57,6 +57,7 @@ pub(super) fn snapshot<'a>(
             matches: route.matches,
             filters: route.filters,
             action,
+            metrics_per_route: source.metrics_per_route,
         })
     };
     let mut tables = BTreeMap::new();

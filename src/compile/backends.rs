@@ -348,6 +348,7 @@ fn resolve_service<'o>(
             kind: "Service",
             key,
             generation: service.metadata.generation,
+            metrics_per_route: false,
         },
         warning,
     }
@@ -437,22 +438,21 @@ fn outcome(backend: &BackendRef<'_>) -> usize {
 /// The cluster of a Service port, and a warning for an unknown `appProtocol`.
 fn cluster(key: ClusterKey, port: &ServicePort) -> (Cluster, Option<String>) {
     let mut warning = None;
-    let (protocol, websocket) = match port.app_protocol.as_deref() {
-        None | Some("http") => (UpstreamProtocol::Http1, false),
-        Some("kubernetes.io/ws") => (UpstreamProtocol::Http1, true),
-        Some("kubernetes.io/h2c" | "h2c") => (UpstreamProtocol::H2c, false),
-        Some("https" | "tls" | "h2") => (UpstreamProtocol::Tls, false),
-        Some("kubernetes.io/wss") => (UpstreamProtocol::Tls, true),
+    // WebSocket upgrades are tunnelled on every cluster: `kubernetes.io/ws(s)` only says
+    // which transport is under them.
+    let protocol = match port.app_protocol.as_deref() {
+        None | Some("http" | "kubernetes.io/ws") => UpstreamProtocol::Http1,
+        Some("kubernetes.io/h2c" | "h2c") => UpstreamProtocol::H2c,
+        Some("https" | "tls" | "h2" | "kubernetes.io/wss") => UpstreamProtocol::Tls,
         Some(other) => {
             warning = Some(format!(
                 "port {}: appProtocol {other:?} is not one weir knows (http, https, h2c, kubernetes.io/h2c, kubernetes.io/ws, kubernetes.io/wss); using HTTP/1.1",
                 key.port
             ));
-            (UpstreamProtocol::Http1, false)
+            UpstreamProtocol::Http1
         }
     };
-    let mut cluster = Cluster::new(key, port.name.clone().unwrap_or_default(), protocol);
-    cluster.websocket = websocket;
+    let cluster = Cluster::new(key, port.name.clone().unwrap_or_default(), protocol);
     (cluster, warning)
 }
 

@@ -62,9 +62,39 @@ pub struct Source<'a> {
     pub key: &'a ObjectKey,
     /// `metadata.generation`, when the object has one (becomes `observedGeneration`).
     pub generation: Option<i64>,
+    /// Its routes get per-route metrics (the `weir.dev/metrics-per-route` annotation).
+    pub metrics_per_route: bool,
 }
 
 impl Source<'_> {
+    /// Reads the `weir.dev/metrics-per-route` annotation of the object into
+    /// [`Source::metrics_per_route`]; a value other than `"true"` or `"false"` is warned about
+    /// on the object and reads as `false`.
+    pub fn read_metrics_annotation(
+        &mut self,
+        meta: &k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta,
+        status: &mut super::status::Status,
+    ) {
+        let key = crate::api::annotations::METRICS_PER_ROUTE;
+        let value = meta.annotations.as_ref().and_then(|a| a.get(key));
+        self.metrics_per_route = match value.map(|v| v.trim()) {
+            None | Some("false") => false,
+            Some("true") => true,
+            Some(other) => {
+                status.warning(
+                    self,
+                    crate::api::condition_types::ACCEPTED,
+                    crate::api::reasons::INVALID_ANNOTATION,
+                    format!(
+                        "annotation {key}: {other:?} is not \"true\" or \"false\"; its routes get \
+                         no per-route metrics (the default)"
+                    ),
+                );
+                false
+            }
+        };
+    }
+
     /// The object as conditions name it.
     pub fn object(&self) -> ObjectRef {
         ObjectRef {

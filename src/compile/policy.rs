@@ -63,6 +63,7 @@ impl<'a> Policies<'a> {
                 kind: BACKEND_POLICY,
                 key,
                 generation: policy.metadata.generation,
+                metrics_per_route: false,
             };
             let mut scratch = Cluster::new(ClusterKey::new("", "", 0), "", UpstreamProtocol::Http1);
             if let Err(e) = apply(&policy.spec, &mut scratch) {

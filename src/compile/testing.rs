@@ -71,6 +71,7 @@ pub(super) fn ir(sources: &[ObjectKey]) -> Ir<'_> {
             kind: "Ingress",
             key,
             generation: Some(3),
+            metrics_per_route: false,
         });
     }
     ir.listeners.push(IrListener {

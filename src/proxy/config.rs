@@ -39,6 +39,11 @@ pub struct ProxyConfig {
     pub request_id: RequestIdMode,
     /// Access log destination and format.
     pub access_log: AccessLogConfig,
+    /// Count every route's requests in `weir_route_requests_total` and
+    /// `weir_route_request_duration_seconds` (`--metrics-per-route`). Off by default: per-route
+    /// series grow with the routes, so only routes annotated `weir.dev/metrics-per-route`
+    /// get them; series are created by a route's first request either way.
+    pub metrics_per_route: bool,
     /// Upper bound on concurrent streams weir opens on one upstream HTTP/2 connection (the
     /// peer's `SETTINGS_MAX_CONCURRENT_STREAMS` lowers it further). Default 100.
     pub upstream_h2_max_streams: usize,
@@ -74,6 +79,7 @@ impl Default for ProxyConfig {
             forwarded: ForwardedHeaders::default(),
             request_id: RequestIdMode::default(),
             access_log: AccessLogConfig::default(),
+            metrics_per_route: false,
             upstream_h2_max_streams: 100,
             escaped_slashes: EscapedSlashes::default(),
             tunnel_idle_timeout: Duration::from_secs(3600),

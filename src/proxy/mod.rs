@@ -73,6 +73,7 @@ mod affinity;
 mod body;
 mod config;
 mod error;
+pub mod explain;
 mod filter;
 mod framing;
 mod h2_conn;
@@ -110,7 +111,7 @@ use crate::snapshot::{
     BackendTarget, ClusterKey, EndpointSet, EndpointSets, ListenerProtocol, RouteAction,
     RouteTable, Snapshot,
 };
-use metrics::{ListenerStats, RouteStats, Unrouted};
+use metrics::{Accounting, ListenerStats, RouteStats, TrafficStats};
 use upstream::{ClusterState, Registry};
 
 /// A socket bound before [`Proxy::serve`] starts (so `main` can report bind errors itself and
@@ -150,13 +151,15 @@ pub(crate) struct Inner {
     /// The listeners the server serves now, with their local addresses.
     bound: Mutex<Vec<(String, SocketAddr)>>,
     access_log: access_log::AccessLog,
-    unrouted: Unrouted,
+    /// Counters of requests answered without a cluster (no route, redirects, direct
+    /// responses): `weir_requests_total{cluster=""}`.
+    no_cluster: Arc<TrafficStats>,
 }
 
 struct PublishState {
     registry: Registry,
-    /// Route counters by (route name, cluster name), kept across snapshots so counters stay
-    /// monotonic; routes that disappear are dropped.
+    /// Per-route counters by (route name, cluster name), for routes with per-route metrics
+    /// on; kept across snapshots so counters stay monotonic, dropped with their route.
     route_stats: HashMap<(String, String), Arc<RouteStats>>,
     /// One slot per listener of the current snapshot, plus those still served that it does
     /// not have (pre-bound sockets before the first snapshot, removed listeners until the
@@ -208,8 +211,8 @@ pub(crate) struct Runtime {
 
 /// A route resolved against the registry: per-route runtime state.
 pub(crate) struct RouteRt {
-    /// Counters of answers given before a backend is chosen (cluster label empty).
-    local: Arc<RouteStats>,
+    /// Where answers given before a backend is chosen are counted.
+    local: Arc<Accounting>,
     /// One per backend of a `Forward` route, in the route's order.
     backends: Vec<BackendRt>,
     picker: Picker,
@@ -221,7 +224,7 @@ pub(crate) struct RouteRt {
 
 /// A backend of a route, resolved.
 pub(crate) struct BackendRt {
-    stats: Arc<RouteStats>,
+    stats: Arc<Accounting>,
     /// The cluster state (`None` for a backend that answers directly).
     cluster: Option<Arc<ClusterState>>,
 }
@@ -266,7 +269,7 @@ impl Proxy {
                 listeners_changed: watch::Sender::new(0),
                 bound: Mutex::new(Vec::new()),
                 access_log,
-                unrouted: Unrouted::default(),
+                no_cluster: Arc::default(),
             }),
         }
     }
@@ -340,11 +343,14 @@ impl Proxy {
     }
 
     /// Appends the Prometheus text exposition of the data plane's metrics to `out`:
-    /// `weir_requests_total{route,cluster,code_class}`,
-    /// `weir_request_duration_seconds{route,cluster}` (histogram),
-    /// `weir_upstream_errors_total{cluster,kind}`, `weir_endpoints{cluster}`,
+    /// `weir_requests_total{cluster,code_class}`, `weir_request_duration_seconds{cluster}`
+    /// (histogram), `weir_route_requests_total{route,cluster,code_class}` and its histogram
+    /// for routes with per-route metrics, `weir_upstream_errors_total{cluster,kind}`,
+    /// `weir_clusters{state}`, `weir_endpoints{cluster}`,
+    /// `weir_downstream_requests_total{listener,code_class}`,
     /// `weir_downstream_connections_active/total{listener}`, `weir_snapshot_generation`,
-    /// `weir_access_log_dropped_total`.
+    /// `weir_access_log_dropped_total` and more (docs/metrics.md). Series are bounded by
+    /// configuration and created by traffic: idle routes and clusters add none.
     pub fn render_metrics(&self, out: &mut String) {
         let (routes, clusters, slots) = {
             let state = self.publish_lock();
@@ -358,7 +364,7 @@ impl Proxy {
         metrics::render(
             &metrics::MetricsView {
                 routes: &routes,
-                unrouted: &self.inner.unrouted,
+                no_cluster: &self.inner.no_cluster,
                 clusters: &clusters,
                 listeners: &listeners,
                 generation: self.generation(),
@@ -366,6 +372,18 @@ impl Proxy {
             },
             out,
         );
+    }
+
+    /// What the proxy does with `req` now, and why (see [`explain`]): the current snapshot,
+    /// with each endpoint's health and load (the debug listener's `/explain`).
+    pub fn explain(&self, req: &explain::ExplainRequest) -> explain::Explanation {
+        let live = self.clusters_json();
+        explain::explain(
+            &self.snapshot(),
+            explain::Endpoints::Live(&live),
+            self.inner.config.escaped_slashes,
+            req,
+        )
     }
 
     /// Every cluster with its endpoints: address, weight, in-flight and total requests,
@@ -436,14 +454,27 @@ impl Proxy {
         let clusters = registry.reconcile(&snapshot, sets);
         let mut routes = Vec::new();
         let mut seen = HashMap::new();
-        let mut stats_for = |route: &str, cluster: &str| {
-            let key = (route.to_owned(), cluster.to_owned());
-            let stats = route_stats
-                .get(&key)
-                .cloned()
-                .unwrap_or_else(|| Arc::new(RouteStats::new(Arc::from(route), Arc::from(cluster))));
-            seen.insert(key, stats.clone());
-            stats
+        let no_cluster = &self.inner.no_cluster;
+        let per_route_everywhere = self.inner.config.metrics_per_route;
+        // Where a route's requests to `cluster` (`None`: answered by weir) are counted.
+        let mut stats_for = |route: &crate::snapshot::Route, cluster: Option<&ClusterState>| {
+            let counters = cluster.map_or_else(|| no_cluster.clone(), |c| c.stats.requests.clone());
+            let per_route = (per_route_everywhere || route.metrics_per_route).then(|| {
+                let cluster_name = cluster.map_or("", |c| &*c.name);
+                let key = (route.name.clone(), cluster_name.to_owned());
+                let stats = route_stats.get(&key).cloned().unwrap_or_else(|| {
+                    Arc::new(RouteStats::new(
+                        Arc::from(route.name.as_str()),
+                        Arc::from(cluster_name),
+                    ))
+                });
+                seen.insert(key, stats.clone());
+                stats
+            });
+            Arc::new(Accounting {
+                cluster: counters,
+                route: per_route,
+            })
         };
         for r in snapshot.routes() {
             let mut backends = Vec::new();
@@ -454,9 +485,8 @@ impl Proxy {
                         BackendTarget::Cluster(key) => clusters.get(key).cloned(),
                         BackendTarget::Respond(_) => None,
                     };
-                    let cluster_name = cluster.as_ref().map(|c| c.name.to_string());
                     backends.push(BackendRt {
-                        stats: stats_for(&r.name, cluster_name.as_deref().unwrap_or_default()),
+                        stats: stats_for(r, cluster.as_deref()),
                         cluster,
                     });
                 }
@@ -484,7 +514,7 @@ impl Proxy {
             // that backend's cluster, as it always has; other routes under no cluster.
             let local = match backends.as_slice() {
                 [only] => only.stats.clone(),
-                _ => stats_for(&r.name, ""),
+                _ => stats_for(r, None),
             };
             let mut filter_clusters: Vec<filter::FilterCluster> = Vec::new();
             let backend_filters = match &r.action {
@@ -505,7 +535,7 @@ impl Proxy {
                     continue;
                 }
                 filter_clusters.push(filter::FilterCluster {
-                    stats: stats_for(&r.name, &state.name),
+                    stats: stats_for(r, Some(state)),
                     state: state.clone(),
                 });
             }

@@ -52,7 +52,7 @@ use super::framing::{Findings, Flaw};
 use super::h2_conn::{self, Streams};
 use super::headers;
 use super::host;
-use super::metrics::RouteStats;
+use super::metrics::Accounting;
 use super::normalize::normalize_path;
 use super::redirect::{self, RedirectRequest};
 use super::retry::{self, ActiveRetry, Admitted, Limit, Reason, Refusal};
@@ -102,7 +102,7 @@ struct Ctx {
     start: Instant,
     request_id: HeaderValue,
     /// Counters the request is accounted in: the route's (no backend yet) or its backend's.
-    stats: Option<Arc<RouteStats>>,
+    stats: Option<Arc<Accounting>>,
     /// The cluster it was sent to, for per-cluster error counters.
     cluster: Option<Arc<ClusterState>>,
     log: Option<Box<LogRecord>>,
@@ -125,8 +125,9 @@ impl Drop for Ctx {
         let elapsed = self.start.elapsed();
         match &self.stats {
             Some(s) => s.record(CLIENT_CLOSED, elapsed),
-            None => self.inner.unrouted.record(CLIENT_CLOSED),
+            None => self.inner.no_cluster.record(CLIENT_CLOSED, elapsed),
         }
+        self.conn.listener.stats.answered(CLIENT_CLOSED);
         if let Some(l) = self.log.as_deref_mut() {
             l.status = CLIENT_CLOSED;
             l.duration = elapsed;
@@ -229,8 +230,9 @@ impl Ctx {
         let elapsed = self.start.elapsed();
         match &self.stats {
             Some(s) => s.record(status, elapsed),
-            None => self.inner.unrouted.record(status),
+            None => self.inner.no_cluster.record(status, elapsed),
         }
+        self.conn.listener.stats.answered(status);
         if let Some(mut l) = self.log.take() {
             l.status = status;
             l.duration = elapsed;
@@ -1232,8 +1234,9 @@ fn respond(
     parts
         .headers
         .insert(headers::X_REQUEST_ID.clone(), ctx.request_id.clone());
-    // The body's end accounts for the request from here on.
+    // The body's end accounts for the request from here on; the listener counts it now.
     ctx.armed = false;
+    ctx.conn.listener.stats.answered(parts.status.as_u16());
     let completion = Completion {
         inner: ctx.inner.clone(),
         start: ctx.start,
@@ -1393,7 +1396,7 @@ pub(crate) struct Completion {
     inner: Arc<Inner>,
     start: Instant,
     status: u16,
-    stats: Option<Arc<RouteStats>>,
+    stats: Option<Arc<Accounting>>,
     cluster: Option<Arc<ClusterState>>,
     _in_flight: InFlight,
     /// Concurrency-limit counts, given back when the response is done (or, for an upgrade,
@@ -1421,7 +1424,7 @@ impl Completion {
         let elapsed = self.start.elapsed();
         match &self.stats {
             Some(s) => s.record(self.status, elapsed),
-            None => self.inner.unrouted.record(self.status),
+            None => self.inner.no_cluster.record(self.status, elapsed),
         }
         let error = match end {
             BodyEnd::UpstreamError => Some(("upstream", "upstream_body")),

@@ -29,27 +29,11 @@ impl std::fmt::Debug for SniResolver {
 impl ResolvesServerCert for SniResolver {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
         let view = self.slot.view.load();
-        let Some(tls) = view.tls() else {
-            return Some(self.fallback.clone());
-        };
-        if let Some(name) = hello.server_name() {
-            let name = name.to_ascii_lowercase();
-            if let Some(c) = tls.sni.get(&name) {
-                return Some(c.key.clone());
-            }
-            if let Some(dot) = name.find('.') {
-                let wildcard = format!("*{}", &name[dot..]);
-                if let Some(c) = tls.sni.get(&wildcard) {
-                    return Some(c.key.clone());
-                }
-            }
-        }
-        Some(
-            tls.default
-                .as_ref()
-                .map(|c| c.key.clone())
-                .unwrap_or_else(|| self.fallback.clone()),
-        )
+        let chosen = view
+            .tls()
+            .and_then(|tls| tls.select(hello.server_name()))
+            .map(|(c, _)| c.key.clone());
+        Some(chosen.unwrap_or_else(|| self.fallback.clone()))
     }
 }
 

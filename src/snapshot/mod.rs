@@ -186,6 +186,10 @@ pub struct Route {
     pub filters: Vec<Filter>,
     /// What a matching request gets.
     pub action: RouteAction,
+    /// Count this route's requests in the per-route series (the `weir.dev/metrics-per-route`
+    /// annotation on the object the route comes from).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub metrics_per_route: bool,
 }
 
 /// Conditions a request must meet, all of them (a Gateway API `HTTPRouteMatch`; Ingress uses
@@ -534,9 +538,6 @@ pub struct Cluster {
     pub port_name: String,
     /// Protocol spoken to the endpoints.
     pub protocol: UpstreamProtocol,
-    /// Whether the port's appProtocol declares WebSocket (`kubernetes.io/ws` or `wss`).
-    /// Upgrades are tunnelled on every cluster; this is informational.
-    pub websocket: bool,
     /// Service `spec.trafficDistribution: PreferClose`: prefer endpoints of the proxy's own
     /// zone (`--zone`) when any is usable. EndpointSlice zone hints are followed either way.
     pub prefer_close: bool,
@@ -574,7 +575,6 @@ impl Cluster {
             key,
             port_name: port_name.into(),
             protocol,
-            websocket: false,
             prefer_close: false,
             lb: LoadBalancer::default(),
             health: HealthPolicy::default(),
@@ -710,8 +710,54 @@ pub struct TlsConfig {
     /// Certificates by SNI host: exact hosts lower-cased, wildcards as `*.example.com`.
     pub sni: BTreeMap<String, Arc<Certificate>>,
     /// The certificate served when SNI is absent or unknown (`None`: the proxy generates a
-    /// self-signed one at start-up).
+    /// self-signed one at start-up, and a dump says so).
+    #[serde(serialize_with = "serialize_default_certificate")]
     pub default: Option<Arc<Certificate>>,
+}
+
+impl TlsConfig {
+    /// The certificate a handshake naming `sni` gets, and by which rule: the exact name
+    /// (lower-cased), the wildcard `*.parent` covering one extra label, then the default.
+    /// `None`: the self-signed certificate the proxy generates at start-up.
+    pub fn select(&self, sni: Option<&str>) -> Option<(&Arc<Certificate>, CertificateChoice)> {
+        if let Some(name) = sni {
+            let name = name.to_ascii_lowercase();
+            if let Some(c) = self.sni.get(&name) {
+                return Some((c, CertificateChoice::Exact));
+            }
+            if let Some(dot) = name.find('.')
+                && let Some(c) = self.sni.get(&format!("*{}", &name[dot..]))
+            {
+                return Some((c, CertificateChoice::Wildcard));
+            }
+        }
+        self.default
+            .as_ref()
+            .map(|c| (c, CertificateChoice::Default))
+    }
+}
+
+/// Which rule of [`TlsConfig::select`] chose a certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CertificateChoice {
+    /// Its name is the SNI.
+    Exact,
+    /// A wildcard covering the SNI.
+    Wildcard,
+    /// The listener's default (no SNI, or none matched).
+    Default,
+}
+
+/// What a dump shows for [`TlsConfig::default`]: the certificate, or what is served instead.
+fn serialize_default_certificate<S: serde::Serializer>(
+    cert: &Option<Arc<Certificate>>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    match cert {
+        Some(cert) => cert.serialize(s),
+        None => s.serialize_str("self-signed, generated at start-up"),
+    }
 }
 
 /// A parsed, checked certificate chain and key.
@@ -823,6 +869,7 @@ mod tests {
                     ..HeaderModifier::default()
                 })],
                 action: RouteAction::respond(200, "ok"),
+                metrics_per_route: false,
             }),
         };
         let snapshot = Snapshot {

@@ -223,7 +223,7 @@ impl PathMatch {
 }
 
 /// The first value of query parameter `name`, percent-decoded (`+` is a space, as in forms).
-fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<Cow<'q, str>> {
+pub(crate) fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<Cow<'q, str>> {
     query?.split('&').find_map(|pair| {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
         (decode(k).as_ref() == name).then(|| decode(v))
@@ -232,7 +232,7 @@ fn query_value<'q>(query: Option<&'q str>, name: &str) -> Option<Cow<'q, str>> {
 
 /// Percent-decodes a query component; invalid escapes are kept as written. Allocates only
 /// when there is something to decode.
-fn decode(s: &str) -> Cow<'_, str> {
+pub(crate) fn decode(s: &str) -> Cow<'_, str> {
     if !s.contains(['%', '+']) {
         return Cow::Borrowed(s);
     }
@@ -296,7 +296,7 @@ pub fn normalize_host(host: &str) -> Cow<'_, str> {
 }
 
 /// `a.example.com` → `.example.com` (the key of `*.example.com`); `None` for a single label.
-fn wildcard_suffix(host: &str) -> Option<&str> {
+pub(crate) fn wildcard_suffix(host: &str) -> Option<&str> {
     let dot = host.find('.')?;
     (dot > 0 && dot + 1 < host.len()).then(|| &host[dot..])
 }
@@ -328,6 +328,7 @@ mod tests {
             matches,
             filters: Vec::new(),
             action: RouteAction::forward(ClusterKey::new("default", name, 80)),
+            metrics_per_route: false,
         }
     }
 

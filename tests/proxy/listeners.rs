@@ -26,6 +26,7 @@ fn with_extra(base: &Arc<Snapshot>) -> Arc<Snapshot> {
             matches: RouteMatch::path(PathMatch::Prefix("/".into())),
             filters: vec![],
             action: RouteAction::respond(299, "extra\n"),
+            metrics_per_route: false,
         }],
     });
     snap.route_tables.insert("extra".into(), table);

@@ -16,6 +16,7 @@ mod h2_frames;
 mod health;
 mod http1_probes;
 mod listeners;
+mod metrics_scale;
 mod model;
 mod nginx_annotations;
 mod nginx_canary;

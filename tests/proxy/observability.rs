@@ -61,7 +61,7 @@ async fn access_log_has_one_json_line_per_request() {
 }
 
 #[tokio::test]
-async fn metrics_count_requests_by_route_cluster_and_class() {
+async fn metrics_count_requests_by_cluster_listener_and_class() {
     let a = Backend::start("a").await;
     let h = Harness::start(ProxyConfig::default()).await;
     assert_eq!(
@@ -88,13 +88,17 @@ async fn metrics_count_requests_by_route_cluster_and_class() {
     let mut m = String::new();
     h.proxy.render_metrics(&mut m);
     assert!(
-        m.contains("weir_requests_total{route=\"a.example/0\",cluster=\"default/a:80\",code_class=\"2xx\"} 6"),
+        m.contains("weir_requests_total{cluster=\"default/a:80\",code_class=\"2xx\"} 6"),
         "{m}"
     );
-    assert!(m.contains("weir_requests_total{route=\"\",cluster=\"\",code_class=\"4xx\"} 2"));
-    assert!(m.contains(
-        "weir_request_duration_seconds_count{route=\"a.example/0\",cluster=\"default/a:80\"} 6"
-    ));
+    assert!(m.contains("weir_requests_total{cluster=\"\",code_class=\"4xx\"} 2"));
+    assert!(m.contains("weir_request_duration_seconds_count{cluster=\"default/a:80\"} 6"));
+    assert!(m.contains("weir_downstream_requests_total{listener=\"http\",code_class=\"2xx\"} 6"));
+    assert!(m.contains("weir_downstream_requests_total{listener=\"http\",code_class=\"4xx\"} 2"));
+    assert!(
+        !m.contains("weir_route_requests_total"),
+        "no per-route series unless asked for"
+    );
     assert!(m.contains("weir_downstream_connections_total{listener=\"http\"} 2"));
     assert!(m.contains("weir_endpoints{cluster=\"default/a:80\"} 1"));
     assert!(m.contains("weir_snapshot_generation 1"));
@@ -159,7 +163,48 @@ async fn in_flight_counts_return_to_zero_when_clients_give_up() {
     let mut m = String::new();
     h.proxy.render_metrics(&mut m);
     assert!(
-        m.contains("weir_requests_total{route=\"a.example/0\",cluster=\"default/a:80\",code_class=\"4xx\"} 2"),
+        m.contains("weir_requests_total{cluster=\"default/a:80\",code_class=\"4xx\"} 2"),
         "{m}"
+    );
+}
+
+#[tokio::test]
+async fn per_route_metrics_on_request_only_for_routes_with_traffic() {
+    let a = Backend::start("a").await;
+    let h = Harness::start(ProxyConfig {
+        metrics_per_route: true,
+        ..ProxyConfig::default()
+    })
+    .await;
+    h.proxy.publish_endpoints(endpoints(&[("a", &[&a])]));
+    h.publish(
+        snapshot()
+            .host("a.example")
+            .prefix("/", "a")
+            .prefix("/idle", "a")
+            .build(),
+    );
+    for proto in BOTH {
+        let mut c = h.client(proto).await;
+        for _ in 0..2 {
+            assert_eq!(c.get("a.example", "/").await.status, 200);
+        }
+    }
+    let mut m = String::new();
+    h.proxy.render_metrics(&mut m);
+    let route = "route=\"a.example/0\",cluster=\"default/a:80\"";
+    assert!(
+        m.contains(&format!(
+            "weir_route_requests_total{{{route},code_class=\"2xx\"}} 4"
+        )),
+        "{m}"
+    );
+    assert!(m.contains(&format!(
+        "weir_route_request_duration_seconds_count{{{route}}} 4"
+    )));
+    assert!(m.contains("weir_requests_total{cluster=\"default/a:80\",code_class=\"2xx\"} 4"));
+    assert!(
+        !m.contains("a.example/1"),
+        "the idle route has no series: {m}"
     );
 }

@@ -461,6 +461,7 @@ impl SnapshotBuilder {
             matches,
             filters,
             action,
+            metrics_per_route: false,
         });
         // Stable sort: equal matches keep the order they were added in.
         v.routes
@@ -526,6 +527,7 @@ impl SnapshotBuilder {
             matches: RouteMatch::path(PathMatch::Prefix("/".into())),
             filters: Vec::new(),
             action,
+            metrics_per_route: false,
         });
         self
     }

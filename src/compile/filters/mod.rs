@@ -119,6 +119,7 @@ impl FilterSet {
                 kind: HTTP_FILTER,
                 key,
                 generation: filter.metadata.generation,
+                metrics_per_route: false,
             };
             let ctx = EntryContext { key, objects };
             // An accepted filter has no diagnostic: its status writer publishes `Accepted: True`

@@ -212,6 +212,7 @@ pub(super) fn front_end<'a>(
             kind: GATEWAY,
             key,
             generation,
+            metrics_per_route: false,
         };
         let id = ir.add_source(source);
         let mut report = GatewayReport {
@@ -811,11 +812,13 @@ fn http_route<'a>(
     status: &mut Status,
 ) -> (RouteReport, Vec<usize>) {
     let generation = route.metadata.generation;
-    let source = Source {
+    let mut source = Source {
         kind,
         key,
         generation,
+        metrics_per_route: false,
     };
+    source.read_metrics_annotation(&route.metadata, status);
     let spec = &route.spec;
     let mut report = RouteReport::default();
     let mut attached: Vec<usize> = Vec::new();

@@ -101,11 +101,13 @@ pub(super) fn front_end<'a>(
     // only under hosts that no Ingress serves.
     let mut www: Vec<(HostMatch, IrRoute<'a>)> = Vec::new();
     for owned in &owned {
-        let ingress = Source {
+        let mut ingress = Source {
             kind: INGRESS,
             key: owned.key,
             generation: owned.ingress.metadata.generation,
+            metrics_per_route: false,
         };
+        ingress.read_metrics_annotation(&owned.ingress.metadata, status);
         let source = ir.add_source(ingress);
         let ctx = nginx::Context {
             annotations: nginx::Annotations::of(owned.ingress, &config.annotations_prefix),
@@ -197,6 +199,7 @@ pub(super) fn front_end<'a>(
                 .services
                 .get(&flag.service)
                 .and_then(|s| s.metadata.generation),
+            metrics_per_route: false,
         });
         let port = match flag.port.parse::<i32>() {
             Ok(n) => PortRef::Number(n),

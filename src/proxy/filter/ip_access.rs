@@ -71,13 +71,13 @@ pub(super) struct AuthSatisfied;
 pub(super) struct AuthPending;
 
 /// Deny wins; then an empty allow list allows, a non-empty one must contain `ip`.
-fn allows(cfg: &IpAccess, ip: IpAddr) -> bool {
+pub(crate) fn allows(cfg: &IpAccess, ip: IpAddr) -> bool {
     !cfg.deny.iter().any(|c| c.contains(ip))
         && (cfg.allow.is_empty() || cfg.allow.iter().any(|c| c.contains(ip)))
 }
 
 /// The entry `hops + 1` from the right of every `X-Forwarded-For` line, if it is an address.
-fn forwarded_client(headers: &http::HeaderMap, hops: u32) -> Option<IpAddr> {
+pub(crate) fn forwarded_client(headers: &http::HeaderMap, hops: u32) -> Option<IpAddr> {
     let skip = usize::try_from(hops).ok()?;
     let lines: Vec<&str> = headers
         .get_all(&X_FORWARDED_FOR)

@@ -49,7 +49,7 @@ mod deny;
 pub(crate) mod error_pages;
 mod external_auth;
 mod header_modifier;
-mod ip_access;
+pub(crate) mod ip_access;
 mod rate_limit;
 mod request_mirror;
 mod request_redirect;
@@ -63,7 +63,7 @@ use std::sync::Arc;
 use http::{HeaderMap, HeaderValue, Method, header, request, response};
 
 use super::error::LocalReply;
-use super::metrics::RouteStats;
+use super::metrics::Accounting;
 use super::pipeline::ConnInfo;
 use super::upstream::ClusterState;
 use crate::snapshot::{ClusterKey, Filter, Route};
@@ -72,9 +72,9 @@ use crate::snapshot::{ClusterKey, Filter, Route};
 pub(crate) struct FilterCluster {
     /// Its runtime state: pools, endpoints, balancer, error counters.
     pub(crate) state: Arc<ClusterState>,
-    /// The route's counters for the requests its filters send there
-    /// (`weir_requests_total{route, cluster}`).
-    pub(crate) stats: Arc<RouteStats>,
+    /// Where the requests the route's filters send there are counted
+    /// (`weir_requests_total{cluster}`, and the route's with per-route metrics).
+    pub(crate) stats: Arc<Accounting>,
 }
 
 /// What a filter may know about the request beyond its head.
