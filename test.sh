@@ -25,9 +25,11 @@ step "cargo test --profile ci (optimized, with debug assertions; see Cargo.toml)
 export WEIR_FANOUT_REQUESTS=100000
 cargo test --profile ci --all-targets
 
-step "cargo build --profile ci (the binary the e2e tests drive)"
-cargo build --profile ci --bin weir
+# The binary the e2e tests drive: the one cargo test just built for the CLI tests, from the
+# same compiled dependencies. A separate `cargo build --profile ci` would resolve tokio without
+# the dev-only `test-util` feature and compile most of the tree a second time.
 export WEIR_BIN="$PWD/target/ci/weir"
+[[ -x $WEIR_BIN ]] || { echo "cargo test did not build $WEIR_BIN"; exit 1; }
 
 failed=()
 for suite in e2e/manifests/test.sh e2e/h2spec/test.sh e2e/helm/test.sh e2e/cluster/test.sh e2e/kube/test.sh e2e/gateway/test.sh; do

@@ -16,6 +16,9 @@
 //!
 //! - `/config`: the current snapshot as JSON (never key material or credentials).
 //! - `/clusters`: endpoints per cluster with in-flight and total request counts.
+//! - `/explain?url=URL[&method=M][&header=Name:%20value]...[&client_ip=IP][&format=text]`:
+//!   what the proxy does with that request now, and why (see [`crate::proxy::explain`]);
+//!   JSON, or text with `format=text`. `weir explain --admin` asks it.
 //!
 //! Each listener answers the other's paths with a 404 that says where they are served.
 
@@ -78,9 +81,7 @@ pub async fn serve(
         tokio::spawn(async move {
             let service = service_fn(move |req: http::Request<Incoming>| {
                 let state = state.clone();
-                async move {
-                    Ok::<_, Infallible>(handle(&state, surface, req.method(), req.uri().path()))
-                }
+                async move { Ok::<_, Infallible>(handle(&state, surface, req.method(), req.uri())) }
             });
             let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
             if let Err(error) = builder
@@ -97,8 +98,9 @@ fn handle(
     state: &AdminState,
     surface: Surface,
     method: &Method,
-    path: &str,
+    uri: &http::Uri,
 ) -> Response<Full<Bytes>> {
+    let path = uri.path();
     if method != Method::GET && method != Method::HEAD {
         return text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
     }
@@ -128,7 +130,8 @@ fn handle(
         }
         (Surface::Debug, "/config") => json(&*state.proxy.snapshot()),
         (Surface::Debug, "/clusters") => json(&state.proxy.clusters_json()),
-        (Surface::Admin, "/config" | "/clusters") => text(
+        (Surface::Debug, "/explain") => explain(state, uri.query().unwrap_or_default()),
+        (Surface::Admin, "/config" | "/clusters" | "/explain") => text(
             StatusCode::NOT_FOUND,
             format!("{path} is served on the debug listener (--debug-addr, loopback by default)\n"),
         ),
@@ -142,8 +145,54 @@ fn handle(
         ),
         (Surface::Debug, _) => text(
             StatusCode::NOT_FOUND,
-            "not found; try /config /clusters\n".into(),
+            "not found; try /config /clusters /explain\n".into(),
         ),
+    }
+}
+
+/// `/explain`: the request named by the query's `method`, `url`, `header` (repeatable) and
+/// `client_ip`, explained against the live proxy.
+fn explain(state: &AdminState, query: &str) -> Response<Full<Bytes>> {
+    use crate::snapshot::router::decode;
+    let (mut method, mut url, mut client_ip, mut as_text) = (None, None, None, false);
+    let mut headers = Vec::new();
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        let v = decode(v).into_owned();
+        match decode(k).as_ref() {
+            "method" => method = Some(v),
+            "url" => url = Some(v),
+            "header" => headers.push(v),
+            "client_ip" => client_ip = Some(v),
+            "format" => as_text = v == "text",
+            other => {
+                return text(
+                    StatusCode::BAD_REQUEST,
+                    format!(
+                        "unknown parameter {other:?}; use url, method, header, client_ip, format\n"
+                    ),
+                );
+            }
+        }
+    }
+    let Some(url) = url else {
+        return text(
+            StatusCode::BAD_REQUEST,
+            "url=... is required (e.g. /explain?url=https://shop.example.com/api)\n".into(),
+        );
+    };
+    let method = method.as_deref().unwrap_or("GET");
+    match crate::proxy::explain::ExplainRequest::parse(method, &url, &headers, client_ip.as_deref())
+    {
+        Ok(req) => {
+            let e = state.proxy.explain(&req);
+            if as_text {
+                text(StatusCode::OK, e.to_string())
+            } else {
+                json(&e)
+            }
+        }
+        Err(e) => text(StatusCode::BAD_REQUEST, format!("{e}\n")),
     }
 }
 
@@ -186,7 +235,8 @@ mod tests {
     }
 
     fn get(surface: Surface, path: &str) -> (StatusCode, String) {
-        let response = handle(&state(), surface, &Method::GET, path);
+        let uri: http::Uri = path.parse().expect("path");
+        let response = handle(&state(), surface, &Method::GET, &uri);
         let status = response.status();
         let body =
             futures::executor::block_on(http_body_util::BodyExt::collect(response.into_body()))
@@ -206,7 +256,7 @@ mod tests {
         assert_eq!(status, StatusCode::OK);
         assert!(metrics.contains("weir_snapshot_generation 0"), "{metrics}");
         assert!(metrics.contains("weir_control_plane_sample 1"), "{metrics}");
-        for path in ["/config", "/clusters"] {
+        for path in ["/config", "/clusters", "/explain?url=http://a/"] {
             let (status, body) = get(Surface::Admin, path);
             assert_eq!(status, StatusCode::NOT_FOUND, "{path}");
             assert!(body.contains("--debug-addr"), "{body}");
@@ -224,7 +274,37 @@ mod tests {
         for path in ["/healthz", "/readyz", "/metrics", "/"] {
             assert_eq!(get(Surface::Debug, path).0, StatusCode::NOT_FOUND, "{path}");
         }
-        let refused = handle(&state(), Surface::Debug, &Method::POST, "/config");
+        let (status, explained) = get(
+            Surface::Debug,
+            "/explain?method=GET&url=http%3A%2F%2Fshop.example%2Fa%3Fx%3D1&header=X-User%3A%20a",
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            explained.contains("\"request\": \"GET http://shop.example/a?x=1\""),
+            "{explained}"
+        );
+        let (status, text) = get(
+            Surface::Debug,
+            "/explain?url=http://shop.example/&format=text",
+        );
+        assert_eq!(status, StatusCode::OK);
+        assert!(
+            text.starts_with("request   GET http://shop.example/"),
+            "{text}"
+        );
+        for bad in [
+            "/explain",
+            "/explain?url=ftp://x/",
+            "/explain?url=http://x/&nope=1",
+        ] {
+            assert_eq!(get(Surface::Debug, bad).0, StatusCode::BAD_REQUEST, "{bad}");
+        }
+        let refused = handle(
+            &state(),
+            Surface::Debug,
+            &Method::POST,
+            &http::Uri::from_static("/config"),
+        );
         assert_eq!(refused.status(), StatusCode::METHOD_NOT_ALLOWED);
     }
 }

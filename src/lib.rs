@@ -27,6 +27,7 @@ pub mod balance;
 pub mod compile;
 pub mod demo;
 pub mod endpoints;
+pub mod explain;
 pub mod lease;
 pub mod migrate;
 pub mod net;

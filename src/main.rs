@@ -1,4 +1,4 @@
-//! The `weir` command line: `run`, `validate`, `demo`.
+//! The `weir` command line: `run`, `validate`, `explain`, `migrate`, `demo`, `crds`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -39,15 +39,21 @@ struct Cli {
 enum Command {
     /// Serve traffic: from a manifests directory (`--manifests`) or the Kubernetes API.
     Run(Box<RunArgs>),
-    /// Compile a manifests directory and print the result (exit 0 ok, 1 rejected, 2 unreadable).
+    /// Compile a manifests directory and print the result (exit 0 ok, 1 rejected, 2
+    /// unreadable, 64 usage).
+    #[command(after_help = weir::validate::EXIT_STATUS_HELP)]
     Validate(Box<weir::validate::ValidateArgs>),
     /// Report what becomes of every ingress-nginx annotation (exit 0 when all translate, 1
     /// otherwise), or write weir-native manifests that leave them behind.
     Migrate(Box<weir::migrate::MigrateArgs>),
-    /// Start demo backends and serve the embedded example manifests through the proxy.
+    /// Start demo backends and serve the embedded example manifests through the proxy, on
+    /// loopback only (addresses of all interfaces become 127.0.0.1).
     Demo(Box<DemoArgs>),
     /// Print weir's CustomResourceDefinitions (YAML), or write them into directories.
     Crds(CrdsArgs),
+    /// Explain one request: the listener, virtual host, route chosen and why the others
+    /// lost, each filter's effect, the backend split, the clusters and their endpoints.
+    Explain(Box<weir::explain::ExplainArgs>),
 }
 
 #[derive(Args)]
@@ -83,6 +89,12 @@ struct ListenArgs {
     /// Access log as JSON lines instead of text.
     #[arg(long)]
     access_log_json: bool,
+    /// Export per-route request counters and latency histograms for every route
+    /// (`weir_route_requests_total{route,cluster,code_class}`), not only for the routes of
+    /// objects annotated `weir.dev/metrics-per-route: "true"`. Series grow with the routes
+    /// that see traffic; by default they are kept per cluster and listener.
+    #[arg(long)]
+    metrics_per_route: bool,
     /// Networks of the load balancers or proxies in front of weir (`CIDR[,CIDR...]`,
     /// repeatable; a bare IP is one address). From a peer in them, X-Forwarded-For is appended
     /// to, X-Forwarded-Proto/-Host and Forwarded are kept, and X-Real-IP is the first
@@ -219,7 +231,19 @@ struct DemoArgs {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // Help and version go to stdout with 0; a wrong command line gets its own status,
+            // apart from 2 (input that cannot be read).
+            let _ = e.print();
+            return if e.use_stderr() {
+                ExitCode::from(weir::validate::EXIT_USAGE as u8)
+            } else {
+                ExitCode::SUCCESS
+            };
+        }
+    };
     init_tracing(&cli.log, cli.log_json);
     let result = match cli.command {
         Command::Crds(args) => {
@@ -236,6 +260,9 @@ fn main() -> ExitCode {
         }
         Command::Validate(args) => {
             return ExitCode::from(u8::try_from(weir::validate::run(&args)).unwrap_or(1));
+        }
+        Command::Explain(args) => {
+            return ExitCode::from(u8::try_from(weir::explain::run(&args)).unwrap_or(1));
         }
         Command::Migrate(args) => {
             return ExitCode::from(u8::try_from(migrate(&args)).unwrap_or(1));
@@ -582,6 +609,7 @@ fn proxy_config(listen: &ListenArgs) -> anyhow::Result<ProxyConfig> {
         max_half_received: listen.max_half_received,
         max_request_duration: listen.max_request_duration,
         access_log: AccessLogConfig { target, format },
+        metrics_per_route: listen.metrics_per_route,
         forwarded: forwarded_headers(listen),
         ..ProxyConfig::default()
     })
@@ -623,18 +651,24 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
             (tmp.path().to_path_buf(), Some(tmp))
         }
     };
-    // Curl lines name a reachable address even when the listener binds every interface.
-    let reachable = |mut addr: SocketAddr| {
+    // The demo binds loopback only: every listener asked to bind all interfaces (the
+    // defaults of `weir run`) binds 127.0.0.1 instead, the unauthenticated admin port too.
+    let loopback = |mut addr: SocketAddr| {
         if addr.ip().is_unspecified() {
             addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
         }
         addr
     };
-    let http = reachable(args.listen.http_addr);
-    let https = reachable(args.listen.https_addr);
-    let admin = reachable(args.listen.admin_addr);
-    let debug = match args.listen.debug_addr {
-        DebugAddr::At(addr) => format!("http://{}", reachable(addr)),
+    let mut listen = args.listen;
+    listen.http_addr = loopback(listen.http_addr);
+    listen.https_addr = loopback(listen.https_addr);
+    listen.admin_addr = loopback(listen.admin_addr);
+    if let DebugAddr::At(addr) = listen.debug_addr {
+        listen.debug_addr = DebugAddr::At(loopback(addr));
+    }
+    let (http, https, admin) = (listen.http_addr, listen.https_addr, listen.admin_addr);
+    let debug = match listen.debug_addr {
+        DebugAddr::At(addr) => format!("http://{addr}"),
         DebugAddr::Off => "(--debug-addr off)".to_owned(),
     };
     println!(
@@ -651,7 +685,7 @@ async fn demo(args: DemoArgs) -> anyhow::Result<()> {
         https_port = https.port(),
     );
     run(RunArgs {
-        listen: args.listen,
+        listen,
         manifests: Some(dir),
         controller_name: weir::api::values::DEFAULT_CONTROLLER_NAME.to_string(),
         default_backend: None,

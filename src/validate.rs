@@ -3,7 +3,8 @@
 //! backend, clusters with their endpoints, certificate metadata) and every diagnostic.
 //!
 //! Exit status, like `nginx -t`: 0 when nothing was rejected, 1 when a document or a piece
-//! of an object was, 2 when the directory cannot be read.
+//! of an object was, 2 when the directory cannot be read, 64 for a command-line error
+//! ([`EXIT_STATUS_HELP`]).
 //!
 //! The printed [`Report`] is also what the golden tests compare against.
 
@@ -26,6 +27,16 @@ pub const EXIT_OK: i32 = 0;
 pub const EXIT_REJECTED: i32 = 1;
 /// Exit status: the manifests could not be read.
 pub const EXIT_UNREADABLE: i32 = 2;
+/// Exit status of every weir command when its command line is wrong (an unknown flag, a
+/// value that does not parse): 64, `EX_USAGE` of sysexits.h, apart from 2 (unreadable input).
+pub const EXIT_USAGE: i32 = 64;
+
+/// The exit status table `weir validate --help` prints.
+pub const EXIT_STATUS_HELP: &str = "Exit status:\n  \
+    0   nothing was rejected\n  \
+    1   a manifest document, an object or a piece of one was rejected (see the diagnostics)\n  \
+    2   the manifests cannot be read (no such directory, unreadable file)\n  \
+    64  the command line is wrong (unknown flag, a value that does not parse)";
 
 /// Arguments of `weir validate`.
 #[derive(Debug, Clone, clap::Args)]
@@ -36,6 +47,15 @@ pub struct ValidateArgs {
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Yaml)]
     pub output: OutputFormat,
+    /// How the manifests are compiled.
+    #[command(flatten)]
+    pub compile: CompileArgs,
+}
+
+/// The compile settings `weir run` takes, for the commands that compile a manifests
+/// directory offline (`validate`, `explain`).
+#[derive(Debug, Clone, clap::Args)]
+pub struct CompileArgs {
     /// IngressClass `spec.controller` value that marks weir's classes.
     #[arg(long, default_value = values::DEFAULT_CONTROLLER_NAME)]
     pub controller_name: String,
@@ -53,6 +73,18 @@ pub struct ValidateArgs {
     /// The Gateway API settings, as `weir run` takes them.
     #[command(flatten)]
     pub gateway: crate::compile::gateway::GatewayArgs,
+}
+
+impl Default for CompileArgs {
+    fn default() -> Self {
+        CompileArgs {
+            controller_name: values::DEFAULT_CONTROLLER_NAME.to_owned(),
+            default_backend: None,
+            ingress_classes: Vec::new(),
+            annotations_prefix: crate::compile::nginx::DEFAULT_PREFIX.to_owned(),
+            gateway: Default::default(),
+        }
+    }
 }
 
 /// Output format of `weir validate`.
@@ -248,8 +280,8 @@ impl Report {
     }
 }
 
-/// The compile configuration of `weir validate`.
-pub fn compile_config(args: &ValidateArgs, now_unix: i64) -> CompileConfig {
+/// The compile configuration of `weir validate` and `weir explain`.
+pub fn compile_config(args: &CompileArgs, now_unix: i64) -> CompileConfig {
     CompileConfig {
         controller_name: args.controller_name.clone(),
         http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
@@ -275,7 +307,7 @@ pub fn run(args: &ValidateArgs) -> i32 {
         .duration_since(UNIX_EPOCH)
         .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
         .unwrap_or(0);
-    let compiled = compile::compile(&objects, &compile_config(args, now_unix));
+    let compiled = compile::compile(&objects, &compile_config(&args.compile, now_unix));
     let report = Report::new(&args.manifests, &objects, &load_diagnostics, &compiled);
     let printed = match args.output {
         OutputFormat::Yaml => serde_yaml::to_string(&report).map_err(|e| e.to_string()),

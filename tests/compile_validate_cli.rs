@@ -96,5 +96,21 @@ fn flags_change_class_and_default_backend() {
         "--default-backend",
         "no-slash",
     ]);
-    assert_eq!(out.status.code(), Some(2), "clap usage error");
+    assert_eq!(
+        out.status.code(),
+        Some(64),
+        "a usage error has its own status"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no-slash"));
+
+    let help = weir(&["validate", "--help"]);
+    assert_eq!(help.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&help.stdout);
+    for line in [
+        "0   nothing was rejected",
+        "2   the manifests cannot be read",
+        "64  the command line is wrong",
+    ] {
+        assert!(help.contains(line), "{help}");
+    }
 }

@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 
 use weir::compile::compile;
 use weir::store::files::load_dir;
-use weir::validate::{Report, ValidateArgs, compile_config, parse_default_backend};
+use weir::validate::{CompileArgs, Report, compile_config, parse_default_backend};
 
 /// "Now" of every case: 2030-01-01T00:00:00Z (the `expired` certificate ended in 2026, the
 /// others last until 2126).
@@ -33,17 +33,13 @@ fn render(case: &Path) -> String {
     let default_backend = std::fs::read_to_string(case.join("default-backend"))
         .ok()
         .map(|s| parse_default_backend(s.trim()).expect("valid default-backend file"));
-    let args = ValidateArgs {
-        manifests: input.clone(),
-        output: weir::validate::OutputFormat::Yaml,
-        controller_name: "weir.dev/ingress-controller".to_owned(),
+    let args = CompileArgs {
         default_backend,
         // An optional `ingress-classes` file: one `--ingress-class` name per line.
         ingress_classes: std::fs::read_to_string(case.join("ingress-classes"))
             .map(|s| s.lines().map(str::to_owned).collect())
             .unwrap_or_default(),
-        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
-        gateway: Default::default(),
+        ..CompileArgs::default()
     };
     let (objects, diagnostics) = load_dir(&input).expect("input is readable");
     let compiled = compile(&objects, &compile_config(&args, NOW_UNIX));
