@@ -698,12 +698,15 @@ else
 fi
 
 # ---------------------------------------------------------------- the Helm chart, installed for real
-# helm/weir into the real API server: its RBAC, IngressClass, Service and Deployment are
-# accepted (server-side validation), the Deployment's pods become Ready (kwok runs them as
-# fakes, with the chart's probes and security context), and uninstall removes it all.
+# helm/weir into the real API server: its RBAC, IngressClass, Service, PodDisruptionBudget and
+# Deployment are accepted (server-side validation; a field the server does not know, such as
+# the preStop sleep action behind a feature gate, would be dropped and is checked for), the
+# Deployment's pods become Ready (kwok runs them as fakes, with the chart's probes and security
+# context), `helm upgrade` with changed values rolls the Deployment, and uninstall removes it.
+chart_get() { k -n weir-chart get "$1" weir-chart -o jsonpath="$2" 2>&1; }
 if x helm install weir-chart "$REPO/helm/weir" -n weir-chart --create-namespace \
     --set ingressClass.name=weir-chart --set replicas=2 --wait --timeout 90s >"$WEIR_E2E_STATE/helm.out" 2>&1; then
-  ready="$(k -n weir-chart get deployment weir-chart -o jsonpath='{.status.readyReplicas}' 2>&1)"
+  ready="$(chart_get deployment '{.status.readyReplicas}')"
   can="$(k auth can-i patch ingresses --subresource=status --as system:serviceaccount:weir-chart:weir-chart -A 2>&1)"
   cls="$(k get ingressclass weir-chart -o jsonpath='{.spec.controller}' 2>&1)"
   if [[ $ready == 2 && $can == yes && $cls == "$CONTROLLER" ]]; then
@@ -711,7 +714,28 @@ if x helm install weir-chart "$REPO/helm/weir" -n weir-chart --create-namespace 
   else
     fail "helm install: readyReplicas '$ready', can-i patch ingresses/status '$can', class controller '$cls'"
   fi
-  if x helm uninstall weir-chart -n weir-chart --wait >/dev/null 2>&1 &&
+  grace="$(chart_get deployment '{.spec.template.spec.terminationGracePeriodSeconds}')"
+  sleep_s="$(chart_get deployment '{.spec.template.spec.containers[0].lifecycle.preStop.sleep.seconds}')"
+  pdb="$(chart_get poddisruptionbudget '{.spec.maxUnavailable}')"
+  [[ $grace == 35 && $sleep_s == 5 && $pdb == 1 ]] \
+    && pass "the API server keeps the preStop sleep (5 s) and the grace period (35 s); PodDisruptionBudget maxUnavailable 1" \
+    || fail "after install: terminationGracePeriodSeconds '$grace', preStop sleep '$sleep_s', PDB maxUnavailable '$pdb'"
+  gen="$(chart_get deployment '{.metadata.generation}')"
+  if x helm upgrade weir-chart "$REPO/helm/weir" -n weir-chart --reuse-values \
+      --set replicas=3 --set drainTimeoutSeconds=40 --wait --timeout 90s >"$WEIR_E2E_STATE/helm-upgrade.out" 2>&1; then
+    spec="$(chart_get deployment '{.spec.replicas} {.status.readyReplicas} {.status.updatedReplicas} {.spec.template.spec.terminationGracePeriodSeconds}')"
+    args="$(chart_get deployment '{.spec.template.spec.containers[0].args}')"
+    gen2="$(chart_get deployment '{.metadata.generation}')"
+    rev="$(x helm status weir-chart -n weir-chart -o json 2>/dev/null | python3 -c 'import json,sys; d=json.load(sys.stdin); print(d.get("version", d.get("revision")))' 2>&1)"
+    if [[ $spec == "3 3 3 50" && $args == *--drain-timeout=40s* && $gen2 -gt $gen && $rev == 2 ]]; then
+      pass "helm upgrade (replicas 3, drainTimeoutSeconds 40): 3 pods Ready, --drain-timeout=40s, grace period 50 s, revision 2"
+    else
+      fail "helm upgrade: replicas/ready/updated/grace '$spec', generation $gen -> $gen2, revision '$rev', args $args"
+    fi
+  else
+    fail "helm upgrade helm/weir: $(tail -5 "$WEIR_E2E_STATE/helm-upgrade.out")"
+  fi
+  if x helm uninstall weir-chart -n weir-chart --wait --timeout 90s >/dev/null 2>&1 &&
     ! k get clusterrole weir-chart >/dev/null 2>&1; then
     pass "helm uninstall removes the chart's cluster-scoped objects"
   else
@@ -719,4 +743,43 @@ if x helm install weir-chart "$REPO/helm/weir" -n weir-chart --create-namespace 
   fi
 else
   fail "helm install helm/weir: $(tail -5 "$WEIR_E2E_STATE/helm.out")"
+fi
+
+# ---------------------------------------------------------------- manifests/install.yaml, applied for real
+# The static manifest installs weir into weir-system under the names the test's own weirs
+# use (ServiceAccount, ClusterRole and IngressClass "weir"), so this is the last section: the
+# test's weirs stop and their objects go first, as on a cluster that never had weir.
+for name in "${!WEIR_PID[@]}"; do stop_pid "${WEIR_PID[$name]}"; unset "WEIR_PID[$name]"; done
+sed "s/WEIR_NAMESPACE/$SYS/g" "$REPO/docs/rbac.yaml" | k delete --ignore-not-found -f - >/dev/null 2>&1
+k delete ingressclass weir --ignore-not-found >/dev/null 2>&1
+k delete namespace "$SYS" --ignore-not-found --wait --timeout 90s >/dev/null 2>&1
+if k get namespace "$SYS" >/dev/null 2>&1; then
+  fail "namespace $SYS still there before applying manifests/install.yaml"
+elif k apply --server-side -f "$REPO/manifests/install.yaml" >"$WEIR_E2E_STATE/install.out" 2>&1; then
+  k wait --for condition=Established crd/httpfilters.weir.dev crd/backendpolicies.weir.dev --timeout 30s >/dev/null 2>&1
+  if k -n "$SYS" rollout status deployment/weir --timeout 90s >/dev/null 2>&1; then
+    ready="$(k -n "$SYS" get deployment weir -o jsonpath='{.status.readyReplicas}' 2>&1)"
+    missing=""
+    for obj in "-n $SYS serviceaccount/weir" "-n $SYS service/weir" "-n $SYS poddisruptionbudget/weir" \
+      "-n $SYS role/weir-leader-election" "-n $SYS rolebinding/weir-leader-election" \
+      "clusterrole/weir" "clusterrolebinding/weir" "ingressclass/weir"; do
+      # shellcheck disable=SC2086
+      k get $obj >/dev/null 2>&1 || missing+=" $obj"
+    done
+    can="$(k auth can-i watch endpointslices.discovery.k8s.io --as "system:serviceaccount:$SYS:weir" -A 2>&1)"
+    [[ $ready == 2 && -z $missing && $can == yes ]] \
+      && pass "kubectl apply --server-side -f manifests/install.yaml: 2 pods Ready, RBAC, Service, PDB and IngressClass in place" \
+      || fail "install.yaml: readyReplicas '$ready', missing:$missing, can-i watch endpointslices '$can'"
+  else
+    fail "install.yaml: deployment $SYS/weir not Ready in 90 s: $(k -n "$SYS" get deployment weir -o wide 2>&1 | tail -1)"
+  fi
+  if k delete -f "$REPO/manifests/install.yaml" --ignore-not-found --wait --timeout 120s >/dev/null 2>&1 &&
+    ! k get namespace "$SYS" >/dev/null 2>&1 && ! k get clusterrole weir >/dev/null 2>&1 &&
+    ! k get crd httpfilters.weir.dev >/dev/null 2>&1; then
+    pass "kubectl delete -f manifests/install.yaml removes the namespace, the cluster-scoped objects and the CRDs"
+  else
+    fail "kubectl delete -f manifests/install.yaml left: $(k get "namespace/$SYS" clusterrole/weir crd/httpfilters.weir.dev --no-headers 2>&1 | tr '\n' ' ')"
+  fi
+else
+  fail "kubectl apply -f manifests/install.yaml: $(tail -5 "$WEIR_E2E_STATE/install.out")"
 fi
