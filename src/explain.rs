@@ -12,7 +12,6 @@
 //! cannot be read, 64 a bad request or command line.
 
 use std::path::PathBuf;
-use std::time::{SystemTime, UNIX_EPOCH};
 
 use crate::endpoints;
 use crate::proxy::EscapedSlashes;
@@ -91,10 +90,7 @@ pub fn run(args: &ExplainArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now = crate::validate::now_unix();
     let compiled = crate::compile::compile(&objects, &compile_config(&args.compile, now));
     let sets = endpoints::build(&objects, &compiled.snapshot.clusters, None);
     let e = explain::explain(

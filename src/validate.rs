@@ -294,6 +294,14 @@ pub fn compile_config(args: &CompileArgs, now_unix: i64) -> CompileConfig {
     }
 }
 
+/// The wall clock in Unix seconds, for [`compile_config`] (certificate expiry).
+pub fn now_unix() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// Run `weir validate`: print the report to stdout, errors to stderr; return the exit status.
 pub fn run(args: &ValidateArgs) -> i32 {
     let (objects, load_diagnostics) = match files::load_dir(&args.manifests) {
@@ -303,10 +311,7 @@ pub fn run(args: &ValidateArgs) -> i32 {
             return EXIT_UNREADABLE;
         }
     };
-    let now_unix = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-        .unwrap_or(0);
+    let now_unix = now_unix();
     let compiled = compile::compile(&objects, &compile_config(&args.compile, now_unix));
     let report = Report::new(&args.manifests, &objects, &load_diagnostics, &compiled);
     let printed = match args.output {
