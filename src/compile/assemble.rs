@@ -74,10 +74,13 @@ pub(super) fn snapshot<'a>(
                         <= (w[1].matches.precedence(), w[1].order)),
                 "invariant: the conflicts pass sorts routes"
             );
-            let routes: Vec<Route> = routes
+            let mut routes: Vec<Route> = routes
                 .into_iter()
                 .filter_map(|route| serve(route, "requests", &mut clusters, status))
                 .collect();
+            // The collect reuses the (larger) IR routes' buffer: give the excess back, it is
+            // kept as long as the snapshot.
+            routes.shrink_to_fit();
             if routes.is_empty() {
                 continue;
             }

@@ -476,7 +476,29 @@ impl Proxy {
                 route: per_route,
             })
         };
+        // Routes with nothing of their own (one cluster backend, no filters, no per-route
+        // series) resolve to the same runtime as every other such route to that cluster, so
+        // they share one: 50,000 Ingress paths over 5,000 Services make 5,000 runtimes.
+        let mut plain_routes: HashMap<&ClusterKey, Arc<RouteRt>> = HashMap::new();
         for r in snapshot.routes() {
+            let plain = match &r.action {
+                RouteAction::Forward(f)
+                    if r.filters.is_empty() && !(per_route_everywhere || r.metrics_per_route) =>
+                {
+                    match f.backends.as_slice() {
+                        [b] if b.filters.is_empty() && b.weight > 0 => match &b.target {
+                            BackendTarget::Cluster(key) => Some(key),
+                            BackendTarget::Respond(_) => None,
+                        },
+                        _ => None,
+                    }
+                }
+                _ => None,
+            };
+            if let Some(rt) = plain.and_then(|key| plain_routes.get(key)) {
+                routes.push(rt.clone());
+                continue;
+            }
             let mut backends = Vec::new();
             let mut picker = Picker::Only;
             if let RouteAction::Forward(f) = &r.action {
@@ -540,13 +562,17 @@ impl Proxy {
                 });
             }
             debug_assert_eq!(r.id.0 as usize, routes.len(), "route ids are dense");
-            routes.push(Arc::new(RouteRt {
+            let rt = Arc::new(RouteRt {
                 local,
                 backends,
                 picker,
                 filter_clusters,
                 filters: filter_state.route(&mut next_filter_state, r),
-            }));
+            });
+            if let Some(key) = plain {
+                plain_routes.insert(key, rt.clone());
+            }
+            routes.push(rt);
         }
         *route_stats = seen;
         *filter_state = next_filter_state;

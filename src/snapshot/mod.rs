@@ -342,7 +342,7 @@ pub enum RouteAction {
     /// Forward to one of the backends, chosen per request by weight.
     Forward(Forward),
     /// Answer with a redirect built from the request.
-    Redirect(Redirect),
+    Redirect(Box<Redirect>),
     /// Answer directly, without an upstream (for example 503 for a missing Service).
     Respond(DirectResponse),
 }

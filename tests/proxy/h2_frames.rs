@@ -1191,14 +1191,14 @@ async fn local_replies_to_head_carry_no_data() {
     snap = snap.route_with(
         weir::snapshot::RouteMatch::path(weir::snapshot::PathMatch::Prefix("/old".into())),
         Vec::new(),
-        weir::snapshot::RouteAction::Redirect(weir::snapshot::Redirect {
+        weir::snapshot::RouteAction::Redirect(Box::new(weir::snapshot::Redirect {
             scheme: None,
             hostname: None,
             port: None,
             path: Some(weir::snapshot::PathRewrite::ReplaceFullPath("/new".into())),
             query: None,
             status: 302,
-        }),
+        })),
     );
     h.publish(snap.build());
     for (host, path, status) in [

@@ -361,22 +361,22 @@ async fn request_header_filter_changes_what_the_backend_receives() {
 #[tokio::test]
 async fn redirects_and_failures_leave_through_the_local_reply_path() {
     let h = Harness::start(ProxyConfig::default()).await;
-    let to_https = RouteAction::Redirect(Redirect {
+    let to_https = RouteAction::Redirect(Box::new(Redirect {
         scheme: Some("https".into()),
         hostname: None,
         port: None,
         path: None,
         query: None,
         status: 308,
-    });
-    let moved = RouteAction::Redirect(Redirect {
+    }));
+    let moved = RouteAction::Redirect(Box::new(Redirect {
         scheme: None,
         hostname: Some("new.example".into()),
         port: None,
         path: Some(PathRewrite::ReplacePrefixMatch("/v2".into())),
         query: None,
         status: 301,
-    });
+    }));
     h.publish(
         snapshot()
             .host("r.example")

@@ -42,7 +42,7 @@ mod replay;
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
@@ -289,7 +289,9 @@ impl Registry {
         if shared.uses[protocol] == 0 {
             // No cluster speaks this protocol to the address any more: close its idle
             // connections (those in use finish their requests).
-            shared.state.pools[protocol].clear();
+            if let Some(pool) = shared.state.pools[protocol].get() {
+                pool.clear();
+            }
         }
         if shared.uses.iter().all(|&n| n == 0) {
             shared.state.drain();
@@ -303,7 +305,9 @@ impl Registry {
             let idle = c.config.load().timeouts.idle;
             let members = c.members.load();
             for m in &members.endpoints {
-                m.state.pools[members.protocol].sweep(idle);
+                if let Some(pool) = m.state.pools[members.protocol].get() {
+                    pool.sweep(idle);
+                }
             }
         }
     }
@@ -536,8 +540,11 @@ pub(crate) struct EndpointState {
     pub(crate) total: AtomicU64,
     /// No cluster uses it any more: finish what is in flight, pool nothing.
     draining: Arc<AtomicBool>,
-    /// One pool per upstream protocol.
-    pools: [Arc<Pool>; PROTOCOLS],
+    /// One pool per upstream protocol, made on first use (most addresses are only ever
+    /// spoken to in one protocol, and an idle endpoint needs none: 20,000 endpoints hold no
+    /// pool until traffic reaches them).
+    pools: [OnceLock<Arc<Pool>>; PROTOCOLS],
+    h2_max_streams: usize,
 }
 
 impl EndpointState {
@@ -547,18 +554,6 @@ impl EndpointState {
         h2_max_streams: usize,
     ) -> Self {
         let (tls, upstream_tls) = tls;
-        let draining = Arc::new(AtomicBool::new(false));
-        let pool = || {
-            Arc::new(Pool {
-                draining: draining.clone(),
-                h1: Mutex::new(H1Pool::default()),
-                h2: Mutex::new(Vec::new()),
-                h2_connect: tokio::sync::Mutex::new(()),
-                h2_max_streams,
-                h2_limit_hint: AtomicUsize::new(0),
-                tls_http1: AtomicBool::new(false),
-            })
-        };
         EndpointState {
             address,
             tls,
@@ -566,14 +561,35 @@ impl EndpointState {
             load: Arc::new(EndpointLoad::default()),
             health: health::Health::default(),
             total: AtomicU64::new(0),
-            pools: [pool(), pool(), pool()],
-            draining,
+            pools: Default::default(),
+            h2_max_streams,
+            draining: Arc::default(),
         }
+    }
+
+    /// The pool of upstream protocol `protocol` ([`protocol_index`]).
+    fn pool(&self, protocol: usize) -> &Arc<Pool> {
+        self.pools[protocol].get_or_init(|| {
+            Arc::new(Pool {
+                draining: self.draining.clone(),
+                h1: Mutex::new(H1Pool::default()),
+                h2: Mutex::new(Vec::new()),
+                h2_connect: tokio::sync::Mutex::new(()),
+                h2_max_streams: self.h2_max_streams,
+                h2_limit_hint: AtomicUsize::new(0),
+                tls_http1: AtomicBool::new(false),
+            })
+        })
+    }
+
+    /// The pools made so far.
+    fn made_pools(&self) -> impl Iterator<Item = &Arc<Pool>> {
+        self.pools.iter().filter_map(OnceLock::get)
     }
 
     fn drain(&self) {
         self.draining.store(true, Ordering::Relaxed);
-        for pool in &self.pools {
+        for pool in self.made_pools() {
             pool.clear();
         }
     }
@@ -585,13 +601,13 @@ impl EndpointState {
 
     /// Idle HTTP/1 connections plus open HTTP/2 connections, for `/clusters`.
     pub(crate) fn pooled_connections(&self) -> usize {
-        self.pools.iter().map(|p| p.len()).sum()
+        self.made_pools().map(|p| p.len()).sum()
     }
 
     /// Open HTTP/1 connections (idle, busy or connecting) and requests waiting for one, for
     /// `/clusters`.
     pub(crate) fn h1_load(&self) -> (usize, usize) {
-        self.pools.iter().fold((0, 0), |(open, pending), p| {
+        self.made_pools().fold((0, 0), |(open, pending), p| {
             let h1 = lock(&p.h1);
             (open + h1.open, pending + h1.waiters.len())
         })
@@ -600,13 +616,14 @@ impl EndpointState {
     /// A new connection to it timed out unacknowledged after the request was sent
     /// ([`SendError::NotProcessed`] with a connect timeout): counted like a connect timeout.
     pub(crate) fn connect_timed_out(&self, cfg: &Cluster) {
-        self.pools[protocol_index(cfg)].connect_failed(true, cfg.timeouts.connect);
+        self.pool(protocol_index(cfg))
+            .connect_failed(true, cfg.timeouts.connect);
     }
 
     /// Whether it answered a response recently: a connect that times out means it is
     /// overloaded rather than gone.
     pub(crate) fn overloaded(&self, cfg: &Cluster) -> bool {
-        let h1 = lock(&self.pools[protocol_index(cfg)].h1);
+        let h1 = lock(&self.pool(protocol_index(cfg)).h1);
         h1.answered.is_some_and(|t| t.elapsed() < ALIVE)
     }
 
@@ -619,7 +636,7 @@ impl EndpointState {
         cfg: &Cluster,
         wait: bool,
     ) -> Result<Option<Conn>, Failure> {
-        let pool = &self.pools[protocol_index(cfg)];
+        let pool = self.pool(protocol_index(cfg));
         if cfg.protocol != UpstreamProtocol::Http1
             && let Some(stream) = pool.h2_stream()
         {
@@ -706,7 +723,7 @@ impl EndpointState {
     /// A new HTTP/1.1 connection for an upgrade (a WebSocket tunnel): never pooled, and not
     /// counted against the connection cap (a tunnel lives as long as its session).
     pub(crate) async fn connect_upgrade(&self, cfg: &Cluster) -> Result<Conn, Failure> {
-        let pool = &self.pools[protocol_index(cfg)];
+        let pool = self.pool(protocol_index(cfg));
         self.connect(cfg, pool, None, true).await
     }
 
