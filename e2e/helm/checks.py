@@ -229,10 +229,31 @@ def namespace_first(ds, ns):
             check(d["metadata"].get("namespace") == ns, f"{d['kind']} {d['metadata']['name']} outside {ns}")
 
 
+def dashboard(ds, chart_file, label, value, namespace):
+    """One ConfigMap with the sidecar's label, in the expected namespace, whose weir.json is
+    the chart's dashboards/weir.json unchanged: JSON with a $datasource variable that every
+    query uses."""
+    import json
+    cm = [d for d in of_kind(ds, "ConfigMap") if d["metadata"]["name"].endswith("-dashboard")]
+    check(len(cm) == 1, f"{len(cm)} dashboard ConfigMaps")
+    meta = cm[0]["metadata"]
+    check(meta["labels"].get(label) == value, f"label {label}={meta['labels'].get(label)!r}, want {value!r}")
+    check(meta.get("namespace") == namespace, f"namespace {meta.get('namespace')}, want {namespace}")
+    text = cm[0]["data"]["weir.json"]
+    with open(chart_file) as f:
+        check(json.loads(text) == json.load(f), "weir.json differs from the chart's dashboards/weir.json")
+    dash = json.loads(text)
+    names = [v["name"] for v in dash["templating"]["list"]]
+    check("datasource" in names, f"no datasource variable in {names}")
+    targets = [t for p in dash["panels"] for t in p.get("targets", [])]
+    check(targets and all(t["datasource"]["uid"] == "${datasource}" for t in targets),
+          "every query reads ${datasource}")
+
+
 CHECKS = {f.__name__.replace("_", "-"): f for f in [
     hardened, drain, replicas, pdb, hpa, no_kind, daemonset_hostports, default_scheduling,
     no_default_scheduling, user_affinity, networkpolicy, servicemonitor, metrics_service,
-    traffic_policy, namespace_first]}
+    traffic_policy, namespace_first, dashboard]}
 
 
 def main():

@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Offline checks of the Helm chart: `helm lint --strict` (values.schema.json), the manifests
 # rendered with the default values and with each option set (DaemonSet with hostPorts, HPA,
-# NetworkPolicy, ServiceMonitor, externalTrafficPolicy Local, ...) validated against the
-# Kubernetes schemas of every version 1.30 through 1.37 (kubernetes-validate, strict), what
-# each option renders, bad values refused, the chart's RBAC identical to docs/rbac.yaml (the
-# rules the Kubernetes-mode e2e test runs weir with), manifests/install.yaml up to date with
-# the chart, and the Dockerfile linted (hadolint). Ends with "N passed, N failed".
+# NetworkPolicy, ServiceMonitor, the Grafana dashboard ConfigMap, externalTrafficPolicy
+# Local, ...) validated against the Kubernetes schemas of every version 1.30 through 1.37
+# (kubernetes-validate, strict), what each option renders, bad values refused, the chart's
+# RBAC identical to docs/rbac.yaml (the rules the Kubernetes-mode e2e test runs weir with),
+# manifests/install.yaml up to date with the chart, and the Dockerfile linted (hadolint).
+# Ends with "N passed, N failed".
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -56,7 +57,7 @@ ADMIN_FROM='[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":
 t "helm lint --strict" "$HELM" lint --strict "$CHART"
 t "render defaults" render default
 t "render with options" render opts \
-    --set ingressClass.default=true,workers=1,watchNamespace=apps,accessLog=stdout,service.type=ClusterIP,metrics.service=true,zone=eu-west-1a,serveIngressClasses={nginx},annotationsPrefix=custom.example
+    --set ingressClass.default=true,workers=1,watchNamespace=apps,accessLog=stdout,service.type=ClusterIP,metrics.service=true,zone=eu-west-1a,serveIngressClasses={nginx},annotationsPrefix=custom.example,dashboard.enabled=true
 t "render kind=DaemonSet with hostPorts" render daemonset --set kind=DaemonSet,hostPorts.enabled=true
 t "render autoscaling.enabled" render hpa --set autoscaling.enabled=true,autoscaling.targetMemoryUtilizationPercentage=80
 t "render networkPolicy.enabled with adminFrom" render netpol --set networkPolicy.enabled=true --set-json "networkPolicy.adminFrom=$ADMIN_FROM"
@@ -148,6 +149,16 @@ t "serviceMonitor on a cluster without prometheus-operator: no ServiceMonitor, t
     bash -c "'$HELM' template weir '$CHART' --set metrics.serviceMonitor.enabled=true > '$TMP/sm-absent.yaml' && '$PY' '$HERE/checks.py' no-kind '$TMP/sm-absent.yaml' ServiceMonitor && '$PY' '$HERE/checks.py' metrics-service '$TMP/sm-absent.yaml'"
 t "no ServiceMonitor unless enabled, even when served" \
     bash -c "'$HELM' template weir '$CHART' --api-versions monitoring.coreos.com/v1/ServiceMonitor > '$TMP/sm-off.yaml' && '$PY' '$HERE/checks.py' no-kind '$TMP/sm-off.yaml' ServiceMonitor"
+t "no dashboard ConfigMap by default" "${CHECK[@]}" no-kind "$TMP/default.yaml" ConfigMap
+t "dashboard.enabled: a ConfigMap labelled grafana_dashboard=1 holding dashboards/weir.json" \
+    "${CHECK[@]}" dashboard "$TMP/opts.yaml" "$CHART/dashboards/weir.json" grafana_dashboard 1 weir-system
+t "dashboard.label, .labelValue, .namespace, .annotations" bash -c "'$HELM' template weir '$CHART' -n weir-system \
+    --set dashboard.enabled=true,dashboard.label=my.example/dash,dashboard.labelValue=yes,dashboard.namespace=monitoring,dashboard.annotations.grafana_folder=weir \
+    > '$TMP/dash.yaml' && '$PY' '$HERE/checks.py' dashboard '$TMP/dash.yaml' '$CHART/dashboards/weir.json' my.example/dash yes monitoring &&
+    grep -q 'grafana_folder: weir' '$TMP/dash.yaml'"
+t "rendered dashboard ConfigMap (custom label and namespace) valid for Kubernetes 1.30-1.37 (strict)" valid "$TMP/dash.yaml"
+t "schema refuses dashboard.enabled=yes" not "$HELM" template weir "$CHART" --set dashboard.enabled=yes
+t "schema refuses a dashboard label that is not a label name" not "$HELM" template weir "$CHART" --set "dashboard.label=not a label"
 t "externalTrafficPolicy: Cluster by default on the LoadBalancer Service" "${CHECK[@]}" traffic-policy "$TMP/default.yaml" Cluster
 t "externalTrafficPolicy=Local" "${CHECK[@]}" traffic-policy "$TMP/local.yaml" Local
 t "no externalTrafficPolicy on a ClusterIP Service" "${CHECK[@]}" traffic-policy "$TMP/opts.yaml" none

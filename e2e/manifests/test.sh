@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Black-box test of the built `weir` binary in manifests mode (issue 4 §1, §9): it starts
 # `weir run --manifests DIR` on 127.0.0.1 with named Python backends, then checks routing
-# over HTTP/1.1, h2c and TLS, live reload on a file change, the admin endpoints, `weir
-# validate` exit codes, and a clean exit on SIGTERM. Every process it starts is stopped by
-# PID. Ends with "N passed, N failed".
+# over HTTP/1.1, h2c and TLS, live reload on a file change, the admin endpoints, the Helm
+# chart's Grafana dashboard against the live /metrics (dashboard_check.py), the status page
+# in a headless Chromium (status_page.py), `weir validate` exit codes, and a clean exit on
+# SIGTERM. Every process it starts is stopped by PID. Ends with "N passed, N failed".
 #
 #   WEIR_BIN=target/release/weir e2e/manifests/test.sh
+#
+# The browser test needs Debian's chromium (installed here with apt-get when running as root,
+# or by .ci/run) and Playwright from PyPI (a venv in $WEIR_CACHE/browser-venv, default
+# ~/.cache/weir-e2e; Playwright's own browser downloads are never used). When either cannot
+# be had the test fails; WEIR_SKIP_BROWSER=1 skips it, saying so.
 set -uo pipefail
 HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 REPO="$(cd "$HERE/../.." && pwd)"
@@ -48,11 +54,41 @@ spec:
       - {path: /, pathType: Prefix, backend: {service: {name: missing, port: {number: 80}}}}
 YAML
 
+# A Service whose only endpoint refuses connections (nothing listens on 18219): 502s, so the
+# scrape has upstream errors and 5xx series for the dashboard check.
+cat >"$TMP/m/apps/refused.yaml" <<'YAML'
+apiVersion: networking.k8s.io/v1
+kind: Ingress
+metadata: {name: refused, namespace: default}
+spec:
+  rules:
+  - host: refused.localhost
+    http:
+      paths:
+      - {path: /, pathType: Prefix, backend: {service: {name: refused, port: {number: 80}}}}
+---
+apiVersion: v1
+kind: Service
+metadata: {name: refused, namespace: default}
+spec:
+  ports: [{name: http, port: 80, targetPort: 8080, protocol: TCP}]
+---
+apiVersion: discovery.k8s.io/v1
+kind: EndpointSlice
+metadata:
+  name: refused-1
+  namespace: default
+  labels: {kubernetes.io/service-name: refused}
+addressType: IPv4
+ports: [{name: http, port: 18219, protocol: TCP}]
+endpoints: [{addresses: [127.0.0.1], conditions: {ready: true}}]
+YAML
+
 python3 "$HERE/backend.py" a1=18211 a2=18212 b1=18213 b2=18214 >"$TMP/backend.log" 2>&1 &
 PIDS+=($!)
 for _ in $(seq 100); do grep -q ready "$TMP/backend.log" && break; sleep 0.1; done
 "$WEIR" run --manifests "$TMP/m" --http-addr $HTTP --https-addr $HTTPS --admin-addr $ADMIN --debug-addr $DEBUG \
-    --workers 1 --access-log "$TMP/access.log" --access-log-json >"$TMP/weir.log" 2>&1 &
+    --workers 1 --access-log "$TMP/access.log" --access-log-json --metrics-per-route >"$TMP/weir.log" 2>&1 &
 WEIR_PID=$!
 PIDS+=($WEIR_PID)
 for _ in $(seq 100); do
@@ -100,6 +136,62 @@ check "/metrics has control-plane metrics" 'weir_reconcile' "$metrics"
 check "/metrics has dropped access-log lines" "weir_access_log_dropped_total" "$metrics"
 check "/metrics has certificate expiry" "weir_certificates_expired 0" "$metrics"
 check "access log is JSON with the route" '"route"' "$(head -1 "$TMP/access.log")"
+
+# The Helm chart's Grafana dashboard: every metric and label its queries use is in this
+# weir's /metrics after traffic (per-route series on: --metrics-per-route; 5xx and upstream
+# errors from the refused endpoint).
+check "a refused endpoint answers 502" 502 "$(c -o /dev/null -w '%{http_code}' -H 'Host: refused.localhost' http://$HTTP/)"
+c http://$ADMIN/metrics >"$TMP/scrape.txt"
+DASHBOARD="$REPO/helm/weir/dashboards/weir.json"
+if python3 "$HERE/dashboard_check.py" "$DASHBOARD" "$TMP/scrape.txt" >"$TMP/dashboard.out" 2>&1; then
+    pass "every metric and label of the Grafana dashboard is in the live /metrics ($(head -1 "$TMP/dashboard.out" | cut -d, -f1))"
+else
+    fail "the Grafana dashboard uses what /metrics does not have:"$'\n'"$(cat "$TMP/dashboard.out")"
+fi
+# The check can fail: the same dashboard with one metric misspelled.
+sed 's/weir_upstream_errors_total/weir_upstream_error_total/' "$DASHBOARD" >"$TMP/bogus.json"
+python3 "$HERE/dashboard_check.py" "$TMP/bogus.json" "$TMP/scrape.txt" >"$TMP/bogus.out" 2>&1
+check "the dashboard check refuses a misspelled metric" "metric 'weir_upstream_error_total' is not in the scrape" "$(cat "$TMP/bogus.out")"
+sed 's/sum by (cluster, kind)/sum by (cluster, kinds)/' "$DASHBOARD" >"$TMP/bogus.json"
+python3 "$HERE/dashboard_check.py" "$TMP/bogus.json" "$TMP/scrape.txt" >"$TMP/bogus.out" 2>&1
+check "the dashboard check refuses a label the metric does not have" "label 'kinds' is on none of" "$(cat "$TMP/bogus.out")"
+
+# The status page at / on the debug listener, in a headless Chromium: it shows a route host
+# and an endpoint of this config, and a config change without a reload.
+check "the status page is served at / on the debug listener" "<title>weir status</title>" "$(c http://$DEBUG/)"
+check "the admin listener points to the debug listener for /" "debug listener" "$(c http://$ADMIN/)"
+check "/status.json lists the endpoint 127.0.0.1:18211" '"address": "127.0.0.1:18211"' "$(c http://$DEBUG/status.json)"
+browser_ready() { # chromium and a venv with Playwright; installs them when it can
+    # Not under tools/: e2e/helm takes the first tools/*/bin for helm's.
+    BROWSER_VENV="${WEIR_CACHE:-$HOME/.cache/weir-e2e}/browser-venv"
+    if [[ ! -x ${CHROMIUM:-/usr/bin/chromium} ]] && ((EUID == 0)) && command -v apt-get >/dev/null; then
+        echo "installing chromium (apt-get)"
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } >"$TMP/apt.log" 2>&1 ||
+            cat "$TMP/apt.log"
+    fi
+    [[ -x ${CHROMIUM:-/usr/bin/chromium} ]] || { echo "no chromium at ${CHROMIUM:-/usr/bin/chromium} (apt-get install chromium)"; return 1; }
+    if [[ ! -x $BROWSER_VENV/bin/python ]] || ! "$BROWSER_VENV/bin/python" -c 'import playwright' 2>/dev/null; then
+        echo "installing Playwright into $BROWSER_VENV (pip)"
+        python3 -m venv "$BROWSER_VENV" && "$BROWSER_VENV/bin/pip" install -q 'playwright==1.65.2' || return 1
+    fi
+}
+if [[ ${WEIR_SKIP_BROWSER:-0} == 1 ]]; then
+    echo "SKIP: the status page browser test (WEIR_SKIP_BROWSER=1)"
+elif ! browser_ready; then
+    fail "the status page browser test: chromium or Playwright could not be installed (WEIR_SKIP_BROWSER=1 skips it)"
+else
+    "$BROWSER_VENV/bin/python" "$HERE/status_page.py" "http://$DEBUG/" demo.localhost 127.0.0.1:18211 \
+        "$TMP/m/apps/status-page.yaml" status.localhost >"$TMP/browser.out" 2>&1
+    rc=$?
+    while IFS= read -r line; do
+        case $line in
+            PASS:*) pass "status page: ${line#PASS: }" ;;
+            FAIL:*) fail "status page: ${line#FAIL: }" ;;
+        esac
+    done <"$TMP/browser.out"
+    grep -q '^PASS:' "$TMP/browser.out" && ((rc == 0 || $(grep -c '^FAIL:' "$TMP/browser.out") > 0)) ||
+        fail "status page: the browser test did not run:"$'\n'"$(cat "$TMP/browser.out")"
+fi
 
 # validate exit codes (like nginx -t).
 "$WEIR" validate --manifests "$REPO/examples/demo" >/dev/null 2>&1

@@ -3,7 +3,8 @@
 //! The control plane talks to the proxy only through [`Proxy::publish_snapshot`],
 //! [`Proxy::publish_endpoints`] and [`Proxy::update_endpoints`]; the admin listener reads
 //! [`Proxy::render_metrics`], [`Proxy::clusters_json`], [`Proxy::snapshot`],
-//! [`Proxy::generation`] and [`Proxy::listeners`]; `main` runs [`Proxy::serve`]. Everything
+//! [`Proxy::generation`], [`Proxy::listeners`] and [`Proxy::publish_history`] (the control
+//! plane adds its diagnostics with [`Proxy::report_diagnostics`]); `main` runs [`Proxy::serve`]. Everything
 //! else is the request path:
 //!
 //! - `server`: the listeners of the snapshot, bound, kept and closed by diffing snapshots;
@@ -78,6 +79,7 @@ mod filter;
 mod framing;
 mod h2_conn;
 mod headers;
+pub mod history;
 mod host;
 mod metrics;
 mod normalize;
@@ -154,6 +156,9 @@ pub(crate) struct Inner {
     /// Counters of requests answered without a cluster (no route, redirects, direct
     /// responses): `weir_requests_total{cluster=""}`.
     no_cluster: Arc<TrafficStats>,
+    /// The last publishes and diagnostics, for the debug listener's status page; written
+    /// under the publish lock, never read by requests.
+    history: Mutex<history::History>,
 }
 
 struct PublishState {
@@ -270,6 +275,7 @@ impl Proxy {
                 bound: Mutex::new(Vec::new()),
                 access_log,
                 no_cluster: Arc::default(),
+                history: Mutex::default(),
             }),
         }
     }
@@ -285,8 +291,10 @@ impl Proxy {
     pub fn publish_snapshot(&self, snapshot: Arc<Snapshot>) {
         let mut state = self.publish_lock();
         let sets = self.inner.endpoints.load_full();
-        self.rebuild(&mut state, snapshot, &sets);
-        self.inner.generation.fetch_add(1, Ordering::Relaxed);
+        let old = self.snapshot();
+        self.rebuild(&mut state, snapshot.clone(), &sets);
+        let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
+        self.history().snapshot(generation, &old, &snapshot);
         drop(state);
         self.inner.listeners_changed.send_modify(|g| *g += 1);
     }
@@ -303,6 +311,12 @@ impl Proxy {
     /// for EndpointSlice changes (the route table is not rebuilt).
     pub fn update_endpoints(&self, cluster: &ClusterKey, set: Option<Arc<EndpointSet>>) {
         let mut state = self.publish_lock();
+        let before = self
+            .inner
+            .endpoints
+            .load()
+            .get(cluster)
+            .map(|s| s.endpoints.len());
         self.inner.endpoints.rcu(|current| {
             let mut next = EndpointSets::clone(current);
             match &set {
@@ -312,6 +326,25 @@ impl Proxy {
             next
         });
         state.registry.update_endpoints(cluster, set.as_deref());
+        let after = set.as_ref().map(|s| s.endpoints.len());
+        self.history()
+            .endpoints(self.generation(), &self.snapshot(), cluster, before, after);
+    }
+
+    /// The control plane's diagnostics (conditions) of the compile it published last, for
+    /// the debug listener's status page.
+    pub fn report_diagnostics(&self, diagnostics: Vec<history::Diagnostic>) {
+        self.history().diagnostics(diagnostics);
+    }
+
+    /// The last publishes, newest first, and the last compile's diagnostics.
+    pub fn publish_history(&self) -> history::HistoryView {
+        self.history().view()
+    }
+
+    fn history(&self) -> std::sync::MutexGuard<'_, history::History> {
+        // A panic mid-record leaves at worst one odd record; keep serving the page.
+        self.inner.history.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Number of snapshots published so far; `0` means not ready.

@@ -629,6 +629,7 @@ impl Core {
         self.proxy
             .publish_endpoints(Arc::new(self.endpoints.clone()));
         self.proxy.publish_snapshot(Arc::new(compiled.snapshot));
+        self.proxy.report_diagnostics(diagnostics(&compiled.status));
         self.report = compiled.status;
         self.cfg.metrics.reconcile.reconciled();
     }
@@ -769,6 +770,28 @@ impl Core {
 fn slice_service(key: &ObjectKey, slice: &EndpointSlice) -> Option<ObjectKey> {
     let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
     Some(ObjectKey::new(&key.namespace, name))
+}
+
+/// A compile's conditions as the plain text the debug listener's status page shows.
+fn diagnostics(report: &StatusReport) -> Vec<crate::proxy::history::Diagnostic> {
+    report
+        .conditions
+        .iter()
+        .flat_map(|(object, conditions)| {
+            conditions
+                .iter()
+                .map(move |c| crate::proxy::history::Diagnostic {
+                    object: format!("{} {}", object.kind, object.key),
+                    severity: match c.severity {
+                        crate::compile::Severity::Error => "Error",
+                        crate::compile::Severity::Warning => "Warning",
+                    },
+                    type_: c.type_.to_owned(),
+                    reason: c.reason.to_owned(),
+                    message: c.message.clone(),
+                })
+        })
+        .collect()
 }
 
 fn log_load_diagnostics(diagnostics: &[files::LoadDiagnostic]) {
