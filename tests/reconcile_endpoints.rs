@@ -81,8 +81,13 @@ fn event(kind: Kind, change: Change) -> StoreEvent {
 }
 
 async fn settle() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
+    // A compile runs on a blocking thread, in real time (even under a paused clock): give it
+    // some between rounds of yields.
+    for _ in 0..10 {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 

@@ -61,9 +61,6 @@ use crate::store::{Kind, KubeObject, ObjectKey, Objects, Source};
 use self::debounce::{Debounce, Pending};
 use self::metrics::{CertificateExpiry, ControlPlaneMetrics, Propagation};
 
-/// Label of an EndpointSlice naming its Service.
-const SERVICE_NAME_LABEL: &str = "kubernetes.io/service-name";
-
 /// Settings of the reconcile loop.
 #[derive(Clone)]
 pub struct ReconcileConfig {
@@ -160,7 +157,7 @@ pub async fn run_files(
     let mut debounce = Debounce::new(cfg.quiet, cfg.max_delay);
     cfg.metrics.watch.set_synced(Source::Manifests);
     let mut core = Core::new(cfg, proxy);
-    core.objects = objects;
+    core.set_objects(objects);
     core.build(Pending {
         compile: true,
         status: false,
@@ -205,7 +202,7 @@ pub async fn run_files(
                 match files::load_dir(&dir) {
                     Ok((objects, diagnostics)) => {
                         log_load_diagnostics(&diagnostics);
-                        core.objects = objects;
+                        core.set_objects(objects);
                         core.build(pending);
                     }
                     Err(error) => {
@@ -309,19 +306,37 @@ pub async fn drive(
 ) {
     let mut debounce = Debounce::new(core.cfg.quiet, core.cfg.max_delay);
     let mut synced: BTreeSet<Source> = BTreeSet::new();
+    // The compile running on its blocking thread, and what it was started for.
+    let mut compiling: Option<(tokio::task::JoinHandle<_>, Pending)> = None;
     tokio::pin!(shutdown);
     loop {
         let deadline = debounce.deadline();
+        let idle = compiling.is_none();
         // Biased, timer before events: a stream of events must not starve the build.
         tokio::select! {
             biased;
             () = &mut shutdown => return,
-            () = sleep_until(deadline) => {
-                if let Some(pending) = debounce.fire(Instant::now()) {
-                    core.build(pending);
+            done = async { (&mut compiling.as_mut().expect("guarded").0).await }, if !idle => {
+                let (_, pending) = compiling.take().expect("guarded");
+                match done {
+                    Ok(done) => core.finish_compile(done, pending, &mut debounce),
+                    // Cancelled: only at runtime shutdown.
+                    Err(error) => {
+                        tracing::warn!(%error, "compile task gone");
+                        return;
+                    }
                 }
             }
-            () = sleep_until(core.recheck_at) => core.recheck_certificates(),
+            () = sleep_until(deadline), if idle => {
+                if let Some(pending) = debounce.fire(Instant::now()) {
+                    if pending.compile {
+                        compiling = Some((core.start_compile(), pending));
+                    } else {
+                        core.update_status_plan();
+                    }
+                }
+            }
+            () = sleep_until(core.recheck_at), if idle => core.recheck_certificates(),
             event = rx.recv() => {
                 let Some(event) = event else { return };
                 let source = event.source;
@@ -398,8 +413,15 @@ struct StatusState {
 /// The state the reconcile loop owns: the objects, the last compile's index and report,
 /// and the endpoint sets last handed to the proxy.
 pub struct Core {
-    /// The objects, as the source last reported them.
-    pub objects: Objects,
+    /// The compile input, as the source last reported it (every kind but EndpointSlices).
+    /// Handed to the compile thread while a compile runs ([`Core::start_compile`]).
+    objects: Objects,
+    /// The EndpointSlices (only that kind): the endpoints fast path's own, never waiting for
+    /// a compile.
+    slices: Objects,
+    /// A compile is running: compile-input changes wait here (in arrival order) until its
+    /// objects come back.
+    deferred: Option<Vec<(Kind, Change, Instant)>>,
     cfg: ReconcileConfig,
     proxy: Proxy,
     /// Service → its clusters in the current snapshot (rebuilt on every compile).
@@ -421,6 +443,8 @@ impl Core {
     pub fn new(cfg: ReconcileConfig, proxy: Proxy) -> Self {
         Core {
             objects: Objects::default(),
+            slices: Objects::default(),
+            deferred: None,
             cfg,
             proxy,
             service_clusters: HashMap::new(),
@@ -431,6 +455,14 @@ impl Core {
             status: None,
             recheck_at: None,
         }
+    }
+
+    /// Replace every object (a manifests directory's load): the compile input and the
+    /// EndpointSlices.
+    pub fn set_objects(&mut self, mut objects: Objects) {
+        self.slices.endpoint_slices = std::mem::take(&mut objects.endpoint_slices);
+        self.objects = objects;
+        self.rebuild_slice_index();
     }
 
     /// Apply one store event; EndpointSlice changes are published at once.
@@ -475,6 +507,10 @@ impl Core {
         arrived: Instant,
         debounce: &mut Debounce,
     ) {
+        if let Some(deferred) = &mut self.deferred {
+            deferred.push((kind, change, arrived));
+            return;
+        }
         let now = Instant::now();
         match change {
             Change::Replace(list) => {
@@ -502,7 +538,7 @@ impl Core {
     fn apply_endpoint_slice(&mut self, change: Change, arrived: Instant) {
         match change {
             Change::Replace(list) => {
-                self.objects.clear(Kind::EndpointSlice);
+                self.slices.clear(Kind::EndpointSlice);
                 for object in list {
                     self.store(object);
                 }
@@ -517,7 +553,7 @@ impl Core {
                     _ => None,
                 };
                 let old_service = self
-                    .objects
+                    .slices
                     .endpoint_slices
                     .get(&key)
                     .and_then(|slice| slice_service(&key, slice));
@@ -534,11 +570,11 @@ impl Core {
             }
             Change::Delete(key) => {
                 let service = self
-                    .objects
+                    .slices
                     .endpoint_slices
                     .get(&key)
                     .and_then(|slice| slice_service(&key, slice));
-                self.objects.delete(Kind::EndpointSlice, &key);
+                self.slices.delete(Kind::EndpointSlice, &key);
                 self.index_slice(&key, service.as_ref(), None);
                 if let Some(service) = service {
                     self.publish_service_endpoints(&service, arrived);
@@ -549,24 +585,75 @@ impl Core {
 
     /// Store one object through [`Objects::apply`] (the same normalisation as the file source).
     fn store(&mut self, object: KubeObject) {
-        if let Err(error) = self.objects.apply(object) {
+        let store = match object {
+            KubeObject::EndpointSlice(_) => &mut self.slices,
+            _ => &mut self.objects,
+        };
+        if let Err(error) = store.apply(object) {
             tracing::warn!(%error, "skipping an object the store refuses");
         }
     }
 
-    /// Compile (when asked), publish, and recompute the status plan.
+    /// Compile (when asked) on this thread, publish, and recompute the status plan.
     pub fn build(&mut self, pending: Pending) {
         if pending.compile {
             let compiled = self.compile();
-            self.publish(compiled);
-            if let Some(first) = pending.first_arrival {
-                self.cfg
-                    .metrics
-                    .reconcile
-                    .observe_propagation(Propagation::Routes, first.elapsed());
-            }
+            self.finish(compiled, pending.first_arrival);
         }
         self.update_status_plan();
+    }
+
+    /// Start compiling on a blocking thread: the objects go with it, and compile-input
+    /// changes wait in `deferred` until [`Core::finish_compile`] takes them back, while
+    /// EndpointSlice changes keep their fast path (a compile of 50,000 routes must not
+    /// delay an endpoint change behind it).
+    fn start_compile(&mut self) -> tokio::task::JoinHandle<CompileDone> {
+        let now_unix = unix_now();
+        self.cfg.compile.now_unix = now_unix;
+        let config = self.cfg.compile.clone();
+        let objects = std::mem::take(&mut self.objects);
+        self.deferred = Some(Vec::new());
+        tokio::task::spawn_blocking(move || {
+            // compile is pure and total, so a panic is a bug; the objects still come back and
+            // the last snapshot keeps serving.
+            let compiled = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                compile(&objects, &config)
+            }))
+            .ok();
+            (objects, compiled)
+        })
+    }
+
+    /// A compile started by [`Core::start_compile`] is done: take the objects back, publish,
+    /// then apply the changes that arrived meanwhile (they schedule the next compile).
+    fn finish_compile(
+        &mut self,
+        (objects, compiled): CompileDone,
+        pending: Pending,
+        debounce: &mut Debounce,
+    ) {
+        self.objects = objects;
+        match compiled {
+            Some(compiled) => {
+                self.after_compile(self.cfg.compile.now_unix, &compiled);
+                self.finish(compiled, pending.first_arrival);
+                self.update_status_plan();
+            }
+            None => tracing::error!("compile panicked; keeping the last snapshot"),
+        }
+        for (kind, change, arrived) in self.deferred.take().unwrap_or_default() {
+            self.apply_compile_input(kind, change, arrived, debounce);
+        }
+    }
+
+    fn finish(&mut self, compiled: crate::compile::Compiled, first_arrival: Option<Instant>) {
+        self.publish(compiled);
+        if let Some(first) = first_arrival {
+            self.cfg
+                .metrics
+                .reconcile
+                .observe_propagation(Propagation::Routes, first.elapsed());
+        }
     }
 
     /// The certificate timer fired: compile again, and publish only if the clock changed
@@ -584,12 +671,16 @@ impl Core {
 
     /// Compile the objects at the current time, and schedule the next certificate re-check.
     fn compile(&mut self) -> crate::compile::Compiled {
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
-            .unwrap_or(0);
+        let now_unix = unix_now();
         self.cfg.compile.now_unix = now_unix;
         let compiled = compile(&self.objects, &self.cfg.compile);
+        self.after_compile(now_unix, &compiled);
+        compiled
+    }
+
+    /// What every compile's result sets: the next certificate re-check and the certificate
+    /// metrics.
+    fn after_compile(&mut self, now_unix: i64, compiled: &crate::compile::Compiled) {
         let served = served_certificates(&compiled.snapshot);
         let has_https = compiled.snapshot.listeners.iter().any(|l| l.tls.is_some());
         self.recheck_at =
@@ -606,7 +697,6 @@ impl Core {
             .metrics
             .reconcile
             .set_certificates(served, u64::try_from(expired).unwrap_or(u64::MAX));
-        compiled
     }
 
     /// Publish a compile's endpoint sets, then its snapshot; keep its report.
@@ -622,7 +712,7 @@ impl Core {
         // Endpoints first: a new route must never point at a cluster with no endpoint
         // set yet.
         self.endpoints = endpoints::build(
-            &self.objects,
+            &self.slices,
             &compiled.snapshot.clusters,
             self.cfg.zone.as_deref(),
         );
@@ -676,7 +766,7 @@ impl Core {
 
     fn rebuild_slice_index(&mut self) {
         self.slices_by_service.clear();
-        for (key, slice) in &self.objects.endpoint_slices {
+        for (key, slice) in &self.slices.endpoint_slices {
             if let Some(service) = slice_service(key, slice) {
                 self.slices_by_service
                     .entry(service)
@@ -716,7 +806,7 @@ impl Core {
             .get(service)
             .into_iter()
             .flatten()
-            .filter_map(|key| self.objects.endpoint_slices.get(key))
+            .filter_map(|key| self.slices.endpoint_slices.get(key))
             .collect();
         let mut changed = false;
         for cluster in clusters {
@@ -753,7 +843,7 @@ impl Core {
             .flatten()
             .map(|c| (c.key.clone(), c.clone()))
             .collect();
-        let sets = endpoints::build(&self.objects, &clusters, self.cfg.zone.as_deref());
+        let sets = endpoints::build(&self.slices, &clusters, self.cfg.zone.as_deref());
         if sets != self.endpoints {
             self.endpoints = sets;
             self.proxy
@@ -766,9 +856,25 @@ impl Core {
     }
 }
 
+/// What a compile thread hands back: the objects it borrowed, and its result (`None`: it
+/// panicked).
+type CompileDone = (Objects, Option<crate::compile::Compiled>);
+
+/// Seconds since the Unix epoch (compile's clock, for certificate validity).
+fn unix_now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
 /// The Service an EndpointSlice belongs to (`None` for slices not managed for a Service).
 fn slice_service(key: &ObjectKey, slice: &EndpointSlice) -> Option<ObjectKey> {
-    let name = slice.metadata.labels.as_ref()?.get(SERVICE_NAME_LABEL)?;
+    let name = slice
+        .metadata
+        .labels
+        .as_ref()?
+        .get(crate::api::annotations::SERVICE_NAME_LABEL)?;
     Some(ObjectKey::new(&key.namespace, name))
 }
 

@@ -52,8 +52,13 @@ fn event(kind: Kind, change: Change) -> StoreEvent {
 
 /// Let the loop task run everything that is ready.
 async fn settle() {
-    for _ in 0..20 {
-        tokio::task::yield_now().await;
+    // A compile runs on a blocking thread, in real time (even under a paused clock): give it
+    // some between rounds of yields.
+    for _ in 0..10 {
+        for _ in 0..20 {
+            tokio::task::yield_now().await;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(2));
     }
 }
 
@@ -265,4 +270,125 @@ fn the_certificate_check_is_due_just_after_the_earliest_expiry_within_the_cap() 
     assert_eq!(check(1_000, &[10], true), Some(Duration::from_secs(1)));
     // No HTTPS listener: nothing depends on the clock.
     assert_eq!(check(1_000, &[], false), None);
+}
+
+/// Objects of one Service `web` with one Ingress route and its slice `web-a` (`ips`).
+fn web(ips: &[&str]) -> Vec<KubeObject> {
+    use serde_json::json;
+    let endpoints: Vec<_> = ips
+        .iter()
+        .map(|ip| json!({"addresses": [ip], "conditions": {"ready": true}}))
+        .collect();
+    vec![
+        KubeObject::IngressClass(
+            serde_json::from_value(json!({
+                "metadata": {"name": "weir"},
+                "spec": {"controller": "weir.dev/ingress-controller"}
+            }))
+            .expect("class"),
+        ),
+        KubeObject::Service(
+            serde_json::from_value(json!({
+                "metadata": {"namespace": "default", "name": "web"},
+                "spec": {"ports": [{"name": "http", "port": 80, "targetPort": 8080}]}
+            }))
+            .expect("service"),
+        ),
+        KubeObject::Ingress(
+            serde_json::from_value(json!({
+                "metadata": {"namespace": "default", "name": "web"},
+                "spec": {"ingressClassName": "weir", "rules": [{"host": "web.example",
+                    "http": {"paths": [{"path": "/", "pathType": "Prefix",
+                        "backend": {"service": {"name": "web", "port": {"number": 80}}}}]}}]}
+            }))
+            .expect("ingress"),
+        ),
+        KubeObject::EndpointSlice(
+            serde_json::from_value(json!({
+                "metadata": {"namespace": "default", "name": "web-a",
+                             "labels": {"kubernetes.io/service-name": "web"}},
+                "addressType": "IPv4",
+                "ports": [{"name": "http", "port": 8080}],
+                "endpoints": endpoints
+            }))
+            .expect("slice"),
+        ),
+    ]
+}
+
+/// The endpoint addresses the proxy holds, sorted.
+fn proxy_addresses(proxy: &Proxy) -> Vec<String> {
+    let clusters = proxy.clusters_json();
+    let mut out: Vec<String> = clusters["clusters"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|c| c["endpoints"].as_array().cloned().unwrap_or_default())
+        .filter_map(|e| e["address"].as_str().map(str::to_owned))
+        .collect();
+    out.sort();
+    out
+}
+
+#[tokio::test]
+async fn endpoint_slices_take_effect_while_a_compile_runs_and_other_changes_wait_for_it() {
+    let proxy = Proxy::default();
+    let mut core = Core::new(config(), proxy.clone());
+    let mut debounce = Debounce::new(Duration::from_millis(100), Duration::from_secs(1));
+    debounce.mark_synced(Instant::now());
+    let _ = debounce.fire(Instant::now() + Duration::from_secs(2));
+    let mut objects = Objects::default();
+    for o in web(&["10.0.0.1"]) {
+        objects.apply(o).expect("named");
+    }
+    core.set_objects(objects);
+    let pending = Pending {
+        compile: true,
+        status: false,
+        first_arrival: None,
+    };
+    core.build(pending);
+    assert_eq!(proxy.generation(), 1);
+    assert_eq!(proxy_addresses(&proxy), ["10.0.0.1:8080"]);
+
+    // A compile starts, and takes the compile input with it.
+    let compiling = core.start_compile();
+    let slice = web(&["10.0.0.1", "10.0.0.2"]).pop().expect("slice");
+    core.apply(
+        event(Kind::EndpointSlice, Change::Apply(Box::new(slice))),
+        &mut debounce,
+    );
+    assert_eq!(
+        proxy_addresses(&proxy),
+        ["10.0.0.1:8080", "10.0.0.2:8080"],
+        "the endpoints fast path does not wait for the compile"
+    );
+    core.apply(
+        event(
+            Kind::Ingress,
+            Change::Apply(Box::new(KubeObject::Ingress(ingress("other", "weir")))),
+        ),
+        &mut debounce,
+    );
+    assert_eq!(core.deferred.as_ref().map(Vec::len), Some(1));
+    assert_eq!(debounce.deadline(), None, "nothing scheduled while it runs");
+
+    let done = compiling.await.expect("compile thread");
+    core.finish_compile(done, pending, &mut debounce);
+    assert_eq!(proxy.generation(), 2);
+    assert_eq!(
+        proxy_addresses(&proxy),
+        ["10.0.0.1:8080", "10.0.0.2:8080"],
+        "the compile's publish uses the slices as they are now"
+    );
+    assert!(core.deferred.is_none());
+    assert_eq!(
+        core.objects.ingresses.len(),
+        2,
+        "the deferred change applied"
+    );
+    assert!(
+        debounce.deadline().is_some(),
+        "and it schedules the next compile"
+    );
 }

@@ -47,7 +47,9 @@ use crate::api::httpfilter::HTTPFilter;
 use crate::api::annotations;
 
 use self::kinds::kinds;
-pub use self::kinds::{KindScope, KindVisitor, StoreKind, admit_secret, same_meta, same_spec};
+pub use self::kinds::{
+    KindScope, KindVisitor, StoreKind, admit_endpoint_slice, admit_secret, same_meta, same_spec,
+};
 pub use self::metrics::WatchMetrics;
 
 kinds! {
@@ -65,8 +67,17 @@ kinds! {
             same_spec(old, new, |o| &o.spec)
         }
     }
-    /// discovery.k8s.io/v1 EndpointSlice (its changes take reconcile's endpoints fast path).
-    EndpointSlice(EndpointSlice) in endpoint_slices, label "endpointslice" {}
+    /// discovery.k8s.io/v1 EndpointSlice (its changes take reconcile's endpoints fast path),
+    /// kept as what [`crate::endpoints`] reads: the Service label, the address type, the
+    /// ports, and each endpoint's addresses, conditions, zone and zone hints. A pod's
+    /// `targetRef`, `nodeName` and `hostname` (four to six strings per endpoint in a real
+    /// cluster) are dropped on arrival.
+    EndpointSlice(EndpointSlice) in endpoint_slices, label "endpointslice" {
+        fn admit(&mut self) -> bool {
+            admit_endpoint_slice(self);
+            true
+        }
+    }
     /// weir.dev/v1alpha1 HTTPFilter.
     HTTPFilter(HTTPFilter) in http_filters, label "httpfilter" {
         fn same_compile_input(old: &Self, new: &Self) -> bool {
