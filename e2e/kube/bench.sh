@@ -38,6 +38,10 @@ fi
 "$CLUSTER" up || { fail "cluster up"; exit 1; }
 nsenter_args
 apply_rbac "$SYS"
+# weir's CRDs, as the chart installs them before weir starts (weir waits for every kind it
+# watches to list).
+k apply -f "$REPO/crds/" >/dev/null && k wait --for condition=Established crd --all --timeout 30s >/dev/null \
+  || { fail "applying crds/"; exit 1; }
 SA_KUBECONFIG="$WEIR_E2E_STATE/weir-sa.kubeconfig"
 sa_kubeconfig "$SYS" weir "$SA_KUBECONFIG" || { fail "token"; exit 1; }
 

@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::{Applied, Kind, KubeObject, Objects};
 
@@ -174,10 +175,29 @@ fn cannot_read(file: PathBuf, error: &std::io::Error) -> LoadDiagnostic {
     }
 }
 
-/// One document of a file: where it starts and what it parsed to.
-struct Document {
+/// One document of a file: where it starts and its text, parsed only when it is loaded (so
+/// a file of thousands of documents never holds all of them as trees at once).
+struct Document<'a> {
     start_line: usize,
-    parsed: Result<Value, (Option<usize>, String)>,
+    parsed: Result<Body<'a>, (Option<usize>, String)>,
+}
+
+/// A document's text.
+enum Body<'a> {
+    Yaml(&'a str),
+    Json(&'a RawValue),
+}
+
+/// The head of a JSON document that may be a `List`: its items stay text until each is
+/// loaded in turn (a 10 MB `kubectl get -o json` list would otherwise be a tree of some
+/// hundred megabytes while it loads).
+#[derive(serde::Deserialize)]
+struct JsonListHead<'a> {
+    #[serde(rename = "apiVersion")]
+    api_version: String,
+    kind: String,
+    #[serde(borrow)]
+    items: Vec<&'a RawValue>,
 }
 
 struct Loader {
@@ -207,11 +227,45 @@ impl Loader {
         } else {
             yaml_documents(&text)
         };
-        for (index, document) in documents.into_iter().enumerate() {
+        let mut index = 0;
+        for document in documents {
+            let line = document.start_line;
             match document.parsed {
-                Ok(value) => self.load_value(file, index, document.start_line, value, None),
+                Ok(Body::Yaml(body)) => match serde_yaml::from_str::<Value>(body) {
+                    Ok(Value::Null) => continue,
+                    Ok(value) => self.load_value(file, index, line, value, None),
+                    Err(error) => {
+                        let at = error.location().map(|l| line + l.line().saturating_sub(1));
+                        let reason = format!("invalid YAML: {error}");
+                        self.diagnose(file, index, at.or(Some(line)), reason);
+                    }
+                },
+                Ok(Body::Json(raw)) => self.load_json(file, index, line, raw),
                 Err((line, reason)) => self.diagnose(file, index, line, reason),
             }
+            index += 1;
+        }
+    }
+
+    /// A JSON document: a `List` item by item, anything else as one value.
+    fn load_json(&mut self, file: &Path, index: usize, line: usize, raw: &RawValue) {
+        if let Ok(head) = serde_json::from_str::<JsonListHead>(raw.get())
+            && let Some(item_kind) = head.kind.strip_suffix("List")
+        {
+            for item in head.items {
+                match serde_json::from_str::<Value>(item.get()) {
+                    Ok(value) => {
+                        let list_type = Some((head.api_version.as_str(), item_kind));
+                        self.load_value(file, index, line, value, list_type);
+                    }
+                    Err(error) => self.diagnose(file, index, Some(line), error.to_string()),
+                }
+            }
+            return;
+        }
+        match serde_json::from_str::<Value>(raw.get()) {
+            Ok(value) => self.load_value(file, index, line, value, None),
+            Err(error) => self.diagnose(file, index, Some(line), error.to_string()),
         }
     }
 
@@ -328,30 +382,23 @@ fn value_type(value: &Value) -> &'static str {
 
 /// Split a YAML stream on `---` lines (as kubectl's reader does), parse each non-empty
 /// document on its own so that one bad document does not hide the others.
-fn yaml_documents(text: &str) -> Vec<Document> {
+fn yaml_documents(text: &str) -> Vec<Document<'_>> {
     let mut documents = Vec::new();
     let mut start = 0usize; // byte offset of the current document
     let mut start_line = 1usize;
     let mut offset = 0usize;
-    let push = |documents: &mut Vec<Document>, body: &str, start_line: usize| {
+    fn push<'a>(documents: &mut Vec<Document<'a>>, body: &'a str, start_line: usize) {
         if body
             .lines()
             .all(|l| l.trim().is_empty() || l.trim_start().starts_with('#'))
         {
             return;
         }
-        let parsed = match serde_yaml::from_str::<Value>(body) {
-            Ok(Value::Null) => return,
-            Ok(value) => Ok(value),
-            Err(error) => {
-                let line = error
-                    .location()
-                    .map(|l| start_line + l.line().saturating_sub(1));
-                Err((line.or(Some(start_line)), format!("invalid YAML: {error}")))
-            }
-        };
-        documents.push(Document { start_line, parsed });
-    };
+        documents.push(Document {
+            start_line,
+            parsed: Ok(Body::Yaml(body)),
+        });
+    }
     for (line_no, line) in (1usize..).zip(text.split_inclusive('\n')) {
         let content = line.trim_end_matches(['\n', '\r']);
         let is_separator = content
@@ -369,9 +416,9 @@ fn yaml_documents(text: &str) -> Vec<Document> {
 }
 
 /// Parse a stream of JSON values; a syntax error ends the file (the stream cannot resync).
-fn json_documents(text: &str) -> Vec<Document> {
+fn json_documents(text: &str) -> Vec<Document<'_>> {
     let mut documents = Vec::new();
-    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<Value>();
+    let mut stream = serde_json::Deserializer::from_str(text).into_iter::<&RawValue>();
     loop {
         let start = stream.byte_offset();
         let start_line = 1
@@ -383,9 +430,9 @@ fn json_documents(text: &str) -> Vec<Document> {
                 .count();
         match stream.next() {
             None => break,
-            Some(Ok(value)) => documents.push(Document {
+            Some(Ok(raw)) => documents.push(Document {
                 start_line,
-                parsed: Ok(value),
+                parsed: Ok(Body::Json(raw)),
             }),
             Some(Err(error)) => {
                 documents.push(Document {
