@@ -130,7 +130,13 @@ impl History {
             generation,
             unix_ms: now_ms(),
             kind: "endpoints",
-            counts: counts(snapshot),
+            // The snapshot did not change: its sizes are the last record's (counting 50,000
+            // routes on every EndpointSlice change would cost more than the change).
+            counts: self
+                .records
+                .back()
+                .filter(|r| r.generation == generation)
+                .map_or_else(|| counts(snapshot), |r| r.counts),
             changes: vec![format!(
                 "~ endpoints of {cluster}: {} → {}",
                 show(before),

@@ -144,7 +144,6 @@ impl Default for Proxy {
 pub(crate) struct Inner {
     config: ProxyConfig,
     runtime: ArcSwap<Runtime>,
-    endpoints: ArcSwap<EndpointSets>,
     generation: AtomicU64,
     /// Serializes publishers; never touched by requests.
     publish: Mutex<PublishState>,
@@ -163,6 +162,10 @@ pub(crate) struct Inner {
 
 struct PublishState {
     registry: Registry,
+    /// The endpoint sets of every cluster, as last published. Only this state holds the
+    /// `Arc` (apart from a rebuild's borrow), so the fast path changes one entry in place
+    /// instead of copying a map of 5,000 clusters per EndpointSlice change.
+    endpoints: Arc<EndpointSets>,
     /// Per-route counters by (route name, cluster name), for routes with per-route metrics
     /// on; kept across snapshots so counters stay monotonic, dropped with their route.
     route_stats: HashMap<(String, String), Arc<RouteStats>>,
@@ -263,10 +266,10 @@ impl Proxy {
             inner: Arc::new(Inner {
                 config,
                 runtime: ArcSwap::from_pointee(Runtime::empty()),
-                endpoints: ArcSwap::from_pointee(EndpointSets::new()),
                 generation: AtomicU64::new(0),
                 publish: Mutex::new(PublishState {
                     registry,
+                    endpoints: Arc::default(),
                     route_stats: HashMap::new(),
                     slots: BTreeMap::new(),
                     filter_state: filter::StateCarry::default(),
@@ -290,7 +293,7 @@ impl Proxy {
     /// snapshot adds are bound and those it removes drain (when [`Proxy::serve`] runs).
     pub fn publish_snapshot(&self, snapshot: Arc<Snapshot>) {
         let mut state = self.publish_lock();
-        let sets = self.inner.endpoints.load_full();
+        let sets = state.endpoints.clone();
         let old = self.snapshot();
         self.rebuild(&mut state, snapshot.clone(), &sets);
         let generation = self.inner.generation.fetch_add(1, Ordering::Relaxed) + 1;
@@ -302,7 +305,7 @@ impl Proxy {
     /// Replace the endpoint sets of every cluster.
     pub fn publish_endpoints(&self, endpoints: Arc<EndpointSets>) {
         let mut state = self.publish_lock();
-        self.inner.endpoints.store(endpoints.clone());
+        state.endpoints = endpoints.clone();
         let snapshot = self.inner.runtime.load().snapshot.clone();
         self.rebuild(&mut state, snapshot, &endpoints);
     }
@@ -311,20 +314,12 @@ impl Proxy {
     /// for EndpointSlice changes (the route table is not rebuilt).
     pub fn update_endpoints(&self, cluster: &ClusterKey, set: Option<Arc<EndpointSet>>) {
         let mut state = self.publish_lock();
-        let before = self
-            .inner
-            .endpoints
-            .load()
-            .get(cluster)
-            .map(|s| s.endpoints.len());
-        self.inner.endpoints.rcu(|current| {
-            let mut next = EndpointSets::clone(current);
-            match &set {
-                Some(set) => next.insert(cluster.clone(), set.clone()),
-                None => next.remove(cluster),
-            };
-            next
-        });
+        let sets = Arc::make_mut(&mut state.endpoints);
+        let before = sets.get(cluster).map(|s| s.endpoints.len());
+        match &set {
+            Some(set) => sets.insert(cluster.clone(), set.clone()),
+            None => sets.remove(cluster),
+        };
         state.registry.update_endpoints(cluster, set.as_deref());
         let after = set.as_ref().map(|s| s.endpoints.len());
         self.history()
@@ -482,6 +477,7 @@ impl Proxy {
             route_stats,
             slots,
             filter_state,
+            ..
         } = state;
         let mut next_filter_state = filter::StateCarry::default();
         let clusters = registry.reconcile(&snapshot, sets);

@@ -673,7 +673,9 @@ impl Core {
     fn compile(&mut self) -> crate::compile::Compiled {
         let now_unix = unix_now();
         self.cfg.compile.now_unix = now_unix;
+        let started = std::time::Instant::now();
         let compiled = compile(&self.objects, &self.cfg.compile);
+        tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "compiled");
         self.after_compile(now_unix, &compiled);
         compiled
     }
@@ -711,14 +713,23 @@ impl Core {
         }
         // Endpoints first: a new route must never point at a cluster with no endpoint
         // set yet.
+        let started = std::time::Instant::now();
         self.endpoints = endpoints::build(
             &self.slices,
             &compiled.snapshot.clusters,
             self.cfg.zone.as_deref(),
         );
+        let built = started.elapsed();
         self.proxy
             .publish_endpoints(Arc::new(self.endpoints.clone()));
+        let endpoints_published = started.elapsed();
         self.proxy.publish_snapshot(Arc::new(compiled.snapshot));
+        tracing::debug!(
+            endpoint_sets_ms = built.as_secs_f64() * 1e3,
+            endpoints_published_ms = endpoints_published.as_secs_f64() * 1e3,
+            snapshot_published_ms = started.elapsed().as_secs_f64() * 1e3,
+            "published"
+        );
         self.proxy.report_diagnostics(diagnostics(&compiled.status));
         self.report = compiled.status;
         self.cfg.metrics.reconcile.reconciled();
@@ -728,6 +739,7 @@ impl Core {
         let Some(status) = &mut self.status else {
             return;
         };
+        let started = std::time::Instant::now();
         let addresses = status.publish.resolve(status.publish_service.as_ref());
         let plan = status::plan(
             &self.objects,
@@ -735,6 +747,7 @@ impl Core {
             addresses.as_deref(),
             &mut status.ours,
         );
+        tracing::debug!(ms = started.elapsed().as_secs_f64() * 1e3, "status plan");
         status.plans.send_if_modified(|current| {
             if **current == plan {
                 false
