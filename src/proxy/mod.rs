@@ -679,3 +679,57 @@ impl ListenerSlot {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::snapshot::{
+        Cluster, PathMatch, Route, RouteId, RouteMatch, RouteTable, UpstreamProtocol, VirtualHost,
+    };
+
+    fn route(name: &str, cluster: &ClusterKey, per_route: bool) -> Route {
+        Route {
+            id: RouteId::default(),
+            name: name.to_owned(),
+            matches: RouteMatch::path(PathMatch::Prefix(format!("/{name}"))),
+            filters: Vec::new(),
+            action: RouteAction::forward(cluster.clone()),
+            metrics_per_route: per_route,
+        }
+    }
+
+    #[test]
+    fn plain_routes_to_one_cluster_share_a_runtime_and_the_others_have_their_own() {
+        let a = ClusterKey::new("ns", "a", 80);
+        let b = ClusterKey::new("ns", "b", 80);
+        let mut table = RouteTable::default();
+        table.virtual_hosts.any = Some(VirtualHost {
+            host: "*".into(),
+            routes: vec![
+                route("a1", &a, false),
+                route("a2", &a, false),
+                route("a3", &a, true),
+                route("b1", &b, false),
+            ],
+        });
+        let mut snapshot = Snapshot::default();
+        snapshot.route_tables.insert("t".into(), table);
+        for key in [&a, &b] {
+            snapshot.clusters.insert(
+                key.clone(),
+                Cluster::new(key.clone(), "", UpstreamProtocol::Http1),
+            );
+        }
+        snapshot.assign_route_ids();
+        let proxy = Proxy::default();
+        proxy.publish_snapshot(Arc::new(snapshot));
+        let runtime = proxy.inner.runtime.load();
+        let rt = &runtime.routes;
+        assert_eq!(rt.len(), 4);
+        assert!(Arc::ptr_eq(&rt[0], &rt[1]), "a1 and a2 share");
+        assert!(!Arc::ptr_eq(&rt[0], &rt[2]), "a3 counts its own series");
+        assert!(!Arc::ptr_eq(&rt[0], &rt[3]), "b1 goes elsewhere");
+        assert!(rt[2].backends[0].stats.route.is_some());
+        assert!(rt[0].backends[0].stats.route.is_none());
+    }
+}
