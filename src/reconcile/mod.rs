@@ -11,9 +11,11 @@
 //! - **Every other kind of the table** marks the store dirty in a [`debounce::Debounce`]
 //!   (quiet period plus a maximum delay), unless [`Objects::changes_compile_input`] says the
 //!   change cannot alter compile's output (a status write echoed back). When it fires,
-//!   compile runs over the whole store, endpoint sets for the new clusters are published,
-//!   then the snapshot (in that order, so a new route never points at a cluster whose
-//!   endpoints are not there yet).
+//!   compile runs over the whole store on a blocking thread (in Kubernetes mode), taking the
+//!   compile input with it: EndpointSlices are kept apart, so their fast path goes on
+//!   meanwhile, and other changes wait until the objects come back. Then endpoint sets for
+//!   the new clusters are published, then the snapshot (in that order, so a new route never
+//!   points at a cluster whose endpoints are not there yet).
 //!
 //! Nothing is compiled before every watched kind has listed once (`/readyz` reports ready
 //! when the proxy has a snapshot, so it stays 503 until then). While the API server is
