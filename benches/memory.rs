@@ -11,10 +11,9 @@
 //!
 //! A figure, not a test: nothing here fails on a number.
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use weir::compile::{CompileConfig, compile};
+use weir::compile::compile;
 use weir::proxy::{Proxy, ProxyConfig};
 
 #[path = "compile/objects.rs"]
@@ -23,19 +22,6 @@ mod objects;
 
 #[global_allocator]
 static ALLOC: dhat::Alloc = dhat::Alloc;
-
-fn config() -> CompileConfig {
-    CompileConfig {
-        controller_name: "weir.dev/ingress-controller".into(),
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        https_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        default_backend: None,
-        now_unix: 1_893_456_000,
-        ingress_classes: Vec::new(),
-        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
-        gateway: Default::default(),
-    }
-}
 
 /// Live bytes now, and the peak since the last call.
 struct Meter {
@@ -90,7 +76,7 @@ fn main() {
     let objects = objects::objects();
     m.stage("store: Objects (15,001 objects)");
 
-    let compiled = compile(&objects, &config());
+    let compiled = compile(&objects, &objects::config());
     assert_eq!(
         compiled.snapshot.routes().count(),
         objects::INGRESSES * objects::PATHS

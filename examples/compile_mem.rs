@@ -9,16 +9,7 @@ fn main() {
     let objects = objects::objects();
     let mode = std::env::args().nth(1).unwrap_or_default();
     if mode == "compile" {
-        let config = weir::compile::CompileConfig {
-            controller_name: "weir.dev/ingress-controller".into(),
-            http_addr: std::net::SocketAddr::from(([0, 0, 0, 0], 8080)),
-            https_addr: None,
-            default_backend: None,
-            now_unix: 1_893_456_000,
-            ingress_classes: Vec::new(),
-            annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
-            gateway: Default::default(),
-        };
+        let config = objects::config();
         let compiled = weir::compile::compile(&objects, &config);
         let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);
         println!(

@@ -2,31 +2,17 @@
 //! endpoints. Measures `compile`, `endpoints::build` and one `Snapshot::route` lookup.
 
 use std::hint::black_box;
-use std::net::SocketAddr;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{HeaderMap, Method};
-use weir::compile::{CompileConfig, compile};
+use weir::compile::compile;
 use weir::snapshot::RequestHead;
 
 mod objects;
 
-fn config() -> CompileConfig {
-    CompileConfig {
-        controller_name: "weir.dev/ingress-controller".into(),
-        http_addr: SocketAddr::from(([0, 0, 0, 0], 8080)),
-        https_addr: Some(SocketAddr::from(([0, 0, 0, 0], 8443))),
-        default_backend: None,
-        now_unix: 1_893_456_000,
-        ingress_classes: Vec::new(),
-        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
-        gateway: Default::default(),
-    }
-}
-
 fn bench(c: &mut Criterion) {
     let objects = objects::objects();
-    let config = config();
+    let config = objects::config();
     let compiled = compile(&objects, &config);
     let routes = compiled.snapshot.routes().count();
     assert_eq!(routes, objects::INGRESSES * objects::PATHS);

@@ -10,6 +10,7 @@ use k8s_openapi::api::networking::v1::{
     IngressRule, IngressServiceBackend, IngressSpec, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use weir::compile::CompileConfig;
 use weir::store::{KubeObject, Objects};
 
 pub const INGRESSES: usize = 5_000;
@@ -22,6 +23,21 @@ fn meta(namespace: &str, name: String) -> ObjectMeta {
         name: Some(name),
         namespace: Some(namespace.to_owned()),
         ..Default::default()
+    }
+}
+
+/// The compile settings the set is compiled with: listeners on 127.0.0.1 port 0 (the proxy
+/// tests bind them), a fixed clock.
+pub fn config() -> CompileConfig {
+    CompileConfig {
+        controller_name: "weir.dev/ingress-controller".into(),
+        http_addr: std::net::SocketAddr::from(([127, 0, 0, 1], 0)),
+        https_addr: Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+        default_backend: None,
+        now_unix: 1_893_456_000,
+        ingress_classes: Vec::new(),
+        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
+        gateway: Default::default(),
     }
 }
 

@@ -7,27 +7,13 @@
 #[allow(dead_code)]
 mod objects;
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 
-use weir::compile::{CompileConfig, compile};
+use weir::compile::compile;
 use weir::proxy::ProxyConfig;
 use weir::snapshot::ClusterKey;
 
 use crate::support::*;
-
-fn config() -> CompileConfig {
-    CompileConfig {
-        controller_name: "weir.dev/ingress-controller".into(),
-        http_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
-        https_addr: Some(SocketAddr::from(([127, 0, 0, 1], 0))),
-        default_backend: None,
-        now_unix: 1_893_456_000,
-        ingress_classes: Vec::new(),
-        annotations_prefix: weir::compile::nginx::DEFAULT_PREFIX.to_owned(),
-        gateway: Default::default(),
-    }
-}
 
 /// The series of a scrape: its sample lines.
 fn series(h: &Harness) -> Vec<String> {
@@ -54,7 +40,7 @@ fn route_of(i: usize) -> (String, String, ClusterKey) {
 #[tokio::test]
 async fn a_scrape_at_5000_ingresses_stays_under_2000_series() {
     let objects = objects::objects();
-    let compiled = compile(&objects, &config());
+    let compiled = compile(&objects, &objects::config());
     assert_eq!(compiled.snapshot.routes().count(), 50_000);
     let sets = weir::endpoints::build(&objects, &compiled.snapshot.clusters, None);
     assert_eq!(sets.len(), 5_000);
