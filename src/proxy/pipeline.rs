@@ -726,8 +726,10 @@ impl Attempts<'_> {
     ///   connection window shrank, so the request waits for a connection there);
     /// - a request that came back unsent from a pooled connection the peer had closed is
     ///   sent once more on the same endpoint (a new connection), free: it is not a retry;
-    ///   so is an idempotent one whose pooled HTTP/1 connection failed before any answer
-    ///   (the peer closed it as the request went out — the keep-alive race);
+    ///   so is an idempotent one whose HTTP/1 connection failed before any answer (the peer
+    ///   closed a pooled one as the request went out — the keep-alive race — or a new one
+    ///   as its process was killed; a dead endpoint then fails the connect, which is
+    ///   retried elsewhere);
     /// - any other failure, and a response with a retriable status, goes to
     ///   [`Attempts::retry_after`]: a retry goes to another endpoint while an untried one
     ///   is left (the balancer's fallback), after a jittered backoff. A connect failure
@@ -855,10 +857,12 @@ impl Attempts<'_> {
                 }
             };
             headers::set_request_target(&mut req, conn.version(), self.host_value);
-            // A pooled HTTP/1 connection the peer may be closing as the request goes out:
-            // an idempotent request is kept, to resend if it dies without an answer.
-            let reused = !conn.may_refuse() && !self.upgrade && idempotent;
-            if replay.is_none() && (conn.may_refuse() || reused) {
+            // An HTTP/1 connection the peer may close as the request goes out (a pooled one
+            // in the keep-alive race, a new one to a process being killed): an idempotent
+            // request is kept, to resend if it dies without an answer.
+            let resendable =
+                conn.version() == http::Version::HTTP_11 && !self.upgrade && idempotent;
+            if replay.is_none() && (conn.may_refuse() || resendable) {
                 let (kept, r) = Replay::keep(req);
                 replay = Some(kept);
                 req = r;
@@ -945,16 +949,17 @@ impl Attempts<'_> {
                             latency: sent_at.elapsed(),
                         },
                     );
-                    if reused
+                    if resendable
                         && matches!(f, Failure::Upstream(_))
                         && resent != Some(i)
                         && let Some(r) = replay.as_ref().and_then(Replay::request)
                     {
-                        // The keep-alive race (RFC 9112 §9.3.1): the connection closed as
-                        // the request went out, no answer came. An idempotent request goes
-                        // once more to the same endpoint on a new connection, free, like a
-                        // request that came back unsent.
-                        tracing::debug!(endpoint = %ep.address, error = ?f, "pooled connection failed; resending");
+                        // The keep-alive race (RFC 9112 §9.3.1), or a process killed with
+                        // the request on its way: the connection closed, no answer came. An
+                        // idempotent request goes once more to the same endpoint on a new
+                        // connection, free, like a request that came back unsent (RFC 9110
+                        // §9.2.2 allows it).
+                        tracing::debug!(endpoint = %ep.address, error = ?f, "connection failed before an answer; resending");
                         drop(in_flight);
                         stats.error(f.kind());
                         resent = Some(i);

@@ -581,3 +581,72 @@ async fn connect_failures_count_against_num_retries() {
     }
     assert!(retries(&h, "connect-failure") >= 2);
 }
+
+/// A raw HTTP/1.1 upstream that closes its first connection after reading the request head,
+/// as a process killed with a request on its way would, and answers 200 on every later one.
+/// Counts the connections it accepted.
+async fn dies_on_first_connection() -> (SocketAddr, Arc<AtomicU64>, JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let accepted = Arc::new(AtomicU64::new(0));
+    let counted = accepted.clone();
+    let task = tokio::spawn(async move {
+        while let Ok((mut tcp, _)) = listener.accept().await {
+            let first = counted.fetch_add(1, Ordering::Relaxed) == 0;
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 4096];
+                loop {
+                    while let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+                        buf.drain(..end + 4);
+                        if first {
+                            return; // dropped: closed with the request unanswered
+                        }
+                        let ok = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok";
+                        if tcp.write_all(ok).await.is_err() {
+                            return;
+                        }
+                    }
+                    match tcp.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => buf.extend_from_slice(&chunk[..n]),
+                    }
+                }
+            });
+        }
+    });
+    (addr, accepted, task)
+}
+
+#[tokio::test]
+async fn a_get_whose_new_connection_dies_unanswered_is_resent_a_post_is_not() {
+    for proto in BOTH {
+        // The default policy (no `reset` retries); the only endpoint.
+        let h = Harness::start(ProxyConfig::default()).await;
+        let (addr, accepted, task) = dies_on_first_connection().await;
+        publish(&h, vec![addr], no_ejection);
+        let mut c = h.client(proto).await;
+        assert_eq!(c.get(HOST, "/").await.status, 200, "{proto:?}");
+        assert_eq!(
+            accepted.load(Ordering::Relaxed),
+            2,
+            "{proto:?}: resent once"
+        );
+        assert_eq!(
+            retries(&h, "reset"),
+            0,
+            "{proto:?}: a free resend, not a retry"
+        );
+        task.abort();
+
+        // A POST may have been processed: not sent again.
+        let h = Harness::start(ProxyConfig::default()).await;
+        let (addr, accepted, task) = dies_on_first_connection().await;
+        publish(&h, vec![addr], no_ejection);
+        let mut c = h.client(proto).await;
+        let req = c.request("POST", HOST, "/", body(Bytes::from_static(b"payload")));
+        assert_eq!(c.answer(req).await.status, 502, "{proto:?}");
+        assert_eq!(accepted.load(Ordering::Relaxed), 1, "{proto:?}");
+        task.abort();
+    }
+}
