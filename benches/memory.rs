@@ -71,10 +71,30 @@ fn main() {
         last_live: 0,
         rows: Vec::new(),
     };
+    // The store by kind: a second copy of the set, each kind's map dropped in turn.
+    let mut by_kind = objects::objects();
+    let mut kinds = Vec::new();
+    let mut measure = |name: &str, drop_it: &mut dyn FnMut(&mut weir::store::Objects)| {
+        let before = dhat::HeapStats::get().curr_bytes;
+        drop_it(&mut by_kind);
+        kinds.push((name.to_owned(), before - dhat::HeapStats::get().curr_bytes));
+    };
+    measure("Ingress", &mut |o| drop(std::mem::take(&mut o.ingresses)));
+    measure("Service", &mut |o| drop(std::mem::take(&mut o.services)));
+    measure("EndpointSlice", &mut |o| {
+        drop(std::mem::take(&mut o.endpoint_slices))
+    });
+    drop(by_kind);
     m.stage("start");
 
     let objects = objects::objects();
     m.stage("store: Objects (15,001 objects)");
+    for (kind, bytes) in &kinds {
+        println!(
+            "  store, of which {kind}: {:.1} MiB",
+            *bytes as f64 / 1048576.0
+        );
+    }
 
     let compiled = compile(&objects, &objects::config());
     assert_eq!(
@@ -108,8 +128,8 @@ fn main() {
         size_of::<k8s_openapi::api::networking::v1::Ingress>(),
         size_of::<k8s_openapi::api::networking::v1::HTTPIngressPath>(),
         size_of::<k8s_openapi::api::core::v1::Service>(),
-        size_of::<k8s_openapi::api::discovery::v1::EndpointSlice>(),
-        size_of::<k8s_openapi::api::discovery::v1::Endpoint>(),
+        size_of::<weir::api::endpointslice::EndpointSlice>(),
+        size_of::<weir::api::endpointslice::Endpoint>(),
         size_of::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(),
         size_of::<weir::snapshot::Route>(),
         size_of::<weir::snapshot::ClusterKey>(),

@@ -27,9 +27,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
-use k8s_openapi::api::discovery::v1::EndpointSlice;
-
-use crate::api::annotations;
+use crate::api::endpointslice::EndpointSlice;
 use crate::snapshot::{Cluster, ClusterKey, Endpoint, EndpointSet, EndpointSets};
 use crate::store::Objects;
 
@@ -121,14 +119,9 @@ pub fn build(
 ) -> EndpointSets {
     let mut by_service: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
     for (key, slice) in &objects.endpoint_slices {
-        let service = slice
-            .metadata
-            .labels
-            .as_ref()
-            .and_then(|l| l.get(annotations::SERVICE_NAME_LABEL));
-        if let Some(service) = service {
+        if let Some(service) = slice.service() {
             by_service
-                .entry((key.namespace.as_str(), service.as_str()))
+                .entry((key.namespace.as_str(), service))
                 .or_default()
                 .push(slice);
         }
@@ -151,11 +144,10 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::annotations;
+    use crate::api::endpointslice::{Endpoint as K8sEndpoint, EndpointConditions, EndpointPort};
     use crate::snapshot::UpstreamProtocol;
     use crate::store::ObjectKey;
-    use k8s_openapi::api::discovery::v1::{
-        Endpoint as K8sEndpoint, EndpointConditions, EndpointPort,
-    };
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     fn cluster(port_name: &str) -> Cluster {
@@ -212,6 +204,7 @@ mod tests {
                     ..Default::default()
                 })
                 .collect(),
+            ..Default::default()
         }
     }
 

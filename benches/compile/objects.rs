@@ -4,12 +4,12 @@
 use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
-use k8s_openapi::api::discovery::v1::{Endpoint, EndpointPort, EndpointSlice};
 use k8s_openapi::api::networking::v1::{
     HTTPIngressPath, HTTPIngressRuleValue, Ingress, IngressBackend, IngressClass, IngressClassSpec,
     IngressRule, IngressServiceBackend, IngressSpec, ServiceBackendPort,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use weir::api::endpointslice::{Endpoint, EndpointPort, EndpointSlice};
 use weir::compile::CompileConfig;
 use weir::store::{KubeObject, Objects};
 
@@ -92,6 +92,7 @@ pub fn objects() -> Objects {
                     }
                 })
                 .collect(),
+            service: None,
         }));
     }
     for i in 0..INGRESSES {

@@ -6,6 +6,7 @@
 
 pub mod backendpolicy;
 pub mod crds;
+pub mod endpointslice;
 pub mod gateway;
 pub mod httpfilter;
 

@@ -46,10 +46,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use ::kube::Client;
 use ::kube::runtime::events::Reporter;
 use k8s_openapi::api::core::v1::Service;
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
+use crate::api::endpointslice::EndpointSlice;
 use crate::compile::{CompileConfig, Condition, ObjectRef, StatusReport, compile};
 use crate::endpoints;
 use crate::lease::{self, LeaseError, LeaseOptions};
@@ -885,12 +885,7 @@ fn unix_now() -> i64 {
 
 /// The Service an EndpointSlice belongs to (`None` for slices not managed for a Service).
 fn slice_service(key: &ObjectKey, slice: &EndpointSlice) -> Option<ObjectKey> {
-    let name = slice
-        .metadata
-        .labels
-        .as_ref()?
-        .get(crate::api::annotations::SERVICE_NAME_LABEL)?;
-    Some(ObjectKey::new(&key.namespace, name))
+    Some(ObjectKey::new(&key.namespace, slice.service()?))
 }
 
 /// A compile's conditions as the plain text the debug listener's status page shows.

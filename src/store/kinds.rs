@@ -112,26 +112,6 @@ pub fn same_spec<K: Resource, S: PartialEq>(old: &K, new: &K, spec: impl Fn(&K) 
     same_meta(old.meta(), new.meta()) && spec(old) == spec(new)
 }
 
-/// [`StoreKind::admit`] of EndpointSlices: only what endpoint sets are built from is kept
-/// (the `kubernetes.io/service-name` label, the address type, ports, and per endpoint its
-/// addresses, conditions, zone and hints).
-pub fn admit_endpoint_slice(slice: &mut k8s_openapi::api::discovery::v1::EndpointSlice) {
-    slice.metadata.annotations = None;
-    slice.metadata.owner_references = None;
-    slice.metadata.generate_name = None;
-    if let Some(labels) = slice.metadata.labels.as_mut() {
-        labels.retain(|k, _| k == crate::api::annotations::SERVICE_NAME_LABEL);
-    }
-    for endpoint in &mut slice.endpoints {
-        endpoint.target_ref = None;
-        endpoint.node_name = None;
-        endpoint.hostname = None;
-        endpoint.deprecated_topology = None;
-        endpoint.addresses.shrink_to_fit();
-    }
-    slice.endpoints.shrink_to_fit();
-}
-
 /// [`StoreKind::admit`] of Secrets: keep `kubernetes.io/tls` ones (certificates) and those of
 /// any other type that have an `auth` key (the htpasswd lines of `BasicAuth` filters),
 /// reduced to that key, or a `ca.crt` key (a `BackendPolicy`'s upstream TLS: the CA, and

@@ -35,21 +35,19 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
-use k8s_openapi::api::discovery::v1::EndpointSlice;
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
 use crate::api::backendpolicy::BackendPolicy;
+use crate::api::endpointslice::EndpointSlice;
 use crate::api::gateway::{GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
 use crate::api::httpfilter::HTTPFilter;
 
 use crate::api::annotations;
 
 use self::kinds::kinds;
-pub use self::kinds::{
-    KindScope, KindVisitor, StoreKind, admit_endpoint_slice, admit_secret, same_meta, same_spec,
-};
+pub use self::kinds::{KindScope, KindVisitor, StoreKind, admit_secret, same_meta, same_spec};
 pub use self::metrics::WatchMetrics;
 
 kinds! {
@@ -68,13 +66,13 @@ kinds! {
         }
     }
     /// discovery.k8s.io/v1 EndpointSlice (its changes take reconcile's endpoints fast path),
-    /// kept as what [`crate::endpoints`] reads: the Service label, the address type, the
-    /// ports, and each endpoint's addresses, conditions, zone and zone hints. A pod's
-    /// `targetRef`, `nodeName` and `hostname` (four to six strings per endpoint in a real
-    /// cluster) are dropped on arrival.
+    /// as weir's own [`EndpointSlice`]: what [`crate::endpoints`] reads (the Service, the
+    /// address type, the ports, and each endpoint's addresses, conditions, zone and zone
+    /// hints) and nothing else: a pod's `targetRef`, `nodeName` and `hostname` are never
+    /// deserialized.
     EndpointSlice(EndpointSlice) in endpoint_slices, label "endpointslice" {
         fn admit(&mut self) -> bool {
-            admit_endpoint_slice(self);
+            EndpointSlice::admit(self);
             true
         }
     }
