@@ -785,8 +785,8 @@ if [[ ${chart_up:-0} == 1 ]]; then
     }
     wait_until 40 hpa_settled
     hpa="$(hpa_get '{.spec.scaleTargetRef.apiVersion}/{.spec.scaleTargetRef.kind}/{.spec.scaleTargetRef.name} {.spec.minReplicas}-{.spec.maxReplicas} {.spec.metrics[0].resource.name}:{.spec.metrics[0].resource.target.averageUtilization} {.status.currentReplicas}/{.status.desiredReplicas}')"
-    sent="$(chart_json hpa weir-chart | python3 -c 'import json, sys; print(",".join(sorted({m["apiVersion"] for m in json.load(sys.stdin)["metadata"]["managedFields"] if m["manager"] == "helm"})))' 2>&1)"
-    owners="$(chart_json deployment weir-chart | chart_py owners spec.replicas)"
+    sent="$(chart_json hpa weir-chart --show-managed-fields | python3 -c 'import json, sys; print(",".join(sorted({m["apiVersion"] for m in json.load(sys.stdin)["metadata"]["managedFields"] if m["manager"] == "helm"})))' 2>&1)"
+    owners="$(chart_json deployment weir-chart --show-managed-fields | chart_py owners spec.replicas)"
     scaled="$(deployment_scaled | grep -v -F -f <(echo "${old_events:-none}") | sed -n 's/.* from \([0-9]*\) to \([0-9]*\)$/\1>\2/p' | tr '\n' ' ')"
     rescale="$(k -n weir-chart get events --field-selector involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name=weir-chart,reason=SuccessfulRescale \
       -o jsonpath='{.items[*].message}' 2>&1)"
