@@ -103,3 +103,31 @@ stop_pid() {
   for i in $(seq 50); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.2; done
   kill -KILL "$pid" 2>/dev/null
 }
+
+# servicemonitor_crd: the path of prometheus-operator's own ServiceMonitor CRD
+# (example/prometheus-operator-crd/ of the Go module github.com/prometheus-operator/
+# prometheus-operator at PROM_OPERATOR_VERSION, the newest version the Go module proxy serves),
+# fetched once with `go mod download` (checked against the Go checksum database) and cached
+# under ${WEIR_CACHE:-~/.cache/weir-e2e}; the file's sha256 is pinned as well.
+PROM_OPERATOR_VERSION=v0.85.0
+PROM_OPERATOR_SM_SHA256=1dae27b7189b5ce7b9ab764656c18b4c75a45cde1e6f3af6a5e84c4317628919
+servicemonitor_crd() {
+  local mod=github.com/prometheus-operator/prometheus-operator
+  local dir="${WEIR_CACHE:-$HOME/.cache/weir-e2e}/prometheus-operator-$PROM_OPERATOR_VERSION"
+  local file="$dir/monitoring.coreos.com_servicemonitors.yaml" tmp zip
+  if [[ ! -s $file ]]; then
+    tmp="$(mktemp -d)" || return 1
+    # A throwaway module cache (writable, so it can be removed): only the one file is kept.
+    zip="$(cd "$tmp" && GOMODCACHE="$tmp/mod" GOFLAGS=-modcacherw GOTOOLCHAIN=local \
+      go mod download -json "$mod@$PROM_OPERATOR_VERSION" |
+      python3 -c 'import json, sys; d = json.load(sys.stdin); print(d.get("Zip") or sys.exit(d.get("Error", "no Zip")))')" &&
+      mkdir -p "$dir" &&
+      python3 -c 'import sys, zipfile; sys.stdout.buffer.write(zipfile.ZipFile(sys.argv[1]).read(sys.argv[2]))' \
+        "$zip" "$mod@$PROM_OPERATOR_VERSION/example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml" \
+        >"$file.tmp" && mv -f "$file.tmp" "$file"
+    rm -rf "$tmp" "$file.tmp"
+  fi
+  [[ -s $file && "$(sha256sum "$file" | cut -d' ' -f1)" == "$PROM_OPERATOR_SM_SHA256" ]] || {
+    echo "servicemonitor_crd: $file missing or not sha256 $PROM_OPERATOR_SM_SHA256" >&2; return 1; }
+  echo "$file"
+}

@@ -735,14 +735,192 @@ if x helm install weir-chart "$REPO/helm/weir" -n weir-chart --create-namespace 
   else
     fail "helm upgrade helm/weir: $(tail -5 "$WEIR_E2E_STATE/helm-upgrade.out")"
   fi
-  if x helm uninstall weir-chart -n weir-chart --wait --timeout 90s >/dev/null 2>&1 &&
-    ! k get clusterrole weir-chart >/dev/null 2>&1; then
-    pass "helm uninstall removes the chart's cluster-scoped objects"
-  else
-    fail "helm uninstall left the ClusterRole behind"
-  fi
+  chart_up=1
 else
   fail "helm install helm/weir: $(tail -5 "$WEIR_E2E_STATE/helm.out")"
+fi
+
+# ---------------------------------------------------------------- the chart's options, for real
+# The same release, upgraded (--reuse-values) through the options e2e/helm only renders: an
+# HPA that kube-controller-manager acts on, the NetworkPolicy without and with adminFrom, the
+# ServiceMonitor before and after prometheus-operator's own CRD is served (helm's
+# .Capabilities come from the real API server), then kind DaemonSet with hostPorts: the
+# Deployment goes, one pod on the kwok node binds its ports 80 and 443.
+chart_upgrade() { # chart_upgrade OUT HELM-ARGS...
+  local out="$1"; shift
+  x helm upgrade weir-chart "$REPO/helm/weir" -n weir-chart --reuse-values "$@" --wait --timeout 60s >"$out" 2>&1
+}
+chart_json() { k -n weir-chart get "$@" -o json 2>/dev/null; }
+chart_py() { python3 "$HERE/chart_objects.py" "$@"; }
+hpa_get() { k -n weir-chart get horizontalpodautoscalers.v2.autoscaling weir-chart -o jsonpath="$1" 2>&1; }
+ready_ips() { # ready_ips SELECTOR: the sorted IPs of the Ready pods it selects in weir-chart
+  k -n weir-chart get pods -l "$1" -o jsonpath='{range .items[*]}{.status.podIP} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>/dev/null |
+    awk '$2 == "True" {print $1}' | sort | tr '\n' ' '
+}
+# The addresses of the Ready endpoints of Service weir-chart-metrics, as kube-controller-manager's
+# EndpointSlice controller wrote them, and their port.
+metrics_endpoints() {
+  k -n weir-chart get endpointslices -l kubernetes.io/service-name=weir-chart-metrics \
+    -o jsonpath='{range .items[*].endpoints[?(@.conditions.ready==true)]}{.addresses[0]}{"\n"}{end}' 2>/dev/null | sort | tr '\n' ' '
+}
+metrics_port() {
+  k -n weir-chart get endpointslices -l kubernetes.io/service-name=weir-chart-metrics -o jsonpath='{.items[*].ports[*].name}:{.items[*].ports[*].port}' 2>&1
+}
+sm_served() { [[ "$(k api-resources --api-group monitoring.coreos.com -o name 2>/dev/null)" == *servicemonitors.monitoring.coreos.com* ]]; }
+if [[ ${chart_up:-0} == 1 ]]; then
+  # -------- autoscaling on, NetworkPolicy without adminFrom, ServiceMonitor without its CRD
+  if sm_served; then fail "monitoring.coreos.com is served before the ServiceMonitor checks"; fi
+  # The Deployment's scaling events from here on (uids of the earlier ones left out).
+  deployment_scaled() {
+    k -n weir-chart get events --field-selector involvedObject.kind=Deployment,involvedObject.name=weir-chart,reason=ScalingReplicaSet \
+      -o jsonpath='{range .items[*]}{.metadata.uid} {.message}{"\n"}{end}' 2>/dev/null
+  }
+  old_events="$(deployment_scaled | cut -d' ' -f1)"
+  out="$WEIR_E2E_STATE/helm-hpa.out"
+  if chart_upgrade "$out" --set autoscaling.enabled=true,autoscaling.minReplicas=4,autoscaling.maxReplicas=6 \
+      --set networkPolicy.enabled=true --set metrics.serviceMonitor.enabled=true; then
+    hpa_settled() {
+      [[ "$(chart_get deployment '{.spec.replicas}/{.status.readyReplicas}')" == 4/4 &&
+        "$(hpa_get '{.status.currentReplicas}/{.status.desiredReplicas}')" == 4/4 ]]
+    }
+    wait_until 40 hpa_settled
+    hpa="$(hpa_get '{.spec.scaleTargetRef.apiVersion}/{.spec.scaleTargetRef.kind}/{.spec.scaleTargetRef.name} {.spec.minReplicas}-{.spec.maxReplicas} {.spec.metrics[0].resource.name}:{.spec.metrics[0].resource.target.averageUtilization} {.status.currentReplicas}/{.status.desiredReplicas}')"
+    sent="$(chart_json hpa weir-chart --show-managed-fields | python3 -c 'import json, sys; print(",".join(sorted({m["apiVersion"] for m in json.load(sys.stdin)["metadata"]["managedFields"] if m["manager"] == "helm"})))' 2>&1)"
+    owners="$(chart_json deployment weir-chart --show-managed-fields | chart_py owners spec.replicas)"
+    scaled="$(deployment_scaled | grep -v -F -f <(echo "${old_events:-none}") | sed -n 's/.* from \([0-9]*\) to \([0-9]*\)$/\1>\2/p' | tr '\n' ' ')"
+    rescale="$(k -n weir-chart get events --field-selector involvedObject.kind=HorizontalPodAutoscaler,involvedObject.name=weir-chart,reason=SuccessfulRescale \
+      -o jsonpath='{.items[*].message}' 2>&1)"
+    if [[ $hpa == "apps/v1/Deployment/weir-chart 4-6 cpu:70 4/4" && $sent == autoscaling/v2 && $owners == */Update/scale && $owners != *helm* &&
+      $rescale == *"below Spec.MinReplicas"* ]]; then
+      pass "autoscaling.enabled: the HPA (sent as autoscaling/v2) targets the Deployment; kube-controller-manager scaled it to minReplicas 4, the count is its (spec.replicas: $owners)"
+    else
+      fail "HPA: '$hpa', helm sent '$sent', spec.replicas owned by '$owners', rescale events '$rescale'"
+    fi
+    # Switching a running release to autoscaling: helm drops spec.replicas from the Deployment,
+    # which must not reset the count to the API server's default of 1 on the way (from the 3
+    # replicas of the upgrade above to the HPA's 4 it only grows).
+    [[ $scaled != *">1 "* ]] && pass "autoscaling.enabled on a running release: the Deployment never drops below its replicas (scaled: $scaled)" \
+      || fail "autoscaling.enabled on a running release: the Deployment was scaled ${scaled}before the HPA raised it"
+    np_sel="$(chart_json networkpolicy weir-chart | chart_py selector)"
+    np="$(chart_json networkpolicy weir-chart | chart_py netpol 8080 8443 9901 9902)"
+    types="$(chart_get networkpolicy '{.spec.policyTypes}')"
+    [[ $np == "8080=any 8443=any 9901=none 9902=none" && $types == '["Ingress"]' && -n $np_sel &&
+      "$(ready_ips "$np_sel")" == "$(ready_ips app.kubernetes.io/instance=weir-chart)" && -n "$(ready_ips "$np_sel")" ]] \
+      && pass "networkPolicy.enabled: accepted; http/https from anywhere, admin port from nowhere, debug port never; selects the 4 weir pods" \
+      || fail "NetworkPolicy without adminFrom: '$np' types '$types' selector '$np_sel' selects '$(ready_ips "$np_sel")'"
+    sms="$(x helm get manifest weir-chart -n weir-chart 2>&1 | grep -c '^kind: ServiceMonitor')"
+    msvc="$(k -n weir-chart get service weir-chart-metrics -o jsonpath='{.spec.ports[0].name}:{.spec.ports[0].port}' 2>&1)"
+    if [[ $sms == 0 ]] && ! sm_served && grep -q 'none was created' "$out" && [[ $msvc == metrics:9901 ]]; then
+      pass "serviceMonitor.enabled without the ServiceMonitor CRD: helm renders none (.Capabilities of the real API server), NOTES warn; Service weir-chart-metrics in place"
+    else
+      fail "serviceMonitor without its CRD: $sms ServiceMonitor(s) in the release, metrics Service '$msvc', NOTES: $(grep -i servicemonitor "$out" | tr '\n' ' ')"
+    fi
+  else
+    fail "helm upgrade to autoscaling, networkPolicy, serviceMonitor: $(tail -5 "$out")"
+  fi
+
+  # -------- prometheus-operator's ServiceMonitor CRD, then NetworkPolicy with adminFrom
+  if SM_CRD="$(servicemonitor_crd)" && k apply --server-side -f "$SM_CRD" >"$WEIR_E2E_STATE/sm-crd.out" 2>&1 &&
+    k wait --for condition=Established crd/servicemonitors.monitoring.coreos.com --timeout 30s >/dev/null 2>&1 &&
+    wait_until 20 sm_served; then
+    cat >"$WEIR_E2E_STATE/admin-from.yaml" <<YAML
+networkPolicy:
+  adminFrom:
+    - namespaceSelector: {matchLabels: {kubernetes.io/metadata.name: monitoring}}
+      podSelector: {matchLabels: {app.kubernetes.io/name: prometheus}}
+metrics:
+  serviceMonitor:
+    labels: {release: kube-prometheus-stack}
+YAML
+    out="$WEIR_E2E_STATE/helm-sm.out"
+    if chart_upgrade "$out" -f "$WEIR_E2E_STATE/admin-from.yaml"; then
+      chart_json servicemonitor weir-chart >"$WEIR_E2E_STATE/sm.json"
+      selects="$(k -n weir-chart get services -o json 2>/dev/null | chart_py selects "$WEIR_E2E_STATE/sm.json" 2>&1)"
+      sm="$(chart_get servicemonitor '{.metadata.labels.release} {.spec.endpoints[0].port} {.spec.endpoints[0].path} {.spec.endpoints[0].scheme} {.spec.endpoints[0].interval} {.spec.endpoints[0].scrapeTimeout}')"
+      eps="$(metrics_endpoints)" pods="$(ready_ips app.kubernetes.io/instance=weir-chart)"
+      if [[ $selects == weir-chart-metrics && $sm == "kube-prometheus-stack metrics /metrics http 30s 10s" &&
+        $(metrics_port) == metrics:9901 && -n $pods && $eps == "$pods" ]] &&
+        grep -q 'ServiceMonitor weir-chart/weir-chart scrapes it every 30s' "$out"; then
+        pass "with prometheus-operator's ServiceMonitor CRD ($PROM_OPERATOR_VERSION) served, helm upgrade creates the ServiceMonitor: it selects Service weir-chart-metrics only, whose EndpointSlice has the 4 pods on port metrics 9901"
+      else
+        fail "ServiceMonitor: selects '$selects', fields '$sm', metrics endpoints '$eps' port $(metrics_port), pods '$pods'; NOTES: $(grep -i servicemonitor "$out" | tr '\n' ' ')"
+      fi
+      np="$(chart_json networkpolicy weir-chart | chart_py netpol 8080 8443 9901 9902)"
+      peer='[{"namespaceSelector":{"matchLabels":{"kubernetes.io/metadata.name":"monitoring"}},"podSelector":{"matchLabels":{"app.kubernetes.io/name":"prometheus"}}}]'
+      [[ $np == "8080=any 8443=any 9901=$peer 9902=none" ]] \
+        && pass "networkPolicy.adminFrom: the admin port admitted from that one peer (namespace and pod selector together), http/https from anywhere, debug port never" \
+        || fail "NetworkPolicy with adminFrom: '$np'"
+      [[ "$(chart_get deployment '{.spec.replicas}/{.status.readyReplicas}')" == 4/4 ]] \
+        && pass "helm upgrade with the HPA in place leaves its count (4) alone" \
+        || fail "after helm upgrade with the HPA: replicas/ready $(chart_get deployment '{.spec.replicas}/{.status.readyReplicas}')"
+    else
+      fail "helm upgrade with the ServiceMonitor CRD served: $(tail -5 "$out")"
+    fi
+  else
+    fail "prometheus-operator's ServiceMonitor CRD $PROM_OPERATOR_VERSION not served: $(tail -3 "$WEIR_E2E_STATE/sm-crd.out" 2>/dev/null)"
+  fi
+  # What kube-controller-manager says of the HPA without a resource metrics API (no
+  # metrics-server here): it cannot compute a utilization, so it keeps the count.
+  hpa_inactive() { [[ "$(hpa_get '{.status.conditions[?(@.type=="ScalingActive")].status}')" == False ]]; }
+  if wait_until 30 hpa_inactive; then
+    why="$(hpa_get '{.status.conditions[?(@.type=="ScalingActive")].reason}')"
+    able="$(hpa_get '{.status.conditions[?(@.type=="AbleToScale")].status}')"
+    [[ $why == FailedGetResourceMetric && $able == True ]] \
+      && pass "HPA without metrics-server: AbleToScale True, ScalingActive False ($why), as values.yaml says it needs a resource metrics API" \
+      || fail "HPA conditions: ScalingActive reason '$why', AbleToScale '$able'"
+  else
+    fail "HPA: ScalingActive never False without a metrics API: $(hpa_get '{.status.conditions}')"
+  fi
+
+  # -------- kind DaemonSet with hostPorts
+  out="$WEIR_E2E_STATE/helm-ds.out"
+  if chart_upgrade "$out" --set kind=DaemonSet,hostPorts.enabled=true,autoscaling.enabled=false; then
+    ds_ready() { [[ "$(chart_get daemonset '{.status.desiredNumberScheduled}/{.status.numberReady}/{.status.updatedNumberScheduled}')" == 1/1/1 ]]; }
+    deployment_gone() {
+      [[ -z "$(k -n weir-chart get deployments,replicasets,horizontalpodautoscalers,poddisruptionbudgets -o name 2>/dev/null)" &&
+        -z "$(k -n weir-chart get pods -l pod-template-hash -o name 2>/dev/null)" ]]
+    }
+    wait_until 30 ds_ready
+    wait_until 60 deployment_gone
+    pods="$(k -n weir-chart get pods -l app.kubernetes.io/instance=weir-chart -o jsonpath='{range .items[*]}{.metadata.ownerReferences[0].kind} {.spec.nodeName} {.status.hostIP} {range .spec.containers[0].ports[*]}{.name}:{.containerPort}:{.hostPort},{end} {.status.conditions[?(@.type=="Ready")].status}{"\n"}{end}' 2>&1)"
+    node_ip="$(k get node kwok-node-0 -o jsonpath='{.status.addresses[?(@.type=="InternalIP")].address}' 2>&1)"
+    if ds_ready && [[ $pods == "DaemonSet kwok-node-0 $node_ip http:8080:80,https:8443:443,admin:9901:, True" ]]; then
+      pass "kind=DaemonSet, hostPorts: one pod Ready on kwok-node-0 ($node_ip), hostPorts 80/443 on http/https only"
+    else
+      fail "DaemonSet: status $(chart_get daemonset '{.status.desiredNumberScheduled}/{.status.numberReady}/{.status.updatedNumberScheduled}'), pods: $pods"
+    fi
+    deployment_gone && grep -q 'installed as the DaemonSet weir-chart/weir-chart' "$out" &&
+      grep -q 'every node weir runs on: http://NODE-IP:80/' "$out" \
+      && pass "switching kind to DaemonSet: no Deployment, ReplicaSet, pod of it, HPA or PodDisruptionBudget left; NOTES name the hostPorts" \
+      || fail "after switching to DaemonSet: left $(k -n weir-chart get deployments,replicasets,horizontalpodautoscalers,poddisruptionbudgets,pods -o name 2>/dev/null | tr '\n' ' ')"
+    pod="$(ready_ips app.kubernetes.io/instance=weir-chart)"
+    np_sel="$(chart_json networkpolicy weir-chart | chart_py selector)"
+    wait_until 20 eval '[[ "$(metrics_endpoints)" == "$pod" ]]'
+    [[ -n $pod && "$(ready_ips "$np_sel")" == "$pod" && "$(metrics_endpoints)" == "$pod" ]] \
+      && pass "the NetworkPolicy and the metrics Service (so the ServiceMonitor) follow to the DaemonSet pod" \
+      || fail "after switching to DaemonSet: pod '$pod', NetworkPolicy selects '$(ready_ips "$np_sel")', metrics endpoints '$(metrics_endpoints)'"
+  else
+    fail "helm upgrade to kind=DaemonSet with hostPorts: $(tail -5 "$out")"
+  fi
+
+  # -------- uninstall
+  chart_left() {
+    k -n weir-chart get all,networkpolicies,poddisruptionbudgets,horizontalpodautoscalers,serviceaccounts,roles,rolebindings,configmaps,secrets \
+      -o name 2>/dev/null | grep -v -e '^serviceaccount/default$' -e '^configmap/kube-root-ca.crt$'
+    if sm_served; then k -n weir-chart get servicemonitors -o name 2>/dev/null; fi
+    k get clusterrole/weir-chart clusterrolebinding/weir-chart ingressclass/weir-chart -o name 2>/dev/null
+  }
+  if x helm uninstall weir-chart -n weir-chart --wait --timeout 90s >"$WEIR_E2E_STATE/helm-uninstall.out" 2>&1 &&
+    wait_until 30 eval '[[ -z "$(chart_left)" ]]'; then
+    pass "helm uninstall removes every object of the chart (DaemonSet and its pod, Services, NetworkPolicy, ServiceMonitor, RBAC, IngressClass)"
+  else
+    fail "helm uninstall left: $(chart_left | tr '\n' ' ') $(tail -3 "$WEIR_E2E_STATE/helm-uninstall.out")"
+  fi
+fi
+# The ServiceMonitor CRD goes too: the sections after this one run on a cluster without it.
+if k get crd servicemonitors.monitoring.coreos.com >/dev/null 2>&1; then
+  k delete crd servicemonitors.monitoring.coreos.com --wait --timeout 60s >/dev/null 2>&1 && wait_until 20 eval '! sm_served' \
+    && pass "prometheus-operator's ServiceMonitor CRD removed again" || fail "deleting the ServiceMonitor CRD"
 fi
 
 # ---------------------------------------------------------------- manifests/install.yaml, applied for real
