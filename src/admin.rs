@@ -447,7 +447,7 @@ mod tests {
         snapshot.route_tables.insert("http".into(), table.clone());
         snapshot.clusters.insert(
             key.clone(),
-            Cluster::new(key.clone(), "http", UpstreamProtocol::Http1),
+            Cluster::new(key.clone(), "http", UpstreamProtocol::Http1).into(),
         );
         snapshot.assign_route_ids();
         let proxy = Proxy::default();

@@ -114,7 +114,7 @@ pub fn endpoint_set<'a>(
 /// the proxy's zone, for topology.
 pub fn build(
     objects: &Objects,
-    clusters: &BTreeMap<ClusterKey, Cluster>,
+    clusters: &BTreeMap<ClusterKey, Arc<Cluster>>,
     zone: Option<&str>,
 ) -> EndpointSets {
     let mut by_service: HashMap<(&str, &str), Vec<&EndpointSlice>> = HashMap::new();
@@ -415,8 +415,8 @@ mod tests {
         let mut missing = cluster("http");
         missing.key.service = "gone".into();
         let clusters = [
-            (web.key.clone(), web.clone()),
-            (missing.key.clone(), missing.clone()),
+            (web.key.clone(), Arc::new(web.clone())),
+            (missing.key.clone(), Arc::new(missing.clone())),
         ]
         .into();
         let sets = build(&objects, &clusters, None);

@@ -223,7 +223,7 @@ impl Report {
             .clusters
             .values()
             .map(|cluster| ClusterReport {
-                cluster: cluster.clone(),
+                cluster: Cluster::clone(cluster),
                 endpoints: endpoint_sets
                     .get(&cluster.key)
                     .map(|set| set.endpoints.iter().map(|e| e.address).collect())

@@ -10,6 +10,7 @@
 //! certificates; and numbers the routes ([`Snapshot::assign_route_ids`]).
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use super::Ir;
 use super::backends::Resolver;
@@ -36,7 +37,7 @@ pub(super) fn snapshot<'a>(
     let mut clusters = BTreeMap::new();
     let mut serve = |route: IrRoute<'a>,
                      who: &str,
-                     clusters: &mut BTreeMap<ClusterKey, Cluster>,
+                     clusters: &mut BTreeMap<ClusterKey, Arc<Cluster>>,
                      status: &mut Status| {
         let source: &Source<'_> = &sources[route.order.source.0];
         let action = resolver.action(route.action, source, route.field, who, clusters, status)?;

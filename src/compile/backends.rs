@@ -36,6 +36,7 @@
 
 use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::ServicePort;
 
@@ -229,7 +230,7 @@ impl<'a> Resolver<'a> {
     pub(super) fn filter_clusters<'f>(
         &mut self,
         filters: impl IntoIterator<Item = &'f Filter>,
-        clusters: &mut BTreeMap<ClusterKey, Cluster>,
+        clusters: &mut BTreeMap<ClusterKey, Arc<Cluster>>,
         status: &mut Status,
     ) {
         for key in filters.into_iter().filter_map(Filter::cluster) {
@@ -255,7 +256,7 @@ impl<'a> Resolver<'a> {
     fn take_cluster(
         &mut self,
         index: usize,
-        clusters: &mut BTreeMap<ClusterKey, Cluster>,
+        clusters: &mut BTreeMap<ClusterKey, Arc<Cluster>>,
         status: &mut Status,
     ) {
         let Outcome::Cluster {
@@ -271,7 +272,7 @@ impl<'a> Resolver<'a> {
         }
         self.used[index] = true;
         if let Entry::Vacant(entry) = clusters.entry(cluster.key.clone()) {
-            entry.insert(Cluster::clone(cluster));
+            entry.insert(Arc::new(Cluster::clone(cluster)));
             if let Some(message) = warning {
                 status.warning(
                     service,
@@ -380,7 +381,7 @@ impl<'a> Resolver<'a> {
         source: &Source<'_>,
         field: FieldPath,
         who: &str,
-        clusters: &mut BTreeMap<ClusterKey, Cluster>,
+        clusters: &mut BTreeMap<ClusterKey, Arc<Cluster>>,
         status: &mut Status,
     ) -> Option<RouteAction> {
         let forward = match action {

@@ -717,7 +717,7 @@ mod tests {
         for key in [&a, &b] {
             snapshot.clusters.insert(
                 key.clone(),
-                Cluster::new(key.clone(), "", UpstreamProtocol::Http1),
+                Cluster::new(key.clone(), "", UpstreamProtocol::Http1).into(),
             );
         }
         snapshot.assign_route_ids();

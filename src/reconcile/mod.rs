@@ -427,7 +427,7 @@ pub struct Core {
     cfg: ReconcileConfig,
     proxy: Proxy,
     /// Service → its clusters in the current snapshot (rebuilt on every compile).
-    service_clusters: HashMap<ObjectKey, Vec<Cluster>>,
+    service_clusters: HashMap<ObjectKey, Vec<Arc<Cluster>>>,
     /// Service → the keys of its EndpointSlices.
     slices_by_service: HashMap<ObjectKey, BTreeSet<ObjectKey>>,
     /// What the proxy holds.

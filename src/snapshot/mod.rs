@@ -46,7 +46,7 @@ pub struct Snapshot {
     /// Route tables by name; each listener serves one (several listeners may share one).
     pub route_tables: BTreeMap<String, RouteTable>,
     /// Upstream clusters.
-    pub clusters: BTreeMap<ClusterKey, Cluster>,
+    pub clusters: BTreeMap<ClusterKey, Arc<Cluster>>,
 }
 
 impl Snapshot {

@@ -152,7 +152,7 @@ fn capped(h: &Harness, addr: std::net::SocketAddr, limits: weir::snapshot::Limit
     h.proxy.publish_endpoints(Arc::new(sets));
     let built = snapshot().host("a.example").prefix("/", "g").build();
     let mut snap = weir::snapshot::Snapshot::clone(&built);
-    snap.clusters.get_mut(&key("g")).expect("cluster").limits = limits;
+    std::sync::Arc::make_mut(snap.clusters.get_mut(&key("g")).expect("cluster")).limits = limits;
     h.publish(Arc::new(snap));
 }
 

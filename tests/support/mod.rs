@@ -438,7 +438,9 @@ impl SnapshotBuilder {
                     self.snap
                         .clusters
                         .entry(cluster.clone())
-                        .or_insert_with(|| cluster_of(cluster.clone(), UpstreamProtocol::Http1));
+                        .or_insert_with(|| {
+                            Arc::new(cluster_of(cluster.clone(), UpstreamProtocol::Http1))
+                        });
                 }
             }
         }
@@ -488,33 +490,30 @@ impl SnapshotBuilder {
         )
     }
 
-    pub fn protocol(mut self, service: &str, protocol: UpstreamProtocol) -> Self {
-        self.snap
+    /// `service`'s cluster, created HTTP/1.1 when absent.
+    fn cluster_mut(&mut self, service: &str) -> &mut Cluster {
+        let cluster = self
+            .snap
             .clusters
             .entry(key(service))
-            .or_insert_with(|| cluster_of(key(service), protocol))
-            .protocol = protocol;
+            .or_insert_with(|| Arc::new(cluster_of(key(service), UpstreamProtocol::Http1)));
+        Arc::make_mut(cluster)
+    }
+
+    pub fn protocol(mut self, service: &str, protocol: UpstreamProtocol) -> Self {
+        self.cluster_mut(service).protocol = protocol;
         self
     }
 
     pub fn timeouts(mut self, service: &str, timeouts: Timeouts) -> Self {
-        self.snap
-            .clusters
-            .entry(key(service))
-            .or_insert_with(|| cluster_of(key(service), UpstreamProtocol::Http1))
-            .timeouts = timeouts;
+        self.cluster_mut(service).timeouts = timeouts;
         self
     }
 
     /// Changes any setting of `service`'s cluster (created HTTP/1.1 when absent): the
     /// balancer, health, retry, breakers, limits.
     pub fn cluster(mut self, service: &str, change: impl FnOnce(&mut Cluster)) -> Self {
-        change(
-            self.snap
-                .clusters
-                .entry(key(service))
-                .or_insert_with(|| cluster_of(key(service), UpstreamProtocol::Http1)),
-        );
+        change(self.cluster_mut(service));
         self
     }
 

@@ -59,7 +59,7 @@ fn snapshot(exact_hosts: Vec<VirtualHost>, wildcard: Vec<(&str, VirtualHost)>) -
         let key = ClusterKey::new("default", svc, 80);
         clusters.insert(
             key.clone(),
-            Cluster::new(key, "http", UpstreamProtocol::Http1),
+            Cluster::new(key, "http", UpstreamProtocol::Http1).into(),
         );
     }
     Snapshot {

@@ -123,7 +123,7 @@ impl Registry {
             let state = match old.remove(key) {
                 Some(state) => {
                     let policy_changed = state.config.load().lb != cluster.lb;
-                    state.config.store(Arc::new(cluster.clone()));
+                    state.config.store(cluster.clone());
                     if policy_changed {
                         state.rebuild_balancer();
                     }
@@ -480,7 +480,7 @@ fn usable_subset(cfg: &Cluster, endpoints: &[Member]) -> (Vec<usize>, bool) {
 }
 
 impl ClusterState {
-    fn new(config: Cluster) -> Self {
+    fn new(config: Arc<Cluster>) -> Self {
         let stats = ClusterStats::default();
         let members = Members::new(
             &config,
@@ -492,7 +492,7 @@ impl ClusterState {
         ClusterState {
             name: Arc::from(config.key.to_string()),
             key: config.key.clone(),
-            config: ArcSwap::from_pointee(config),
+            config: ArcSwap::new(config),
             members: ArcSwap::from_pointee(members),
             seeded: AtomicBool::new(false),
             stats,
@@ -1101,7 +1101,7 @@ mod tests {
         Snapshot {
             clusters: clusters
                 .iter()
-                .map(|c| (c.key.clone(), c.clone()))
+                .map(|c| (c.key.clone(), Arc::new(c.clone())))
                 .collect(),
             ..Snapshot::default()
         }
