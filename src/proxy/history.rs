@@ -104,7 +104,7 @@ pub struct HistoryView {
 impl History {
     /// Record a snapshot publish: `old` was live before, `new` is now, as `generation`.
     pub fn snapshot(&mut self, generation: u64, old: &Snapshot, new: &Snapshot) {
-        let (changes, more_changes) = limit(snapshot_changes(old, new));
+        let (changes, more_changes) = snapshot_changes(old, new);
         self.push(PublishRecord {
             generation,
             unix_ms: now_ms(),
@@ -227,50 +227,68 @@ fn routes(s: &Snapshot) -> BTreeMap<&str, (&PathMatch, &RouteAction)> {
         .collect()
 }
 
-fn snapshot_changes(old: &Snapshot, new: &Snapshot) -> Vec<String> {
-    let mut out = Vec::new();
+/// What changed from `old` to `new`: the first [`MAX_CHANGES`] lines, and how many more. Lines
+/// past the limit are counted, never formatted (a first publish adds every route: 50,000
+/// lines at scale, which the page would not show).
+fn snapshot_changes(old: &Snapshot, new: &Snapshot) -> (Vec<String>, usize) {
+    let mut out = Changes::default();
     let names = |s: &Snapshot| -> BTreeSet<String> {
         s.listeners
             .iter()
             .map(|l| format!("{} {}", l.name, l.address))
             .collect()
     };
-    diff(&mut out, "listener", &names(old), &names(new));
-    diff(&mut out, "host", &hosts(old), &hosts(new));
+    out.diff("listener", &names(old), &names(new));
+    out.diff("host", &hosts(old), &hosts(new));
     let (old_routes, new_routes) = (routes(old), routes(new));
     let old_names: BTreeSet<&str> = old_routes.keys().copied().collect();
     let new_names: BTreeSet<&str> = new_routes.keys().copied().collect();
-    diff(&mut out, "route", &old_names, &new_names);
+    out.diff("route", &old_names, &new_names);
     for (name, action) in &new_routes {
         if old_routes.get(name).is_some_and(|a| a != action) {
-            out.push(format!("~ route {name}"));
+            out.add(|| format!("~ route {name}"));
         }
     }
-    let keys =
-        |s: &Snapshot| -> BTreeSet<String> { s.clusters.keys().map(ToString::to_string).collect() };
-    diff(&mut out, "cluster", &keys(old), &keys(new));
+    let (old_keys, new_keys): (BTreeSet<&ClusterKey>, BTreeSet<&ClusterKey>) =
+        (old.clusters.keys().collect(), new.clusters.keys().collect());
+    out.diff("cluster", &old_keys, &new_keys);
     for (key, cluster) in &new.clusters {
         if old.clusters.get(key).is_some_and(|c| c != cluster) {
-            out.push(format!("~ cluster {key}"));
+            out.add(|| format!("~ cluster {key}"));
         }
     }
-    out
+    (out.lines, out.more)
 }
 
-fn diff<T: Ord + std::fmt::Display>(
-    out: &mut Vec<String>,
-    what: &str,
-    old: &BTreeSet<T>,
-    new: &BTreeSet<T>,
-) {
-    out.extend(new.difference(old).map(|x| format!("+ {what} {x}")));
-    out.extend(old.difference(new).map(|x| format!("- {what} {x}")));
+/// Change lines, at most [`MAX_CHANGES`] of them, and a count of the rest.
+#[derive(Default)]
+struct Changes {
+    lines: Vec<String>,
+    more: usize,
 }
 
-fn limit(mut changes: Vec<String>) -> (Vec<String>, usize) {
-    let more = changes.len().saturating_sub(MAX_CHANGES);
-    changes.truncate(MAX_CHANGES);
-    (changes, more)
+impl Changes {
+    fn add(&mut self, line: impl FnOnce() -> String) {
+        if self.lines.len() < MAX_CHANGES {
+            self.lines.push(line());
+        } else {
+            self.more += 1;
+        }
+    }
+
+    fn diff<T: Ord + std::fmt::Display>(
+        &mut self,
+        what: &str,
+        old: &BTreeSet<T>,
+        new: &BTreeSet<T>,
+    ) {
+        for x in new.difference(old) {
+            self.add(|| format!("+ {what} {x}"));
+        }
+        for x in old.difference(new) {
+            self.add(|| format!("- {what} {x}"));
+        }
+    }
 }
 
 #[cfg(test)]
@@ -327,6 +345,24 @@ mod tests {
         );
         assert_eq!(view.publishes[0].counts.routes, 2);
         assert!(!view.diagnostics_reported);
+    }
+
+    #[test]
+    fn a_large_publish_lists_the_first_changes_and_counts_the_rest() {
+        let mut h = History::default();
+        let hosts: Vec<(String, &str)> =
+            (0..20).map(|i| (format!("h{i}.example"), "svc")).collect();
+        let hosts: Vec<(&str, &str)> = hosts.iter().map(|(h, s)| (h.as_str(), *s)).collect();
+        h.snapshot(1, &Snapshot::default(), &snapshot(&hosts));
+        let record = &h.view().publishes[0];
+        // 20 hosts and 20 routes added: 40 changes, 12 of them listed.
+        assert_eq!(record.changes.len(), MAX_CHANGES);
+        assert_eq!(record.more_changes, 40 - MAX_CHANGES);
+        assert!(
+            record.changes[0].starts_with("+ host "),
+            "{:?}",
+            record.changes
+        );
     }
 
     #[test]
