@@ -130,7 +130,7 @@ pub fn build(
         .iter()
         .map(|(key, cluster)| {
             let slices = by_service
-                .get(&(key.namespace.as_str(), key.service.as_str()))
+                .get(&(&*key.namespace, &*key.service))
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             (

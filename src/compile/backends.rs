@@ -176,7 +176,7 @@ impl<'a> Resolver<'a> {
                 return Outcome::Unavailable { reason, message };
             }
             if let Some(variant) = variant {
-                cluster.key.variant.clone_from(&variant.name);
+                cluster.key.variant = variant.name.as_str().into();
                 if let Some(protocol) = variant.protocol {
                     cluster.protocol = protocol;
                 }
@@ -340,7 +340,7 @@ fn resolve_service<'o>(
         };
     }
     let (cluster, warning) = cluster(
-        ClusterKey::new(&key.namespace, &key.name, number),
+        ClusterKey::new(key.namespace.as_str(), key.name.as_str(), number),
         service_port,
     );
     Outcome::Cluster {

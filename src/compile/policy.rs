@@ -189,8 +189,8 @@ impl<'a> Policies<'a> {
         cluster: &mut Cluster,
         objects: &Objects,
     ) -> Result<(), (&'static str, String)> {
-        let ns = cluster.key.namespace.clone();
-        let svc = cluster.key.service.clone();
+        let ns = cluster.key.namespace.to_string();
+        let svc = cluster.key.service.to_string();
         let service = objects
             .services
             .get(&ObjectKey::new(ns.clone(), svc.clone()));

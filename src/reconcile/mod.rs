@@ -709,7 +709,10 @@ impl Core {
         self.service_clusters.clear();
         for cluster in compiled.snapshot.clusters.values() {
             self.service_clusters
-                .entry(ObjectKey::new(&cluster.key.namespace, &cluster.key.service))
+                .entry(ObjectKey::new(
+                    &*cluster.key.namespace,
+                    &*cluster.key.service,
+                ))
                 .or_default()
                 .push(cluster.clone());
         }

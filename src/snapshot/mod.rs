@@ -488,26 +488,29 @@ pub enum PathRewrite {
 /// Identifies a cluster: a Service port, and a policy variant when routes reach the same
 /// Service port with different cluster settings.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// The strings are shared (`Arc<str>`): every route to a cluster, the endpoint sets and the
+/// proxy's tables hold a key, and a clone allocates nothing.
 pub struct ClusterKey {
     /// Namespace of the Service.
-    pub namespace: String,
+    pub namespace: Arc<str>,
     /// Name of the Service.
-    pub service: String,
+    pub service: Arc<str>,
     /// Service port number (a named port is resolved at compile time).
     pub port: u16,
     /// Policy variant (empty: the Service port's default settings). Clusters that differ
     /// only in variant share endpoint runtime state by address.
-    pub variant: String,
+    pub variant: Arc<str>,
 }
 
 impl ClusterKey {
     /// The default-variant cluster of a Service port.
-    pub fn new(namespace: impl Into<String>, service: impl Into<String>, port: u16) -> Self {
+    pub fn new(namespace: impl Into<Arc<str>>, service: impl Into<Arc<str>>, port: u16) -> Self {
         ClusterKey {
             namespace: namespace.into(),
             service: service.into(),
             port,
-            variant: String::new(),
+            variant: Arc::from(""),
         }
     }
 }

@@ -1084,7 +1084,7 @@ mod tests {
 
     fn cluster(service: &str, variant: &str, protocol: UpstreamProtocol) -> Cluster {
         let mut key = ClusterKey::new("default", service, 80);
-        key.variant = variant.to_owned();
+        key.variant = variant.into();
         Cluster::new(key, "", protocol)
     }
 
