@@ -487,10 +487,10 @@ pub enum PathRewrite {
 
 /// Identifies a cluster: a Service port, and a policy variant when routes reach the same
 /// Service port with different cluster settings.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 ///
 /// The strings are shared (`Arc<str>`): every route to a cluster, the endpoint sets and the
 /// proxy's tables hold a key, and a clone allocates nothing.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct ClusterKey {
     /// Namespace of the Service.
     pub namespace: Arc<str>,
