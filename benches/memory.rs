@@ -127,7 +127,7 @@ fn main() {
          Endpoint {} ObjectMeta {} | Route {} ClusterKey {} Cluster {}",
         size_of::<k8s_openapi::api::networking::v1::Ingress>(),
         size_of::<k8s_openapi::api::networking::v1::HTTPIngressPath>(),
-        size_of::<k8s_openapi::api::core::v1::Service>(),
+        size_of::<weir::api::service::Service>(),
         size_of::<weir::api::endpointslice::EndpointSlice>(),
         size_of::<weir::api::endpointslice::Endpoint>(),
         size_of::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(),

@@ -22,7 +22,9 @@ use std::time::Duration;
 use ::kube::Client;
 use ::kube::api::{Api, Patch, PatchParams};
 use ::kube::runtime::events::{Event, EventType, Recorder, Reporter};
-use k8s_openapi::api::core::v1::{ObjectReference, Service};
+use k8s_openapi::api::core::v1::ObjectReference;
+
+use crate::api::service::Service;
 use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerIngress};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use tokio::sync::watch;
@@ -825,9 +827,8 @@ mod tests {
 
     #[test]
     fn the_publish_service_load_balancer_wins_over_its_cluster_ip() {
-        use k8s_openapi::api::core::v1::{
-            LoadBalancerIngress, LoadBalancerStatus, ServiceSpec, ServiceStatus,
-        };
+        use crate::api::service::{ServiceSpec, ServiceStatus};
+        use k8s_openapi::api::core::v1::{LoadBalancerIngress, LoadBalancerStatus};
         let mut svc = Service {
             spec: Some(ServiceSpec {
                 cluster_ip: Some("10.96.0.10".to_owned()),
@@ -843,7 +844,6 @@ mod tests {
                     ..LoadBalancerIngress::default()
                 }]),
             }),
-            ..ServiceStatus::default()
         });
         assert_eq!(
             service_addresses(Some(&svc)),

@@ -9,6 +9,7 @@ pub mod crds;
 pub mod endpointslice;
 pub mod gateway;
 pub mod httpfilter;
+pub mod service;
 
 /// Annotation and label keys weir reads.
 pub mod annotations {

@@ -38,7 +38,7 @@ use std::collections::btree_map::Entry;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::ServicePort;
+use crate::api::service::ServicePort;
 
 use super::Ir;
 use super::ir::{BackendRef, FieldPath, IrAction, IrRoute, PortRef, Source, Variant};

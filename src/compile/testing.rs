@@ -4,7 +4,6 @@
 
 use std::net::SocketAddr;
 
-use k8s_openapi::api::core::v1::{Service, ServicePort, ServiceSpec};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::Compiled;
@@ -13,6 +12,7 @@ use super::ir::{
     PortRef, Rejection, Source, SourceId, SourceOrder, Unresolved,
 };
 use super::status::Status;
+use crate::api::service::{Service, ServicePort, ServiceSpec};
 use crate::snapshot::{ListenerProtocol, PathMatch, RouteMatch};
 use crate::store::{KubeObject, ObjectKey, Objects};
 

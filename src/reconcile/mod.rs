@@ -43,9 +43,9 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::api::service::Service;
 use ::kube::Client;
 use ::kube::runtime::events::Reporter;
-use k8s_openapi::api::core::v1::Service;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 

@@ -22,12 +22,12 @@
 
 use std::sync::Arc;
 
+use crate::api::service::Service;
 use ::kube::api::{ApiResource, DynamicObject};
 use ::kube::runtime::WatchStreamExt;
 use ::kube::runtime::watcher::{self, Event};
 use ::kube::{Api, Client};
 use futures::StreamExt;
-use k8s_openapi::api::core::v1::Service;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;

@@ -34,7 +34,7 @@ pub mod metrics;
 use std::collections::BTreeMap;
 use std::fmt;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret, Service};
+use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
 use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
@@ -43,6 +43,7 @@ use crate::api::backendpolicy::BackendPolicy;
 use crate::api::endpointslice::EndpointSlice;
 use crate::api::gateway::{GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
 use crate::api::httpfilter::HTTPFilter;
+use crate::api::service::Service;
 
 use crate::api::annotations;
 
@@ -59,8 +60,13 @@ kinds! {
     }
     /// networking.k8s.io/v1 IngressClass (cluster-scoped: empty namespace).
     IngressClass(IngressClass) in ingress_classes, label "ingressclass" {}
-    /// v1 Service.
+    /// v1 Service, as weir's own [`Service`]: the type, the ports, the ClusterIP and the
+    /// traffic distribution, which is what compile reads.
     Service(Service) in services, label "service" {
+        fn admit(&mut self) -> bool {
+            Service::admit(self);
+            true
+        }
         fn same_compile_input(old: &Self, new: &Self) -> bool {
             same_spec(old, new, |o| &o.spec)
         }
