@@ -230,6 +230,14 @@ struct DemoArgs {
     manifests: Option<PathBuf>,
 }
 
+/// jemalloc, with background threads that return freed pages to the system (10 s decay).
+/// Each compile builds a new snapshot beside the serving one and then drops the old; glibc's
+/// malloc kept those transient peaks resident. At 5,000 Ingresses in Kubernetes mode, RSS after
+/// 20 Ingress changes was 223 MB with glibc and 156 MB with jemalloc (docs/memory.md). The
+/// static image would otherwise run on musl's malloc.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
