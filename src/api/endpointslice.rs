@@ -113,27 +113,7 @@ fn null_as_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result
     Ok(Option::<Vec<T>>::deserialize(d)?.unwrap_or_default())
 }
 
-impl k8s_openapi::Resource for EndpointSlice {
-    const API_VERSION: &'static str = <k8s::EndpointSlice as k8s_openapi::Resource>::API_VERSION;
-    const GROUP: &'static str = <k8s::EndpointSlice as k8s_openapi::Resource>::GROUP;
-    const KIND: &'static str = <k8s::EndpointSlice as k8s_openapi::Resource>::KIND;
-    const VERSION: &'static str = <k8s::EndpointSlice as k8s_openapi::Resource>::VERSION;
-    const URL_PATH_SEGMENT: &'static str =
-        <k8s::EndpointSlice as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::Metadata for EndpointSlice {
-    type Ty = ObjectMeta;
-
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+same_resource_as!(EndpointSlice, k8s::EndpointSlice);
 
 impl From<k8s::EndpointSlice> for EndpointSlice {
     fn from(slice: k8s::EndpointSlice) -> Self {

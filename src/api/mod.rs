@@ -4,6 +4,35 @@
 //! Everything a user may see in a status condition or a `weir validate` diagnostic is named
 //! here, so reasons stay stable and greppable. weir's own CRDs live in submodules.
 
+/// `k8s_openapi::Resource` and `Metadata` for weir's own form of a built-in kind
+/// (`$ours`, with a `metadata: ObjectMeta` field) as k8s-openapi's `$theirs` has them, so kube's
+/// watcher and the store take it like the original.
+macro_rules! same_resource_as {
+    ($ours:ty, $theirs:ty) => {
+        impl k8s_openapi::Resource for $ours {
+            const API_VERSION: &'static str = <$theirs as k8s_openapi::Resource>::API_VERSION;
+            const GROUP: &'static str = <$theirs as k8s_openapi::Resource>::GROUP;
+            const KIND: &'static str = <$theirs as k8s_openapi::Resource>::KIND;
+            const VERSION: &'static str = <$theirs as k8s_openapi::Resource>::VERSION;
+            const URL_PATH_SEGMENT: &'static str =
+                <$theirs as k8s_openapi::Resource>::URL_PATH_SEGMENT;
+            type Scope = <$theirs as k8s_openapi::Resource>::Scope;
+        }
+
+        impl k8s_openapi::Metadata for $ours {
+            type Ty = k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+
+            fn metadata(&self) -> &Self::Ty {
+                &self.metadata
+            }
+
+            fn metadata_mut(&mut self) -> &mut Self::Ty {
+                &mut self.metadata
+            }
+        }
+    };
+}
+
 pub mod backendpolicy;
 pub mod crds;
 pub mod endpointslice;

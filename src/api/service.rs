@@ -101,27 +101,7 @@ impl Service {
     }
 }
 
-impl k8s_openapi::Resource for Service {
-    const API_VERSION: &'static str = <k8s::Service as k8s_openapi::Resource>::API_VERSION;
-    const GROUP: &'static str = <k8s::Service as k8s_openapi::Resource>::GROUP;
-    const KIND: &'static str = <k8s::Service as k8s_openapi::Resource>::KIND;
-    const VERSION: &'static str = <k8s::Service as k8s_openapi::Resource>::VERSION;
-    const URL_PATH_SEGMENT: &'static str =
-        <k8s::Service as k8s_openapi::Resource>::URL_PATH_SEGMENT;
-    type Scope = k8s_openapi::NamespaceResourceScope;
-}
-
-impl k8s_openapi::Metadata for Service {
-    type Ty = ObjectMeta;
-
-    fn metadata(&self) -> &ObjectMeta {
-        &self.metadata
-    }
-
-    fn metadata_mut(&mut self) -> &mut ObjectMeta {
-        &mut self.metadata
-    }
-}
+same_resource_as!(Service, k8s::Service);
 
 impl From<k8s::Service> for Service {
     fn from(service: k8s::Service) -> Self {
