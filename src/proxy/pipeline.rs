@@ -783,6 +783,9 @@ impl Attempts<'_> {
         let mut again: Option<usize> = None;
         // The endpoint that already had its stale-connection resend.
         let mut resent: Option<usize> = None;
+        // Whether an idempotent request already moved on, free, from an endpoint whose
+        // connections kept dying unanswered (once per request).
+        let mut moved = false;
         // The first candidate found with every connection busy.
         let mut busy: Option<usize> = None;
         // Whether a connect timeout on an overloaded endpoint already sent the request back
@@ -964,6 +967,27 @@ impl Attempts<'_> {
                         stats.error(f.kind());
                         resent = Some(i);
                         again = Some(i);
+                        last = f;
+                        req = r;
+                        continue;
+                    }
+                    if resendable
+                        && matches!(f, Failure::Upstream(_))
+                        && !moved
+                        && !Reason::Reset.enabled(&cfg.retry)
+                        && self.untried_left(&tried) > 0
+                        && let Some(r) = replay.as_ref().and_then(Replay::request)
+                    {
+                        // Its resend on a new connection died unanswered too: the endpoint
+                        // is going away (a listener closing with the connection still in
+                        // its backlog, a process being killed). A policy without `reset`
+                        // retries still sends the idempotent request on to another
+                        // endpoint, once, free, as nginx's `proxy_next_upstream error`
+                        // does; one with them counts it as such a retry.
+                        tracing::debug!(endpoint = %ep.address, error = ?f, "new connection failed before an answer too; moving on");
+                        drop(in_flight);
+                        stats.error(f.kind());
+                        moved = true;
                         last = f;
                         req = r;
                         continue;

@@ -208,7 +208,7 @@ async fn killing_one_of_four_backends_under_load_fails_no_get_with_the_default_p
     ));
     eprintln!(
         "kill: {ok} GETs ok, {} failed, {retried} retried ({} connect-failure), {lost} \
-         resent after a pooled connection died, killed backend had {before} hits",
+         resent or moved on after a connection died, killed backend had {before} hits",
         failed.len(),
         retries(&h, "connect-failure"),
     );
@@ -649,4 +649,39 @@ async fn a_get_whose_new_connection_dies_unanswered_is_resent_a_post_is_not() {
         assert_eq!(accepted.load(Ordering::Relaxed), 1, "{proto:?}");
         task.abort();
     }
+}
+
+#[tokio::test]
+async fn a_get_moves_on_from_an_endpoint_whose_new_connections_die_unanswered_too() {
+    // The default policy (no `reset` retries). Every connection to the resetter dies with
+    // the request unanswered, as connections to a listener being closed, or to a process
+    // being killed, do.
+    let (resetter, reset_hits, _task) = resetting().await;
+    let good = Backend::start("good").await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    publish(&h, vec![resetter, good.addr], no_ejection);
+    for proto in BOTH {
+        let (resets, goods) = (reset_hits.load(Ordering::Relaxed), good.hits());
+        let mut c = h.client(proto).await;
+        for _ in 0..4 {
+            let answer = c.get(HOST, "/").await;
+            assert_eq!(answer.status, 200, "{proto:?}");
+            assert_eq!(answer.backend(), Some("good"), "{proto:?}");
+        }
+        let resets = reset_hits.load(Ordering::Relaxed) - resets;
+        // Round robin starts half the GETs at the resetter: each tried there twice (the
+        // free resend on a new connection), then once at the good endpoint.
+        assert!(resets >= 2, "{proto:?}: the resetter was never tried");
+        assert_eq!(resets % 2, 0, "{proto:?}: {resets} resetter hits");
+        assert_eq!(good.hits() - goods, 4, "{proto:?}");
+    }
+    assert_eq!(all_retries(&h), 0, "free moves, not retries");
+
+    // The only endpoint: the GET fails after its resend, not in a loop.
+    let (resetter, reset_hits, _task) = resetting().await;
+    let h = Harness::start(ProxyConfig::default()).await;
+    publish(&h, vec![resetter], no_ejection);
+    let mut c = h.client(Proto::H1).await;
+    assert_eq!(c.get(HOST, "/").await.status, 502);
+    assert_eq!(reset_hits.load(Ordering::Relaxed), 2);
 }
