@@ -409,7 +409,7 @@ mod tests {
             ),
         ] {
             let key = ObjectKey::new("default", s.metadata.name.clone().expect("named"));
-            objects.endpoint_slices.insert(key, s);
+            objects.endpoint_slices.insert(key, s.into());
         }
         let web = cluster("http");
         let mut missing = cluster("http");

@@ -697,7 +697,7 @@ mod tests {
         let mut objects = Objects::default();
         objects
             .ingresses
-            .insert(ObjectKey::new("default", "web"), ingress);
+            .insert(ObjectKey::new("default", "web"), ingress.into());
         objects
     }
 
@@ -940,7 +940,7 @@ mod tests {
         let mut objects = Objects::default();
         objects
             .http_filters
-            .insert(ObjectKey::new("shop", "guard"), filter);
+            .insert(ObjectKey::new("shop", "guard"), filter.into());
         objects
     }
 
@@ -982,7 +982,7 @@ mod tests {
         let mut objects = Objects::default();
         objects
             .backend_policies
-            .insert(ObjectKey::new("shop", "web"), policy);
+            .insert(ObjectKey::new("shop", "web"), policy.into());
         objects
     }
 

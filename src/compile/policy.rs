@@ -48,8 +48,11 @@ impl<'a> Policies<'a> {
     /// Validates every `BackendPolicy`, settles conflicts and records conditions.
     pub(super) fn compile(objects: &'a Objects, status: &mut Status) -> Policies<'a> {
         // Oldest first, then by key: the first policy to claim a slot keeps it.
-        let mut ordered: Vec<(&ObjectKey, &BackendPolicy)> =
-            objects.backend_policies.iter().collect();
+        let mut ordered: Vec<(&ObjectKey, &BackendPolicy)> = objects
+            .backend_policies
+            .iter()
+            .map(|(k, p)| (k, &**p))
+            .collect();
         ordered.sort_by(|(ka, a), (kb, b)| {
             let ta = a.metadata.creation_timestamp.as_ref().map(|t| t.0);
             let tb = b.metadata.creation_timestamp.as_ref().map(|t| t.0);
@@ -814,7 +817,9 @@ mod tests {
             ),
             ..Default::default()
         };
-        objects.secrets.insert(ObjectKey::new("ns", "s"), secret);
+        objects
+            .secrets
+            .insert(ObjectKey::new("ns", "s"), secret.into());
         objects
     }
 

@@ -824,7 +824,7 @@ impl Core {
             .get(service)
             .into_iter()
             .flatten()
-            .filter_map(|key| self.slices.endpoint_slices.get(key))
+            .filter_map(|key| self.slices.endpoint_slices.get(key).map(|s| &**s))
             .collect();
         let mut changed = false;
         for cluster in clusters {

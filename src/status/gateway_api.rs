@@ -359,7 +359,7 @@ mod tests {
         .expect("class");
         objects
             .gateway_classes
-            .insert(ObjectKey::new("", "weir"), class);
+            .insert(ObjectKey::new("", "weir"), class.into());
         for name in ["a", "b"] {
             let gateway: Gateway = serde_yaml::from_str(&format!(
                 "metadata: {{name: {name}, namespace: infra, generation: 2}}\n\
@@ -368,7 +368,7 @@ mod tests {
             .expect("gateway");
             objects
                 .gateways
-                .insert(ObjectKey::new("infra", name), gateway);
+                .insert(ObjectKey::new("infra", name), gateway.into());
         }
         let route: HTTPRoute = serde_yaml::from_str(
             "metadata: {name: r, namespace: infra, generation: 3}\n\
@@ -380,7 +380,7 @@ mod tests {
         .expect("route");
         objects
             .http_routes
-            .insert(ObjectKey::new("infra", "r"), route);
+            .insert(ObjectKey::new("infra", "r"), route.into());
         objects
     }
 

@@ -54,10 +54,10 @@ pub trait StoreKind:
     fn into_object(self) -> KubeObject;
 
     /// The map of this kind in `objects`.
-    fn map(objects: &Objects) -> &BTreeMap<ObjectKey, Self>;
+    fn map(objects: &Objects) -> &BTreeMap<ObjectKey, Box<Self>>;
 
     /// The map of this kind in `objects`, mutably.
-    fn map_mut(objects: &mut Objects) -> &mut BTreeMap<ObjectKey, Self>;
+    fn map_mut(objects: &mut Objects) -> &mut BTreeMap<ObjectKey, Box<Self>>;
 
     /// Normalise an object before it is stored; `false` if the store does not keep it (an
     /// object stored earlier under the same key is then removed, since its type changed).
@@ -274,9 +274,13 @@ macro_rules! kinds {
         }
 
         /// Every object weir compiles from, keyed deterministically; one map per kind.
+        ///
+        /// Values are boxed: a B-tree node holds eleven entries inline and is often little
+        /// more than half full, so unboxed objects of 500 bytes and more (an Ingress is 584)
+        /// would leave hundreds of bytes unused per object.
         #[derive(Debug, Clone, Default)]
         pub struct Objects {
-            $($(#[$doc])* pub $field: BTreeMap<ObjectKey, $ty>,)*
+            $($(#[$doc])* pub $field: BTreeMap<ObjectKey, Box<$ty>>,)*
         }
 
         impl Objects {
@@ -312,7 +316,7 @@ macro_rules! kinds {
             /// The metadata of one stored object.
             pub fn meta(&self, kind: Kind, key: &ObjectKey) -> Option<&ObjectMeta> {
                 match kind {
-                    $(Kind::$variant => self.$field.get(key).map(::kube::Resource::meta),)*
+                    $(Kind::$variant => self.$field.get(key).map(|o| ::kube::Resource::meta(&**o)),)*
                 }
             }
 
@@ -331,11 +335,11 @@ macro_rules! kinds {
                     KubeObject::$variant(self)
                 }
 
-                fn map(objects: &Objects) -> &BTreeMap<ObjectKey, Self> {
+                fn map(objects: &Objects) -> &BTreeMap<ObjectKey, Box<Self>> {
                     &objects.$field
                 }
 
-                fn map_mut(objects: &mut Objects) -> &mut BTreeMap<ObjectKey, Self> {
+                fn map_mut(objects: &mut Objects) -> &mut BTreeMap<ObjectKey, Box<Self>> {
                     &mut objects.$field
                 }
 

@@ -325,7 +325,9 @@ impl Objects {
             K::map_mut(self).remove(&key);
             return Ok(Applied::Ignored { key });
         }
-        let replaced = K::map_mut(self).insert(key.clone(), object).is_some();
+        let replaced = K::map_mut(self)
+            .insert(key.clone(), Box::new(object))
+            .is_some();
         Ok(Applied::Stored { key, replaced })
     }
 

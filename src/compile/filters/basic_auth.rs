@@ -185,7 +185,7 @@ mod tests {
         };
         objects
             .secrets
-            .insert(ObjectKey::new("shop", "htpasswd"), secret);
+            .insert(ObjectKey::new("shop", "htpasswd"), secret.into());
         objects
     }
 
@@ -267,7 +267,7 @@ mod tests {
         };
         objects
             .secrets
-            .insert(ObjectKey::new("shop", "htpasswd"), secret.clone());
+            .insert(ObjectKey::new("shop", "htpasswd"), secret.clone().into());
         let key = ObjectKey::new("shop", "guard");
         let ctx = EntryContext {
             key: &key,
@@ -289,7 +289,7 @@ mod tests {
             .insert("carol".into(), ByteString(b"hunter2".to_vec()));
         objects
             .secrets
-            .insert(ObjectKey::new("shop", "htpasswd"), bad);
+            .insert(ObjectKey::new("shop", "htpasswd"), bad.into());
         let ctx = EntryContext {
             key: &key,
             objects: &objects,

@@ -194,6 +194,7 @@ pub(super) fn front_end<'a>(
     let mut gateways: Vec<(&ObjectKey, &Gateway)> = objects
         .gateways
         .iter()
+        .map(|(key, g)| (key, &**g))
         .filter(|(_, g)| classes.contains(&g.spec.gateway_class_name.as_str()))
         .collect();
     gateways.sort_by_key(|(key, g)| (g.metadata.creation_timestamp.clone(), *key));
@@ -527,7 +528,7 @@ pub(super) fn front_end<'a>(
     let mut routes: Vec<(&'static str, &ObjectKey, &HTTPRoute)> = objects
         .http_routes
         .iter()
-        .map(|(key, route)| (HTTP_ROUTE, key, route))
+        .map(|(key, route)| (HTTP_ROUTE, key, &**route))
         .chain(grpc.iter().map(|(key, route)| (GRPC_ROUTE, key, route)))
         .collect();
     routes.sort_by_key(|(kind, key, r)| (r.metadata.creation_timestamp.clone(), *key, *kind));
@@ -1321,7 +1322,7 @@ mod tests {
         .expect("class");
         objects
             .gateway_classes
-            .insert(ObjectKey::new("", "weir"), class);
+            .insert(ObjectKey::new("", "weir"), class.into());
         objects
     }
 
@@ -1389,12 +1390,12 @@ mod tests {
         .expect("gateway");
         objects
             .gateways
-            .insert(ObjectKey::new("infra", "gw"), gateway);
+            .insert(ObjectKey::new("infra", "gw"), gateway.into());
         let labelled: Namespace =
             serde_yaml::from_str("metadata: {name: shop, labels: {team: shop}}").expect("ns");
         objects
             .namespaces
-            .insert(ObjectKey::new("", "shop"), labelled);
+            .insert(ObjectKey::new("", "shop"), labelled.into());
         for namespace in ["shop", "other"] {
             let route: HTTPRoute = serde_yaml::from_str(&format!(
                 "metadata: {{name: r, namespace: {namespace}}}\n\
@@ -1403,7 +1404,7 @@ mod tests {
             .expect("route");
             objects
                 .http_routes
-                .insert(ObjectKey::new(namespace, "r"), route);
+                .insert(ObjectKey::new(namespace, "r"), route.into());
         }
         let compiled = super::super::compile(&objects, &super::super::testing::config());
         let accepted = |namespace: &str| {
@@ -1441,7 +1442,7 @@ mod tests {
         .expect("gateway");
         objects
             .gateways
-            .insert(ObjectKey::new("infra", "gw"), gateway);
+            .insert(ObjectKey::new("infra", "gw"), gateway.into());
         let route: HTTPRoute = serde_yaml::from_str(
             "metadata: {name: r, namespace: infra}\n\
              spec: {parentRefs: [{name: gw}], rules: [{backendRefs: [{name: gone, port: 80}]}]}",
@@ -1449,7 +1450,7 @@ mod tests {
         .expect("route");
         objects
             .http_routes
-            .insert(ObjectKey::new("infra", "r"), route);
+            .insert(ObjectKey::new("infra", "r"), route.into());
         let compiled = super::super::compile(&objects, &super::super::testing::config());
         let api = &compiled.status.gateway_api;
         let listener = &api.gateways[&ObjectKey::new("infra", "gw")].listeners[0];

@@ -324,7 +324,8 @@ mod tests {
                         .collect(),
                 ),
                 ..Default::default()
-            },
+            }
+            .into(),
         );
         objects
     }
