@@ -73,13 +73,18 @@ fn protocol_index(cfg: &Cluster) -> usize {
     }
 }
 
-/// Which endpoint state a cluster's members share: zero, or the identity of the cluster's
-/// upstream TLS settings ([`UpstreamTls::identity`](crate::snapshot::UpstreamTls::identity)), so that a connection made under other
-/// TLS settings (unverified, another CA, client certificate or name) is never reused.
-fn tls_identity(cfg: &Cluster) -> [u8; 32] {
+/// Which endpoint state a cluster's members share: `None` (plain, or TLS without settings of
+/// its own), or the identity of the cluster's upstream TLS settings
+/// ([`UpstreamTls::identity`](crate::snapshot::UpstreamTls::identity)), so that a
+/// connection made under other TLS settings (unverified, another CA, client certificate or
+/// name) is never reused. Shared, so that the 20,000 endpoints of a large cluster set carry
+/// a pointer each rather than 32 bytes.
+pub(crate) type TlsIdentity = Option<Arc<[u8; 32]>>;
+
+fn tls_identity(cfg: &Cluster) -> TlsIdentity {
     match &cfg.tls {
-        Some(tls) if cfg.protocol == UpstreamProtocol::Tls => tls.identity(),
-        _ => [0; 32],
+        Some(tls) if cfg.protocol == UpstreamProtocol::Tls => Some(Arc::new(tls.identity())),
+        _ => None,
     }
 }
 
@@ -90,7 +95,7 @@ pub(crate) struct Registry {
     clusters: HashMap<ClusterKey, Arc<ClusterState>>,
     /// Endpoint state by address and TLS identity ([`tls_identity`]), with how many cluster
     /// memberships use each protocol.
-    endpoints: HashMap<(SocketAddr, [u8; 32]), Shared>,
+    endpoints: HashMap<(SocketAddr, TlsIdentity), Shared>,
     /// Active-check probers, one per (address, check), with how many memberships use each.
     probers: HashMap<ProberKey, (usize, Prober)>,
     h2_max_streams: usize,
@@ -98,7 +103,7 @@ pub(crate) struct Registry {
 
 struct Shared {
     state: Arc<EndpointState>,
-    uses: [usize; PROTOCOLS],
+    uses: [u32; PROTOCOLS],
 }
 
 impl Registry {
@@ -154,7 +159,7 @@ impl Registry {
         let cfg = cluster.config.load();
         let protocol = protocol_index(&cfg);
         let identity = tls_identity(&cfg);
-        let settings = cfg.tls.clone().filter(|_| identity != [0; 32]);
+        let settings = cfg.tls.clone().filter(|_| identity.is_some());
         let check = cfg
             .health
             .active
@@ -185,7 +190,7 @@ impl Registry {
                     .endpoints
                     .iter()
                     .find(|c| c.state.address == w.address);
-                let state = self.acquire(w.address, (identity, &settings), protocol);
+                let state = self.acquire(w.address, (&identity, &settings), protocol);
                 if let Some(check) = &check {
                     self.acquire_prober(&state, check);
                 }
@@ -205,7 +210,7 @@ impl Registry {
             if let Some(check) = &current.check {
                 self.release_prober(&old.state, check);
             }
-            self.release(old.state.address, old.state.tls, current.protocol);
+            self.release(old.state.address, &old.state.tls, current.protocol);
         }
         cluster
             .stats
@@ -224,7 +229,7 @@ impl Registry {
     fn acquire_prober(&mut self, state: &Arc<EndpointState>, check: &(ActiveCheck, bool)) {
         let key = ProberKey {
             address: state.address,
-            identity: state.tls,
+            identity: state.tls.clone(),
             check: check.0.clone(),
             tls: check.1,
         };
@@ -238,7 +243,7 @@ impl Registry {
     fn release_prober(&mut self, state: &EndpointState, check: &(ActiveCheck, bool)) {
         let key = ProberKey {
             address: state.address,
-            identity: state.tls,
+            identity: state.tls.clone(),
             check: check.0.clone(),
             tls: check.1,
         };
@@ -261,18 +266,18 @@ impl Registry {
     fn acquire(
         &mut self,
         address: SocketAddr,
-        tls: ([u8; 32], &Option<Arc<UpstreamTls>>),
+        tls: (&TlsIdentity, &Option<Arc<UpstreamTls>>),
         protocol: usize,
     ) -> Arc<EndpointState> {
         let h2_max_streams = self.h2_max_streams;
         let (identity, settings) = tls;
         let shared = self
             .endpoints
-            .entry((address, identity))
+            .entry((address, identity.clone()))
             .or_insert_with(|| Shared {
                 state: Arc::new(EndpointState::new(
                     address,
-                    (identity, settings.clone()),
+                    (identity.clone(), settings.clone()),
                     h2_max_streams,
                 )),
                 uses: [0; PROTOCOLS],
@@ -281,8 +286,9 @@ impl Registry {
         shared.state.clone()
     }
 
-    fn release(&mut self, address: SocketAddr, tls: [u8; 32], protocol: usize) {
-        let Some(shared) = self.endpoints.get_mut(&(address, tls)) else {
+    fn release(&mut self, address: SocketAddr, tls: &TlsIdentity, protocol: usize) {
+        let key = (address, tls.clone());
+        let Some(shared) = self.endpoints.get_mut(&key) else {
             return;
         };
         shared.uses[protocol] = shared.uses[protocol].saturating_sub(1);
@@ -295,7 +301,7 @@ impl Registry {
         }
         if shared.uses.iter().all(|&n| n == 0) {
             shared.state.drain();
-            self.endpoints.remove(&(address, tls));
+            self.endpoints.remove(&key);
         }
     }
 
@@ -529,8 +535,8 @@ impl ClusterState {
 /// Survives reconfiguration while any cluster keeps the address.
 pub(crate) struct EndpointState {
     pub(crate) address: SocketAddr,
-    /// The TLS identity of the clusters sharing it ([`tls_identity`]; zeros: none).
-    pub(crate) tls: [u8; 32],
+    /// The TLS identity of the clusters sharing it ([`tls_identity`]).
+    pub(crate) tls: TlsIdentity,
     /// Their TLS settings (equal for one identity), for active checks.
     pub(crate) upstream_tls: Option<Arc<UpstreamTls>>,
     pub(crate) load: Arc<EndpointLoad>,
@@ -550,7 +556,7 @@ pub(crate) struct EndpointState {
 impl EndpointState {
     fn new(
         address: SocketAddr,
-        tls: ([u8; 32], Option<Arc<UpstreamTls>>),
+        tls: (TlsIdentity, Option<Arc<UpstreamTls>>),
         h2_max_streams: usize,
     ) -> Self {
         let (tls, upstream_tls) = tls;
@@ -1149,7 +1155,7 @@ mod tests {
         let after = state_of(&reg, &a.key, 0);
         assert!(Arc::ptr_eq(&before, &after));
         assert!(!after.is_draining());
-        let shared = &reg.endpoints[&(after.address, [0; 32])];
+        let shared = &reg.endpoints[&(after.address, None)];
         assert_eq!(shared.uses, [0, 1, 0]);
     }
 

@@ -33,8 +33,8 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::task::JoinHandle;
 
-use super::super::EndpointState;
 use super::super::client::{cluster_connector, tls_connector};
+use super::super::{EndpointState, TlsIdentity};
 use crate::snapshot::{ActiveCheck, CheckKind, UpstreamTls};
 
 /// What one prober probes: an address, a check, and whether the cluster speaks TLS.
@@ -42,7 +42,7 @@ use crate::snapshot::{ActiveCheck, CheckKind, UpstreamTls};
 pub(crate) struct ProberKey {
     pub(crate) address: SocketAddr,
     /// The TLS identity of the endpoint state it reports to (one prober per state).
-    pub(crate) identity: [u8; 32],
+    pub(crate) identity: TlsIdentity,
     pub(crate) check: ActiveCheck,
     pub(crate) tls: bool,
 }
