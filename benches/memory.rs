@@ -124,7 +124,8 @@ fn main() {
     use std::mem::size_of;
     println!(
         "\nsizes (bytes, inline): Ingress {} HTTPIngressPath {} Service {} EndpointSlice {} \
-         Endpoint {} ObjectMeta {} | Route {} ClusterKey {} Cluster {}",
+         Endpoint {} ObjectMeta {} | Route {} (RouteMatch {} PathMatch {} RouteAction {}) \
+         ClusterKey {} Cluster {}",
         size_of::<k8s_openapi::api::networking::v1::Ingress>(),
         size_of::<k8s_openapi::api::networking::v1::HTTPIngressPath>(),
         size_of::<weir::api::service::Service>(),
@@ -132,6 +133,9 @@ fn main() {
         size_of::<weir::api::endpointslice::Endpoint>(),
         size_of::<k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta>(),
         size_of::<weir::snapshot::Route>(),
+        size_of::<weir::snapshot::RouteMatch>(),
+        size_of::<weir::snapshot::PathMatch>(),
+        size_of::<weir::snapshot::RouteAction>(),
         size_of::<weir::snapshot::ClusterKey>(),
         size_of::<weir::snapshot::Cluster>(),
     );

@@ -298,14 +298,14 @@ fn status_routes(snapshot: &Snapshot) -> (Vec<serde_json::Value>, usize) {
             };
             let m = &r.matches;
             let mut extra = Vec::new();
-            if let Some(method) = &m.method {
+            if let Some(method) = &m.method() {
                 extra.push(format!("method {method}"));
             }
-            if !m.headers.is_empty() {
-                extra.push(format!("{} header(s)", m.headers.len()));
+            if !m.headers().is_empty() {
+                extra.push(format!("{} header(s)", m.headers().len()));
             }
-            if !m.query.is_empty() {
-                extra.push(format!("{} query param(s)", m.query.len()));
+            if !m.query().is_empty() {
+                extra.push(format!("{} query param(s)", m.query().len()));
             }
             let (action, backends) = match &r.action {
                 RouteAction::Forward(f) => (

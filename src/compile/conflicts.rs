@@ -167,17 +167,17 @@ fn drop_losers(routes: &mut Vec<IrRoute<'_>>, lost: &[(usize, usize)]) {
 /// conditions.
 fn describe_match(matches: &RouteMatch) -> String {
     let mut text = format!("path {} {:?}", matches.path.kind(), matches.path.as_str());
-    if let Some(method) = &matches.method {
+    if let Some(method) = &matches.method() {
         text.push_str(&format!(" method {method}"));
     }
     let value = |v: &StringMatch| match v {
         StringMatch::Exact(s) => format!("Exact {s:?}"),
         StringMatch::Regex(p) => format!("RegularExpression {:?}", p.as_str()),
     };
-    for header in &matches.headers {
+    for header in matches.headers() {
         text.push_str(&format!(" header {} {}", header.name, value(&header.value)));
     }
-    for query in &matches.query {
+    for query in matches.query() {
         text.push_str(&format!(" query {} {}", query.name, value(&query.value)));
     }
     text
@@ -311,7 +311,7 @@ mod tests {
         let mut ir = ir(&keys);
         let with_header = |source, value: &str| {
             let mut r = route(source, 0, "/x", &[("default/a", 1)]);
-            r.matches.headers.push(HeaderMatch {
+            r.matches.push_header(HeaderMatch {
                 name: HeaderName::from_static("x-variant"),
                 value: StringMatch::Exact(value.to_owned()),
             });

@@ -504,12 +504,12 @@ fn mismatch(m: &RouteMatch, req: &RequestHead<'_>) -> Option<String> {
             describe_path(&m.path)
         ));
     }
-    if let Some(method) = &m.method
+    if let Some(method) = &m.method()
         && method != req.method
     {
         return Some(format!("method {} is not {method}", req.method));
     }
-    for h in &m.headers {
+    for h in m.headers() {
         let values: Vec<&str> = req
             .headers
             .get_all(&h.name)
@@ -528,7 +528,7 @@ fn mismatch(m: &RouteMatch, req: &RequestHead<'_>) -> Option<String> {
             });
         }
     }
-    for q in &m.query {
+    for q in m.query() {
         match crate::snapshot::router::query_value(req.query, &q.name) {
             None => return Some(format!("no query parameter {}", q.name)),
             Some(v) if !q.value.matches(&v) => {
@@ -559,21 +559,21 @@ fn lost_to(m: &RouteMatch, chosen: &Route) -> String {
             b.path.kind()
         );
     }
-    if a.method.is_some() != b.method.is_some() {
+    if a.method().is_some() != b.method().is_some() {
         return format!("{to} also matches the method");
     }
-    if a.headers.len() != b.headers.len() {
+    if a.headers().len() != b.headers().len() {
         return format!(
             "{to} matches more headers ({} against {})",
-            a.headers.len(),
-            b.headers.len()
+            a.headers().len(),
+            b.headers().len()
         );
     }
-    if a.query.len() != b.query.len() {
+    if a.query().len() != b.query().len() {
         return format!(
             "{to} matches more query parameters ({} against {})",
-            a.query.len(),
-            b.query.len()
+            a.query().len(),
+            b.query().len()
         );
     }
     format!("equal precedence: {to} comes from the older object (creation order)")
@@ -592,13 +592,13 @@ fn describe_string(s: &StringMatch) -> String {
 
 fn describe_match(m: &RouteMatch) -> String {
     let mut out = describe_path(&m.path);
-    if let Some(method) = &m.method {
+    if let Some(method) = &m.method() {
         let _ = write!(out, ", method {method}");
     }
-    for h in &m.headers {
+    for h in m.headers() {
         let _ = write!(out, ", header {} {}", h.name, describe_string(&h.value));
     }
-    for q in &m.query {
+    for q in m.query() {
         let _ = write!(out, ", query {} {}", q.name, describe_string(&q.value));
     }
     out

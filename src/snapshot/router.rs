@@ -130,7 +130,7 @@ impl RouteMatch {
         if !self.path.matches(req.path) {
             return false;
         }
-        if self.method.is_none() && self.headers.is_empty() && self.query.is_empty() {
+        if self.path_only() {
             return true;
         }
         self.matches_rest(req)
@@ -139,15 +139,15 @@ impl RouteMatch {
     /// The conditions beyond the path (out of line: only rich routes pay for them).
     #[inline(never)]
     fn matches_rest(&self, req: &RequestHead<'_>) -> bool {
-        self.method.as_ref().is_none_or(|m| m == req.method)
-            && self.headers.iter().all(|h| {
+        self.method().is_none_or(|m| m == req.method)
+            && self.headers().iter().all(|h| {
                 req.headers
                     .get_all(&h.name)
                     .iter()
                     .any(|v| v.to_str().is_ok_and(|v| h.value.matches(v)))
             })
             && self
-                .query
+                .query()
                 .iter()
                 .all(|q| query_value(req.query, &q.name).is_some_and(|v| q.value.matches(&v)))
     }
@@ -178,9 +178,9 @@ impl RouteMatch {
             Reverse(path.len()),
             rank,
             path,
-            self.method.is_none(),
-            Reverse(self.headers.len()),
-            Reverse(self.query.len()),
+            self.method().is_none(),
+            Reverse(self.headers().len()),
+            Reverse(self.query().len()),
         )
     }
 }
@@ -594,12 +594,12 @@ mod tests {
     // ------------------------------------------------ matches beyond the path
 
     fn with_method(mut m: RouteMatch, method: Method) -> RouteMatch {
-        m.method = Some(method);
+        m.set_method(method);
         m
     }
 
     fn with_header(mut m: RouteMatch, name: &'static str, value: StringMatch) -> RouteMatch {
-        m.headers.push(HeaderMatch {
+        m.push_header(HeaderMatch {
             name: http::HeaderName::from_static(name),
             value,
         });
@@ -607,7 +607,7 @@ mod tests {
     }
 
     fn with_query(mut m: RouteMatch, name: &str, value: StringMatch) -> RouteMatch {
-        m.query.push(QueryMatch {
+        m.push_query(QueryMatch {
             name: name.to_owned(),
             value,
         });

@@ -18,7 +18,7 @@ fn prefix(p: &str) -> RouteMatch {
 }
 
 fn header(mut m: RouteMatch, name: &'static str, value: StringMatch) -> RouteMatch {
-    m.headers.push(HeaderMatch {
+    m.push_header(HeaderMatch {
         name: HeaderName::from_static(name),
         value,
     });
@@ -26,7 +26,7 @@ fn header(mut m: RouteMatch, name: &'static str, value: StringMatch) -> RouteMat
 }
 
 fn query(mut m: RouteMatch, name: &str, value: StringMatch) -> RouteMatch {
-    m.query.push(QueryMatch {
+    m.push_query(QueryMatch {
         name: name.into(),
         value,
     });
@@ -34,7 +34,7 @@ fn query(mut m: RouteMatch, name: &str, value: StringMatch) -> RouteMatch {
 }
 
 fn method(mut m: RouteMatch, method: Method) -> RouteMatch {
-    m.method = Some(method);
+    m.set_method(method);
     m
 }
 

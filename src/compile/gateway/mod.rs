@@ -1301,12 +1301,7 @@ fn route_match_of(m: &HTTPRouteMatch) -> Result<RouteMatch, String> {
         ),
         None => None,
     };
-    Ok(RouteMatch {
-        path,
-        method,
-        headers,
-        query,
-    })
+    Ok(RouteMatch::new(path, method, headers, query))
 }
 
 #[cfg(test)]
@@ -1369,9 +1364,9 @@ mod tests {
         .expect("decode");
         let m = route_match_of(&m).expect("match");
         assert_eq!(m.path, PathMatch::Prefix("/v2".to_owned()));
-        assert_eq!(m.headers[0].name, "version");
-        assert!(m.query[0].value.matches("aaa") && !m.query[0].value.matches("baaa"));
-        assert_eq!(m.method, Some(http::Method::POST));
+        assert_eq!(m.headers()[0].name, "version");
+        assert!(m.query()[0].value.matches("aaa") && !m.query()[0].value.matches("baaa"));
+        assert_eq!(m.method(), Some(&http::Method::POST));
         let bad: HTTPRouteMatch =
             serde_json::from_value(serde_json::json!({"path": {"value": "nope"}})).expect("decode");
         assert!(route_match_of(&bad).is_err());

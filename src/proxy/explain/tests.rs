@@ -199,17 +199,17 @@ fn precedence_says_why_each_route_lost() {
 #[test]
 fn method_header_and_query_matches_explain_themselves() {
     let mut rich = prefix("/");
-    rich.method = Some(Method::POST);
+    rich.set_method(Method::POST);
     let mut headers = prefix("/");
-    headers.headers = vec![HeaderMatch {
+    headers.push_header(HeaderMatch {
         name: HeaderName::from_static("x-user"),
         value: StringMatch::Exact("a".into()),
-    }];
+    });
     let mut query = prefix("/");
-    query.query = vec![QueryMatch {
+    query.push_query(QueryMatch {
         name: "v".into(),
         value: StringMatch::Regex(Pattern::new("^2$").expect("re")),
-    }];
+    });
     let s = snapshot(
         vec![vhost(
             "h.example",

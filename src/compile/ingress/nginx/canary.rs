@@ -674,10 +674,7 @@ fn apply<'a>(
     };
     let route = |suffix: String, headers: Vec<HeaderMatch>, backends| IrRoute {
         name: format!("{}/canary-{suffix}", main.name),
-        matches: RouteMatch {
-            headers,
-            ..main.matches.clone()
-        },
+        matches: main.matches.with_headers(headers),
         filters: main.filters.clone(),
         action: IrAction::Forward(IrForward {
             backends,
@@ -1018,7 +1015,7 @@ mod tests {
                 .map(|r| {
                     let headers = r
                         .matches
-                        .headers
+                        .headers()
                         .iter()
                         .map(|h| match &h.value {
                             StringMatch::Exact(v) => format!("{}={v}", h.name),
