@@ -122,6 +122,19 @@ async fn resetting() -> (SocketAddr, Arc<AtomicU64>, JoinHandle<()>) {
     (addr, hits, task)
 }
 
+/// Four GETs on `c`, every one answered by `good`; returns how many requests the resetter
+/// (`reset_hits`) read meanwhile.
+async fn four_gets_answered_by_good(c: &mut Client, reset_hits: &AtomicU64, good: &Backend) -> u64 {
+    let (resets, goods) = (reset_hits.load(Ordering::Relaxed), good.hits());
+    for _ in 0..4 {
+        let answer = c.get(HOST, "/").await;
+        assert_eq!(answer.status, 200, "{:?}", c.proto());
+        assert_eq!(answer.backend(), Some("good"), "{:?}", c.proto());
+    }
+    assert_eq!(good.hits() - goods, 4, "{:?}", c.proto());
+    reset_hits.load(Ordering::Relaxed) - resets
+}
+
 fn publish(h: &Harness, addrs: Vec<SocketAddr>, change: impl FnOnce(&mut Cluster)) {
     let mut sets = EndpointSets::new();
     sets.insert(key("s"), set(addrs));
@@ -322,16 +335,9 @@ async fn after_a_reset_a_get_is_retried_a_post_and_a_long_put_are_not() {
     });
     for proto in BOTH {
         // GETs: every one answered by the good endpoint, the resetter's hits retried.
-        let (resets, goods) = (reset_hits.load(Ordering::Relaxed), good.hits());
         let mut c = h.client(proto).await;
-        for _ in 0..4 {
-            let answer = c.get(HOST, "/").await;
-            assert_eq!(answer.status, 200, "{proto:?}");
-            assert_eq!(answer.backend(), Some("good"), "{proto:?}");
-        }
-        let resets = reset_hits.load(Ordering::Relaxed) - resets;
+        let resets = four_gets_answered_by_good(&mut c, &reset_hits, &good).await;
         assert!(resets >= 1, "{proto:?}: the resetter was never tried");
-        assert_eq!(good.hits() - goods, 4, "{proto:?}");
 
         // POSTs: the resetter processed them; never sent again (502).
         for (method, payload) in [
@@ -661,19 +667,12 @@ async fn a_get_moves_on_from_an_endpoint_whose_new_connections_die_unanswered_to
     let h = Harness::start(ProxyConfig::default()).await;
     publish(&h, vec![resetter, good.addr], no_ejection);
     for proto in BOTH {
-        let (resets, goods) = (reset_hits.load(Ordering::Relaxed), good.hits());
         let mut c = h.client(proto).await;
-        for _ in 0..4 {
-            let answer = c.get(HOST, "/").await;
-            assert_eq!(answer.status, 200, "{proto:?}");
-            assert_eq!(answer.backend(), Some("good"), "{proto:?}");
-        }
-        let resets = reset_hits.load(Ordering::Relaxed) - resets;
+        let resets = four_gets_answered_by_good(&mut c, &reset_hits, &good).await;
         // Round robin starts half the GETs at the resetter: each tried there twice (the
         // free resend on a new connection), then once at the good endpoint.
         assert!(resets >= 2, "{proto:?}: the resetter was never tried");
         assert_eq!(resets % 2, 0, "{proto:?}: {resets} resetter hits");
-        assert_eq!(good.hits() - goods, 4, "{proto:?}");
     }
     assert_eq!(all_retries(&h), 0, "free moves, not retries");
 
