@@ -298,7 +298,7 @@ fn status_routes(snapshot: &Snapshot) -> (Vec<serde_json::Value>, usize) {
             };
             let m = &r.matches;
             let mut extra = Vec::new();
-            if let Some(method) = &m.method() {
+            if let Some(method) = m.method() {
                 extra.push(format!("method {method}"));
             }
             if !m.headers().is_empty() {

@@ -167,7 +167,7 @@ fn drop_losers(routes: &mut Vec<IrRoute<'_>>, lost: &[(usize, usize)]) {
 /// conditions.
 fn describe_match(matches: &RouteMatch) -> String {
     let mut text = format!("path {} {:?}", matches.path.kind(), matches.path.as_str());
-    if let Some(method) = &matches.method() {
+    if let Some(method) = matches.method() {
         text.push_str(&format!(" method {method}"));
     }
     let value = |v: &StringMatch| match v {

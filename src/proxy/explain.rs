@@ -504,7 +504,7 @@ fn mismatch(m: &RouteMatch, req: &RequestHead<'_>) -> Option<String> {
             describe_path(&m.path)
         ));
     }
-    if let Some(method) = &m.method()
+    if let Some(method) = m.method()
         && method != req.method
     {
         return Some(format!("method {} is not {method}", req.method));
@@ -592,7 +592,7 @@ fn describe_string(s: &StringMatch) -> String {
 
 fn describe_match(m: &RouteMatch) -> String {
     let mut out = describe_path(&m.path);
-    if let Some(method) = &m.method() {
+    if let Some(method) = m.method() {
         let _ = write!(out, ", method {method}");
     }
     for h in m.headers() {

@@ -952,42 +952,34 @@ impl Attempts<'_> {
                             latency: sent_at.elapsed(),
                         },
                     );
-                    if resendable
-                        && matches!(f, Failure::Upstream(_))
-                        && resent != Some(i)
-                        && let Some(r) = replay.as_ref().and_then(Replay::request)
-                    {
-                        // The keep-alive race (RFC 9112 §9.3.1), or a process killed with
-                        // the request on its way: the connection closed, no answer came. An
-                        // idempotent request goes once more to the same endpoint on a new
-                        // connection, free, like a request that came back unsent (RFC 9110
-                        // §9.2.2 allows it).
-                        tracing::debug!(endpoint = %ep.address, error = ?f, "connection failed before an answer; resending");
-                        drop(in_flight);
-                        stats.error(f.kind());
-                        resent = Some(i);
-                        again = Some(i);
-                        last = f;
-                        req = r;
-                        continue;
-                    }
-                    if resendable
-                        && matches!(f, Failure::Upstream(_))
+                    // The keep-alive race (RFC 9112 §9.3.1), or a process killed with the
+                    // request on its way: the connection closed, no answer came. An
+                    // idempotent request goes once more to the same endpoint on a new
+                    // connection, free, like a request that came back unsent (RFC 9110
+                    // §9.2.2 allows it). If that resend dies unanswered too, the endpoint is
+                    // going away (a listener closing with the connection still in its
+                    // backlog): a policy without `reset` retries still sends the request on
+                    // to another endpoint, once, free, as nginx's `proxy_next_upstream
+                    // error` does; one with them counts it as such a retry.
+                    let here = resent != Some(i);
+                    let elsewhere = !here
                         && !moved
                         && !Reason::Reset.enabled(&cfg.retry)
-                        && self.untried_left(&tried) > 0
+                        && self.untried_left(&tried) > 0;
+                    if resendable
+                        && matches!(f, Failure::Upstream(_))
+                        && (here || elsewhere)
                         && let Some(r) = replay.as_ref().and_then(Replay::request)
                     {
-                        // Its resend on a new connection died unanswered too: the endpoint
-                        // is going away (a listener closing with the connection still in
-                        // its backlog, a process being killed). A policy without `reset`
-                        // retries still sends the idempotent request on to another
-                        // endpoint, once, free, as nginx's `proxy_next_upstream error`
-                        // does; one with them counts it as such a retry.
-                        tracing::debug!(endpoint = %ep.address, error = ?f, "new connection failed before an answer too; moving on");
+                        tracing::debug!(endpoint = %ep.address, error = ?f, here, "connection failed before an answer; resending");
                         drop(in_flight);
                         stats.error(f.kind());
-                        moved = true;
+                        if here {
+                            resent = Some(i);
+                            again = Some(i);
+                        } else {
+                            moved = true;
+                        }
                         last = f;
                         req = r;
                         continue;
