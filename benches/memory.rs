@@ -126,8 +126,8 @@ fn main() {
         "\nsizes (bytes, inline): Ingress {} HTTPIngressPath {} Service {} EndpointSlice {} \
          Endpoint {} ObjectMeta {} | Route {} (RouteMatch {} PathMatch {} RouteAction {}) \
          ClusterKey {} Cluster {}",
-        size_of::<k8s_openapi::api::networking::v1::Ingress>(),
-        size_of::<k8s_openapi::api::networking::v1::HTTPIngressPath>(),
+        size_of::<weir::api::ingress::Ingress>(),
+        size_of::<weir::api::ingress::HTTPIngressPath>(),
         size_of::<weir::api::service::Service>(),
         size_of::<weir::api::endpointslice::EndpointSlice>(),
         size_of::<weir::api::endpointslice::Endpoint>(),

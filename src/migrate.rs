@@ -24,12 +24,12 @@ use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::path::PathBuf;
 
-use k8s_openapi::api::networking::v1::Ingress;
 use serde::Serialize;
 use serde_json::Value;
 
 use crate::api::backendpolicy::{BackendPolicy, BackendPolicySpec, PolicyTargetRef};
 use crate::api::httpfilter::{FilterEntry, HTTPFilter, HTTPFilterSpec};
+use crate::api::ingress::Ingress;
 use crate::api::{annotations, values};
 use crate::compile::nginx::{self, Annotations, Context, Finding, Translation, Verdict};
 use crate::compile::{self, CompileConfig, ObjectRef, Severity};
@@ -616,9 +616,10 @@ pub fn manifests(objects: &Objects, prefix: &str) -> String {
             spec: ingress.spec,
             status: None,
         };
+        let written = k8s_openapi::api::networking::v1::Ingress::from(ingress.clone());
         document(
             &mut out,
-            with_type(&ingress, "networking.k8s.io/v1", "Ingress"),
+            with_type(&written, "networking.k8s.io/v1", "Ingress"),
         );
         if !split.entries.is_empty() {
             let mut filter = HTTPFilter::new(
@@ -668,7 +669,7 @@ fn backend_services(ingress: &Ingress) -> BTreeSet<String> {
         .filter_map(|r| r.http.as_ref())
         .flat_map(|h| h.paths.iter().map(|p| &p.backend));
     rules
-        .chain(spec.and_then(|s| s.default_backend.as_ref()))
+        .chain(spec.and_then(|s| s.default_backend.as_deref()))
         .filter_map(|b| b.service.as_ref().map(|s| s.name.clone()))
         .collect()
 }

@@ -671,7 +671,8 @@ fn truncate(s: &str, max: usize) -> String {
 
 #[cfg(test)]
 mod tests {
-    use k8s_openapi::api::networking::v1::{Ingress, IngressLoadBalancerStatus, IngressStatus};
+    use crate::api::ingress::{Ingress, IngressStatus};
+    use k8s_openapi::api::networking::v1::IngressLoadBalancerStatus;
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
     use super::*;

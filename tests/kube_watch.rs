@@ -15,10 +15,10 @@ use futures::channel::mpsc as fmpsc;
 use http::{Request, Response, StatusCode};
 use http_body::Frame;
 use http_body_util::StreamBody;
-use k8s_openapi::api::networking::v1::Ingress;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 use tower_test::mock;
+use weir::api::ingress::Ingress;
 
 use weir::store::kube::{
     Change, StoreEvent, WatchScope, namespaced_api, object_key, spawn_watchers, watch_kind,

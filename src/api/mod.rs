@@ -38,6 +38,7 @@ pub mod crds;
 pub mod endpointslice;
 pub mod gateway;
 pub mod httpfilter;
+pub mod ingress;
 pub mod service;
 
 /// Annotation and label keys weir reads.

@@ -52,9 +52,12 @@ pub(super) fn snapshot<'a>(
             .iter()
             .chain(backend_filters.iter().flat_map(|b| &b.filters));
         resolver.filter_clusters(filters, clusters, status);
+        // `format!` leaves room to spare; 50,000 names keep none.
+        let mut name = route.name;
+        name.shrink_to_fit();
         Some(Route {
             id: RouteId::default(),
-            name: route.name,
+            name,
             matches: route.matches,
             filters: route.filters,
             action,

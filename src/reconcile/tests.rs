@@ -3,15 +3,14 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::networking::v1::{
-    Ingress, IngressLoadBalancerIngress, IngressLoadBalancerStatus, IngressSpec, IngressStatus,
-};
+use k8s_openapi::api::networking::v1::{IngressLoadBalancerIngress, IngressLoadBalancerStatus};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::metrics::ReconcileMetrics;
 use super::*;
+use crate::api::ingress::{Ingress, IngressSpec, IngressStatus};
 use crate::compile::CompileConfig;
 
 fn config() -> ReconcileConfig {

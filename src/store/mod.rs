@@ -35,7 +35,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace, Secret};
-use k8s_openapi::api::networking::v1::{Ingress, IngressClass};
+use k8s_openapi::api::networking::v1::IngressClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::Serialize;
 
@@ -43,6 +43,7 @@ use crate::api::backendpolicy::BackendPolicy;
 use crate::api::endpointslice::EndpointSlice;
 use crate::api::gateway::{GRPCRoute, Gateway, GatewayClass, HTTPRoute, ReferenceGrant};
 use crate::api::httpfilter::HTTPFilter;
+use crate::api::ingress::Ingress;
 use crate::api::service::Service;
 
 use crate::api::annotations;
@@ -52,7 +53,8 @@ pub use self::kinds::{KindScope, KindVisitor, StoreKind, admit_secret, same_meta
 pub use self::metrics::WatchMetrics;
 
 kinds! {
-    /// networking.k8s.io/v1 Ingress.
+    /// networking.k8s.io/v1 Ingress, as weir's own [`Ingress`]: every field, with the rare
+    /// resource and default backends behind a pointer.
     Ingress(Ingress) in ingresses, label "ingress" {
         fn same_compile_input(old: &Self, new: &Self) -> bool {
             same_spec(old, new, |o| &o.spec)

@@ -15,7 +15,7 @@
 
 use std::collections::BTreeSet;
 
-use k8s_openapi::api::networking::v1::Ingress;
+use crate::api::ingress::Ingress;
 use k8s_openapi::jiff::Timestamp;
 
 use crate::api::annotations;

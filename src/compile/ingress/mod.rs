@@ -50,7 +50,7 @@
 
 use std::sync::Arc;
 
-use k8s_openapi::api::networking::v1::{IngressBackend, IngressSpec};
+use crate::api::ingress::{IngressBackend, IngressSpec};
 
 use super::filters::{self, EntryContext, FilterSet};
 use super::ir::{
@@ -252,10 +252,7 @@ pub(super) fn front_end<'a>(
 }
 
 /// The value of an annotation of `ingress`.
-fn annotation<'a>(
-    ingress: &'a k8s_openapi::api::networking::v1::Ingress,
-    key: &str,
-) -> Option<&'a str> {
+fn annotation<'a>(ingress: &'a crate::api::ingress::Ingress, key: &str) -> Option<&'a str> {
     ingress
         .metadata
         .annotations
@@ -311,7 +308,7 @@ impl TlsHosts {
 /// `weir.dev/ssl-redirect` says `"false"`; a value that is neither `"true"` nor `"false"`
 /// keeps the default and is reported.
 fn ssl_redirect(
-    ingress: &k8s_openapi::api::networking::v1::Ingress,
+    ingress: &crate::api::ingress::Ingress,
     source: &Source<'_>,
     status: &mut Status,
 ) -> bool {

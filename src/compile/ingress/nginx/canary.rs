@@ -38,8 +38,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::api::ingress::{Ingress, IngressSpec};
 use http::HeaderName;
-use k8s_openapi::api::networking::v1::{Ingress, IngressSpec};
 use serde::Serialize;
 
 use super::{Context, Translation, Verdict};

@@ -45,7 +45,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
 
-use k8s_openapi::api::networking::v1::Ingress;
+use crate::api::ingress::Ingress;
 use serde::Serialize;
 
 use crate::api::backendpolicy::BackendPolicySpec;

@@ -622,7 +622,7 @@ mod tests {
 
     #[test]
     fn the_cookie_path_defaults_to_the_ingress_path_when_it_has_one_plain_path() {
-        use k8s_openapi::api::networking::v1::{
+        use crate::api::ingress::{
             HTTPIngressPath, HTTPIngressRuleValue, IngressBackend, IngressRule, IngressSpec,
         };
         let path_of = |paths: &[&str]| {
