@@ -40,7 +40,7 @@ pub fn endpoint_set<'a>(
     if let Some(ip) = cluster.cluster_ip {
         // Forwarded to the Service's ClusterIP: its one endpoint, whatever the slices say.
         return EndpointSet {
-            endpoints: vec![Endpoint::new(SocketAddr::new(ip, cluster.key.port))],
+            endpoints: vec![Endpoint::new(SocketAddr::new(ip, cluster.key.port()))],
         };
     }
     // (address, hinted for our zone (None: no hints), in our zone)
@@ -130,7 +130,7 @@ pub fn build(
         .iter()
         .map(|(key, cluster)| {
             let slices = by_service
-                .get(&(&*key.namespace, &*key.service))
+                .get(&(&*key.namespace(), &*key.service()))
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             (
@@ -413,7 +413,7 @@ mod tests {
         }
         let web = cluster("http");
         let mut missing = cluster("http");
-        missing.key.service = "gone".into();
+        missing.key = ClusterKey::new(missing.key.namespace(), "gone", missing.key.port());
         let clusters = [
             (web.key.clone(), Arc::new(web.clone())),
             (missing.key.clone(), Arc::new(missing.clone())),

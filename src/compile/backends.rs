@@ -176,7 +176,7 @@ impl<'a> Resolver<'a> {
                 return Outcome::Unavailable { reason, message };
             }
             if let Some(variant) = variant {
-                cluster.key.variant = variant.name.as_str().into();
+                cluster.key = cluster.key.with_variant(&variant.name);
                 if let Some(protocol) = variant.protocol {
                     cluster.protocol = protocol;
                 }
@@ -237,8 +237,8 @@ impl<'a> Resolver<'a> {
             let index = match self.filter_cache.get(key) {
                 Some(&index) => index,
                 None => {
-                    let port = PortRef::Number(i32::from(key.port));
-                    let outcome = self.build(&key.namespace, &key.service, port, None);
+                    let port = PortRef::Number(i32::from(key.port()));
+                    let outcome = self.build(&key.namespace(), &key.service(), port, None);
                     let index = self.push(outcome);
                     self.filter_cache.insert(key.clone(), index);
                     index
@@ -448,7 +448,7 @@ fn cluster(key: ClusterKey, port: &ServicePort) -> (Cluster, Option<String>) {
         Some(other) => {
             warning = Some(format!(
                 "port {}: appProtocol {other:?} is not one weir knows (http, https, h2c, kubernetes.io/h2c, kubernetes.io/ws, kubernetes.io/wss); using HTTP/1.1",
-                key.port
+                key.port()
             ));
             UpstreamProtocol::Http1
         }

@@ -192,8 +192,8 @@ impl<'a> Policies<'a> {
         cluster: &mut Cluster,
         objects: &Objects,
     ) -> Result<(), (&'static str, String)> {
-        let ns = cluster.key.namespace.to_string();
-        let svc = cluster.key.service.to_string();
+        let ns = cluster.key.namespace().to_string();
+        let svc = cluster.key.service().to_string();
         let service = objects
             .services
             .get(&ObjectKey::new(ns.clone(), svc.clone()));
@@ -209,7 +209,7 @@ impl<'a> Policies<'a> {
             // Validated in `compile`: cannot fail here.
             let _ = apply(&policy.spec, cluster);
             if let Some(tls) = &policy.spec.tls {
-                let (ns, svc) = (&cluster.key.namespace, &cluster.key.service);
+                let (ns, svc) = (&cluster.key.namespace(), &cluster.key.service());
                 cluster.tls = Some(std::sync::Arc::new(upstream_tls(tls, ns, svc, objects)?));
             }
         }

@@ -33,7 +33,7 @@ fn route_of(i: usize) -> (String, String, ClusterKey) {
     (
         format!("host-{i}.example.com"),
         format!("/app-0/v{}", i % 7),
-        ClusterKey::new(format!("ns-{namespace}"), format!("svc-{s}"), 80),
+        ClusterKey::new(&format!("ns-{namespace}"), &format!("svc-{s}"), 80),
     )
 }
 
@@ -83,7 +83,8 @@ async fn a_scrape_at_5000_ingresses_stays_under_2000_series() {
     for (_, _, cluster) in &used {
         let sample = format!(
             "weir_requests_total{{cluster=\"{}/{}:80\",code_class=\"2xx\"}} 1",
-            cluster.namespace, cluster.service
+            cluster.namespace(),
+            cluster.service()
         );
         assert!(busy.contains(&sample), "{sample}");
     }

@@ -1089,8 +1089,7 @@ mod tests {
     use crate::snapshot::Endpoint;
 
     fn cluster(service: &str, variant: &str, protocol: UpstreamProtocol) -> Cluster {
-        let mut key = ClusterKey::new("default", service, 80);
-        key.variant = variant.into();
+        let key = ClusterKey::new("default", service, 80).with_variant(variant);
         Cluster::new(key, "", protocol)
     }
 

@@ -1029,7 +1029,7 @@ mod tests {
                         .backends
                         .iter()
                         .map(|b| match &b.target {
-                            BackendTarget::Cluster(k) => format!("{}×{}", k.service, b.weight),
+                            BackendTarget::Cluster(k) => format!("{}×{}", k.service(), b.weight),
                             BackendTarget::Respond(d) => format!("{}×{}", d.status, b.weight),
                         })
                         .collect();
