@@ -130,7 +130,7 @@ pub fn build(
         .iter()
         .map(|(key, cluster)| {
             let slices = by_service
-                .get(&(&*key.namespace(), &*key.service()))
+                .get(&(key.namespace(), key.service()))
                 .map(Vec::as_slice)
                 .unwrap_or_default();
             (

@@ -122,7 +122,7 @@ fn conflict_resolved_backend_beats_older_invalid_backend() {
         ]);
         let m = fixtures::route(&compiled.snapshot, "h.example", "/x").expect("route");
         assert_eq!(m.name, "default/young/0/0", "{why}");
-        assert!(fixtures::forwarded_cluster(m).is_some_and(|c| &*c.service() == "web"));
+        assert!(fixtures::forwarded_cluster(m).is_some_and(|c| c.service() == "web"));
         // The loser reports the conflict (saying why it lost), not the backend it never serves.
         assert_eq!(
             reasons_of(&compiled, "default/old"),
@@ -262,7 +262,7 @@ fn ingress_default_backend_serves_unmatched_and_oldest_wins() {
     ]);
     let m = fixtures::route(&compiled.snapshot, "h", "/nothing").expect("default backend");
     assert_eq!(m.name, "default-backend");
-    assert!(fixtures::forwarded_cluster(m).is_some_and(|c| &*c.service() == "web"));
+    assert!(fixtures::forwarded_cluster(m).is_some_and(|c| c.service() == "web"));
     assert_eq!(
         reasons_of(&compiled, "default/new"),
         [reasons::DEFAULT_BACKEND_CONFLICT]

@@ -238,7 +238,7 @@ impl<'a> Resolver<'a> {
                 Some(&index) => index,
                 None => {
                     let port = PortRef::Number(i32::from(key.port()));
-                    let outcome = self.build(&key.namespace(), &key.service(), port, None);
+                    let outcome = self.build(key.namespace(), key.service(), port, None);
                     let index = self.push(outcome);
                     self.filter_cache.insert(key.clone(), index);
                     index

@@ -300,7 +300,7 @@ mod tests {
         let mut s = Snapshot::default();
         let mut table = RouteTable::default();
         for (host, service) in hosts {
-            let key = ClusterKey::new("default", *service, 80);
+            let key = ClusterKey::new("default", service, 80);
             let route = crate::snapshot::Route {
                 id: crate::snapshot::RouteId::default(),
                 name: format!("default/web/{host}"),

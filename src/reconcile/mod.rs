@@ -710,8 +710,8 @@ impl Core {
         for cluster in compiled.snapshot.clusters.values() {
             self.service_clusters
                 .entry(ObjectKey::new(
-                    &*cluster.key.namespace(),
-                    &*cluster.key.service(),
+                    cluster.key.namespace(),
+                    cluster.key.service(),
                 ))
                 .or_default()
                 .push(cluster.clone());

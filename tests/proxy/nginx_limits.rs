@@ -220,7 +220,7 @@ async fn next_upstream_timeout_stops_a_retry_that_would_start_after_it() {
                 .snapshot
                 .clusters
                 .values()
-                .find(|c| &*c.key.service() == service)
+                .find(|c| c.key.service() == service)
                 .expect("cluster")
                 .retry
                 .timeout

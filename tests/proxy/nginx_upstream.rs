@@ -66,8 +66,8 @@ async fn ewma_sends_less_to_a_slow_endpoint_than_round_robin_and_variants_are_cl
             .snapshot
             .clusters
             .keys()
-            .filter(|k| &*k.service() == "mixed")
-            .map(|k| &*k.variant())
+            .filter(|k| k.service() == "mixed")
+            .map(|k| k.variant())
             .collect();
         assert_eq!(variants.len(), 3, "{variants:?}");
         assert!(variants.contains(""), "{variants:?}");
@@ -247,7 +247,7 @@ async fn connect_timeout_fails_over_and_next_upstream_retries_502_unless_off() {
             .snapshot
             .clusters
             .values()
-            .find(|c| &*c.key.service() == "holey")
+            .find(|c| c.key.service() == "holey")
             .expect("the holey cluster");
         assert_eq!(holey.timeouts.connect, Duration::from_secs(1), "{proto:?}");
         let mut c = h.client(proto).await;

@@ -51,8 +51,8 @@ impl<'a> Plan<'a> {
         }
         let text = |s: &str| HeaderValue::from_str(s).ok();
         for (name, value) in [
-            (&X_NAMESPACE, text(&backend.namespace())),
-            (&X_SERVICE_NAME, text(&backend.service())),
+            (&X_NAMESPACE, text(backend.namespace())),
+            (&X_SERVICE_NAME, text(backend.service())),
             (&X_SERVICE_PORT, text(&backend.port().to_string())),
         ] {
             if let Some(v) = value {
