@@ -98,3 +98,7 @@ sleep 2
 rcount="$(metric 18091 'weir_config_propagation_seconds_count{kind="routes"}')"
 r50="$(quantile 18091 routes 0.5)" r99="$(quantile 18091 routes 0.99)"
 pass "routes propagation over $rcount compiles (includes the 100 ms quiet period): p50 $(python3 -c "print(f'{$r50*1000:.1f}')") ms, p99 $(python3 -c "print(f'{$r99*1000:.1f}')") ms; RSS $(rss_kib "$WEIR_PID") KiB"
+# A compile builds the next snapshot beside the live one; the allocator returns the old one's
+# pages after its 10 s decay. What stays:
+sleep 15
+pass "RSS 15 s after the last change: $(rss_kib "$WEIR_PID") KiB"
