@@ -420,7 +420,7 @@ impl<'a> Resolver<'a> {
         Some(if resolved {
             RouteAction::Forward(Forward {
                 backends,
-                timeouts: forward.timeouts,
+                timeouts: Forward::own_timeouts(forward.timeouts),
             })
         } else {
             // Nothing to forward to: answer directly, without a pick among dead backends.

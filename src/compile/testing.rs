@@ -105,7 +105,7 @@ pub(super) fn route<'a>(
         .collect();
     IrRoute {
         name: format!("route-{source}-{index}"),
-        matches: RouteMatch::path(PathMatch::Prefix(path.to_owned())),
+        matches: RouteMatch::path(PathMatch::Prefix(path.into())),
         filters: Vec::new(),
         action: IrAction::Forward(IrForward {
             backends,

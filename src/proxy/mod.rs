@@ -691,7 +691,7 @@ mod tests {
         Route {
             id: RouteId::default(),
             name: name.to_owned(),
-            matches: RouteMatch::path(PathMatch::Prefix(format!("/{name}"))),
+            matches: RouteMatch::path(PathMatch::Prefix(format!("/{name}").into())),
             filters: Vec::new(),
             action: RouteAction::forward(cluster.clone()),
             metrics_per_route: per_route,

@@ -485,7 +485,7 @@ async fn run(ctx: &mut Ctx, mut req: Request<Incoming>) -> Response<ResponseBody
         cluster,
         body_limit,
         errors,
-        timeouts: forward.timeouts,
+        timeouts: forward.timeouts(),
     };
     // Not boxed again: `handle` boxed the whole request future once.
     forward_upstream(ctx, req, fwd).await

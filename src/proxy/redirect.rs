@@ -128,8 +128,8 @@ fn strip_port(host: &str) -> &str {
 /// path keeps exactly one `/` between the replacement and it, and an empty result is `/`.
 pub(crate) fn replace_prefix(path: &str, matched: &PathMatch, with: &str) -> String {
     let rest = match matched {
-        PathMatch::Prefix(p) if p == "/" => path,
-        PathMatch::Prefix(p) => path.strip_prefix(p.as_str()).unwrap_or(path),
+        PathMatch::Prefix(p) if &**p == "/" => path,
+        PathMatch::Prefix(p) => path.strip_prefix(&**p).unwrap_or(path),
         // Compile only allows prefix replacement on Prefix matches; an Exact match consumes
         // the whole path.
         PathMatch::Exact(_) => "",

@@ -293,18 +293,22 @@ impl RouteMatch {
 }
 
 /// How a route matches the request path.
+///
+/// 24 bytes: the strings are boxed slices and the rare expression is behind a pointer (every
+/// route holds one; 50,000 of them are 0.8 MiB fewer than with `String` and an inline
+/// [`Pattern`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(tag = "type", content = "value")]
 pub enum PathMatch {
     /// The whole path equals this string (case-sensitive).
-    Exact(String),
+    Exact(Box<str>),
     /// Path-element prefix: `/foo` matches `/foo`, `/foo/`, `/foo/bar`, never `/foobar`.
     /// Stored without trailing slash, except the root prefix `/`.
-    Prefix(String),
+    Prefix(Box<str>),
     /// The path matches this regular expression (the `regex` crate: linear time, no
     /// backtracking). Front ends anchor it as their semantics require.
     #[serde(rename = "RegularExpression")]
-    Regex(Pattern),
+    Regex(Box<Pattern>),
 }
 
 /// A header the request must carry.
@@ -418,7 +422,7 @@ impl RouteAction {
     pub fn forward(cluster: ClusterKey) -> RouteAction {
         RouteAction::Forward(Forward {
             backends: vec![Backend::cluster(cluster, 1)],
-            timeouts: RouteTimeouts::default(),
+            timeouts: None,
         })
     }
 
@@ -437,9 +441,22 @@ impl RouteAction {
 pub struct Forward {
     /// The backends, at least one.
     pub backends: Vec<Backend>,
-    /// The route's own timeouts (an HTTPRoute's `timeouts`), over its clusters'.
-    #[serde(skip_serializing_if = "RouteTimeouts::is_unset")]
-    pub timeouts: RouteTimeouts,
+    /// The route's own timeouts (an HTTPRoute's `timeouts`), over its clusters'; `None`
+    /// (most routes: 8 bytes, not 32) when it has none ([`Forward::timeouts`] reads it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timeouts: Option<Box<RouteTimeouts>>,
+}
+
+impl Forward {
+    /// The route's own timeouts (unset when it has none).
+    pub fn timeouts(&self) -> RouteTimeouts {
+        self.timeouts.as_deref().copied().unwrap_or_default()
+    }
+
+    /// `timeouts` as a [`Forward`] keeps them: `None` when unset.
+    pub fn own_timeouts(timeouts: RouteTimeouts) -> Option<Box<RouteTimeouts>> {
+        (!timeouts.is_unset()).then(|| Box::new(timeouts))
+    }
 }
 
 /// A route's own timeouts (the Gateway API's HTTPRoute `timeouts`); zero: the cluster's.

@@ -194,10 +194,10 @@ impl PathMatch {
     #[inline]
     pub fn matches(&self, path: &str) -> bool {
         match self {
-            PathMatch::Exact(exact) => path == exact,
+            PathMatch::Exact(exact) => path == &**exact,
             PathMatch::Prefix(prefix) => {
-                prefix == "/"
-                    || (path.starts_with(prefix.as_str())
+                &**prefix == "/"
+                    || (path.starts_with(&**prefix)
                         && matches!(path.as_bytes().get(prefix.len()), None | Some(b'/')))
             }
             PathMatch::Regex(pattern) => pattern.is_match(path),
@@ -318,7 +318,9 @@ mod tests {
     }
 
     fn regex(p: &str) -> RouteMatch {
-        RouteMatch::path(PathMatch::Regex(Pattern::new(p).expect("pattern")))
+        RouteMatch::path(PathMatch::Regex(Box::new(
+            Pattern::new(p).expect("pattern"),
+        )))
     }
 
     fn route(matches: RouteMatch, name: &str) -> Route {

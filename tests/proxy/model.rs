@@ -121,9 +121,9 @@ async fn header_query_method_and_regex_matches_follow_gateway_precedence() {
             )
             .route_with(method(prefix("/"), Method::DELETE), vec![], fwd("method"))
             .route_with(
-                RouteMatch::path(PathMatch::Regex(
+                RouteMatch::path(PathMatch::Regex(Box::new(
                     Pattern::new("^/v[0-9]+/items$").expect("re"),
-                )),
+                ))),
                 vec![],
                 fwd("regex"),
             )

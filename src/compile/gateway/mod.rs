@@ -1253,15 +1253,15 @@ fn route_match_of(m: &HTTPRouteMatch) -> Result<RouteMatch, String> {
         return Err(format!("path {value:?} is not absolute"));
     }
     let path = match type_ {
-        "Exact" => PathMatch::Exact(value.to_owned()),
+        "Exact" => PathMatch::Exact(value.into()),
         "PathPrefix" => {
             let trimmed = value.trim_end_matches('/');
-            PathMatch::Prefix(if trimmed.is_empty() { "/" } else { trimmed }.to_owned())
+            PathMatch::Prefix(if trimmed.is_empty() { "/" } else { trimmed }.into())
         }
-        "RegularExpression" => PathMatch::Regex(
+        "RegularExpression" => PathMatch::Regex(Box::new(
             Pattern::new(&format!("^(?:{value})$"))
                 .map_err(|e| format!("path regular expression {value:?}: {e}"))?,
-        ),
+        )),
         other => {
             return Err(format!(
                 "path type {other:?} is not Exact, PathPrefix or RegularExpression"
@@ -1354,7 +1354,7 @@ mod tests {
     #[test]
     fn matches_follow_the_gateway_api_defaults() {
         let m = route_match_of(&HTTPRouteMatch::default()).expect("default");
-        assert_eq!(m.path, PathMatch::Prefix("/".to_owned()));
+        assert_eq!(m.path, PathMatch::Prefix("/".into()));
         let m: HTTPRouteMatch = serde_json::from_value(serde_json::json!({
             "path": {"type": "PathPrefix", "value": "/v2/"},
             "headers": [{"name": "Version", "value": "two"}],
@@ -1363,7 +1363,7 @@ mod tests {
         }))
         .expect("decode");
         let m = route_match_of(&m).expect("match");
-        assert_eq!(m.path, PathMatch::Prefix("/v2".to_owned()));
+        assert_eq!(m.path, PathMatch::Prefix("/v2".into()));
         assert_eq!(m.headers()[0].name, "version");
         assert!(m.query()[0].value.matches("aaa") && !m.query()[0].value.matches("baaa"));
         assert_eq!(m.method(), Some(&http::Method::POST));

@@ -166,7 +166,7 @@ pub(super) fn front_end<'a>(
         if let Some(backend) = spec.default_backend.as_ref() {
             table.default_route.candidates.push(IrRoute {
                 name: DEFAULT_BACKEND_ROUTE.to_owned(),
-                matches: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
+                matches: RouteMatch::path(PathMatch::Prefix("/".into())),
                 filters,
                 action: action(
                     &owned.key.namespace,
@@ -207,7 +207,7 @@ pub(super) fn front_end<'a>(
         };
         table.default_route.fallback = Some(IrRoute {
             name: DEFAULT_BACKEND_ROUTE.to_owned(),
-            matches: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
+            matches: RouteMatch::path(PathMatch::Prefix("/".into())),
             filters: Vec::new(),
             action: IrAction::Forward(IrForward {
                 backends: vec![BackendRef::new(
@@ -474,7 +474,7 @@ fn rules<'a>(
             {
                 routes.push(IrRoute {
                     name: format!("{}/app-root", name(*index)),
-                    matches: RouteMatch::path(PathMatch::Exact("/".to_owned())),
+                    matches: RouteMatch::path(PathMatch::Exact("/".into())),
                     filters: if fails_closed {
                         pieces.filters.to_vec()
                     } else {
@@ -522,7 +522,7 @@ fn rules<'a>(
                         from,
                         IrRoute {
                             name: format!("{}/www", name(*index)),
-                            matches: RouteMatch::path(PathMatch::Prefix("/".to_owned())),
+                            matches: RouteMatch::path(PathMatch::Prefix("/".into())),
                             filters: if fails_closed {
                                 pieces.filters.to_vec()
                             } else {
@@ -680,13 +680,13 @@ fn parse_path(path: &str, path_type: &str) -> Result<PathMatch, (&'static str, S
         ));
     }
     Ok(match path_type {
-        "Exact" => PathMatch::Exact(path.to_owned()),
+        "Exact" => PathMatch::Exact(path.into()),
         _ => {
             let trimmed = path.trim_end_matches('/');
             PathMatch::Prefix(if trimmed.is_empty() {
-                "/".to_owned()
+                "/".into()
             } else {
-                trimmed.to_owned()
+                trimmed.into()
             })
         }
     })

@@ -7,8 +7,8 @@ use std::sync::Arc;
 use super::*;
 use crate::snapshot::{
     Backend, Cluster, Endpoint, EndpointSet, Forward, HeaderMatch, HeaderPair, IpAccess, Pattern,
-    QueryMatch, Redirect, RequestRedirect, RouteId, RouteTimeouts, TlsConfig, UpstreamProtocol,
-    UrlRewrite, VirtualHosts,
+    QueryMatch, Redirect, RequestRedirect, RouteId, TlsConfig, UpstreamProtocol, UrlRewrite,
+    VirtualHosts,
 };
 
 fn route(name: &str, matches: RouteMatch, filters: Vec<Filter>, action: RouteAction) -> Route {
@@ -375,7 +375,7 @@ fn backends_show_their_share_and_clusters_their_endpoints() {
             Backend::cluster(ClusterKey::new("default", "api", 80), 3),
             Backend::cluster(ClusterKey::new("default", "web", 80), 1),
         ],
-        timeouts: RouteTimeouts::default(),
+        timeouts: None,
     });
     let s = snapshot(
         vec![vhost(

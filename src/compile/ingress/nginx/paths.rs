@@ -99,7 +99,7 @@ impl RouteSettings {
             ))
         } else {
             Pattern::new(&format!("(?i)^{path}"))
-                .map(PathMatch::Regex)
+                .map(|p| PathMatch::Regex(Box::new(p)))
                 .map_err(|e| {
                     format!("path {path:?} is not a regular expression weir can match: {e}")
                 })
