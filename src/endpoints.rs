@@ -428,11 +428,13 @@ mod tests {
         K8sEndpoint {
             addresses: vec![address.to_owned()],
             zone: Some(zone.to_owned()),
-            hints: hint.map(|h| k8s_openapi::api::discovery::v1::EndpointHints {
-                for_zones: Some(vec![k8s_openapi::api::discovery::v1::ForZone {
-                    name: h.to_owned(),
-                }]),
-                ..Default::default()
+            hints: hint.map(|h| {
+                Box::new(k8s_openapi::api::discovery::v1::EndpointHints {
+                    for_zones: Some(vec![k8s_openapi::api::discovery::v1::ForZone {
+                        name: h.to_owned(),
+                    }]),
+                    ..Default::default()
+                })
             }),
             ..Default::default()
         }
