@@ -456,7 +456,7 @@ pub(super) fn apply(spec: &BackendPolicySpec, cluster: &mut Cluster) -> Result<(
     }
     if let Some(health) = &spec.health_check {
         if let Some(active) = &health.active {
-            cluster.health.active = Some(active_check(active)?);
+            cluster.health.active = Some(Box::new(active_check(active)?));
         }
         if let Some(passive) = &health.passive {
             let f = "spec.healthCheck.passive";

@@ -114,8 +114,8 @@ pub enum HashKey {
 /// Which endpoints are online, beyond Kubernetes readiness.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct HealthPolicy {
-    /// Active checks (`None`: none).
-    pub active: Option<ActiveCheck>,
+    /// Active checks (`None`: none; boxed, as most clusters have none).
+    pub active: Option<Box<ActiveCheck>>,
     /// Passive outlier detection (`None`: off).
     pub passive: Option<OutlierDetection>,
 }

@@ -86,7 +86,9 @@ async fn failing_active_check_takes_the_endpoint_out_until_it_passes_again() {
             snapshot()
                 .host("w.example")
                 .prefix("/", "web")
-                .cluster("web", |c| c.health.active = Some(http_check(interval)))
+                .cluster("web", |c| {
+                    c.health.active = Some(Box::new(http_check(interval)))
+                })
                 .build(),
         );
         let mut c = h.client(proto).await;
@@ -151,7 +153,7 @@ async fn tcp_check_marks_a_stopped_backend_unhealthy() {
             snapshot()
                 .host("w.example")
                 .prefix("/", "web")
-                .cluster("web", |c| c.health.active = Some(check))
+                .cluster("web", |c| c.health.active = Some(Box::new(check)))
                 .build(),
         );
         tokio::time::sleep(Duration::from_millis(150)).await;
@@ -314,8 +316,8 @@ async fn one_prober_per_address_and_check_whatever_the_clusters() {
             .prefix("/", "a")
             .host("b.example")
             .prefix("/", "b")
-            .cluster("a", |c| c.health.active = ca)
-            .cluster("b", |c| c.health.active = cb)
+            .cluster("a", |c| c.health.active = ca.map(Box::new))
+            .cluster("b", |c| c.health.active = cb.map(Box::new))
             .build()
     };
     h.publish(build(Some(http_check(100))));
@@ -368,7 +370,7 @@ async fn grpc_check_follows_the_serving_status() {
             .host("w.example")
             .prefix("/", "web")
             .protocol("web", weir::snapshot::UpstreamProtocol::H2c)
-            .cluster("web", |c| c.health.active = Some(check))
+            .cluster("web", |c| c.health.active = Some(Box::new(check)))
             .build(),
     );
     for proto in BOTH {

@@ -163,8 +163,8 @@ impl Registry {
         let check = cfg
             .health
             .active
-            .clone()
-            .map(|c| (c, cfg.protocol == UpstreamProtocol::Tls));
+            .as_deref()
+            .map(|c| (c.clone(), cfg.protocol == UpstreamProtocol::Tls));
         let current = cluster.members.load();
         let wanted = set.map(|s| s.endpoints.as_slice()).unwrap_or(&[]);
         let unchanged = current.protocol == protocol
@@ -1169,7 +1169,7 @@ mod tests {
         };
         let with = |service: &str, c: Option<crate::snapshot::ActiveCheck>| {
             let mut cl = cluster(service, "", UpstreamProtocol::Http1);
-            cl.health.active = c;
+            cl.health.active = c.map(Box::new);
             cl
         };
         let (a, b) = (with("a", Some(check(100))), with("b", Some(check(100))));
